@@ -1,0 +1,76 @@
+/*
+ * client — the library every front end uses to talk to the cluster
+ * (dynamoctl, dynamo-bench, the dynamofs mount).
+ *
+ * A client knows one or more node addresses and keeps one nng req socket
+ * per node; every call opens its own nng context, so one client may be used
+ * from many threads at once.  A call that gets no answer from a node within
+ * the timeout moves on to the next node, until all were tried.  Values and
+ * contexts returned belong to the caller (free with the *_fini calls).
+ */
+#ifndef DYN_CLIENT_H
+#define DYN_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "vset.h"
+
+struct dyn_client;
+
+struct dyn_client_opts {
+	const char *const *nodes; /* tcp://HOST:PORT addresses */
+	size_t nnodes;
+	struct auth_key key;
+	int timeout_ms; /* per attempt; 0: 5000 */
+};
+
+/* Per-request overrides; NULL or zeros mean the cluster's defaults. */
+struct dyn_req_opts {
+	uint32_t r;
+	uint32_t w;
+	uint32_t flags; /* WIRE_F_LOCAL for get */
+};
+
+struct dyn_get_result {
+	struct vset versions; /* every version, tombstones included */
+	uint8_t *ctx;         /* opaque context for the next put */
+	size_t ctx_len;
+};
+
+int dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out);
+void dyn_client_free(struct dyn_client *c);
+
+/* 0 when at least one live (non-tombstone) version exists, -ENOENT when
+ * none does (out still holds the context and any tombstones).  out must be
+ * freed with dyn_get_result_fini in both cases. */
+int dyn_get(struct dyn_client *c, const void *key, size_t klen,
+    const struct dyn_req_opts *o, struct dyn_get_result *out);
+void dyn_get_result_fini(struct dyn_get_result *r);
+
+/* Write value under the context from a get (ctx NULL/0: blind put).  On
+ * success, *new_ctx (if not NULL) gets the context of the new version,
+ * mem_alloc'd, for a following put without a get. */
+int dyn_put(struct dyn_client *c, const void *key, size_t klen,
+    const uint8_t *ctx, size_t ctx_len, const void *value, size_t len,
+    const struct dyn_req_opts *o, uint8_t **new_ctx, size_t *new_ctx_len);
+/* A put of a tombstone. */
+int dyn_delete(struct dyn_client *c, const void *key, size_t klen,
+    const uint8_t *ctx, size_t ctx_len, const struct dyn_req_opts *o);
+
+struct dyn_status {
+	char name[64];
+	char addr[128];
+	uint64_t uptime_s;
+	uint64_t keys;
+	uint64_t db_bytes;
+	uint64_t actor;
+	char *stats; /* "name=value\n" lines, mem_alloc'd, may be NULL */
+};
+
+/* Status of the node at index i of the client's list. */
+int dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out);
+void dyn_status_fini(struct dyn_status *s);
+
+#endif

@@ -1,0 +1,1 @@
+#include "vset.h"

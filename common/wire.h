@@ -1,0 +1,112 @@
+/*
+ * wire — the message format spoken between all processes (over nng).
+ *
+ *   header (24 bytes, network byte order)
+ *     u32 magic 'DYNM' | u8 version | u8 type | u16 flags |
+ *     u64 request id   | u32 body length | u32 field count
+ *   body: field count * (u16 tag | u32 length | bytes)
+ *   trailer: 32-byte HMAC-SHA256 under the cluster key over header+body
+ *
+ * Fields are typed by tag; a decoder ignores tags it does not know, so
+ * later messages can grow fields without a version bump.  wire_decode checks
+ * everything (magic, version, lengths, field count, every field's bounds,
+ * the tag) before a handler sees a byte; on any failure the message is
+ * rejected whole.  A decoded message points into the caller's buffer.
+ */
+#ifndef DYN_WIRE_H
+#define DYN_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "buf.h"
+
+#define WIRE_MAGIC      0x44594e4du /* "DYNM" */
+#define WIRE_VERSION    1
+#define WIRE_HDR_LEN    24
+#define WIRE_MAX_FIELDS 64
+/* Values up to 8 MiB; a message may carry several (siblings). */
+#define WIRE_MAX_VALUE (8u << 20)
+#define WIRE_MAX_MSG   (64u << 20)
+
+enum wire_type {
+	WIRE_ERROR = 1, /* reply: F_STATUS (+ F_ERRMSG) */
+	WIRE_GET_REQ,   /* F_KEY [F_R] [F_FLAGS] */
+	WIRE_GET_RESP,  /* F_STATUS F_VSET F_CONTEXT */
+	WIRE_PUT_REQ,   /* F_KEY [F_CONTEXT] F_VALUE [F_W] [F_FLAGS] */
+	WIRE_PUT_RESP,  /* F_STATUS F_CONTEXT */
+	WIRE_STATUS_REQ,
+	WIRE_STATUS_RESP, /* F_NAME F_ADDR F_UPTIME F_KEYS F_DBSIZE ... */
+	WIRE_TYPE_END,
+};
+
+enum wire_tag {
+	F_STATUS = 1, /* i32 as u32: 0 or a negative project error */
+	F_ERRMSG,     /* text */
+	F_KEY,        /* user key bytes, <= KEY_MAX_LEN */
+	F_VALUE,      /* value bytes, <= WIRE_MAX_VALUE */
+	F_CONTEXT,    /* opaque context (context.h) */
+	F_VSET,       /* vset encoding */
+	F_R,          /* u32 */
+	F_W,          /* u32 */
+	F_N,          /* u32 */
+	F_FLAGS,      /* u32, WIRE_F_* */
+	F_NAME,       /* text */
+	F_ADDR,       /* text */
+	F_UPTIME,     /* u64 seconds */
+	F_KEYS,       /* u64 */
+	F_DBSIZE,     /* u64 bytes */
+	F_ACTOR,      /* u64 */
+	F_STATS,      /* text: "name=value\n" counters */
+};
+
+/* Request flags (F_FLAGS). */
+#define WIRE_F_TOMBSTONE 0x1u /* PUT_REQ: this is a delete */
+#define WIRE_F_LOCAL     0x2u /* GET_REQ: read only this node's store */
+
+struct wire_field {
+	uint16_t tag;
+	uint32_t len;
+	const uint8_t *data; /* points into the decoded buffer */
+};
+
+struct wire_msg {
+	uint8_t type;
+	uint16_t flags;
+	uint64_t reqid;
+	uint32_t nfields;
+	struct wire_field f[WIRE_MAX_FIELDS];
+};
+
+/* Building: wire_begin, any number of wire_put_*, then wire_seal, which
+ * fills in the lengths and appends the tag.  Errors are sticky in the buf
+ * (buf_err); wire_seal returns the first one. */
+void wire_begin(struct buf *b, uint8_t type, uint16_t flags, uint64_t reqid);
+void wire_put(struct buf *b, uint16_t tag, const void *p, size_t len);
+void wire_put_u32(struct buf *b, uint16_t tag, uint32_t v);
+void wire_put_u64(struct buf *b, uint16_t tag, uint64_t v);
+void wire_put_str(struct buf *b, uint16_t tag, const char *s);
+/* Open a field whose bytes the caller appends to b next (e.g. with
+ * vset_encode); wire_end_field patches its length.  Returns the offset to
+ * pass to wire_end_field. */
+size_t wire_begin_field(struct buf *b, uint16_t tag);
+void wire_end_field(struct buf *b, size_t at);
+int wire_seal(struct buf *b, const struct auth_key *k);
+
+/* Check and parse buf[0..len).  Returns 0, DYN_EBADMSG (malformed),
+ * DYN_EPROTO (other version), DYN_ETOOBIG, or DYN_EAUTH (bad tag). */
+int wire_decode(const struct auth_key *k, const uint8_t *buf, size_t len,
+    struct wire_msg *m);
+
+/* Field access. -ENOENT when absent, DYN_EBADMSG when the size is wrong. */
+const struct wire_field *wire_find(const struct wire_msg *m, uint16_t tag);
+int wire_get_u32(const struct wire_msg *m, uint16_t tag, uint32_t *v);
+int wire_get_u64(const struct wire_msg *m, uint16_t tag, uint64_t *v);
+int wire_get_i32(const struct wire_msg *m, uint16_t tag, int32_t *v);
+/* Copy a text field into out (NUL-terminated, truncated to cap-1). */
+int wire_get_str(const struct wire_msg *m, uint16_t tag, char *out,
+    size_t cap);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * store — a node's local storage: one LMDB environment in the data
+ * directory with named databases
+ *   objects  key = MD5 position (16) || user key   value = record
+ *   meta     small named settings (the node's actor id, ...)
+ * so a partition of the ring is one contiguous key range.  LMDB keys are at
+ * most 511 bytes; a longer user key is stored under position || first
+ * STORE_KEY_PREFIX bytes || SHA-256(key), and the record always carries the
+ * full key.
+ *
+ * Concurrency: reads (store_get, store_scan) run in the caller's thread
+ * in their own read transaction.  All writes go through one writer thread
+ * that owns the only write transaction: callers queue an update and block
+ * until it is committed; the writer applies every queued update in one
+ * transaction and commits once (group commit), so with fsync on, a batch
+ * costs one fsync.  When the map is full the writer aborts, grows the map
+ * (readers are held off for that moment) and retries the batch; past the
+ * configured maximum, or when the disk itself is full, the updates fail
+ * with -ENOSPC and nothing is written.
+ */
+#ifndef DYN_STORE_H
+#define DYN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "keypos.h"
+#include "vset.h"
+
+#define STORE_KEY_PREFIX 400
+
+struct store;
+
+struct store_opts {
+	const char *dir;     /* created if missing */
+	bool fsync;          /* durable commits (default true) */
+	uint32_t max_batch;  /* updates per transaction; 1 = no group commit */
+	uint64_t map_init;   /* initial map size in bytes (0: 64 MiB) */
+	uint64_t map_max;    /* the map never grows past this (0: 1 TiB) */
+	size_t max_value;    /* values over this are refused (0: WIRE_MAX_VALUE) */
+};
+
+struct store_stats {
+	uint64_t keys;       /* records in objects */
+	uint64_t db_bytes;   /* bytes of the data file in use */
+	uint64_t map_bytes;  /* current map size */
+	uint64_t commits;    /* write transactions committed */
+	uint64_t updates;    /* updates committed */
+};
+
+void store_opts_default(struct store_opts *o);
+int store_open(const struct store_opts *o, struct store **out);
+/* Finishes queued updates, stops the writer, closes LMDB. NULL is fine. */
+void store_close(struct store *s);
+
+/* Read the record of key into out (out must be initialised; its old
+ * contents are replaced).  -ENOENT when there is none. */
+int store_get(struct store *s, const void *key, size_t klen, struct vset *out);
+
+/*
+ * Update function: called in the writer thread, inside the write
+ * transaction, with the key's current set (empty when absent).  It changes
+ * cur in place and returns 0 to write it, STORE_SKIP to leave the record as
+ * it was, or a negative error to fail this update alone.  It may be called
+ * more than once for one update (when a batch is retried after growing the
+ * map); only the last call's effect is committed, so it must start from cur
+ * each time.  Writing an empty set deletes the record.
+ */
+#define STORE_SKIP 1
+typedef int (*store_apply_fn)(struct vset *cur, void *arg);
+
+/* Queue an update of key and wait until it is committed (durable when fsync
+ * is on).  Returns the apply function's result, or the commit's error. */
+int store_update(struct store *s, const void *key, size_t klen,
+    store_apply_fn fn, void *arg);
+
+/*
+ * Visit every record whose position p has from <= p < to, in position order
+ * (to == NULL: to the end of the ring).  cb gets the key and the set (valid
+ * only during the call); a non-zero return stops the scan and is returned.
+ * Runs in one read transaction: a consistent snapshot.
+ */
+typedef int (*store_scan_fn)(const struct keypos *pos, const uint8_t *key,
+    size_t klen, const struct vset *set, void *arg);
+int store_scan(struct store *s, const struct keypos *from,
+    const struct keypos *to, store_scan_fn cb, void *arg);
+
+/* Small named values in meta (name <= 64 bytes, value <= 4 KiB).
+ * meta_get: -ENOENT when absent; *len gets the full length (copied up to
+ * cap).  meta_put is synchronous and durable. */
+int store_meta_get(struct store *s, const char *name, void *buf, size_t cap,
+    size_t *len);
+int store_meta_put(struct store *s, const char *name, const void *val,
+    size_t len);
+
+int store_stats(struct store *s, struct store_stats *out);
+
+/* Record codec: u32 key length, key, vset encoding. Exposed for tests and
+ * the fuzzer.  decode copies everything out of p. */
+void store_record_encode(const void *key, size_t klen, const struct vset *s,
+    struct buf *out);
+int store_record_decode(const uint8_t *p, size_t len, size_t max_value,
+    struct buf *key, struct vset *out);
+
+/* LMDB's codes -> project codes (MDB_MAP_FULL -> -ENOSPC, ...). */
+int store_error_from_lmdb(int rc);
+
+#endif

@@ -33,10 +33,18 @@ struct dyn_req_opts {
 	uint32_t flags; /* WIRE_F_LOCAL for get */
 };
 
+/* An opaque context as the node issued it. */
+struct dyn_ctx {
+	uint8_t *p;
+	size_t len;
+};
+
 struct dyn_get_result {
 	struct vset versions; /* every version, tombstones included */
-	uint8_t *ctx;         /* opaque context for the next put */
+	uint8_t *ctx;         /* opaque context for the next put: covers all */
 	size_t ctx_len;
+	struct dyn_ctx *vctx; /* one per version (same order): covers that
+	                         version alone */
 };
 
 int dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out);
@@ -55,9 +63,18 @@ void dyn_get_result_fini(struct dyn_get_result *r);
 int dyn_put(struct dyn_client *c, const void *key, size_t klen,
     const uint8_t *ctx, size_t ctx_len, const void *value, size_t len,
     const struct dyn_req_opts *o, uint8_t **new_ctx, size_t *new_ctx_len);
+/* A put whose context is the union of several contexts (each as a node
+ * issued it, e.g. some of a get's vctx): the new version supersedes exactly
+ * the versions they cover, so a front end can drop one sibling of many by
+ * writing another sibling's value with the contexts of both. */
+int dyn_put_ctxs(struct dyn_client *c, const void *key, size_t klen,
+    const struct dyn_ctx *ctxs, size_t nctx, const void *value, size_t len,
+    const struct dyn_req_opts *o, uint8_t **new_ctx, size_t *new_ctx_len);
 /* A put of a tombstone. */
 int dyn_delete(struct dyn_client *c, const void *key, size_t klen,
     const uint8_t *ctx, size_t ctx_len, const struct dyn_req_opts *o);
+int dyn_delete_ctxs(struct dyn_client *c, const void *key, size_t klen,
+    const struct dyn_ctx *ctxs, size_t nctx, const struct dyn_req_opts *o);
 
 struct dyn_status {
 	char name[64];

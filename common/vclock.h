@@ -49,6 +49,7 @@ bool vclock_covers(const struct vclock *c, const struct dot *d);
 bool vclock_descends(const struct vclock *a, const struct vclock *b);
 /* dst = pointwise max(dst, src), then truncated to VCLOCK_MAX. */
 void vclock_merge(struct vclock *dst, const struct vclock *src);
+/* Same actors and counters (timestamps are not compared). */
 bool vclock_equal(const struct vclock *a, const struct vclock *b);
 
 /* u16 count then count * (actor u64, counter u64, ts u64). */

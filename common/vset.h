@@ -55,7 +55,9 @@ void version_fini(struct version *v);
  * tombstone) and context ctx (NULL: a blind put, nothing seen).  Versions
  * ctx covers are removed; the new dot's counter is one more than the largest
  * counter of actor anywhere in s or ctx.  *newv (if not NULL) points at the
- * new version inside s, valid until s is next changed.
+ * new version inside s, valid until s is next changed.  On error s is
+ * unchanged: -ENOMEM, DYN_ETOOBIG when the result would hold more than
+ * VSET_MAX_VERSIONS versions (it could not be decoded again).
  */
 int vset_put(struct vset *s, const struct vclock *ctx, uint64_t actor,
     uint64_t now_ms, const void *value, size_t len, bool tombstone,
@@ -64,12 +66,15 @@ int vset_put(struct vset *s, const struct vclock *ctx, uint64_t actor,
 /*
  * Replica merge (sync): dst becomes the union of both sets minus every
  * version made obsolete by another.  Returns 1 when dst changed, 0 when src
- * added nothing, or a negative error (dst unchanged).
+ * added nothing, or a negative error (dst unchanged): -ENOMEM, or
+ * DYN_ETOOBIG when the result would exceed VSET_MAX_VERSIONS.
  */
 int vset_merge(struct vset *dst, const struct vset *src);
 
 /* The context of a read: every version's past plus its dot, merged. */
 void vset_context(const struct vset *s, struct vclock *out);
+/* The context of one version: its past plus its dot. */
+void version_context(const struct version *v, struct vclock *out);
 /* Number of versions that are not tombstones. */
 uint32_t vset_live(const struct vset *s);
 /* Does a hold every version b holds (so b has nothing new for a)? */
@@ -80,7 +85,8 @@ bool vset_contains(const struct vset *a, const struct vset *b);
 void vset_encode(const struct vset *s, struct buf *out);
 /* DYN_EBADMSG on any inconsistency (truncation, count over the cap, values
  * over max_value, unsorted or duplicate dots, unknown flags); out is left
- * empty on error.  Values are copied out of the input. */
+ * empty on error.  Values are copied out of the input.  out need not be
+ * initialised: it is overwritten, not freed. */
 int vset_decode(struct rd *in, size_t max_value, struct vset *out);
 
 #endif

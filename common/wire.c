@@ -1,1 +1,294 @@
+/*
+ * wire — building and checking messages.
+ *
+ *   wire_begin ─ wire_put* ─ wire_seal           (sender)
+ *       │           │            └ patch body length, append HMAC
+ *       │           └ u16 tag | u32 len | bytes; field count += 1 in place
+ *       └ 24-byte header at offset 0 of the buf, lengths zero
+ *
+ *   wire_decode: sizes → magic → version → body length → field count
+ *                → HMAC → type → fields (each bounded by the body)
+ *
+ * The field count lives in the header while building, so a struct buf is
+ * the whole builder state.  Decoding trusts nothing before the HMAC has
+ * been checked except the fixed-size header, and every length is compared
+ * against what is left rather than added to an offset, so no sum can wrap.
+ */
 #include "wire.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "err.h"
+
+#define OFF_MAGIC   0
+#define OFF_VERSION 4
+#define OFF_TYPE    5
+#define OFF_FLAGS   6
+#define OFF_REQID   8
+#define OFF_BODYLEN 16
+#define OFF_NFIELDS 20
+#define FIELD_HDR   6 /* u16 tag + u32 length */
+
+static void
+set_err(struct buf *b, int err)
+{
+	if (b->err == 0)
+		b->err = err;
+}
+
+/* Count one more field in the header being built. */
+static void
+count_field(struct buf *b)
+{
+	uint32_t n;
+
+	if (b->err)
+		return;
+	if (b->len < WIRE_HDR_LEN) {
+		set_err(b, -EINVAL); /* no wire_begin */
+		return;
+	}
+	n = be_get_u32(b->data + OFF_NFIELDS);
+	if (n >= WIRE_MAX_FIELDS) {
+		set_err(b, DYN_ETOOBIG);
+		return;
+	}
+	be_put_u32(b->data + OFF_NFIELDS, n + 1);
+}
+
+/* The message always starts at offset 0: a reused buf is emptied first
+ * (which also clears an error left from its previous message). */
+void
+wire_begin(struct buf *b, uint8_t type, uint16_t flags, uint64_t reqid)
+{
+	buf_reset(b);
+	buf_put_u32(b, WIRE_MAGIC);
+	buf_put_u8(b, WIRE_VERSION);
+	buf_put_u8(b, type);
+	buf_put_u16(b, flags);
+	buf_put_u64(b, reqid);
+	buf_put_u32(b, 0); /* body length, set by wire_seal */
+	buf_put_u32(b, 0); /* field count, counted by count_field */
+}
+
+void
+wire_put(struct buf *b, uint16_t tag, const void *p, size_t len)
+{
+	if (len > WIRE_MAX_MSG) {
+		set_err(b, DYN_ETOOBIG);
+		return;
+	}
+	count_field(b);
+	buf_put_u16(b, tag);
+	buf_put_u32(b, (uint32_t)len);
+	buf_put(b, p, len);
+}
+
+void
+wire_put_u32(struct buf *b, uint16_t tag, uint32_t v)
+{
+	uint8_t d[4];
+
+	be_put_u32(d, v);
+	wire_put(b, tag, d, sizeof(d));
+}
+
+void
+wire_put_u64(struct buf *b, uint16_t tag, uint64_t v)
+{
+	uint8_t d[8];
+
+	be_put_u64(d, v);
+	wire_put(b, tag, d, sizeof(d));
+}
+
+void
+wire_put_str(struct buf *b, uint16_t tag, const char *s)
+{
+	wire_put(b, tag, s, s ? strlen(s) : 0);
+}
+
+size_t
+wire_begin_field(struct buf *b, uint16_t tag)
+{
+	size_t at;
+
+	count_field(b);
+	buf_put_u16(b, tag);
+	at = b->len;
+	buf_put_u32(b, 0);
+	return at;
+}
+
+void
+wire_end_field(struct buf *b, size_t at)
+{
+	size_t n;
+
+	if (b->err)
+		return;
+	if (at < WIRE_HDR_LEN || at > b->len || b->len - at < 4) {
+		set_err(b, -EINVAL);
+		return;
+	}
+	n = b->len - at - 4;
+	if (n > WIRE_MAX_MSG) {
+		set_err(b, DYN_ETOOBIG);
+		return;
+	}
+	be_put_u32(b->data + at, (uint32_t)n);
+}
+
+int
+wire_seal(struct buf *b, const struct auth_key *k)
+{
+	uint8_t *t;
+	size_t body;
+	int rc;
+
+	if (b->err)
+		return b->err;
+	if (b->len < WIRE_HDR_LEN) {
+		set_err(b, -EINVAL);
+		return b->err;
+	}
+	body = b->len - WIRE_HDR_LEN;
+	if (body > WIRE_MAX_MSG - WIRE_HDR_LEN - AUTH_TAG_LEN) {
+		set_err(b, DYN_ETOOBIG);
+		return b->err;
+	}
+	be_put_u32(b->data + OFF_BODYLEN, (uint32_t)body);
+	if ((t = buf_extend(b, AUTH_TAG_LEN)) == NULL)
+		return b->err;
+	rc = auth_tag(k, b->data, b->len - AUTH_TAG_LEN, NULL, 0, t);
+	if (rc != 0)
+		set_err(b, rc);
+	return b->err;
+}
+
+int
+wire_decode(const struct auth_key *k, const uint8_t *buf, size_t len,
+    struct wire_msg *m)
+{
+	const uint8_t *tag;
+	struct rd r;
+	uint32_t bodylen;
+	uint32_t nfields;
+	uint8_t type;
+
+	m->nfields = 0;
+	if (len < WIRE_HDR_LEN + AUTH_TAG_LEN)
+		return DYN_EBADMSG;
+	if (len > WIRE_MAX_MSG)
+		return DYN_ETOOBIG;
+	if (be_get_u32(buf + OFF_MAGIC) != WIRE_MAGIC)
+		return DYN_EBADMSG;
+	if (buf[OFF_VERSION] != WIRE_VERSION)
+		return DYN_EPROTO;
+	bodylen = be_get_u32(buf + OFF_BODYLEN);
+	if (bodylen != len - WIRE_HDR_LEN - AUTH_TAG_LEN)
+		return DYN_EBADMSG;
+	nfields = be_get_u32(buf + OFF_NFIELDS);
+	if (nfields > WIRE_MAX_FIELDS)
+		return DYN_EBADMSG;
+	tag = buf + len - AUTH_TAG_LEN;
+	if (!auth_check(k, buf, len - AUTH_TAG_LEN, NULL, 0, tag))
+		return DYN_EAUTH;
+	type = buf[OFF_TYPE];
+	if (type == 0 || type >= WIRE_TYPE_END)
+		return DYN_EBADMSG;
+
+	rd_init(&r, buf + WIRE_HDR_LEN, bodylen);
+	for (uint32_t i = 0; i < nfields; i++) {
+		struct wire_field *f = &m->f[i];
+
+		if (rd_u16(&r, &f->tag) != 0 || rd_u32(&r, &f->len) != 0 ||
+		    rd_bytes(&r, f->len, &f->data) != 0)
+			return DYN_EBADMSG;
+	}
+	if (rd_left(&r) != 0)
+		return DYN_EBADMSG;
+
+	m->type = type;
+	m->flags = (uint16_t)(buf[OFF_FLAGS] << 8 | buf[OFF_FLAGS + 1]);
+	m->reqid = be_get_u64(buf + OFF_REQID);
+	m->nfields = nfields;
+	return 0;
+}
+
+const struct wire_field *
+wire_find(const struct wire_msg *m, uint16_t tag)
+{
+	for (uint32_t i = 0; i < m->nfields && i < WIRE_MAX_FIELDS; i++)
+		if (m->f[i].tag == tag)
+			return &m->f[i];
+	return NULL;
+}
+
+static int
+get_fixed(const struct wire_msg *m, uint16_t tag, uint32_t size,
+    const uint8_t **p)
+{
+	const struct wire_field *f = wire_find(m, tag);
+
+	if (f == NULL)
+		return -ENOENT;
+	if (f->len != size)
+		return DYN_EBADMSG;
+	*p = f->data;
+	return 0;
+}
+
+int
+wire_get_u32(const struct wire_msg *m, uint16_t tag, uint32_t *v)
+{
+	const uint8_t *p;
+	int rc = get_fixed(m, tag, 4, &p);
+
+	if (rc == 0)
+		*v = be_get_u32(p);
+	return rc;
+}
+
+int
+wire_get_u64(const struct wire_msg *m, uint16_t tag, uint64_t *v)
+{
+	const uint8_t *p;
+	int rc = get_fixed(m, tag, 8, &p);
+
+	if (rc == 0)
+		*v = be_get_u64(p);
+	return rc;
+}
+
+int
+wire_get_i32(const struct wire_msg *m, uint16_t tag, int32_t *v)
+{
+	uint32_t u;
+	int rc = wire_get_u32(m, tag, &u);
+
+	/* Two's complement without the implementation-defined conversion of
+	 * an out-of-range unsigned value. */
+	if (rc == 0)
+		*v = u <= INT32_MAX ? (int32_t)u
+		                    : -(int32_t)(UINT32_MAX - u) - 1;
+	return rc;
+}
+
+int
+wire_get_str(const struct wire_msg *m, uint16_t tag, char *out, size_t cap)
+{
+	const struct wire_field *f;
+	size_t n;
+
+	if (cap == 0)
+		return -EINVAL;
+	if ((f = wire_find(m, tag)) == NULL)
+		return -ENOENT;
+	n = f->len < cap - 1 ? f->len : cap - 1;
+	if (n > 0)
+		memcpy(out, f->data, n);
+	out[n] = '\0';
+	return 0;
+}

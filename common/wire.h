@@ -34,8 +34,8 @@
 enum wire_type {
 	WIRE_ERROR = 1, /* reply: F_STATUS (+ F_ERRMSG) */
 	WIRE_GET_REQ,   /* F_KEY [F_R] [F_FLAGS] */
-	WIRE_GET_RESP,  /* F_STATUS F_VSET F_CONTEXT */
-	WIRE_PUT_REQ,   /* F_KEY [F_CONTEXT] F_VALUE [F_W] [F_FLAGS] */
+	WIRE_GET_RESP,  /* F_STATUS F_VSET F_CONTEXT, F_VCONTEXT per version */
+	WIRE_PUT_REQ,   /* F_KEY [F_CONTEXT...] F_VALUE [F_W] [F_FLAGS] */
 	WIRE_PUT_RESP,  /* F_STATUS F_CONTEXT */
 	WIRE_STATUS_REQ,
 	WIRE_STATUS_RESP, /* F_NAME F_ADDR F_UPTIME F_KEYS F_DBSIZE ... */
@@ -60,6 +60,7 @@ enum wire_tag {
 	F_DBSIZE,     /* u64 bytes */
 	F_ACTOR,      /* u64 */
 	F_STATS,      /* text: "name=value\n" counters */
+	F_VCONTEXT,   /* context of one version (its past plus its dot) */
 };
 
 /* Request flags (F_FLAGS). */

@@ -1,2 +1,788 @@
-int main(void);
-int main(void) { return 0; }
+/*
+ * dynamoctl — the command-line client: get, put and delete one key, show a
+ * node's status, and make a cluster key.  It talks to the cluster only
+ * through the client library (common/client.h), like any other front end.
+ *
+ *   argv --getopt_long--> struct ctl --> cmd_*() --> dyn_get/put/...
+ *                                           |
+ *                    stdout: value or JSON; stderr: "dynamoctl: what: why"
+ *
+ * Exit status: 0 success, 1 error or bad usage, 2 not found, 3 the key has
+ * concurrent versions (get prints nothing then; --json shows them all).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "auth.h"
+#include "cli.h"
+#include "client.h"
+#include "err.h"
+#include "mem.h"
+#include "vset.h"
+#include "wire.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_ERR = 1,
+	EXIT_NOTFOUND = 2,
+	EXIT_SIBLINGS = 3,
+};
+
+/* Command-specific options, as bits, so each command can refuse the ones
+ * that mean nothing to it instead of silently ignoring them. */
+enum {
+	CO_JSON = 1u << 0,
+	CO_R = 1u << 1,
+	CO_LOCAL = 1u << 2,
+	CO_CONTEXT = 1u << 3,
+	CO_W = 1u << 4,
+};
+
+/* Long-only options get codes above any char. */
+enum {
+	OPT_R = 256,
+	OPT_W,
+	OPT_LOCAL,
+};
+
+struct ctl {
+	const char **nodes; /* into argv; array mem_alloc'd */
+	size_t nnodes;
+	const char *key_file; /* NULL: $DYNAMO_CLUSTER_KEY_FILE */
+	int timeout_ms;       /* 0: the library's default */
+	unsigned given;       /* CO_* seen on the command line */
+	bool json;
+	bool local;
+	uint32_t r;
+	uint32_t w;
+	const char *context; /* base64, as printed by get --json */
+	char **args;         /* command and its operands, into argv */
+	int nargs;
+};
+
+struct cmd {
+	const char *name;
+	int min_args; /* operands after the command name */
+	int max_args;
+	unsigned opts; /* CO_* allowed */
+	bool needs_client;
+	int (*run)(struct ctl *ctl, struct dyn_client *c);
+};
+
+static const char usage_text[] =
+    "usage: dynamoctl --node tcp://HOST:PORT [--node ...] --cluster-key FILE\n"
+    "                 [--timeout MS] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  get KEY [--json] [--r N] [--local]\n"
+    "  put KEY [FILE|-] [--context CTX] [--w N]\n"
+    "  delete KEY [--context CTX] [--w N]\n"
+    "  status [--json]\n"
+    "  keygen FILE\n";
+
+static const char help_text[] =
+    "\n"
+    "  get KEY      Print the value of KEY, raw, on stdout.  With --json,\n"
+    "               print every version (tombstones too) with its dot,\n"
+    "               clock and write time, and the context for a later put:\n"
+    "               {\"key\": ..., \"versions\": [{\"value\": BASE64,\n"
+    "               \"tombstone\": BOOL, \"ts_ms\": N, \"dot\": {\"actor\":\n"
+    "               HEX16, \"counter\": N}, \"clock\": [{\"actor\": HEX16,\n"
+    "               \"counter\": N, \"ts_ms\": N}, ...]}, ...],\n"
+    "               \"context\": BASE64}\n"
+    "  put KEY [FILE|-]\n"
+    "               Write KEY.  The value comes from FILE, or from stdin\n"
+    "               when FILE is '-' or absent.  CTX is the \"context\" of\n"
+    "               get --json: the put replaces the versions that get\n"
+    "               saw.  Without --context the put is blind and every\n"
+    "               version already stored stays, as a sibling.\n"
+    "  delete KEY   Write a tombstone for KEY.  With --context it replaces\n"
+    "               the versions that context saw; without, dynamoctl first\n"
+    "               reads KEY and deletes every version the read returned\n"
+    "               (exit 2 when there was no live version to delete).\n"
+    "  status       Name, address, uptime, key count, database size, actor\n"
+    "               and counters of every --node (--json: one JSON object\n"
+    "               per node, one per line).\n"
+    "  keygen FILE  Write a new random cluster key to FILE (64 hex digits,\n"
+    "               mode 0600; an existing file is never overwritten).\n"
+    "               Needs no --node and no key.\n"
+    "\n"
+    "options (before or after the command):\n"
+    "  -n, --node ADDR        a node, tcp://HOST:PORT; repeat for more:\n"
+    "                         a request goes to one of them and moves on\n"
+    "                         to the next when it does not answer\n"
+    "  -k, --cluster-key FILE the cluster key file (default: the file\n"
+    "                         named by $" CLI_KEY_ENV ")\n"
+    "  -t, --timeout MS       per-node timeout (default 5000; \"2s\" works)\n"
+    "  -j, --json             JSON output (get, status)\n"
+    "      --r N              get: read quorum (default: the cluster's R)\n"
+    "      --local            get: read only the answering node's own\n"
+    "                         replica, without a quorum\n"
+    "  -c, --context CTX      put, delete: base64 context from get --json\n"
+    "      --w N              put, delete: write quorum (default: the\n"
+    "                         cluster's W)\n"
+    "  -h, --help             this text\n"
+    "  --                     end of options: a KEY starting with '-'\n"
+    "                         goes after it\n"
+    "\n"
+    "exit status: 0 success, 1 error or bad usage, 2 not found,\n"
+    "3 KEY has concurrent versions (get prints no value; use --json).\n";
+
+static void
+usage_short(void)
+{
+	fputs(usage_text, stderr);
+	fputs("run 'dynamoctl --help' for details\n", stderr);
+}
+
+static void usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("dynamoctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage_short();
+}
+
+/* "dynamoctl: what: why" for an error code of the project. */
+static void
+fail(const char *what, int err)
+{
+	fprintf(stderr, "dynamoctl: %s: %s\n", what, dyn_strerror(err));
+}
+
+/* Flush stdout and report a failed write (a full disk, a closed pipe): a
+ * get whose value did not arrive must not exit 0. */
+static int
+flush_stdout(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fail("write to stdout", -(errno ? errno : EIO));
+		return EXIT_ERR;
+	}
+	return EXIT_OK;
+}
+
+static void
+key_arg(const struct ctl *ctl, const char **key, size_t *klen)
+{
+	*key = ctl->args[1];
+	*klen = strlen(*key);
+}
+
+static void
+json_b64(FILE *f, const void *p, size_t len, int *err)
+{
+	char *s = NULL;
+	int rv = cli_b64_encode(p, len, &s);
+	if (rv != 0) {
+		if (*err == 0)
+			*err = rv;
+		fputs("null", f);
+		return;
+	}
+	fprintf(f, "\"%s\"", s);
+	mem_free(s);
+}
+
+static int
+print_get_json(const char *key, size_t klen, const struct dyn_get_result *res)
+{
+	FILE *f = stdout;
+	int err = 0;
+
+	fputs("{\"key\": ", f);
+	cli_json_str(f, key, klen);
+	fputs(", \"versions\": [", f);
+	for (uint32_t i = 0; i < res->versions.n; i++) {
+		const struct version *v = &res->versions.v[i];
+
+		fputs(i ? ", {\"value\": " : "{\"value\": ", f);
+		json_b64(f, v->value, v->len, &err);
+		fprintf(f,
+		        ", \"tombstone\": %s, \"ts_ms\": %" PRIu64
+		        ", \"dot\": {\"actor\": \"%016" PRIx64
+		        "\", \"counter\": %" PRIu64 "}, \"clock\": [",
+		        v->tombstone ? "true" : "false", v->ts_ms,
+		        v->dot.actor, v->dot.counter);
+		for (uint32_t j = 0; j < v->past.n; j++) {
+			const struct vclock_entry *e = &v->past.e[j];
+			fprintf(f,
+			        "%s{\"actor\": \"%016" PRIx64
+			        "\", \"counter\": %" PRIu64
+			        ", \"ts_ms\": %" PRIu64 "}",
+			        j ? ", " : "", e->actor, e->counter, e->ts_ms);
+		}
+		fputs("]}", f);
+	}
+	fputs("], \"context\": ", f);
+	json_b64(f, res->ctx, res->ctx_len, &err);
+	fputs("}\n", f);
+	return err;
+}
+
+static int
+cmd_get(struct ctl *ctl, struct dyn_client *c)
+{
+	struct dyn_get_result res;
+	struct dyn_req_opts ro = {
+	    .r = ctl->r,
+	    .flags = ctl->local ? WIRE_F_LOCAL : 0,
+	};
+	const char *key;
+	size_t klen;
+	int ex = EXIT_ERR;
+
+	memset(&res, 0, sizeof(res));
+	key_arg(ctl, &key, &klen);
+	int rv = dyn_get(c, key, klen, &ro, &res);
+	if (rv != 0 && rv != -ENOENT) {
+		fail("get", rv);
+		goto out;
+	}
+
+	/* Decide by the versions in hand, not by rv alone: the exit code
+	 * must match what --json shows. */
+	uint32_t live = vset_live(&res.versions);
+	const struct version *one = NULL;
+	for (uint32_t i = 0; i < res.versions.n && one == NULL; i++) {
+		if (!res.versions.v[i].tombstone)
+			one = &res.versions.v[i];
+	}
+
+	if (ctl->json) {
+		rv = print_get_json(key, klen, &res);
+		if (rv != 0) {
+			fail("get: JSON output", rv);
+			goto out;
+		}
+	} else if (live == 0) {
+		fputs("dynamoctl: not found\n", stderr);
+	} else if (live > 1) {
+		fprintf(stderr,
+		        "dynamoctl: key has %" PRIu32 " concurrent versions "
+		        "(siblings); use get --json to see them all, then put "
+		        "with its context to resolve them\n",
+		        live);
+	} else if (one->len > 0 &&
+	           fwrite(one->value, 1, one->len, stdout) != one->len) {
+		fail("write to stdout", -(errno ? errno : EIO));
+		goto out;
+	}
+	if (flush_stdout() != EXIT_OK)
+		goto out;
+	ex = live == 0 ? EXIT_NOTFOUND : live > 1 ? EXIT_SIBLINGS : EXIT_OK;
+out:
+	dyn_get_result_fini(&res);
+	return ex;
+}
+
+static int
+context_arg(const struct ctl *ctl, uint8_t **ctx, size_t *len)
+{
+	*ctx = NULL;
+	*len = 0;
+	if (ctl->context == NULL)
+		return 0;
+	int rv = cli_b64_decode(ctl->context, ctx, len);
+	if (rv == -EINVAL)
+		fputs("dynamoctl: --context: not a base64 context from get "
+		      "--json\n",
+		      stderr);
+	else if (rv != 0)
+		fail("--context", rv);
+	return rv;
+}
+
+static int
+cmd_put(struct ctl *ctl, struct dyn_client *c)
+{
+	struct dyn_req_opts ro = {.w = ctl->w};
+	const char *path = ctl->nargs > 2 ? ctl->args[2] : NULL;
+	uint8_t *ctx = NULL, *val = NULL;
+	size_t ctx_len, len;
+	const char *key;
+	size_t klen;
+	int ex = EXIT_ERR;
+
+	key_arg(ctl, &key, &klen);
+	if (context_arg(ctl, &ctx, &ctx_len) != 0)
+		goto out;
+	int rv = cli_read_file(path, WIRE_MAX_VALUE, &val, &len);
+	if (rv != 0) {
+		char what[300];
+		snprintf(what, sizeof(what), "read %s",
+		         path && strcmp(path, "-") != 0 ? path : "stdin");
+		fail(what, rv);
+		goto out;
+	}
+	rv = dyn_put(c, key, klen, ctx, ctx_len, val, len, &ro, NULL, NULL);
+	if (rv != 0) {
+		fail("put", rv);
+		goto out;
+	}
+	ex = EXIT_OK;
+out:
+	mem_free(val);
+	mem_free(ctx);
+	return ex;
+}
+
+static int
+cmd_delete(struct ctl *ctl, struct dyn_client *c)
+{
+	struct dyn_req_opts ro = {.w = ctl->w};
+	struct dyn_get_result res;
+	uint8_t *ctx = NULL;
+	size_t ctx_len;
+	const char *key;
+	size_t klen;
+	int ex = EXIT_ERR;
+	int rv;
+
+	memset(&res, 0, sizeof(res));
+	key_arg(ctl, &key, &klen);
+	if (ctl->context != NULL) {
+		if (context_arg(ctl, &ctx, &ctx_len) != 0)
+			goto out;
+	} else {
+		/* A blind tombstone supersedes nothing: every live version
+		 * would stay next to it.  Read first so "delete KEY" means
+		 * what it says. */
+		rv = dyn_get(c, key, klen, NULL, &res);
+		if (rv == -ENOENT ||
+		    (rv == 0 && vset_live(&res.versions) == 0)) {
+			fputs("dynamoctl: not found\n", stderr);
+			ex = EXIT_NOTFOUND;
+			goto out;
+		}
+		if (rv != 0) {
+			fail("delete: read", rv);
+			goto out;
+		}
+		ctx = res.ctx;
+		ctx_len = res.ctx_len;
+		res.ctx = NULL; /* ours now */
+		res.ctx_len = 0;
+	}
+	rv = dyn_delete(c, key, klen, ctx, ctx_len, &ro);
+	if (rv != 0) {
+		fail("delete", rv);
+		goto out;
+	}
+	ex = EXIT_OK;
+out:
+	dyn_get_result_fini(&res);
+	mem_free(ctx);
+	return ex;
+}
+
+/* "3d04h05m06s", trimmed to the largest unit. */
+static void
+fmt_uptime(uint64_t s, char *out, size_t cap)
+{
+	uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
+
+	if (d > 0)
+		snprintf(out, cap, "%" PRIu64 "d%02" PRIu64 "h%02" PRIu64 "m",
+		         d, h, m);
+	else if (h > 0)
+		snprintf(out, cap, "%" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s",
+		         h, m, s % 60);
+	else if (m > 0)
+		snprintf(out, cap, "%" PRIu64 "m%02" PRIu64 "s", m, s % 60);
+	else
+		snprintf(out, cap, "%" PRIu64 "s", s);
+}
+
+static void
+fmt_bytes(uint64_t b, char *out, size_t cap)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)b;
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, cap, "%" PRIu64 " B", b);
+	else
+		snprintf(out, cap, "%.1f %s", v, units[u]);
+}
+
+/* Is s[0..n) a plain decimal integer (printed in JSON as a number)? */
+static bool
+is_json_int(const char *s, size_t n)
+{
+	size_t i = (n > 0 && s[0] == '-') ? 1 : 0;
+
+	if (i == n || n - i > 19 || (s[i] == '0' && n - i > 1))
+		return false;
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	}
+	return true;
+}
+
+/* The stats text, "name=value" lines, as a JSON object. */
+static void
+print_stats_json(FILE *f, const char *stats)
+{
+	const char *p = stats;
+	bool first = true;
+
+	fputc('{', f);
+	while (p != NULL && *p != '\0') {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		const char *eq = memchr(p, '=', n);
+
+		if (eq != NULL && eq != p) {
+			size_t kn = (size_t)(eq - p), vn = n - kn - 1;
+
+			fputs(first ? "" : ", ", f);
+			cli_json_str(f, p, kn);
+			fputs(": ", f);
+			if (is_json_int(eq + 1, vn))
+				fwrite(eq + 1, 1, vn, f);
+			else
+				cli_json_str(f, eq + 1, vn);
+			first = false;
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	fputc('}', f);
+}
+
+static void
+print_status_json(const char *node, const struct dyn_status *st, int err)
+{
+	FILE *f = stdout;
+
+	fputs("{\"node\": ", f);
+	cli_json_str(f, node, strlen(node));
+	if (err != 0) {
+		fputs(", \"error\": ", f);
+		const char *m = dyn_strerror(err);
+		cli_json_str(f, m, strlen(m));
+		fputs("}\n", f);
+		return;
+	}
+	fputs(", \"name\": ", f);
+	cli_json_str(f, st->name, strnlen(st->name, sizeof(st->name)));
+	fputs(", \"address\": ", f);
+	cli_json_str(f, st->addr, strnlen(st->addr, sizeof(st->addr)));
+	fprintf(f,
+	        ", \"uptime_s\": %" PRIu64 ", \"keys\": %" PRIu64
+	        ", \"db_bytes\": %" PRIu64 ", \"actor\": \"%016" PRIx64
+	        "\", \"stats\": ",
+	        st->uptime_s, st->keys, st->db_bytes, st->actor);
+	print_stats_json(f, st->stats);
+	fputs("}\n", f);
+}
+
+static void
+print_status_text(const char *node, const struct dyn_status *st)
+{
+	char up[64], sz[64];
+
+	fmt_uptime(st->uptime_s, up, sizeof(up));
+	fmt_bytes(st->db_bytes, sz, sizeof(sz));
+	printf("node      %s\n"
+	       "name      %.*s\n"
+	       "address   %.*s\n"
+	       "uptime    %s (%" PRIu64 " s)\n"
+	       "keys      %" PRIu64 "\n"
+	       "db size   %s (%" PRIu64 " bytes)\n"
+	       "actor     %016" PRIx64 "\n",
+	       node, (int)sizeof(st->name), st->name, (int)sizeof(st->addr),
+	       st->addr, up, st->uptime_s, st->keys, sz, st->db_bytes,
+	       st->actor);
+	if (st->stats == NULL || st->stats[0] == '\0')
+		return;
+	printf("stats\n");
+	for (const char *p = st->stats; *p != '\0';) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+		if (n > 0)
+			printf("  %.*s\n", n, p);
+		p += n + (nl ? 1 : 0);
+	}
+}
+
+static int
+cmd_status(struct ctl *ctl, struct dyn_client *c)
+{
+	int ex = EXIT_OK;
+
+	for (size_t i = 0; i < ctl->nnodes; i++) {
+		struct dyn_status st;
+
+		memset(&st, 0, sizeof(st));
+		int rv = dyn_status(c, i, &st);
+		if (ctl->json) {
+			print_status_json(ctl->nodes[i], &st, rv);
+		} else if (rv == 0) {
+			if (i > 0)
+				putchar('\n');
+			print_status_text(ctl->nodes[i], &st);
+		} else {
+			char what[300];
+			snprintf(what, sizeof(what), "status %s",
+			         ctl->nodes[i]);
+			fail(what, rv);
+		}
+		if (rv != 0)
+			ex = EXIT_ERR;
+		dyn_status_fini(&st);
+	}
+	if (flush_stdout() != EXIT_OK)
+		ex = EXIT_ERR;
+	return ex;
+}
+
+static int
+cmd_keygen(struct ctl *ctl, struct dyn_client *c)
+{
+	struct auth_key k;
+	const char *path = ctl->args[1];
+	char what[300];
+	int rv;
+
+	(void)c;
+	rv = auth_key_generate(&k);
+	if (rv == 0)
+		rv = auth_key_write(path, &k);
+	OPENSSL_cleanse(&k, sizeof(k));
+	if (rv != 0) {
+		snprintf(what, sizeof(what), "keygen %s", path);
+		fail(what, rv);
+		return EXIT_ERR;
+	}
+	return EXIT_OK;
+}
+
+static const struct cmd cmds[] = {
+    {"get", 1, 1, CO_JSON | CO_R | CO_LOCAL, true, cmd_get},
+    {"put", 1, 2, CO_CONTEXT | CO_W, true, cmd_put},
+    {"delete", 1, 1, CO_CONTEXT | CO_W, true, cmd_delete},
+    {"status", 0, 0, CO_JSON, true, cmd_status},
+    {"keygen", 1, 1, 0, false, cmd_keygen},
+};
+
+static const char *
+opt_name(unsigned co)
+{
+	switch (co) {
+	case CO_JSON:
+		return "--json";
+	case CO_R:
+		return "--r";
+	case CO_LOCAL:
+		return "--local";
+	case CO_CONTEXT:
+		return "--context";
+	default:
+		return "--w";
+	}
+}
+
+static int
+parse_quorum(const char *name, const char *s, uint32_t *out)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(s, 1, UINT32_MAX, &v) != 0) {
+		fprintf(stderr,
+		        "dynamoctl: %s: want a whole number >= 1, "
+		        "not '%s'\n",
+		        name, s);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* 0 and ctl filled in, 1 for --help, or -EINVAL after a usage message. */
+static int
+parse_args(int argc, char **argv, struct ctl *ctl)
+{
+	static const struct option longopts[] = {
+	    {"node", required_argument, NULL, 'n'},
+	    {"cluster-key", required_argument, NULL, 'k'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"context", required_argument, NULL, 'c'},
+	    {"r", required_argument, NULL, OPT_R},
+	    {"w", required_argument, NULL, OPT_W},
+	    {"local", no_argument, NULL, OPT_LOCAL},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	uint64_t ms;
+	int opt;
+
+	ctl->nodes = mem_calloc((size_t)argc, sizeof(*ctl->nodes));
+	if (ctl->nodes == NULL) {
+		fail("start", -ENOMEM);
+		return -ENOMEM;
+	}
+	/* GNU getopt permutes, so options may follow the command; "--"
+	 * stops it for keys that start with '-'. */
+	while ((opt = getopt_long(argc, argv, "n:k:t:jc:h", longopts, NULL)) !=
+	       -1) {
+		switch (opt) {
+		case 'n':
+			ctl->nodes[ctl->nnodes++] = optarg;
+			break;
+		case 'k':
+			ctl->key_file = optarg;
+			break;
+		case 't':
+			if (cli_parse_duration_ms(optarg, 1, &ms) != 0 ||
+			    ms == 0 || ms > INT_MAX) {
+				usage_error("--timeout: bad value '%s'",
+				            optarg);
+				return -EINVAL;
+			}
+			ctl->timeout_ms = (int)ms;
+			break;
+		case 'j':
+			ctl->json = true;
+			ctl->given |= CO_JSON;
+			break;
+		case 'c':
+			ctl->context = optarg;
+			ctl->given |= CO_CONTEXT;
+			break;
+		case OPT_R:
+			if (parse_quorum("--r", optarg, &ctl->r) != 0)
+				return -EINVAL;
+			ctl->given |= CO_R;
+			break;
+		case OPT_W:
+			if (parse_quorum("--w", optarg, &ctl->w) != 0)
+				return -EINVAL;
+			ctl->given |= CO_W;
+			break;
+		case OPT_LOCAL:
+			ctl->local = true;
+			ctl->given |= CO_LOCAL;
+			break;
+		case 'h':
+			return 1;
+		default:
+			/* getopt has said what was wrong. */
+			usage_short();
+			return -EINVAL;
+		}
+	}
+	ctl->args = argv + optind;
+	ctl->nargs = argc - optind;
+	return 0;
+}
+
+static int
+connect_cluster(const struct ctl *ctl, struct dyn_client **c)
+{
+	struct dyn_client_opts o;
+	const char *used;
+	char what[300];
+	int rv;
+
+	memset(&o, 0, sizeof(o));
+	if (ctl->nnodes == 0) {
+		usage_error("no --node given");
+		return -EINVAL;
+	}
+	rv = cli_key_load(ctl->key_file, &o.key, &used);
+	if (rv == -ENOKEY) {
+		usage_error("no cluster key: give --cluster-key FILE or set "
+		            "$" CLI_KEY_ENV);
+		goto out;
+	}
+	if (rv != 0) {
+		snprintf(what, sizeof(what), "cluster key %s", used);
+		fail(what, rv);
+		goto out;
+	}
+	o.nodes = ctl->nodes;
+	o.nnodes = ctl->nnodes;
+	o.timeout_ms = ctl->timeout_ms;
+	rv = dyn_client_new(&o, c);
+	if (rv != 0)
+		fail("client", rv);
+out:
+	OPENSSL_cleanse(&o.key, sizeof(o.key));
+	return rv;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctl ctl;
+	struct dyn_client *c = NULL;
+	const struct cmd *cmd = NULL;
+	int ex = EXIT_ERR;
+
+	memset(&ctl, 0, sizeof(ctl));
+	int rv = parse_args(argc, argv, &ctl);
+	if (rv == 0 && ctl.nargs == 1 && strcmp(ctl.args[0], "help") == 0)
+		rv = 1;
+	if (rv == 1) {
+		fputs(usage_text, stdout);
+		fputs(help_text, stdout);
+		ex = flush_stdout();
+		goto out;
+	}
+	if (rv != 0)
+		goto out;
+	if (ctl.nargs == 0) {
+		usage_error("no command given");
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(ctl.args[0], cmds[i].name) == 0)
+			cmd = &cmds[i];
+	}
+	if (cmd == NULL) {
+		usage_error("unknown command '%s'", ctl.args[0]);
+		goto out;
+	}
+	if (ctl.nargs - 1 < cmd->min_args || ctl.nargs - 1 > cmd->max_args) {
+		usage_error("wrong number of arguments for '%s'", cmd->name);
+		goto out;
+	}
+	unsigned bad = ctl.given & ~cmd->opts;
+	if (bad != 0) {
+		usage_error("%s does not apply to '%s'", opt_name(bad & -bad),
+		            cmd->name);
+		goto out;
+	}
+	if (cmd->needs_client && connect_cluster(&ctl, &c) != 0)
+		goto out;
+	ex = cmd->run(&ctl, c);
+out:
+	dyn_client_free(c);
+	mem_free(ctl.nodes);
+	return ex;
+}

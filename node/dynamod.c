@@ -1,2 +1,188 @@
-int main(void);
-int main(void) { return 0; }
+/*
+ * dynamod — one storage node, in the foreground, logging to stderr.
+ * SIGINT / SIGTERM: finish the requests in flight, close LMDB, exit 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "err.h"
+#include "log.h"
+#include "node.h"
+#include "wire.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: dynamod --name NAME --listen tcp://HOST:PORT --data DIR\n"
+	    "               --cluster-key FILE [options]\n"
+	    "\n"
+	    "  --name NAME          node name, unique in the cluster\n"
+	    "  --listen URL         address to serve (port 0: any free port)\n"
+	    "  --data DIR           data directory (created if missing)\n"
+	    "  --cluster-key FILE   cluster key file (or $DYNAMO_CLUSTER_KEY_FILE)\n"
+	    "  --no-fsync           do not fsync commits (faster, not durable)\n"
+	    "  --no-group-commit    one LMDB transaction per write\n"
+	    "  --workers N          requests served concurrently (default 64)\n"
+	    "  --max-value BYTES    largest value accepted (default 8 MiB)\n"
+	    "  --max-db-size BYTES  cap on the LMDB map (default 1 TiB)\n"
+	    "  --ready-file FILE    write the listen address here once serving\n"
+	    "  --log-level LEVEL    debug, info, warn or error (default info)\n");
+}
+
+/* Write the address atomically, so a poller never sees half of it. */
+static int
+write_ready_file(const char *path, const char *addr)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%s\n", addr);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return -errno;
+	return 0;
+}
+
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	case 't': case 'T': v <<= 40; end++; break;
+	default: break;
+	}
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum {
+		O_NAME = 256, O_LISTEN, O_DATA, O_KEY, O_NOFSYNC, O_NOGROUP,
+		O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
+	};
+	static const struct option opts[] = {
+		{"name", required_argument, NULL, O_NAME},
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"data", required_argument, NULL, O_DATA},
+		{"cluster-key", required_argument, NULL, O_KEY},
+		{"no-fsync", no_argument, NULL, O_NOFSYNC},
+		{"no-group-commit", no_argument, NULL, O_NOGROUP},
+		{"workers", required_argument, NULL, O_WORKERS},
+		{"max-value", required_argument, NULL, O_MAXVAL},
+		{"max-db-size", required_argument, NULL, O_MAXDB},
+		{"ready-file", required_argument, NULL, O_READY},
+		{"log-level", required_argument, NULL, O_LOG},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	struct node_config cfg;
+	node_config_default(&cfg);
+	const char *keyfile = getenv("DYNAMO_CLUSTER_KEY_FILE");
+	const char *ready = NULL;
+	uint64_t v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case O_NAME: cfg.name = optarg; break;
+		case O_LISTEN: cfg.listen = optarg; break;
+		case O_DATA: cfg.data = optarg; break;
+		case O_KEY: keyfile = optarg; break;
+		case O_NOFSYNC: cfg.fsync = false; break;
+		case O_NOGROUP: cfg.group_commit = false; break;
+		case O_READY: ready = optarg; break;
+		case O_WORKERS:
+		case O_MAXVAL:
+		case O_MAXDB:
+			if (parse_u64(optarg, &v) != 0 || v == 0) {
+				fprintf(stderr, "dynamod: bad number '%s'\n",
+				    optarg);
+				return 1;
+			}
+			if (c == O_WORKERS)
+				cfg.workers = v > 4096 ? 4096 : (unsigned)v;
+			else if (c == O_MAXVAL)
+				cfg.max_value = v;
+			else
+				cfg.map_max = v;
+			break;
+		case O_LOG: {
+			enum log_level lvl;
+			if (log_level_parse(optarg, &lvl) != 0) {
+				fprintf(stderr, "dynamod: bad log level '%s'\n",
+				    optarg);
+				return 1;
+			}
+			log_set_level(lvl);
+			break;
+		}
+		case O_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc || !cfg.name || !cfg.listen || !cfg.data ||
+	    !keyfile) {
+		usage(stderr);
+		return 1;
+	}
+	if (cfg.max_value > WIRE_MAX_VALUE) {
+		fprintf(stderr, "dynamod: --max-value is at most %u\n",
+		    WIRE_MAX_VALUE);
+		return 1;
+	}
+	int rc = auth_key_load(keyfile, &cfg.key);
+	if (rc != 0) {
+		fprintf(stderr, "dynamod: cluster key %s: %s\n", keyfile,
+		    dyn_strerror(rc));
+		return 1;
+	}
+	log_set_prefix(cfg.name);
+
+	/* Signals are taken by sigwait below, in this thread only. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct node *n;
+	if ((rc = node_start(&cfg, &n)) != 0) {
+		fprintf(stderr, "dynamod: %s\n", dyn_strerror(rc));
+		return 1;
+	}
+	if (ready && (rc = write_ready_file(ready, node_addr(n))) != 0)
+		LOG_ERROR("ready file %s: %s", ready, dyn_strerror(rc));
+
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	LOG_INFO("signal %d: stopping", sig);
+	node_stop(n);
+	LOG_INFO("stopped");
+	return 0;
+}

@@ -1,1 +1,233 @@
 #include "server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+
+/* How often an idle worker wakes to notice a stop. */
+#define RECV_POLL_MS 200
+
+struct worker {
+	struct server *srv;
+	nng_ctx ctx;
+	nng_aio *aio;
+	pthread_t thread;
+	bool started;
+	struct buf reply; /* reused between requests */
+};
+
+struct server {
+	nng_socket sock;
+	nng_listener listener;
+	bool sock_open;
+	struct auth_key key;
+	server_handler_fn handler;
+	void *arg;
+	char addr[160];
+	unsigned nworkers;
+	struct worker *workers;
+	atomic_bool stopping;
+	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t rejected;
+	atomic_uint_fast64_t auth_failures;
+};
+
+static void
+send_reply(struct worker *w, nng_msg *msg)
+{
+	nng_aio_set_msg(w->aio, msg);
+	nng_aio_set_timeout(w->aio, NNG_DURATION_DEFAULT);
+	nng_ctx_send(w->ctx, w->aio);
+	nng_aio_wait(w->aio);
+	if (nng_aio_result(w->aio) != 0)
+		nng_msg_free(msg);
+}
+
+static void
+build_error(struct buf *b, uint64_t reqid, int err, const struct auth_key *k)
+{
+	buf_reset(b);
+	wire_begin(b, WIRE_ERROR, 0, reqid);
+	wire_put_u32(b, F_STATUS, (uint32_t)err);
+	wire_put_str(b, F_ERRMSG, dyn_strerror(err));
+	wire_seal(b, k);
+}
+
+static void
+serve_one(struct worker *w, nng_msg *msg)
+{
+	struct server *s = w->srv;
+	struct wire_msg req;
+	int rc = wire_decode(&s->key, nng_msg_body(msg), nng_msg_len(msg),
+	    &req);
+	if (rc != 0) {
+		atomic_fetch_add(&s->rejected, 1);
+		if (rc == DYN_EAUTH)
+			atomic_fetch_add(&s->auth_failures, 1);
+		LOG_DEBUG("dropped a message: %s", dyn_strerror(rc));
+		nng_msg_free(msg);
+		return;
+	}
+
+	buf_reset(&w->reply);
+	rc = s->handler(s->arg, &req, &w->reply);
+	if (rc != 0 && w->reply.len == 0)
+		build_error(&w->reply, req.reqid, rc, &s->key);
+	if (buf_err(&w->reply) != 0)
+		build_error(&w->reply, req.reqid, buf_err(&w->reply), &s->key);
+
+	nng_msg_clear(msg);
+	if (nng_msg_append(msg, w->reply.data, w->reply.len) != 0) {
+		nng_msg_free(msg);
+		return;
+	}
+	atomic_fetch_add(&s->requests, 1);
+	send_reply(w, msg);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct server *s = w->srv;
+
+	while (!atomic_load(&s->stopping)) {
+		nng_aio_set_timeout(w->aio, RECV_POLL_MS);
+		nng_ctx_recv(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		int rv = nng_aio_result(w->aio);
+		if (rv == NNG_ETIMEDOUT)
+			continue;
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0) {
+			LOG_WARN("receive: %s", nng_strerror(rv));
+			continue;
+		}
+		serve_one(w, nng_aio_get_msg(w->aio));
+	}
+	return NULL;
+}
+
+static int
+listen_on(struct server *s, const char *url)
+{
+	int rv = nng_listener_create(&s->listener, s->sock, url);
+	if (rv == 0)
+		rv = nng_listener_set_size(s->listener, NNG_OPT_RECVMAXSZ,
+		    WIRE_MAX_MSG + 4096);
+	if (rv == 0)
+		rv = nng_listener_start(s->listener, 0);
+	if (rv != 0) {
+		LOG_ERROR("listen on %s: %s", url, nng_strerror(rv));
+		return err_from_nng(rv);
+	}
+
+	/* Report the real port when the caller asked for port 0. */
+	snprintf(s->addr, sizeof(s->addr), "%s", url);
+	int port = 0;
+	char *colon = strrchr(s->addr, ':');
+	if (colon && nng_listener_get_int(s->listener, NNG_OPT_TCP_BOUND_PORT,
+	                 &port) == 0)
+		snprintf(colon + 1, sizeof(s->addr) - (size_t)(colon + 1 - s->addr),
+		    "%d", port);
+	return 0;
+}
+
+int
+server_start(const struct server_opts *o, struct server **out)
+{
+	int rc;
+	struct server *s = mem_calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->key = *o->key;
+	s->handler = o->handler;
+	s->arg = o->arg;
+	s->nworkers = o->workers ? o->workers : 64;
+
+	int rv = nng_rep0_open(&s->sock);
+	if (rv != 0) {
+		rc = err_from_nng(rv);
+		goto fail;
+	}
+	s->sock_open = true;
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG + 4096);
+
+	s->workers = mem_calloc(s->nworkers, sizeof(*s->workers));
+	if (!s->workers) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+		w->srv = s;
+		buf_init(&w->reply);
+		if ((rv = nng_ctx_open(&w->ctx, s->sock)) != 0 ||
+		    (rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0) {
+			rc = err_from_nng(rv);
+			goto fail;
+		}
+	}
+	if ((rc = listen_on(s, o->listen)) != 0)
+		goto fail;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+		if ((rc = -pthread_create(&w->thread, NULL, worker_main, w)))
+			goto fail;
+		w->started = true;
+	}
+	*out = s;
+	return 0;
+fail:
+	server_stop(s);
+	return rc;
+}
+
+const char *
+server_addr(const struct server *s)
+{
+	return s->addr;
+}
+
+void
+server_stats(const struct server *s, struct server_stats *out)
+{
+	out->requests = atomic_load(&s->requests);
+	out->rejected = atomic_load(&s->rejected);
+	out->auth_failures = atomic_load(&s->auth_failures);
+}
+
+void
+server_stop(struct server *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stopping, true);
+	/* No new connections; requests already received finish below. */
+	if (s->sock_open)
+		nng_listener_close(s->listener);
+	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+		if (w->started)
+			pthread_join(w->thread, NULL);
+	}
+	if (s->sock_open)
+		nng_close(s->sock);
+	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+		nng_aio_free(w->aio);
+		buf_fini(&w->reply);
+	}
+	mem_free(s->workers);
+	mem_free(s);
+}

@@ -1,1 +1,934 @@
+/*
+ * store — LMDB behind one writer thread.
+ *
+ *   caller threads                      writer thread
+ *   --------------                      -------------
+ *   store_update: build the data key,
+ *   queue a req on s->queue, wait  ---> take up to max_batch reqs
+ *   on req->cv                          begin the write txn
+ *                                       per req: get, decode, fn, put/del
+ *                                       commit once (one fsync)
+ *   wake up with req->rc           <--- mark every req done, signal
+ *
+ *   store_get / store_scan: own read txn under s->maplock (read side)
+ *
+ * Why a rwlock around read transactions: mdb_env_set_mapsize remaps the
+ * file, so no transaction may be live in this process while the map grows.
+ * Readers hold maplock for reading for the life of their txn; the writer
+ * takes it for writing only while it resizes, never across a commit, so
+ * reads do not wait for fsync.  The lock prefers writers so a steady stream
+ * of readers cannot starve a resize; a thread that already holds it for a
+ * store (a scan callback calling store_get) does not take it again, which
+ * would deadlock behind a waiting writer.
+ */
 #include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+#include <openssl/evp.h>
+
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+#include "wire.h"
+
+#define STORE_MAP_INIT (64ull << 20)
+#define STORE_MAP_MAX  (1ull << 40)
+#define STORE_BATCH    1024
+#define STORE_READERS  1024
+#define STORE_HASH_LEN 32 /* SHA-256 */
+#define META_NAME_MAX  64
+#define META_VALUE_MAX 4096
+/* LMDB 0.9's compiled-in key limit; the runtime one may only be smaller. */
+#define DKEY_MAX 511
+
+enum req_kind { REQ_UPDATE, REQ_META };
+
+/* A queued write.  Lives on the caller's stack until done is set. */
+struct store_req {
+	struct store_req *next;
+	enum req_kind kind;
+	MDB_val dkey;
+	uint8_t dkbuf[DKEY_MAX];
+	const void *key; /* user key (REQ_UPDATE) */
+	size_t klen;
+	store_apply_fn fn;
+	void *arg;
+	const void *val; /* REQ_META */
+	size_t vlen;
+	int rc;
+	bool failed; /* rc is final: not retried with the batch */
+	bool done;
+	pthread_cond_t cv;
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi objects;
+	MDB_dbi meta;
+	size_t maxkey; /* data keys longer than this are hashed */
+	bool fsync;
+	uint32_t max_batch;
+	uint64_t map_max;
+	size_t max_value;
+
+	pthread_rwlock_t maplock;
+	bool maplock_ok;
+
+	pthread_mutex_t mu; /* queue, closing, done flags */
+	bool mu_ok;
+	pthread_cond_t work_cv;
+	bool work_cv_ok;
+	struct store_req *head;
+	struct store_req *tail;
+	bool closing;
+
+	pthread_t writer;
+	bool writer_ok;
+	struct store_req **batch; /* writer only: the batch being applied */
+	struct buf enc;           /* writer only: record encoding */
+
+	_Atomic uint64_t commits;
+	_Atomic uint64_t updates;
+};
+
+/*
+ * The read transactions this thread has open, one frame per store, linked
+ * through the callers' stacks.  Thread-local bookkeeping only: it lets a
+ * nested read skip re-taking maplock and lets store_update refuse to wait
+ * on a writer that may be waiting for this very thread.
+ */
+struct read_frame {
+	const struct store *s;
+	struct read_frame *next;
+};
+static _Thread_local struct read_frame *read_frames;
+
+int
+store_error_from_lmdb(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_KEYEXIST:
+		return -EEXIST;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return -ENOSPC;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_PANIC:
+		return -EIO;
+	case MDB_INVALID:
+		return DYN_EBADMSG;
+	case MDB_VERSION_MISMATCH:
+		return DYN_EPROTO;
+	case MDB_READERS_FULL:
+	case MDB_TLS_FULL:
+	case MDB_MAP_RESIZED:
+		return -EAGAIN;
+	case MDB_DBS_FULL:
+		return -EMFILE;
+	case MDB_BAD_VALSIZE:
+		return DYN_ETOOBIG;
+	case MDB_INCOMPATIBLE:
+	case MDB_BAD_RSLOT:
+	case MDB_BAD_TXN:
+	case MDB_BAD_DBI:
+		return -EINVAL;
+	default:
+		if (rc > 0)
+			return -rc; /* an errno from the OS */
+		return -EIO; /* MDB_CURSOR_FULL, MDB_PAGE_FULL, unknown */
+	}
+}
+
+void
+store_opts_default(struct store_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->fsync = true;
+	o->max_batch = STORE_BATCH;
+	o->map_init = STORE_MAP_INIT;
+	o->map_max = STORE_MAP_MAX;
+	o->max_value = WIRE_MAX_VALUE;
+}
+
+void
+store_record_encode(const void *key, size_t klen, const struct vset *s,
+                    struct buf *out)
+{
+	buf_put_blob(out, key, klen);
+	vset_encode(s, out);
+}
+
+int
+store_record_decode(const uint8_t *p, size_t len, size_t max_value,
+                    struct buf *key, struct vset *out)
+{
+	struct rd r;
+	struct vset tmp;
+	const uint8_t *k;
+	size_t klen;
+	int rc;
+
+	vset_init(&tmp);
+	rd_init(&r, p, len);
+	if ((rc = rd_blob(&r, KEY_MAX_LEN, &k, &klen)) != 0)
+		goto out;
+	if ((rc = vset_decode(&r, max_value, &tmp)) != 0)
+		goto out;
+	if (rd_left(&r) != 0 || r.bad) {
+		rc = DYN_EBADMSG;
+		goto out;
+	}
+	if (key) {
+		buf_reset(key);
+		buf_put(key, k, klen);
+		if ((rc = buf_err(key)) != 0)
+			goto out;
+	}
+	vset_fini(out);
+	*out = tmp;
+	vset_init(&tmp);
+out:
+	vset_fini(&tmp);
+	return rc;
+}
+
+/* position || key, or position || key[0..STORE_KEY_PREFIX) || SHA-256(key)
+ * when that would pass LMDB's key limit.  buf holds DKEY_MAX bytes. */
+static int
+store_dkey(const struct store *s, const void *key, size_t klen, uint8_t *buf,
+           MDB_val *out)
+{
+	struct keypos pos;
+	unsigned int n = 0;
+	int rc;
+
+	if (klen > KEY_MAX_LEN)
+		return DYN_ETOOBIG;
+	if ((rc = keypos_of(key, klen, &pos)) != 0)
+		return rc;
+	memcpy(buf, pos.b, KEYPOS_LEN);
+	if (KEYPOS_LEN + klen <= s->maxkey) {
+		if (klen)
+			memcpy(buf + KEYPOS_LEN, key, klen);
+		out->mv_size = KEYPOS_LEN + klen;
+	} else {
+		memcpy(buf + KEYPOS_LEN, key, STORE_KEY_PREFIX);
+		if (EVP_Digest(key, klen, buf + KEYPOS_LEN + STORE_KEY_PREFIX,
+		               &n, EVP_sha256(), NULL) != 1 ||
+		    n != STORE_HASH_LEN)
+			return -EIO;
+		out->mv_size = KEYPOS_LEN + STORE_KEY_PREFIX + STORE_HASH_LEN;
+	}
+	out->mv_data = buf;
+	return 0;
+}
+
+/* Does the data key k file the user key key?  Compares the key bytes it
+ * holds; the position and the digest are not recomputed. */
+static bool
+store_dkey_matches(const struct store *s, const MDB_val *k, const void *key,
+                   size_t klen)
+{
+	const uint8_t *d = (const uint8_t *)k->mv_data + KEYPOS_LEN;
+
+	if (KEYPOS_LEN + klen <= s->maxkey)
+		return k->mv_size == KEYPOS_LEN + klen &&
+		       (klen == 0 || memcmp(d, key, klen) == 0);
+	return k->mv_size == KEYPOS_LEN + STORE_KEY_PREFIX + STORE_HASH_LEN &&
+	       memcmp(d, key, STORE_KEY_PREFIX) == 0;
+}
+
+/* Name a bad record by its position (the key may be anything). */
+static void
+log_bad_record(const MDB_val *dk, const MDB_val *v, int rc)
+{
+	struct keypos pos;
+	char hex[2 * KEYPOS_LEN + 1] = "?";
+
+	if (dk->mv_size >= KEYPOS_LEN) {
+		memcpy(pos.b, dk->mv_data, KEYPOS_LEN);
+		keypos_hex(&pos, hex);
+	}
+	LOG_ERROR("store: record at %s (%zu bytes) left as it is: %s", hex,
+	          v->mv_size, dyn_strerror(rc));
+}
+
+static bool
+read_held(const struct store *s)
+{
+	for (struct read_frame *f = read_frames; f; f = f->next)
+		if (f->s == s)
+			return true;
+	return false;
+}
+
+/* Begin a read txn with maplock held for reading (unless this thread holds
+ * it already); store_read_end undoes both. */
+static int
+store_read_begin(struct store *s, struct read_frame *f, bool *locked,
+                 MDB_txn **txn)
+{
+	int rc;
+
+	*locked = false;
+	if (!read_held(s)) {
+		if ((rc = pthread_rwlock_rdlock(&s->maplock)) != 0)
+			return -rc;
+		*locked = true;
+	}
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	if (rc != 0) {
+		if (*locked)
+			pthread_rwlock_unlock(&s->maplock);
+		*locked = false;
+		return store_error_from_lmdb(rc);
+	}
+	f->s = s;
+	f->next = read_frames;
+	read_frames = f;
+	return 0;
+}
+
+static void
+store_read_end(struct store *s, struct read_frame *f, bool locked,
+               MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	read_frames = f->next;
+	if (locked)
+		pthread_rwlock_unlock(&s->maplock);
+}
+
+/* Decode a stored record and check it belongs to key. */
+static int
+store_decode_for(const struct store *s, const MDB_val *v, const void *key,
+                 size_t klen, struct vset *out)
+{
+	struct vset tmp;
+	struct buf k;
+	int rc;
+
+	vset_init(&tmp);
+	buf_init(&k);
+	rc = store_record_decode(v->mv_data, v->mv_size, s->max_value, &k,
+	                         &tmp);
+	if (rc == 0 && (k.len != klen || (klen && memcmp(k.data, key, klen))))
+		rc = DYN_EBADMSG; /* a SHA-256 collision or a corrupt record */
+	if (rc == 0) {
+		vset_fini(out);
+		*out = tmp;
+		vset_init(&tmp);
+	}
+	vset_fini(&tmp);
+	buf_fini(&k);
+	return rc;
+}
+
+int
+store_get(struct store *s, const void *key, size_t klen, struct vset *out)
+{
+	struct read_frame f;
+	uint8_t dkbuf[DKEY_MAX];
+	MDB_val dk, v;
+	MDB_txn *txn;
+	bool locked;
+	int rc;
+
+	if ((rc = store_dkey(s, key, klen, dkbuf, &dk)) != 0)
+		return rc;
+	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
+		return rc;
+	rc = mdb_get(txn, s->objects, &dk, &v);
+	if (rc != 0) {
+		rc = store_error_from_lmdb(rc);
+		goto out;
+	}
+	rc = store_decode_for(s, &v, key, klen, out);
+	if (rc == DYN_EBADMSG)
+		log_bad_record(&dk, &v, rc);
+out:
+	store_read_end(s, &f, locked, txn);
+	if (rc == -ENOENT)
+		vset_fini(out);
+	return rc;
+}
+
+int
+store_scan(struct store *s, const struct keypos *from, const struct keypos *to,
+           store_scan_fn cb, void *arg)
+{
+	static const struct keypos zero;
+	struct read_frame f;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	struct keypos pos;
+	struct vset set;
+	struct buf key;
+	bool locked;
+	int rc, op;
+
+	vset_init(&set);
+	buf_init(&key);
+	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
+		goto done;
+	if ((rc = mdb_cursor_open(txn, s->objects, &cur)) != 0) {
+		rc = store_error_from_lmdb(rc);
+		goto out;
+	}
+	k.mv_data = (void *)(from ? from : &zero)->b;
+	k.mv_size = KEYPOS_LEN;
+	for (op = MDB_SET_RANGE;; op = MDB_NEXT) {
+		rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0) {
+			rc = store_error_from_lmdb(rc);
+			break;
+		}
+		if (k.mv_size < KEYPOS_LEN) {
+			LOG_ERROR("store: object key of %zu bytes", k.mv_size);
+			continue;
+		}
+		if (to && memcmp(k.mv_data, to->b, KEYPOS_LEN) >= 0)
+			break;
+		memcpy(pos.b, k.mv_data, KEYPOS_LEN);
+		/* One bad record must not hide the rest of the range from
+		 * anti-entropy: log it and go on. */
+		rc = store_record_decode(v.mv_data, v.mv_size, s->max_value,
+		                         &key, &set);
+		if (rc == -ENOMEM)
+			break;
+		if (rc == 0 && !store_dkey_matches(s, &k, key.data, key.len)) {
+			vset_fini(&set);
+			rc = DYN_EBADMSG;
+		}
+		if (rc != 0) {
+			log_bad_record(&k, &v, rc);
+			continue;
+		}
+		rc = cb(&pos, key.data, key.len, &set, arg);
+		vset_fini(&set);
+		if (rc != 0)
+			break;
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	store_read_end(s, &f, locked, txn);
+done:
+	vset_fini(&set);
+	buf_fini(&key);
+	return rc;
+}
+
+int
+store_meta_get(struct store *s, const char *name, void *buf, size_t cap,
+               size_t *len)
+{
+	struct read_frame f;
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool locked;
+	int rc;
+
+	k.mv_size = strlen(name);
+	k.mv_data = (void *)name;
+	if (k.mv_size == 0 || k.mv_size > META_NAME_MAX)
+		return -EINVAL;
+	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_get(txn, s->meta, &k, &v)) != 0) {
+		rc = store_error_from_lmdb(rc);
+		goto out;
+	}
+	*len = v.mv_size;
+	if (cap)
+		memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+out:
+	store_read_end(s, &f, locked, txn);
+	return rc;
+}
+
+int
+store_stats(struct store *s, struct store_stats *out)
+{
+	struct read_frame f;
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_txn *txn;
+	bool locked;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_stat(txn, s->objects, &st)) != 0 ||
+	    (rc = mdb_env_info(s->env, &info)) != 0) {
+		rc = store_error_from_lmdb(rc);
+		goto out;
+	}
+	out->keys = st.ms_entries;
+	out->db_bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	out->map_bytes = info.me_mapsize;
+	out->commits = atomic_load(&s->commits);
+	out->updates = atomic_load(&s->updates);
+out:
+	store_read_end(s, &f, locked, txn);
+	return rc;
+}
+
+/*
+ * Writer side.
+ */
+
+/* Caps the decoder will enforce on the way back in, checked before the
+ * record is written so nothing unreadable reaches the disk. */
+static int
+store_check_set(const struct store *s, const struct vset *set)
+{
+	if (set->n > VSET_MAX_VERSIONS)
+		return DYN_ETOOBIG;
+	for (uint32_t i = 0; i < set->n; i++)
+		if (set->v[i].len > s->max_value)
+			return DYN_ETOOBIG;
+	return 0;
+}
+
+/*
+ * Apply one request inside txn.  Returns 0 when the request is settled
+ * (r->rc and r->failed say how), or an LMDB code that spoils the whole
+ * transaction (the batch is retried).
+ */
+static int
+writer_apply(struct store *s, MDB_txn *txn, struct store_req *r)
+{
+	struct vset cur;
+	MDB_val v;
+	int rc, mrc;
+
+	if (r->kind == REQ_META) {
+		v.mv_data = (void *)r->val;
+		v.mv_size = r->vlen;
+		r->rc = 0;
+		return mdb_put(txn, s->meta, &r->dkey, &v, 0);
+	}
+
+	vset_init(&cur);
+	mrc = mdb_get(txn, s->objects, &r->dkey, &v);
+	if (mrc != 0 && mrc != MDB_NOTFOUND)
+		goto out;
+	if (mrc == 0) {
+		rc = store_decode_for(s, &v, r->key, r->klen, &cur);
+		if (rc != 0) {
+			if (rc == DYN_EBADMSG)
+				log_bad_record(&r->dkey, &v, rc);
+			r->rc = rc;
+			r->failed = true;
+			mrc = 0;
+			goto out;
+		}
+	}
+	mrc = 0;
+	rc = r->fn(&cur, r->arg);
+	if (rc == 0)
+		rc = store_check_set(s, &cur);
+	r->rc = rc;
+	if (rc < 0) {
+		r->failed = true;
+		goto out;
+	}
+	if (rc > 0)
+		goto out; /* STORE_SKIP (or another positive: leave it too) */
+	if (cur.n == 0) {
+		mrc = mdb_del(txn, s->objects, &r->dkey, NULL);
+		if (mrc == MDB_NOTFOUND)
+			mrc = 0;
+		goto out;
+	}
+	buf_reset(&s->enc);
+	store_record_encode(r->key, r->klen, &cur, &s->enc);
+	if ((rc = buf_err(&s->enc)) != 0) {
+		r->rc = rc;
+		r->failed = true;
+		goto out;
+	}
+	v.mv_data = s->enc.data;
+	v.mv_size = s->enc.len;
+	mrc = mdb_put(txn, s->objects, &r->dkey, &v, 0);
+out:
+	vset_fini(&cur);
+	return mrc;
+}
+
+/* Double the map (no txn of this process may be live meanwhile). */
+static int
+writer_grow(struct store *s)
+{
+	MDB_envinfo info;
+	uint64_t size;
+	int rc;
+
+	if ((rc = mdb_env_info(s->env, &info)) != 0)
+		return store_error_from_lmdb(rc);
+	if (info.me_mapsize >= s->map_max)
+		return -ENOSPC;
+	size = (uint64_t)info.me_mapsize * 2;
+	if (size > s->map_max)
+		size = s->map_max;
+	if ((rc = pthread_rwlock_wrlock(&s->maplock)) != 0)
+		return -rc;
+	rc = mdb_env_set_mapsize(s->env, (size_t)size);
+	pthread_rwlock_unlock(&s->maplock);
+	if (rc != 0)
+		return store_error_from_lmdb(rc);
+	LOG_INFO("store: map grown to %llu MiB",
+	         (unsigned long long)(size >> 20));
+	return 0;
+}
+
+static void
+batch_fail(struct store_req **b, uint32_t n, int rc)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (!b[i]->failed) {
+			b[i]->rc = rc;
+			b[i]->failed = true;
+		}
+	}
+}
+
+/*
+ * Apply a batch in one transaction.  Map full: grow and redo the batch.  An
+ * LMDB error on one request's put spoils the transaction, so that request
+ * fails alone and the rest are redone without it.
+ */
+static void
+writer_batch(struct store *s, struct store_req **b, uint32_t n)
+{
+	MDB_txn *txn;
+	bool meta;
+	uint32_t i, ok;
+	int rc;
+
+	for (;;) {
+		meta = false;
+		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc != 0) {
+			batch_fail(b, n, store_error_from_lmdb(rc));
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			if (b[i]->failed)
+				continue;
+			if ((rc = writer_apply(s, txn, b[i])) != 0)
+				break;
+			meta |= b[i]->kind == REQ_META;
+		}
+		if (rc == 0)
+			rc = mdb_txn_commit(txn); /* frees txn, even failing */
+		else
+			mdb_txn_abort(txn);
+		if (rc == 0)
+			break;
+		if (rc == MDB_MAP_FULL) {
+			if ((rc = writer_grow(s)) != 0) {
+				batch_fail(b, n, rc);
+				return;
+			}
+			continue;
+		}
+		if (i < n) {
+			b[i]->rc = store_error_from_lmdb(rc);
+			b[i]->failed = true;
+			continue;
+		}
+		rc = store_error_from_lmdb(rc);
+		LOG_ERROR("store: commit failed: %s", dyn_strerror(rc));
+		batch_fail(b, n, rc);
+		return;
+	}
+	/* meta_put promises durability even when objects are not fsynced. */
+	if (meta && !s->fsync && (rc = mdb_env_sync(s->env, 1)) != 0) {
+		for (i = 0; i < n; i++)
+			if (b[i]->kind == REQ_META)
+				b[i]->rc = store_error_from_lmdb(rc);
+	}
+	for (ok = 0, i = 0; i < n; i++)
+		ok += !b[i]->failed && b[i]->kind == REQ_UPDATE;
+	atomic_fetch_add(&s->commits, 1);
+	atomic_fetch_add(&s->updates, ok);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct store *s = arg;
+	struct store_req *r;
+	uint32_t n;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->head && !s->closing)
+			pthread_cond_wait(&s->work_cv, &s->mu);
+		if (!s->head)
+			break; /* closing and drained */
+		for (n = 0; n < s->max_batch && s->head; n++) {
+			r = s->head;
+			s->head = r->next;
+			s->batch[n] = r;
+		}
+		if (!s->head)
+			s->tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+
+		writer_batch(s, s->batch, n);
+
+		pthread_mutex_lock(&s->mu);
+		for (uint32_t i = 0; i < n; i++) {
+			s->batch[i]->done = true;
+			pthread_cond_signal(&s->batch[i]->cv);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Queue r and wait for its batch to commit. */
+static int
+store_submit(struct store *s, struct store_req *r)
+{
+	int rc;
+
+	if (s->writer_ok && pthread_equal(pthread_self(), s->writer))
+		return -EDEADLK; /* called from an apply function */
+	if (read_held(s))
+		return -EDEADLK; /* a map resize would wait for us */
+	if ((rc = pthread_cond_init(&r->cv, NULL)) != 0)
+		return -rc;
+	r->next = NULL;
+	r->rc = 0;
+	r->failed = false;
+	r->done = false;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->closing) {
+		rc = DYN_ECLOSED;
+		goto out;
+	}
+	if (s->tail)
+		s->tail->next = r;
+	else
+		s->head = r;
+	s->tail = r;
+	pthread_cond_signal(&s->work_cv);
+	while (!r->done)
+		pthread_cond_wait(&r->cv, &s->mu);
+	rc = r->rc;
+out:
+	pthread_mutex_unlock(&s->mu);
+	pthread_cond_destroy(&r->cv);
+	return rc;
+}
+
+int
+store_update(struct store *s, const void *key, size_t klen, store_apply_fn fn,
+             void *arg)
+{
+	struct store_req r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = store_dkey(s, key, klen, r.dkbuf, &r.dkey)) != 0)
+		return rc;
+	r.kind = REQ_UPDATE;
+	r.key = key;
+	r.klen = klen;
+	r.fn = fn;
+	r.arg = arg;
+	return store_submit(s, &r);
+}
+
+int
+store_meta_put(struct store *s, const char *name, const void *val, size_t len)
+{
+	struct store_req r;
+	size_t nlen = strlen(name);
+
+	if (nlen == 0 || nlen > META_NAME_MAX)
+		return -EINVAL;
+	if (len > META_VALUE_MAX)
+		return DYN_ETOOBIG;
+	memset(&r, 0, sizeof(r));
+	r.kind = REQ_META;
+	memcpy(r.dkbuf, name, nlen);
+	r.dkey.mv_data = r.dkbuf;
+	r.dkey.mv_size = nlen;
+	r.val = val;
+	r.vlen = len;
+	return store_submit(s, &r);
+}
+
+/*
+ * Open and close.
+ */
+
+static int
+mkdir_p(const char *dir)
+{
+	char *p, *path;
+	int rc = 0;
+
+	if (!(path = mem_dup(dir, strlen(dir) + 1)))
+		return -ENOMEM;
+	for (p = path + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+			rc = -errno;
+			goto out;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+out:
+	mem_free(path);
+	return rc;
+}
+
+static int
+store_open_env(struct store *s, const struct store_opts *o, uint64_t map)
+{
+	MDB_txn *txn;
+	unsigned flags = MDB_NOTLS | (o->fsync ? 0 : MDB_NOSYNC);
+	int rc, mkey;
+
+	if ((rc = mdb_env_create(&s->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, STORE_READERS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(s->env, (size_t)map)) != 0 ||
+	    (rc = mdb_env_open(s->env, o->dir, flags, 0600)) != 0)
+		return store_error_from_lmdb(rc);
+	mkey = mdb_env_get_maxkeysize(s->env);
+	s->maxkey = mkey > 0 && mkey < DKEY_MAX ? (size_t)mkey : DKEY_MAX;
+	if (s->maxkey < KEYPOS_LEN + STORE_KEY_PREFIX + STORE_HASH_LEN)
+		return -EINVAL;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return store_error_from_lmdb(rc);
+	if ((rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->objects)) ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta))) {
+		mdb_txn_abort(txn);
+		return store_error_from_lmdb(rc);
+	}
+	return store_error_from_lmdb(mdb_txn_commit(txn));
+}
+
+int
+store_open(const struct store_opts *o, struct store **out)
+{
+	pthread_rwlockattr_t ra;
+	struct store *s;
+	uint64_t map;
+	int rc;
+
+	*out = NULL;
+	if (!o->dir || !*o->dir)
+		return -EINVAL;
+	if (!(s = mem_calloc(1, sizeof(*s))))
+		return -ENOMEM;
+	buf_init(&s->enc);
+	atomic_init(&s->commits, 0);
+	atomic_init(&s->updates, 0);
+	s->fsync = o->fsync;
+	s->max_batch = o->max_batch ? o->max_batch : STORE_BATCH;
+	s->map_max = o->map_max ? o->map_max : STORE_MAP_MAX;
+	s->max_value = o->max_value ? o->max_value : WIRE_MAX_VALUE;
+	map = o->map_init ? o->map_init : STORE_MAP_INIT;
+	if (map > s->map_max)
+		map = s->map_max;
+
+	if (!(s->batch = mem_calloc(s->max_batch, sizeof(*s->batch)))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if ((rc = mkdir_p(o->dir)) != 0)
+		goto fail;
+	if ((rc = store_open_env(s, o, map)) != 0)
+		goto fail;
+
+	if ((rc = pthread_rwlockattr_init(&ra)) != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	pthread_rwlockattr_setkind_np(
+	    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	rc = pthread_rwlock_init(&s->maplock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	if (rc != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	s->maplock_ok = true;
+	if ((rc = pthread_mutex_init(&s->mu, NULL)) != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	s->mu_ok = true;
+	if ((rc = pthread_cond_init(&s->work_cv, NULL)) != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	s->work_cv_ok = true;
+	if ((rc = pthread_create(&s->writer, NULL, writer_main, s)) != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	s->writer_ok = true;
+	*out = s;
+	return 0;
+fail:
+	store_close(s);
+	return rc;
+}
+
+void
+store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->writer_ok) {
+		pthread_mutex_lock(&s->mu);
+		s->closing = true;
+		pthread_cond_signal(&s->work_cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->writer, NULL);
+	}
+	if (s->env)
+		mdb_env_close(s->env);
+	if (s->work_cv_ok)
+		pthread_cond_destroy(&s->work_cv);
+	if (s->mu_ok)
+		pthread_mutex_destroy(&s->mu);
+	if (s->maplock_ok)
+		pthread_rwlock_destroy(&s->maplock);
+	buf_fini(&s->enc);
+	mem_free(s->batch);
+	mem_free(s);
+}

@@ -56,7 +56,8 @@ int store_open(const struct store_opts *o, struct store **out);
 void store_close(struct store *s);
 
 /* Read the record of key into out (out must be initialised; its old
- * contents are replaced).  -ENOENT when there is none. */
+ * contents are replaced).  -ENOENT when there is none (out left empty),
+ * DYN_EBADMSG when the stored record does not decode (logged). */
 int store_get(struct store *s, const void *key, size_t klen, struct vset *out);
 
 /*
@@ -72,7 +73,10 @@ int store_get(struct store *s, const void *key, size_t klen, struct vset *out);
 typedef int (*store_apply_fn)(struct vset *cur, void *arg);
 
 /* Queue an update of key and wait until it is committed (durable when fsync
- * is on).  Returns the apply function's result, or the commit's error. */
+ * is on).  Returns the apply function's result, or the commit's error;
+ * DYN_EBADMSG (fn not called) when the stored record does not decode.
+ * -EDEADLK when called from an apply function or a scan callback of s: the
+ * writer may be waiting for that very scan to end before it grows the map. */
 int store_update(struct store *s, const void *key, size_t klen,
     store_apply_fn fn, void *arg);
 
@@ -80,7 +84,9 @@ int store_update(struct store *s, const void *key, size_t klen,
  * Visit every record whose position p has from <= p < to, in position order
  * (to == NULL: to the end of the ring).  cb gets the key and the set (valid
  * only during the call); a non-zero return stops the scan and is returned.
- * Runs in one read transaction: a consistent snapshot.
+ * Runs in one read transaction: a consistent snapshot.  A record that does
+ * not decode is logged and skipped.  cb may call store_get, not
+ * store_update; while the scan runs the map cannot grow, so keep cb short.
  */
 typedef int (*store_scan_fn)(const struct keypos *pos, const uint8_t *key,
     size_t klen, const struct vset *set, void *arg);

@@ -1,1 +1,245 @@
-#include <stdio.h>
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+
+static struct harness *active;
+static bool failed_exit = true;
+
+long long
+harness_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+pause_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+void
+harness_dump_logs(struct harness *h)
+{
+	for (int i = 0; i < h->n; i++) {
+		char cmd[1024];
+		fprintf(stderr, "---- last lines of %s ----\n", h->nodes[i].log);
+		snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' >&2",
+		    h->nodes[i].log);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(no log)\n");
+	}
+}
+
+static void
+cleanup(void)
+{
+	struct harness *h = active;
+	if (!h)
+		return;
+	active = NULL;
+	if (failed_exit)
+		harness_dump_logs(h);
+	for (int i = 0; i < h->n; i++) {
+		if (h->nodes[i].pid > 0) {
+			kill(h->nodes[i].pid, SIGKILL);
+			waitpid(h->nodes[i].pid, NULL, 0);
+			h->nodes[i].pid = 0;
+		}
+	}
+	if (getenv("HARNESS_KEEP"))
+		fprintf(stderr, "kept %s\n", h->tmp);
+	else
+		nftw(h->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+on_signal(int sig)
+{
+	cleanup();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* exit(0) from a test means success: no log dump. */
+static void
+mark_success(int status, void *arg)
+{
+	(void)arg;
+	failed_exit = status != 0;
+}
+
+void
+harness_init(struct harness *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->dynamod = getenv("DYNAMOD");
+	CHECK(h->dynamod != NULL);
+	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(h->tmp, sizeof(h->tmp), "%s/dynamo-test-XXXXXX", base);
+	CHECK(mkdtemp(h->tmp) != NULL);
+	active = h;
+	atexit(cleanup);
+	on_exit(mark_success, NULL);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(h->keyfile, sizeof(h->keyfile), "%s/cluster.key", h->tmp);
+	CHECK_RC(auth_key_generate(&h->key), 0);
+	CHECK_RC(auth_key_write(h->keyfile, &h->key), 0);
+}
+
+static bool
+read_ready(struct hnode *nd)
+{
+	FILE *f = fopen(nd->ready, "r");
+	if (!f)
+		return false;
+	bool ok = fgets(nd->addr, sizeof(nd->addr), f) != NULL;
+	fclose(f);
+	if (ok)
+		nd->addr[strcspn(nd->addr, "\n")] = '\0';
+	return ok && nd->addr[0];
+}
+
+void
+harness_start(struct harness *h, int i, const char *const *extra)
+{
+	CHECK(i >= 0 && i < HARNESS_MAX_NODES);
+	struct hnode *nd = &h->nodes[i];
+	if (i >= h->n) {
+		h->n = i + 1;
+		/* Local copies: the paths are built from fields of h. */
+		char tmp[sizeof(h->tmp)], name[sizeof(nd->name)];
+		snprintf(tmp, sizeof(tmp), "%s", h->tmp);
+		snprintf(name, sizeof(name), "n%d", i);
+		snprintf(nd->name, sizeof(nd->name), "%s", name);
+		snprintf(nd->dir, sizeof(nd->dir), "%s/%s", tmp, name);
+		snprintf(nd->log, sizeof(nd->log), "%s/%s.log", tmp, name);
+		snprintf(nd->ready, sizeof(nd->ready), "%s/%s.ready", tmp,
+		    name);
+	}
+	CHECK(nd->pid == 0);
+	char listen[128];
+	snprintf(listen, sizeof(listen), "%s",
+	    nd->addr[0] ? nd->addr : "tcp://127.0.0.1:0");
+	unlink(nd->ready);
+
+	const char *argv[64];
+	int a = 0;
+	argv[a++] = h->dynamod;
+	argv[a++] = "--name";
+	argv[a++] = nd->name;
+	argv[a++] = "--listen";
+	argv[a++] = listen;
+	argv[a++] = "--data";
+	argv[a++] = nd->dir;
+	argv[a++] = "--cluster-key";
+	argv[a++] = h->keyfile;
+	argv[a++] = "--ready-file";
+	argv[a++] = nd->ready;
+	for (int k = 0; extra && extra[k] && a < 62; k++)
+		argv[a++] = extra[k];
+	argv[a] = NULL;
+
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int fd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			dup2(fd, 1);
+			close(fd);
+		}
+		execv(h->dynamod, (char *const *)argv);
+		_exit(127);
+	}
+	nd->pid = pid;
+
+	long long deadline = harness_now_ms() + 20000;
+	while (!read_ready(nd)) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			nd->pid = 0;
+			fprintf(stderr, "node %s exited at start-up\n",
+			    nd->name);
+			exit(1);
+		}
+		if (harness_now_ms() > deadline) {
+			fprintf(stderr, "node %s not ready after 20 s\n",
+			    nd->name);
+			exit(1);
+		}
+		pause_ms(20);
+	}
+}
+
+int
+harness_stop(struct harness *h, int i, int sig)
+{
+	struct hnode *nd = &h->nodes[i];
+	CHECK(nd->pid > 0);
+	kill(nd->pid, sig);
+	int st = 0;
+	long long deadline = harness_now_ms() + 30000;
+	for (;;) {
+		pid_t r = waitpid(nd->pid, &st, WNOHANG);
+		if (r == nd->pid)
+			break;
+		if (harness_now_ms() > deadline) {
+			fprintf(stderr, "node %s did not exit on signal %d\n",
+			    nd->name, sig);
+			kill(nd->pid, SIGKILL);
+			waitpid(nd->pid, &st, 0);
+			nd->pid = 0;
+			exit(1);
+		}
+		pause_ms(10);
+	}
+	nd->pid = 0;
+	return st;
+}
+
+struct dyn_client *
+harness_client(struct harness *h, int timeout_ms, ...)
+{
+	const char *addrs[HARNESS_MAX_NODES];
+	size_t n = 0;
+	va_list ap;
+	va_start(ap, timeout_ms);
+	for (int i; (i = va_arg(ap, int)) >= 0 && n < HARNESS_MAX_NODES;)
+		addrs[n++] = h->nodes[i].addr;
+	va_end(ap);
+	struct dyn_client_opts o = {
+		.nodes = addrs,
+		.nnodes = n,
+		.key = h->key,
+		.timeout_ms = timeout_ms,
+	};
+	struct dyn_client *c = NULL;
+	CHECK_RC(dyn_client_new(&o, &c), 0);
+	return c;
+}

@@ -1,0 +1,312 @@
+#include "rpc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "err.h"
+#include "mem.h"
+
+struct peer {
+	char *addr;
+	nng_socket sock;
+};
+
+struct rpc_pool {
+	struct auth_key key;
+	pthread_mutex_t lock;
+	struct peer *peers;
+	size_t n, cap;
+};
+
+int
+rpc_pool_new(const struct auth_key *key, struct rpc_pool **out)
+{
+	struct rpc_pool *p = mem_calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->key = *key;
+	pthread_mutex_init(&p->lock, NULL);
+	*out = p;
+	return 0;
+}
+
+void
+rpc_pool_free(struct rpc_pool *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		nng_close(p->peers[i].sock);
+		mem_free(p->peers[i].addr);
+	}
+	mem_free(p->peers);
+	pthread_mutex_destroy(&p->lock);
+	mem_free(p);
+}
+
+static int
+peer_open(struct peer *pe, const char *addr)
+{
+	int rv = nng_req0_open(&pe->sock);
+	if (rv != 0)
+		return err_from_nng(rv);
+	nng_socket_set_size(pe->sock, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG + 4096);
+	nng_socket_set_ms(pe->sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(pe->sock, NNG_OPT_RECONNMAXT, 1000);
+	/* Retries are the caller's (another node, a clear error). */
+	nng_socket_set_ms(pe->sock, NNG_OPT_REQ_RESENDTIME,
+	    NNG_DURATION_INFINITE);
+	/* Non-blocking: a peer that is down now is dialled again in the
+	 * background, and calls to it time out instead of failing here. */
+	rv = nng_dial(pe->sock, addr, NULL, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		nng_close(pe->sock);
+		return err_from_nng(rv);
+	}
+	return 0;
+}
+
+/* The socket for addr, opened on first use. */
+static int
+pool_sock(struct rpc_pool *p, const char *addr, nng_socket *out)
+{
+	int rc = 0;
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->n; i++) {
+		if (strcmp(p->peers[i].addr, addr) == 0) {
+			*out = p->peers[i].sock;
+			goto out;
+		}
+	}
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 8;
+		struct peer *np = mem_realloc(p->peers, cap * sizeof(*np));
+		if (!np) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		p->peers = np;
+		p->cap = cap;
+	}
+	struct peer *pe = &p->peers[p->n];
+	pe->addr = mem_dup(addr, strlen(addr) + 1);
+	if (!pe->addr) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = peer_open(pe, addr)) != 0) {
+		mem_free(pe->addr);
+		goto out;
+	}
+	*out = pe->sock;
+	p->n++;
+out:
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+void
+rpc_reply_fini(struct rpc_reply *r)
+{
+	if (r->msg)
+		nng_msg_free(r->msg);
+	r->msg = NULL;
+}
+
+/* Check a received message against the request and turn it into a reply. */
+static void
+finish_reply(struct rpc_pool *p, uint64_t reqid, nng_msg *msg,
+    struct rpc_reply *out)
+{
+	struct wire_msg *m = &out->m;
+	int rc = wire_decode(&p->key, nng_msg_body(msg), nng_msg_len(msg), m);
+	if (rc == 0 && m->reqid != reqid)
+		rc = DYN_EBADMSG;
+	if (rc == 0 && m->type == WIRE_ERROR) {
+		int32_t st = DYN_EBADMSG;
+		wire_get_i32(m, F_STATUS, &st);
+		rc = st < 0 ? st : DYN_EBADMSG;
+	}
+	if (rc != 0) {
+		nng_msg_free(msg);
+		msg = NULL;
+	}
+	out->rc = rc;
+	out->msg = msg;
+}
+
+/*
+ * One call's state machine, driven by nng's aio callbacks: send, then
+ * receive, then report to the waiting group.
+ */
+struct group;
+struct call {
+	struct group *g;
+	nng_ctx ctx;
+	nng_aio *aio;
+	bool ctx_open;
+	bool sending;
+	bool done;
+	struct rpc_reply *out;
+};
+
+struct group {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct rpc_pool *pool;
+	uint64_t reqid;
+	size_t pending, ok;
+};
+
+static void
+call_done(struct call *c, int rc, nng_msg *msg)
+{
+	struct group *g = c->g;
+	struct rpc_reply r = {.rc = rc};
+	if (rc == 0)
+		finish_reply(g->pool, g->reqid, msg, &r);
+	pthread_mutex_lock(&g->lock);
+	if (c->done) {
+		/* A second callback of a stopped aio: already reported. */
+		pthread_mutex_unlock(&g->lock);
+		rpc_reply_fini(&r);
+		return;
+	}
+	*c->out = r;
+	c->done = true;
+	g->pending--;
+	if (r.rc == 0)
+		g->ok++;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void
+call_cb(void *arg)
+{
+	struct call *c = arg;
+	int rv = nng_aio_result(c->aio);
+	if (c->sending) {
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(c->aio));
+			call_done(c, err_from_nng(rv), NULL);
+			return;
+		}
+		c->sending = false;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	call_done(c, rv == 0 ? 0 : err_from_nng(rv),
+	    rv == 0 ? nng_aio_get_msg(c->aio) : NULL);
+}
+
+static void
+deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+size_t
+rpc_call_many(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *req, size_t need, int timeout_ms, int grace_ms,
+    struct rpc_reply *out)
+{
+	struct group g = {.pool = p, .reqid = be_get_u64(req->data + 8)};
+	pthread_mutex_init(&g.lock, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	struct call *calls = mem_calloc(n ? n : 1, sizeof(*calls));
+	for (size_t i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].rc = -ENOMEM;
+	}
+	if (!calls)
+		goto out;
+
+	/* Start every call. */
+	for (size_t i = 0; i < n; i++) {
+		struct call *c = &calls[i];
+		c->g = &g;
+		c->out = &out[i];
+		nng_socket sock;
+		nng_msg *msg = NULL;
+		int rc = pool_sock(p, addrs[i], &sock);
+		int rv = 0;
+		if (rc == 0 && (rv = nng_ctx_open(&c->ctx, sock)) == 0)
+			c->ctx_open = true;
+		if (rc == 0 && rv == 0)
+			rv = nng_aio_alloc(&c->aio, call_cb, c);
+		if (rc == 0 && rv == 0 && (rv = nng_msg_alloc(&msg, 0)) == 0 &&
+		    (rv = nng_msg_append(msg, req->data, req->len)) != 0)
+			nng_msg_free(msg);
+		if (rc == 0 && rv != 0)
+			rc = err_from_nng(rv);
+		if (rc != 0) {
+			out[i].rc = rc;
+			c->done = true;
+			continue;
+		}
+		c->sending = true;
+		pthread_mutex_lock(&g.lock);
+		g.pending++;
+		pthread_mutex_unlock(&g.lock);
+		nng_aio_set_timeout(c->aio, timeout_ms);
+		nng_aio_set_msg(c->aio, msg);
+		nng_ctx_send(c->ctx, c->aio);
+	}
+
+	/* Wait for enough answers, then a little grace for the rest. */
+	struct timespec dl;
+	deadline_in(&dl, timeout_ms);
+	pthread_mutex_lock(&g.lock);
+	while (g.pending > 0 && g.ok < need)
+		if (pthread_cond_timedwait(&g.cv, &g.lock, &dl) == ETIMEDOUT)
+			break;
+	if (g.pending > 0 && g.ok >= need && grace_ms > 0) {
+		deadline_in(&dl, grace_ms);
+		while (g.pending > 0)
+			if (pthread_cond_timedwait(&g.cv, &g.lock, &dl) ==
+			    ETIMEDOUT)
+				break;
+	}
+	pthread_mutex_unlock(&g.lock);
+
+	/* Abandon the rest: nng_aio_free cancels and waits for the callback,
+	 * which then reports into out[] one last time. */
+	for (size_t i = 0; i < n; i++) {
+		struct call *c = &calls[i];
+		if (c->aio)
+			nng_aio_free(c->aio);
+		if (c->ctx_open)
+			nng_ctx_close(c->ctx);
+	}
+out:
+	mem_free(calls);
+	pthread_cond_destroy(&g.cv);
+	pthread_mutex_destroy(&g.lock);
+	size_t ok = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (out[i].rc == DYN_ECLOSED)
+			out[i].rc = DYN_ETIMEDOUT; /* abandoned by us */
+		ok += out[i].rc == 0;
+	}
+	return ok;
+}
+
+int
+rpc_call(struct rpc_pool *p, const char *addr, const struct buf *req,
+    int timeout_ms, struct rpc_reply *out)
+{
+	rpc_call_many(p, &addr, 1, req, 1, timeout_ms, 0, out);
+	return out->rc;
+}

@@ -1,0 +1,53 @@
+/*
+ * rpc — request/reply with other processes over nng, for the client library
+ * and for nodes talking to nodes.
+ *
+ * A pool keeps one nng req socket per peer address, dialled in the
+ * background and redialled when the peer comes back; a call opens its own
+ * nng context on it, so any number of threads may call at once.  Every
+ * reply is checked with wire_decode (tag, bounds) and must carry the
+ * request's id; a WIRE_ERROR reply becomes its status code.
+ */
+#ifndef DYN_RPC_H
+#define DYN_RPC_H
+
+#include <stddef.h>
+
+#include "auth.h"
+#include "buf.h"
+#include "wire.h"
+
+struct rpc_pool;
+
+/* A received reply: m points into msg, which the reply owns. */
+struct rpc_reply {
+	int rc;    /* 0, or why there is no usable reply */
+	void *msg; /* nng_msg; freed by rpc_reply_fini */
+	struct wire_msg m;
+};
+
+int rpc_pool_new(const struct auth_key *key, struct rpc_pool **out);
+/* Closes every socket; calls in flight fail with DYN_ECLOSED. NULL ok. */
+void rpc_pool_free(struct rpc_pool *p);
+
+/* Send the sealed request to addr and wait for the reply (timeout per
+ * call).  Returns out->rc; out must be released with rpc_reply_fini
+ * whatever the result. */
+int rpc_call(struct rpc_pool *p, const char *addr, const struct buf *req,
+    int timeout_ms, struct rpc_reply *out);
+
+/*
+ * Send the same request to n peers in parallel.  Returns when `need` of them
+ * replied without error (and then waits at most grace_ms longer for the
+ * others), when all have finished, or at the timeout; calls still in
+ * flight are then abandoned (the peers may still act on the request).
+ * out[i] is peer i's result (rc DYN_ETIMEDOUT when abandoned).  Returns the
+ * number of successful replies.
+ */
+size_t rpc_call_many(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *req, size_t need, int timeout_ms, int grace_ms,
+    struct rpc_reply *out);
+
+void rpc_reply_fini(struct rpc_reply *r);
+
+#endif

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# examples/quickstart.sh        install what is missing, build, start a local
+#                               cluster with its data under ./var, show a put
+#                               and a get
+# examples/quickstart.sh stop   stop it again
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+var=$root/var
+build=$root/build/release
+NODES=${DYNAMO_NODES:-1}
+FIRST_PORT=${DYNAMO_PORT:-7101}
+
+stop() {
+	local f pid
+	for f in "$var"/*.pid; do
+		[ -e "$f" ] || continue
+		pid=$(cat "$f")
+		if kill -0 "$pid" 2>/dev/null; then
+			kill "$pid"
+			for _ in $(seq 100); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+			kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+			echo "stopped $(basename "$f" .pid) (pid $pid)"
+		fi
+		rm -f "$f"
+	done
+}
+
+port_taken() {
+	ss -Htln "sport = :$1" 2>/dev/null | grep -q .
+}
+
+if [ "${1:-start}" = stop ]; then
+	stop
+	exit 0
+fi
+
+. "$root/tests/deps.sh"
+dynamo_install_deps
+if [ ! -d "$build" ]; then
+	meson setup "$build" "$root" --buildtype=release >/dev/null
+fi
+ninja -C "$build" >/dev/null
+mkdir -p "$var"
+export DYNAMO_CLUSTER_KEY_FILE=$var/cluster.key
+[ -f "$DYNAMO_CLUSTER_KEY_FILE" ] || "$build/node/dynamoctl" keygen "$DYNAMO_CLUSTER_KEY_FILE"
+
+stop >/dev/null # a second start replaces the first
+port=$FIRST_PORT
+addrs=()
+for i in $(seq "$NODES"); do
+	while port_taken "$port"; do port=$((port + 1)); done
+	name=n$i
+	rm -f "$var/$name.ready"
+	"$build/node/dynamod" --name "$name" --listen "tcp://127.0.0.1:$port" \
+		--data "$var/$name" --ready-file "$var/$name.ready" \
+		>>"$var/$name.log" 2>&1 &
+	echo $! >"$var/$name.pid"
+	addrs+=("tcp://127.0.0.1:$port")
+	port=$((port + 1))
+done
+for i in $(seq "$NODES"); do
+	for _ in $(seq 200); do
+		[ -s "$var/n$i.ready" ] && break
+		kill -0 "$(cat "$var/n$i.pid")" 2>/dev/null ||
+			{ echo "n$i failed to start:"; tail "$var/n$i.log"; exit 1; }
+		sleep 0.05
+	done
+	[ -s "$var/n$i.ready" ] || { echo "n$i not ready"; exit 1; }
+	echo "n$i serving $(cat "$var/n$i.ready") (log: var/n$i.log)"
+done
+
+ctl=("$build/node/dynamoctl" --node "${addrs[0]}")
+echo
+echo "\$ echo 'hello, dynamo' | dynamoctl put greeting"
+echo 'hello, dynamo' | "${ctl[@]}" put greeting
+echo "\$ dynamoctl get greeting"
+"${ctl[@]}" get greeting
+echo
+echo "try:   export DYNAMO_CLUSTER_KEY_FILE=$var/cluster.key"
+echo "       $build/node/dynamoctl --node ${addrs[0]} status"
+echo "stop:  examples/quickstart.sh stop"

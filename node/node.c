@@ -1,0 +1,291 @@
+/*
+ * A request's path through a node:
+ *
+ *   nng rep ctx --> server.c worker: wire_decode (size, magic, HMAC)
+ *                     |
+ *                     v
+ *                  node_handle: check fields, verify the context
+ *                     |
+ *                     v
+ *                  coord.c: get / put  --> store.c (LMDB, group commit)
+ *                     |
+ *                     v
+ *                  reply built here, sealed, sent by the worker
+ */
+#include "node_i.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "context.h"
+#include "coord.h"
+#include "err.h"
+#include "keypos.h"
+#include "log.h"
+#include "mem.h"
+#include "wire.h"
+
+uint64_t
+node_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+node_config_default(struct node_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fsync = true;
+	c->group_commit = true;
+	c->workers = 64;
+	c->max_value = WIRE_MAX_VALUE;
+}
+
+/* The key field every key-addressed request carries. */
+static int
+req_key(const struct wire_msg *m, struct coord_req *rq, struct keypos *pos)
+{
+	const struct wire_field *f = wire_find(m, F_KEY);
+	if (!f)
+		return DYN_EBADMSG;
+	if (f->len > KEY_MAX_LEN)
+		return DYN_ETOOBIG;
+	rq->key = f->data;
+	rq->klen = f->len;
+	wire_get_u32(m, F_FLAGS, &rq->flags);
+	wire_get_u32(m, F_R, &rq->r);
+	wire_get_u32(m, F_W, &rq->w);
+	return keypos_of(f->data, f->len, pos);
+}
+
+static int
+handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	struct coord_req rq = {0};
+	struct keypos pos;
+	int rc = req_key(m, &rq, &pos);
+	if (rc)
+		return rc;
+
+	struct vset set;
+	vset_init(&set);
+	rc = coord_get(n, &rq, &set);
+	if (rc == 0) {
+		struct vclock ctx;
+		vset_context(&set, &ctx);
+		wire_begin(out, WIRE_GET_RESP, 0, m->reqid);
+		wire_put_u32(out, F_STATUS, 0);
+		size_t at = wire_begin_field(out, F_VSET);
+		vset_encode(&set, out);
+		wire_end_field(out, at);
+		at = wire_begin_field(out, F_CONTEXT);
+		context_encode(&n->cfg.key, &pos, &ctx, out);
+		wire_end_field(out, at);
+		for (uint32_t i = 0; i < set.n; i++) {
+			version_context(&set.v[i], &ctx);
+			at = wire_begin_field(out, F_VCONTEXT);
+			context_encode(&n->cfg.key, &pos, &ctx, out);
+			wire_end_field(out, at);
+		}
+		rc = wire_seal(out, &n->cfg.key);
+	}
+	vset_fini(&set);
+	return rc;
+}
+
+/* The union of every context the put carries, each verified. */
+static int
+put_context(struct node *n, const struct wire_msg *m,
+    const struct keypos *pos, struct vclock *out)
+{
+	vclock_init(out);
+	for (uint32_t i = 0; i < m->nfields; i++) {
+		const struct wire_field *f = &m->f[i];
+		if (f->tag != F_CONTEXT)
+			continue;
+		struct vclock c;
+		int rc = context_decode(&n->cfg.key, pos, f->data, f->len, &c);
+		if (rc)
+			return rc;
+		vclock_merge(out, &c);
+	}
+	return 0;
+}
+
+static int
+handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	struct coord_req rq = {0};
+	struct keypos pos;
+	int rc = req_key(m, &rq, &pos);
+	if (rc)
+		return rc;
+
+	const struct wire_field *val = wire_find(m, F_VALUE);
+	bool tomb = rq.flags & WIRE_F_TOMBSTONE;
+	if (!val && !tomb)
+		return DYN_EBADMSG;
+	if (val && val->len > n->cfg.max_value)
+		return DYN_ETOOBIG;
+
+	struct vclock ctx, newctx;
+	if ((rc = put_context(n, m, &pos, &ctx)) != 0)
+		return rc;
+	rc = coord_put(n, &rq, &ctx, tomb ? NULL : val->data,
+	    tomb ? 0 : val->len, &newctx);
+	if (rc)
+		return rc;
+
+	wire_begin(out, WIRE_PUT_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	size_t at = wire_begin_field(out, F_CONTEXT);
+	context_encode(&n->cfg.key, &pos, &newctx, out);
+	wire_end_field(out, at);
+	return wire_seal(out, &n->cfg.key);
+}
+
+static int
+handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	struct store_stats st;
+	struct server_stats ss;
+	int rc = store_stats(n->store, &st);
+	if (rc)
+		return rc;
+	server_stats(n->srv, &ss);
+
+	char stats[512];
+	snprintf(stats, sizeof(stats),
+	    "requests=%llu\nrejected=%llu\nauth_failures=%llu\n"
+	    "commits=%llu\nupdates=%llu\nmap_bytes=%llu\n",
+	    (unsigned long long)ss.requests, (unsigned long long)ss.rejected,
+	    (unsigned long long)ss.auth_failures,
+	    (unsigned long long)st.commits, (unsigned long long)st.updates,
+	    (unsigned long long)st.map_bytes);
+
+	wire_begin(out, WIRE_STATUS_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	wire_put_str(out, F_NAME, n->name);
+	wire_put_str(out, F_ADDR, server_addr(n->srv));
+	wire_put_u64(out, F_UPTIME, (mono_ms() - n->start_ms) / 1000);
+	wire_put_u64(out, F_KEYS, st.keys);
+	wire_put_u64(out, F_DBSIZE, st.db_bytes);
+	wire_put_u64(out, F_ACTOR, n->actor);
+	wire_put_str(out, F_STATS, stats);
+	return wire_seal(out, &n->cfg.key);
+}
+
+static int
+node_handle(void *arg, const struct wire_msg *m, struct buf *out)
+{
+	struct node *n = arg;
+	switch (m->type) {
+	case WIRE_GET_REQ:
+		return handle_get(n, m, out);
+	case WIRE_PUT_REQ:
+		return handle_put(n, m, out);
+	case WIRE_STATUS_REQ:
+		return handle_status(n, m, out);
+	default:
+		return DYN_EBADMSG;
+	}
+}
+
+/* The actor id is drawn once per data directory: a wiped node comes back
+ * as a new actor and never reissues an old dot. */
+static int
+load_actor(struct node *n)
+{
+	size_t len = 0;
+	uint8_t b[8];
+	int rc = store_meta_get(n->store, "actor", b, sizeof(b), &len);
+	if (rc == 0 && len == sizeof(b)) {
+		n->actor = be_get_u64(b);
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc ? rc : -EIO;
+	do {
+		if (RAND_bytes(b, sizeof(b)) != 1)
+			return -EIO;
+		n->actor = be_get_u64(b);
+	} while (n->actor == 0);
+	return store_meta_put(n->store, "actor", b, sizeof(b));
+}
+
+int
+node_start(const struct node_config *c, struct node **out)
+{
+	int rc;
+	struct node *n = mem_calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->cfg = *c;
+	snprintf(n->name, sizeof(n->name), "%s", c->name);
+	n->cfg.name = n->name;
+	n->start_ms = mono_ms();
+
+	struct store_opts so;
+	store_opts_default(&so);
+	so.dir = c->data;
+	so.fsync = c->fsync;
+	so.max_batch = c->group_commit ? so.max_batch : 1;
+	so.max_value = c->max_value;
+	if (c->map_max)
+		so.map_max = c->map_max;
+	if ((rc = store_open(&so, &n->store)) != 0) {
+		LOG_ERROR("open store in %s: %s", c->data, dyn_strerror(rc));
+		goto fail;
+	}
+	if ((rc = load_actor(n)) != 0) {
+		LOG_ERROR("actor id: %s", dyn_strerror(rc));
+		goto fail;
+	}
+
+	struct server_opts sv = {
+		.listen = c->listen,
+		.key = &n->cfg.key,
+		.workers = c->workers,
+		.handler = node_handle,
+		.arg = n,
+	};
+	if ((rc = server_start(&sv, &n->srv)) != 0)
+		goto fail;
+	LOG_INFO("node %s (actor %016llx) serving %s, data in %s", n->name,
+	    (unsigned long long)n->actor, server_addr(n->srv), c->data);
+	*out = n;
+	return 0;
+fail:
+	node_stop(n);
+	return rc;
+}
+
+const char *
+node_addr(const struct node *n)
+{
+	return server_addr(n->srv);
+}
+
+void
+node_stop(struct node *n)
+{
+	if (!n)
+		return;
+	server_stop(n->srv);
+	store_close(n->store);
+	mem_free(n);
+}

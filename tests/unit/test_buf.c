@@ -1,0 +1,384 @@
+/* Unit tests for common/buf: encoder round trips, reader bounds, caps and
+ * sticky errors. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "err.h"
+#include "mem.h"
+
+/* cmocka's test_* are macros; wrap them to install them as the hook. */
+static void *
+t_malloc(size_t n)
+{
+	return test_malloc(n);
+}
+
+static void *
+t_calloc(size_t nmemb, size_t n)
+{
+	return test_calloc(nmemb, n);
+}
+
+static void *
+t_realloc(void *p, size_t n)
+{
+	return test_realloc(p, n);
+}
+
+static void
+t_free(void *p)
+{
+	test_free(p);
+}
+
+static const struct mem_allocator test_alloc = {
+	t_malloc, t_calloc, t_realloc, t_free};
+
+/* An allocator that always fails, for the out-of-memory paths. */
+static void *
+fail_malloc(size_t n)
+{
+	(void)n;
+	return NULL;
+}
+
+static void *
+fail_calloc(size_t nmemb, size_t n)
+{
+	(void)nmemb;
+	(void)n;
+	return NULL;
+}
+
+static void *
+fail_realloc(void *p, size_t n)
+{
+	(void)p;
+	(void)n;
+	return NULL;
+}
+
+static const struct mem_allocator failing_alloc = {
+	fail_malloc, fail_calloc, fail_realloc, t_free};
+
+static int
+setup(void **state)
+{
+	(void)state;
+	mem_set_allocator(&test_alloc);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	mem_set_allocator(NULL);
+	return 0;
+}
+
+static void
+test_round_trip(void **state)
+{
+	static const uint8_t blob[] = {1, 2, 3, 4, 5};
+	struct buf b;
+	struct rd r;
+	uint8_t u8;
+	uint16_t u16;
+	uint32_t u32;
+	uint64_t u64;
+	const uint8_t *p;
+	size_t n;
+
+	(void)state;
+	buf_init(&b);
+	buf_put_u8(&b, 0xab);
+	buf_put_u16(&b, 0xbeef);
+	buf_put_u32(&b, 0xdeadbeefu);
+	buf_put_u64(&b, 0x0123456789abcdefull);
+	buf_put_blob(&b, blob, sizeof(blob));
+	buf_put_blob(&b, NULL, 0);
+	buf_put(&b, "xy", 2);
+	assert_int_equal(buf_err(&b), 0);
+	assert_int_equal(b.len, 1 + 2 + 4 + 8 + 4 + 5 + 4 + 2);
+
+	/* Network byte order on the wire. */
+	assert_int_equal(b.data[1], 0xbe);
+	assert_int_equal(b.data[2], 0xef);
+	assert_int_equal(b.data[3], 0xde);
+	assert_int_equal(b.data[7], 0x01);
+	assert_int_equal(b.data[14], 0xef);
+
+	rd_init(&r, b.data, b.len);
+	assert_int_equal(rd_u8(&r, &u8), 0);
+	assert_int_equal(u8, 0xab);
+	assert_int_equal(rd_u16(&r, &u16), 0);
+	assert_int_equal(u16, 0xbeef);
+	assert_int_equal(rd_u32(&r, &u32), 0);
+	assert_int_equal(u32, 0xdeadbeefu);
+	assert_int_equal(rd_u64(&r, &u64), 0);
+	assert_true(u64 == 0x0123456789abcdefull);
+	assert_int_equal(rd_blob(&r, 5, &p, &n), 0);
+	assert_int_equal(n, 5);
+	assert_memory_equal(p, blob, 5);
+	assert_int_equal(rd_blob(&r, 0, &p, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(rd_left(&r), 2);
+	assert_int_equal(rd_bytes(&r, 2, &p), 0);
+	assert_memory_equal(p, "xy", 2);
+	assert_int_equal(rd_left(&r), 0);
+	assert_false(r.bad);
+	buf_fini(&b);
+}
+
+static void
+test_growth(void **state)
+{
+	struct buf b;
+	struct rd r;
+
+	(void)state;
+	buf_init(&b);
+	for (uint32_t i = 0; i < 10000; i++)
+		buf_put_u32(&b, i);
+	assert_int_equal(buf_err(&b), 0);
+	assert_int_equal(b.len, 40000);
+	assert_true(b.cap >= b.len);
+	rd_init(&r, b.data, b.len);
+	for (uint32_t i = 0; i < 10000; i++) {
+		uint32_t v;
+		assert_int_equal(rd_u32(&r, &v), 0);
+		assert_int_equal(v, i);
+	}
+	assert_int_equal(rd_left(&r), 0);
+	buf_fini(&b);
+}
+
+static void
+test_be_helpers(void **state)
+{
+	uint8_t d[8];
+
+	(void)state;
+	be_put_u32(d, 0x01020304u);
+	assert_int_equal(d[0], 1);
+	assert_int_equal(d[3], 4);
+	assert_int_equal(be_get_u32(d), 0x01020304u);
+	be_put_u64(d, 0xfffefdfcfbfaf9f8ull);
+	assert_int_equal(d[0], 0xff);
+	assert_int_equal(d[7], 0xf8);
+	assert_true(be_get_u64(d) == 0xfffefdfcfbfaf9f8ull);
+}
+
+static void
+test_reader_past_end(void **state)
+{
+	static const uint8_t in[3] = {1, 2, 3};
+	struct rd r;
+	uint32_t u32 = 77;
+	uint8_t u8;
+	uint16_t u16;
+	uint64_t u64;
+	const uint8_t *p;
+
+	(void)state;
+	rd_init(&r, in, sizeof(in));
+	assert_int_equal(rd_u32(&r, &u32), DYN_EBADMSG);
+	assert_int_equal(u32, 77); /* untouched on failure */
+	assert_true(r.bad);
+	/* Sticky: even a read that would fit now fails. */
+	assert_int_equal(rd_u8(&r, &u8), DYN_EBADMSG);
+	assert_int_equal(rd_left(&r), 0);
+
+	rd_init(&r, in, sizeof(in));
+	assert_int_equal(rd_u16(&r, &u16), 0);
+	assert_int_equal(rd_u16(&r, &u16), DYN_EBADMSG);
+	rd_init(&r, in, sizeof(in));
+	assert_int_equal(rd_u64(&r, &u64), DYN_EBADMSG);
+	rd_init(&r, in, sizeof(in));
+	assert_int_equal(rd_bytes(&r, 4, &p), DYN_EBADMSG);
+	rd_init(&r, in, sizeof(in));
+	assert_int_equal(rd_bytes(&r, SIZE_MAX, &p), DYN_EBADMSG);
+	rd_init(&r, in, sizeof(in));
+	assert_int_equal(rd_bytes(&r, 3, &p), 0);
+	assert_int_equal(rd_bytes(&r, 0, &p), 0);
+	assert_int_equal(rd_u8(&r, &u8), DYN_EBADMSG);
+
+	/* Empty input. */
+	rd_init(&r, NULL, 0);
+	assert_int_equal(rd_left(&r), 0);
+	assert_int_equal(rd_u8(&r, &u8), DYN_EBADMSG);
+}
+
+static void
+test_blob_caps(void **state)
+{
+	struct buf b;
+	struct rd r;
+	const uint8_t *p;
+	size_t n;
+	uint8_t x[8] = {0};
+
+	(void)state;
+	buf_init(&b);
+	buf_put_blob(&b, x, 8);
+	assert_int_equal(buf_err(&b), 0);
+
+	/* Over the cap. */
+	rd_init(&r, b.data, b.len);
+	assert_int_equal(rd_blob(&r, 7, &p, &n), DYN_EBADMSG);
+	assert_true(r.bad);
+	/* At the cap. */
+	rd_init(&r, b.data, b.len);
+	assert_int_equal(rd_blob(&r, 8, &p, &n), 0);
+	assert_int_equal(n, 8);
+	/* Length says more than there is. */
+	rd_init(&r, b.data, b.len - 1);
+	assert_int_equal(rd_blob(&r, 100, &p, &n), DYN_EBADMSG);
+	/* Huge length prefix. */
+	buf_reset(&b);
+	buf_put_u32(&b, UINT32_MAX);
+	rd_init(&r, b.data, b.len);
+	assert_int_equal(rd_blob(&r, SIZE_MAX, &p, &n), DYN_EBADMSG);
+	/* Truncated length prefix. */
+	rd_init(&r, b.data, 3);
+	assert_int_equal(rd_blob(&r, SIZE_MAX, &p, &n), DYN_EBADMSG);
+
+	/* Encoder side: a blob whose length does not fit a u32.  The
+	 * pointer is never read (the length is refused first). */
+	buf_reset(&b);
+	buf_put_blob(&b, x, (size_t)UINT32_MAX + 1);
+	assert_int_equal(buf_err(&b), DYN_ETOOBIG);
+	assert_int_equal(b.len, 0);
+	buf_fini(&b);
+}
+
+static void
+test_sticky_oom(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	mem_set_allocator(&failing_alloc);
+	buf_put_u32(&b, 1);
+	assert_int_equal(buf_err(&b), -ENOMEM);
+	assert_int_equal(b.len, 0);
+	mem_set_allocator(&test_alloc);
+	/* Later writes are no-ops even though memory is back. */
+	buf_put_u32(&b, 2);
+	assert_int_equal(buf_err(&b), -ENOMEM);
+	assert_int_equal(b.len, 0);
+	assert_null(buf_extend(&b, 1));
+	/* reset clears the error. */
+	buf_reset(&b);
+	assert_int_equal(buf_err(&b), 0);
+	buf_put_u32(&b, 3);
+	assert_int_equal(buf_err(&b), 0);
+	assert_int_equal(b.len, 4);
+	buf_fini(&b);
+}
+
+static void
+test_sticky_oom_on_growth(void **state)
+{
+	struct buf b;
+	size_t len;
+
+	(void)state;
+	buf_init(&b);
+	buf_put_u32(&b, 1);
+	len = b.len;
+	mem_set_allocator(&failing_alloc);
+	/* Past the first block: needs a realloc, which fails. */
+	for (int i = 0; i < 1000; i++)
+		buf_put_u32(&b, 2);
+	mem_set_allocator(&test_alloc);
+	assert_int_equal(buf_err(&b), -ENOMEM);
+	assert_true(b.len < 1000 * 4 + len);
+	assert_int_equal(be_get_u32(b.data), 1); /* old bytes intact */
+	buf_fini(&b);
+}
+
+static void
+test_extend_overflow(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	buf_put_u8(&b, 1);
+	assert_null(buf_extend(&b, SIZE_MAX));
+	assert_int_equal(buf_err(&b), -ENOMEM);
+	buf_fini(&b);
+}
+
+static void
+test_take_and_fini(void **state)
+{
+	struct buf b;
+	uint8_t *d;
+	size_t len;
+
+	(void)state;
+	buf_init(&b);
+	buf_put(&b, "hello", 5);
+	d = buf_take(&b, &len);
+	assert_non_null(d);
+	assert_int_equal(len, 5);
+	assert_memory_equal(d, "hello", 5);
+	assert_int_equal(b.len, 0);
+	assert_null(b.data);
+	mem_free(d);
+	/* The emptied buf is usable and fini'able; fini takes NULL. */
+	buf_put_u8(&b, 9);
+	assert_int_equal(b.len, 1);
+	buf_fini(&b);
+	buf_fini(&b);
+	buf_fini(NULL);
+}
+
+static void
+test_reset_keeps_memory(void **state)
+{
+	struct buf b;
+	uint8_t *d;
+
+	(void)state;
+	buf_init(&b);
+	buf_put_u64(&b, 1);
+	d = b.data;
+	buf_reset(&b);
+	assert_int_equal(b.len, 0);
+	assert_ptr_equal(b.data, d);
+	buf_put_u64(&b, 2);
+	assert_ptr_equal(b.data, d);
+	assert_true(be_get_u64(b.data) == 2);
+	buf_fini(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_be_helpers),
+		cmocka_unit_test(test_reader_past_end),
+		cmocka_unit_test(test_blob_caps),
+		cmocka_unit_test(test_sticky_oom),
+		cmocka_unit_test(test_sticky_oom_on_growth),
+		cmocka_unit_test(test_extend_overflow),
+		cmocka_unit_test(test_take_and_fini),
+		cmocka_unit_test(test_reset_keeps_memory),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

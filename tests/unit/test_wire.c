@@ -1,0 +1,683 @@
+/* Unit tests for common/wire: round trips and a paranoid decoder. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "err.h"
+#include "mem.h"
+#include "wire.h"
+
+/* cmocka's test_* are macros; wrap them to install them as the hook. */
+static void *
+t_malloc(size_t n)
+{
+	return test_malloc(n);
+}
+
+static void *
+t_calloc(size_t nmemb, size_t n)
+{
+	return test_calloc(nmemb, n);
+}
+
+static void *
+t_realloc(void *p, size_t n)
+{
+	return test_realloc(p, n);
+}
+
+static void
+t_free(void *p)
+{
+	test_free(p);
+}
+
+static const struct mem_allocator test_alloc = {
+	t_malloc, t_calloc, t_realloc, t_free};
+
+static void *
+fail_realloc(void *p, size_t n)
+{
+	(void)p;
+	(void)n;
+	return NULL;
+}
+
+static const struct mem_allocator failing_alloc = {
+	t_malloc, t_calloc, fail_realloc, t_free};
+
+/* Header offsets (wire.h). */
+#define OFF_VERSION 4
+#define OFF_TYPE    5
+#define OFF_BODYLEN 16
+#define OFF_NFIELDS 20
+
+struct fixture {
+	struct auth_key key;
+	struct buf b;
+	struct wire_msg m;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *fx;
+
+	mem_set_allocator(&test_alloc);
+	/* Plain calloc: cmocka checks for leaks after each fixture and
+	 * test separately, so what lives across them cannot be its. */
+	fx = calloc(1, sizeof(*fx));
+	if (fx == NULL || auth_key_generate(&fx->key) != 0)
+		return -1;
+	buf_init(&fx->b);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	buf_fini(&fx->b);
+	free(fx);
+	mem_set_allocator(NULL);
+	return 0;
+}
+
+/* Recompute the trailer of a message after the test changed it, so the
+ * decoder's checks past the HMAC are reached. */
+static void
+retag(const struct auth_key *k, uint8_t *p, size_t len)
+{
+	assert_true(len >= AUTH_TAG_LEN);
+	assert_int_equal(auth_tag(k, p, len - AUTH_TAG_LEN, NULL, 0,
+			     p + len - AUTH_TAG_LEN),
+	    0);
+}
+
+/* A message with one field of every kind. */
+static void
+build_full(struct fixture *fx)
+{
+	static const uint8_t value[] = {0, 1, 2, 0xff, 0xfe};
+	size_t at;
+
+	wire_begin(&fx->b, WIRE_PUT_REQ, 0xa5c3, 0x1122334455667788ull);
+	wire_put(&fx->b, F_KEY, "user/key", 8);
+	wire_put(&fx->b, F_VALUE, value, sizeof(value));
+	wire_put(&fx->b, F_CONTEXT, NULL, 0);
+	wire_put_u32(&fx->b, F_W, 2);
+	wire_put_u32(&fx->b, F_STATUS, (uint32_t)DYN_EQUORUM);
+	wire_put_u64(&fx->b, F_ACTOR, 0xfedcba9876543210ull);
+	wire_put_str(&fx->b, F_NAME, "node-a");
+	at = wire_begin_field(&fx->b, F_VSET);
+	buf_put_u32(&fx->b, 7);
+	buf_put(&fx->b, "vset", 4);
+	wire_end_field(&fx->b, at);
+	wire_put(&fx->b, 999, "future", 6); /* a tag nobody knows */
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+}
+
+static void
+test_round_trip(void **state)
+{
+	struct fixture *fx = *state;
+	struct wire_msg *m = &fx->m;
+	const struct wire_field *f;
+	uint32_t u32;
+	uint64_t u64;
+	int32_t i32;
+	char s[16];
+
+	build_full(fx);
+	assert_int_equal(fx->b.len, WIRE_HDR_LEN + 9 * 6 + 8 + 5 + 0 + 4 + 4 +
+	                                8 + 6 + 8 + 6 + AUTH_TAG_LEN);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, m), 0);
+	assert_int_equal(m->type, WIRE_PUT_REQ);
+	assert_int_equal(m->flags, 0xa5c3);
+	assert_true(m->reqid == 0x1122334455667788ull);
+	assert_int_equal(m->nfields, 9);
+
+	f = wire_find(m, F_KEY);
+	assert_non_null(f);
+	assert_int_equal(f->len, 8);
+	assert_memory_equal(f->data, "user/key", 8);
+	/* Fields point into the caller's buffer. */
+	assert_true(f->data > fx->b.data);
+	assert_true(f->data < fx->b.data + fx->b.len);
+
+	f = wire_find(m, F_VALUE);
+	assert_non_null(f);
+	assert_int_equal(f->len, 5);
+	assert_int_equal(f->data[3], 0xff);
+
+	f = wire_find(m, F_CONTEXT);
+	assert_non_null(f);
+	assert_int_equal(f->len, 0);
+
+	assert_int_equal(wire_get_u32(m, F_W, &u32), 0);
+	assert_int_equal(u32, 2);
+	assert_int_equal(wire_get_i32(m, F_STATUS, &i32), 0);
+	assert_int_equal(i32, DYN_EQUORUM);
+	assert_int_equal(wire_get_u64(m, F_ACTOR, &u64), 0);
+	assert_true(u64 == 0xfedcba9876543210ull);
+	assert_int_equal(wire_get_str(m, F_NAME, s, sizeof(s)), 0);
+	assert_string_equal(s, "node-a");
+
+	f = wire_find(m, F_VSET);
+	assert_non_null(f);
+	assert_int_equal(f->len, 8);
+	assert_int_equal(be_get_u32(f->data), 7);
+	assert_memory_equal(f->data + 4, "vset", 4);
+
+	f = wire_find(m, 999);
+	assert_non_null(f);
+	assert_memory_equal(f->data, "future", 6);
+	buf_fini(&fx->b);
+}
+
+static void
+test_getters(void **state)
+{
+	struct fixture *fx = *state;
+	struct wire_msg *m = &fx->m;
+	uint32_t u32 = 42;
+	uint64_t u64 = 42;
+	int32_t i32 = 42;
+	char s[4];
+
+	build_full(fx);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, m), 0);
+
+	/* Absent. */
+	assert_null(wire_find(m, F_R));
+	assert_int_equal(wire_get_u32(m, F_R, &u32), -ENOENT);
+	assert_int_equal(wire_get_u64(m, F_R, &u64), -ENOENT);
+	assert_int_equal(wire_get_i32(m, F_R, &i32), -ENOENT);
+	assert_int_equal(wire_get_str(m, F_R, s, sizeof(s)), -ENOENT);
+	/* Wrong size: a u64 read as u32 and the other way round. */
+	assert_int_equal(wire_get_u32(m, F_ACTOR, &u32), DYN_EBADMSG);
+	assert_int_equal(wire_get_i32(m, F_ACTOR, &i32), DYN_EBADMSG);
+	assert_int_equal(wire_get_u64(m, F_W, &u64), DYN_EBADMSG);
+	assert_int_equal(wire_get_u32(m, F_KEY, &u32), DYN_EBADMSG);
+	assert_int_equal(wire_get_u32(m, F_CONTEXT, &u32), DYN_EBADMSG);
+	assert_int_equal(u32, 42);
+	assert_true(u64 == 42);
+	assert_int_equal(i32, 42);
+	/* Strings are truncated to the room there is. */
+	assert_int_equal(wire_get_str(m, F_NAME, s, sizeof(s)), 0);
+	assert_string_equal(s, "nod");
+	assert_int_equal(wire_get_str(m, F_NAME, s, 1), 0);
+	assert_string_equal(s, "");
+	assert_int_equal(wire_get_str(m, F_CONTEXT, s, sizeof(s)), 0);
+	assert_string_equal(s, "");
+	assert_int_equal(wire_get_str(m, F_NAME, s, 0), -EINVAL);
+	buf_fini(&fx->b);
+}
+
+static void
+test_i32_range(void **state)
+{
+	static const int32_t vals[] = {
+	    0, 1, -1, INT32_MAX, INT32_MIN, DYN_EAUTH, -ENOENT};
+	struct fixture *fx = *state;
+
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		int32_t v;
+
+		wire_begin(&fx->b, WIRE_ERROR, 0, i);
+		wire_put_u32(&fx->b, F_STATUS, (uint32_t)vals[i]);
+		assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+		assert_int_equal(
+		    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+		assert_int_equal(wire_get_i32(&fx->m, F_STATUS, &v), 0);
+		assert_int_equal(v, vals[i]);
+		assert_true(fx->m.reqid == i);
+	}
+	buf_fini(&fx->b);
+}
+
+static void
+test_empty_and_duplicates(void **state)
+{
+	struct fixture *fx = *state;
+	uint32_t v;
+
+	wire_begin(&fx->b, WIRE_STATUS_REQ, 0, 0);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	assert_int_equal(fx->b.len, WIRE_HDR_LEN + AUTH_TAG_LEN);
+	assert_int_equal(
+	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	assert_int_equal(fx->m.nfields, 0);
+	assert_int_equal(fx->m.type, WIRE_STATUS_REQ);
+
+	/* A repeated tag: wire_find gives the first. */
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 0);
+	wire_put_u32(&fx->b, F_R, 1);
+	wire_put_u32(&fx->b, F_R, 2);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	assert_int_equal(
+	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	assert_int_equal(wire_get_u32(&fx->m, F_R, &v), 0);
+	assert_int_equal(v, 1);
+	buf_fini(&fx->b);
+}
+
+static void
+test_every_type(void **state)
+{
+	struct fixture *fx = *state;
+	int types[] = {0, WIRE_TYPE_END, WIRE_TYPE_END + 1, 255};
+
+	for (int t = WIRE_ERROR; t < WIRE_TYPE_END; t++) {
+		wire_begin(&fx->b, (uint8_t)t, 0, 1);
+		assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+		assert_int_equal(
+		    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+		assert_int_equal(fx->m.type, t);
+	}
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		wire_begin(&fx->b, (uint8_t)types[i], 0, 1);
+		assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+		assert_int_equal(
+		    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+		    DYN_EBADMSG);
+		assert_int_equal(fx->m.nfields, 0);
+	}
+	buf_fini(&fx->b);
+}
+
+static void
+test_reused_buf(void **state)
+{
+	struct fixture *fx = *state;
+	uint32_t v;
+
+	/* wire_begin starts over, also after a failed message. */
+	build_full(fx);
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 5);
+	wire_put(&fx->b, F_KEY, NULL, (size_t)WIRE_MAX_MSG + 1);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), DYN_ETOOBIG);
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 6);
+	wire_put_u32(&fx->b, F_R, 3);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	assert_int_equal(fx->b.len, WIRE_HDR_LEN + 10 + AUTH_TAG_LEN);
+	assert_int_equal(
+	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	assert_int_equal(fx->m.nfields, 1);
+	assert_int_equal(wire_get_u32(&fx->m, F_R, &v), 0);
+	assert_int_equal(v, 3);
+	assert_true(fx->m.reqid == 6);
+	buf_fini(&fx->b);
+}
+
+static void
+test_truncation(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t *copy;
+
+	build_full(fx);
+	/* Every prefix, in its own allocation so ASan sees any overread. */
+	for (size_t len = 0; len < fx->b.len; len++) {
+		copy = test_malloc(len ? len : 1);
+		memcpy(copy, fx->b.data, len);
+		assert_int_equal(wire_decode(&fx->key, copy, len, &fx->m),
+		    DYN_EBADMSG);
+		assert_int_equal(fx->m.nfields, 0);
+		test_free(copy);
+	}
+	/* Every prefix of the body with the header fixed up and re-tagged:
+	 * fields now run past the body (or the body ends between them with
+	 * fields missing). */
+	for (size_t body = 0; body < fx->b.len - WIRE_HDR_LEN - AUTH_TAG_LEN;
+	     body++) {
+		size_t len = WIRE_HDR_LEN + body + AUTH_TAG_LEN;
+
+		copy = test_malloc(len);
+		memcpy(copy, fx->b.data, WIRE_HDR_LEN + body);
+		be_put_u32(copy + OFF_BODYLEN, (uint32_t)body);
+		retag(&fx->key, copy, len);
+		assert_int_equal(wire_decode(&fx->key, copy, len, &fx->m),
+		    DYN_EBADMSG);
+		test_free(copy);
+	}
+	buf_fini(&fx->b);
+}
+
+static void
+test_bit_flips(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t *p;
+	size_t len;
+
+	build_full(fx);
+	p = fx->b.data;
+	len = fx->b.len;
+	for (size_t bit = 0; bit < len * 8; bit++) {
+		int rc;
+
+		p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		rc = wire_decode(&fx->key, p, len, &fx->m);
+		p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		assert_int_not_equal(rc, 0);
+		if (bit / 8 >= WIRE_HDR_LEN)
+			assert_int_equal(rc, DYN_EAUTH);
+	}
+	assert_int_equal(wire_decode(&fx->key, p, len, &fx->m), 0);
+	buf_fini(&fx->b);
+}
+
+static void
+test_wrong_magic_and_version(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t *p;
+	size_t len;
+
+	build_full(fx);
+	p = fx->b.data;
+	len = fx->b.len;
+
+	p[0] = 'X';
+	retag(&fx->key, p, len);
+	assert_int_equal(wire_decode(&fx->key, p, len, &fx->m), DYN_EBADMSG);
+	be_put_u32(p, WIRE_MAGIC);
+
+	for (int v = 0; v < 256; v++) {
+		if (v == WIRE_VERSION)
+			continue;
+		p[OFF_VERSION] = (uint8_t)v;
+		retag(&fx->key, p, len);
+		assert_int_equal(
+		    wire_decode(&fx->key, p, len, &fx->m), DYN_EPROTO);
+	}
+	p[OFF_VERSION] = WIRE_VERSION;
+	retag(&fx->key, p, len);
+	assert_int_equal(wire_decode(&fx->key, p, len, &fx->m), 0);
+	buf_fini(&fx->b);
+}
+
+static void
+test_wrong_key(void **state)
+{
+	struct fixture *fx = *state;
+	struct auth_key other = fx->key;
+
+	build_full(fx);
+	other.k[0] ^= 0x80;
+	assert_int_equal(wire_decode(&other, fx->b.data, fx->b.len, &fx->m),
+	    DYN_EAUTH);
+	assert_int_equal(fx->m.nfields, 0);
+	/* A zero tag is no better. */
+	memset(fx->b.data + fx->b.len - AUTH_TAG_LEN, 0, AUTH_TAG_LEN);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len,
+			     &fx->m),
+	    DYN_EAUTH);
+	buf_fini(&fx->b);
+}
+
+static void
+test_huge_lengths(void **state)
+{
+	static const uint32_t bodylens[] = {
+	    0, 1, UINT32_MAX, UINT32_MAX - 1, 0x80000000u, WIRE_MAX_MSG};
+	struct fixture *fx = *state;
+	uint8_t *p;
+	size_t len, first;
+	uint32_t orig;
+
+	build_full(fx);
+	p = fx->b.data;
+	len = fx->b.len;
+	orig = be_get_u32(p + OFF_BODYLEN);
+
+	/* Body length disagreeing with the buffer, tag fixed or not. */
+	for (size_t i = 0; i < sizeof(bodylens) / sizeof(bodylens[0]); i++) {
+		be_put_u32(p + OFF_BODYLEN, bodylens[i]);
+		retag(&fx->key, p, len);
+		assert_int_equal(
+		    wire_decode(&fx->key, p, len, &fx->m), DYN_EBADMSG);
+	}
+	be_put_u32(p + OFF_BODYLEN, orig);
+
+	/* The first field's length: huge, one past the body, all the body. */
+	first = WIRE_HDR_LEN + 2;
+	{
+		const uint32_t flens[] = {UINT32_MAX, UINT32_MAX - 5,
+		    0x80000000u, orig - 6 + 1, orig - 6, 9, 7};
+
+		for (size_t i = 0; i < sizeof(flens) / sizeof(flens[0]);
+		     i++) {
+			be_put_u32(p + first, flens[i]);
+			retag(&fx->key, p, len);
+			assert_int_equal(wire_decode(&fx->key, p, len, &fx->m),
+			    DYN_EBADMSG);
+		}
+	}
+	be_put_u32(p + first, 8);
+	retag(&fx->key, p, len);
+	assert_int_equal(wire_decode(&fx->key, p, len, &fx->m), 0);
+
+	/* A length that claims more than the message may be. */
+	{
+		size_t big = (size_t)WIRE_MAX_MSG + 1;
+		uint8_t *q = calloc(1, big);
+
+		assert_non_null(q);
+		memcpy(q, p, WIRE_HDR_LEN);
+		be_put_u32(q + OFF_BODYLEN,
+		    (uint32_t)(big - WIRE_HDR_LEN - AUTH_TAG_LEN));
+		be_put_u32(q + OFF_NFIELDS, 0);
+		assert_int_equal(
+		    wire_decode(&fx->key, q, big, &fx->m), DYN_ETOOBIG);
+		assert_int_equal(
+		    wire_decode(&fx->key, q, SIZE_MAX, &fx->m), DYN_ETOOBIG);
+		free(q);
+	}
+	buf_fini(&fx->b);
+}
+
+static void
+test_field_count(void **state)
+{
+	static const uint32_t counts[] = {
+	    WIRE_MAX_FIELDS + 1, 0x10000, UINT32_MAX};
+	struct fixture *fx = *state;
+	uint8_t *p;
+	size_t len;
+
+	/* Exactly the maximum is fine. */
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 0);
+	for (int i = 0; i < WIRE_MAX_FIELDS; i++)
+		wire_put_u32(&fx->b, (uint16_t)(100 + i), (uint32_t)i);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	assert_int_equal(
+	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	assert_int_equal(fx->m.nfields, WIRE_MAX_FIELDS);
+	for (int i = 0; i < WIRE_MAX_FIELDS; i++) {
+		uint32_t v;
+		assert_int_equal(
+		    wire_get_u32(&fx->m, (uint16_t)(100 + i), &v), 0);
+		assert_int_equal(v, i);
+	}
+
+	/* The encoder refuses one more, by put or by begin_field. */
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 0);
+	for (int i = 0; i <= WIRE_MAX_FIELDS; i++)
+		wire_put_u32(&fx->b, F_R, 1);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), DYN_ETOOBIG);
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 0);
+	for (int i = 0; i < WIRE_MAX_FIELDS; i++)
+		wire_put_u32(&fx->b, F_R, 1);
+	wire_end_field(&fx->b, wire_begin_field(&fx->b, F_VSET));
+	assert_int_equal(wire_seal(&fx->b, &fx->key), DYN_ETOOBIG);
+
+	/* A decoder given 65 real fields. */
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 0);
+	for (int i = 0; i < WIRE_MAX_FIELDS; i++)
+		wire_put_u32(&fx->b, F_R, 1);
+	assert_int_equal(buf_err(&fx->b), 0);
+	buf_put_u16(&fx->b, F_W);
+	buf_put_u32(&fx->b, 4);
+	buf_put_u32(&fx->b, 1);
+	be_put_u32(fx->b.data + OFF_NFIELDS, WIRE_MAX_FIELDS + 1);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len,
+			     &fx->m),
+	    DYN_EBADMSG);
+
+	/* Counts that lie about a valid body. */
+	build_full(fx);
+	p = fx->b.data;
+	len = fx->b.len;
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		be_put_u32(p + OFF_NFIELDS, counts[i]);
+		retag(&fx->key, p, len);
+		assert_int_equal(
+		    wire_decode(&fx->key, p, len, &fx->m), DYN_EBADMSG);
+	}
+	/* Fewer fields than the body holds: bytes left over. */
+	for (uint32_t n = 0; n < 9; n++) {
+		be_put_u32(p + OFF_NFIELDS, n);
+		retag(&fx->key, p, len);
+		assert_int_equal(
+		    wire_decode(&fx->key, p, len, &fx->m), DYN_EBADMSG);
+	}
+	/* One more than there is: the last field runs past the body. */
+	be_put_u32(p + OFF_NFIELDS, 10);
+	retag(&fx->key, p, len);
+	assert_int_equal(wire_decode(&fx->key, p, len, &fx->m), DYN_EBADMSG);
+	buf_fini(&fx->b);
+}
+
+static void
+test_trailing_bytes(void **state)
+{
+	struct fixture *fx = *state;
+	size_t body;
+
+	/* Bytes after the last field, covered by body length and tag. */
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 0);
+	wire_put(&fx->b, F_KEY, "k", 1);
+	buf_put_u8(&fx->b, 0);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len,
+			     &fx->m),
+	    DYN_EBADMSG);
+
+	/* Bytes after the trailer. */
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 0);
+	wire_put(&fx->b, F_KEY, "k", 1);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	body = fx->b.len;
+	buf_put_u8(&fx->b, 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len,
+			     &fx->m),
+	    DYN_EBADMSG);
+	assert_int_equal(
+	    wire_decode(&fx->key, fx->b.data, body, &fx->m), 0);
+	buf_fini(&fx->b);
+}
+
+static void
+test_encoder_errors(void **state)
+{
+	struct fixture *fx = *state;
+	struct buf b;
+
+	/* Fields without wire_begin. */
+	buf_init(&b);
+	wire_put_u32(&b, F_R, 1);
+	assert_int_equal(wire_seal(&b, &fx->key), -EINVAL);
+	buf_fini(&b);
+	buf_init(&b);
+	assert_int_equal(wire_seal(&b, &fx->key), -EINVAL);
+	buf_fini(&b);
+
+	/* A field longer than any message; the pointer is never read. */
+	wire_begin(&fx->b, WIRE_PUT_REQ, 0, 0);
+	wire_put(&fx->b, F_VALUE, "", (size_t)WIRE_MAX_MSG + 1);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), DYN_ETOOBIG);
+
+	/* A bad offset to wire_end_field. */
+	wire_begin(&fx->b, WIRE_PUT_REQ, 0, 0);
+	wire_end_field(&fx->b, 3);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), -EINVAL);
+	wire_begin(&fx->b, WIRE_PUT_REQ, 0, 0);
+	wire_end_field(&fx->b, fx->b.len + 1);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), -EINVAL);
+
+	/* Out of memory while growing: sticky, reported by seal. */
+	wire_begin(&fx->b, WIRE_PUT_REQ, 0, 0);
+	mem_set_allocator(&failing_alloc);
+	{
+		static uint8_t big[1 << 16];
+		wire_put(&fx->b, F_VALUE, big, sizeof(big));
+	}
+	mem_set_allocator(&test_alloc);
+	wire_put_u32(&fx->b, F_W, 1);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), -ENOMEM);
+	buf_fini(&fx->b);
+}
+
+static void
+test_big_value(void **state)
+{
+	struct fixture *fx = *state;
+	const struct wire_field *f;
+	uint8_t *v;
+	size_t at;
+
+	/* A maximum-size value, written in place through begin_field. */
+	wire_begin(&fx->b, WIRE_PUT_REQ, 0, 0);
+	wire_put(&fx->b, F_KEY, "k", 1);
+	at = wire_begin_field(&fx->b, F_VALUE);
+	v = buf_extend(&fx->b, WIRE_MAX_VALUE);
+	assert_non_null(v);
+	memset(v, 0x77, WIRE_MAX_VALUE);
+	v[WIRE_MAX_VALUE - 1] = 0x78;
+	wire_end_field(&fx->b, at);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	assert_int_equal(
+	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	f = wire_find(&fx->m, F_VALUE);
+	assert_non_null(f);
+	assert_int_equal(f->len, WIRE_MAX_VALUE);
+	assert_int_equal(f->data[WIRE_MAX_VALUE - 1], 0x78);
+	buf_fini(&fx->b);
+}
+
+int
+main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_round_trip),
+		T(test_getters),
+		T(test_i32_range),
+		T(test_empty_and_duplicates),
+		T(test_every_type),
+		T(test_reused_buf),
+		T(test_truncation),
+		T(test_bit_flips),
+		T(test_wrong_magic_and_version),
+		T(test_wrong_key),
+		T(test_huge_lengths),
+		T(test_field_count),
+		T(test_trailing_bytes),
+		T(test_encoder_errors),
+		T(test_big_value),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -100,7 +100,7 @@ static bool
 is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
-	    c == '\f';
+	       c == '\f';
 }
 
 /* Parse text[0..n): white space, exactly 64 hex digits, white space. */
@@ -168,8 +168,8 @@ out:
 }
 
 int
-auth_tag(const struct auth_key *k, const void *a, size_t alen,
-    const void *b, size_t blen, uint8_t tag[AUTH_TAG_LEN])
+auth_tag(const struct auth_key *k, const void *a, size_t alen, const void *b,
+         size_t blen, uint8_t tag[AUTH_TAG_LEN])
 {
 	static char digest[] = "SHA256"; /* OSSL_PARAM takes a char * */
 	EVP_MAC_CTX *ctx = NULL;
@@ -202,8 +202,8 @@ out:
 }
 
 bool
-auth_check(const struct auth_key *k, const void *a, size_t alen,
-    const void *b, size_t blen, const uint8_t tag[AUTH_TAG_LEN])
+auth_check(const struct auth_key *k, const void *a, size_t alen, const void *b,
+           size_t blen, const uint8_t tag[AUTH_TAG_LEN])
 {
 	uint8_t want[AUTH_TAG_LEN];
 	bool ok;

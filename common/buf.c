@@ -43,7 +43,7 @@ buf_extend(struct buf *b, size_t n)
 		b->err = -ENOMEM;
 		return NULL;
 	}
-	if (b->len + n > b->cap) {
+	if (b->len + n > b->cap || !b->data) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n)
 			cap *= 2;
@@ -101,7 +101,8 @@ void
 buf_put_blob(struct buf *b, const void *p, size_t n)
 {
 	if (n > UINT32_MAX) {
-		b->err = DYN_ETOOBIG;
+		if (!b->err)
+			b->err = DYN_ETOOBIG;
 		return;
 	}
 	buf_put_u32(b, (uint32_t)n);

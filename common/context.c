@@ -29,7 +29,7 @@ context_prefix(const struct keypos *pos, uint8_t out[DOMAIN_LEN + KEYPOS_LEN])
 
 void
 context_encode(const struct auth_key *k, const struct keypos *pos,
-    const struct vclock *c, struct buf *out)
+               const struct vclock *c, struct buf *out)
 {
 	uint8_t prefix[DOMAIN_LEN + KEYPOS_LEN];
 	size_t start;
@@ -44,14 +44,14 @@ context_encode(const struct auth_key *k, const struct keypos *pos,
 		return;
 	context_prefix(pos, prefix);
 	rc = auth_tag(k, prefix, sizeof(prefix), out->data + start,
-	    out->len - AUTH_TAG_LEN - start, t);
+	              out->len - AUTH_TAG_LEN - start, t);
 	if (rc != 0 && out->err == 0)
 		out->err = rc;
 }
 
 int
 context_decode(const struct auth_key *k, const struct keypos *pos,
-    const uint8_t *p, size_t len, struct vclock *out)
+               const uint8_t *p, size_t len, struct vclock *out)
 {
 	uint8_t prefix[DOMAIN_LEN + KEYPOS_LEN];
 	const uint8_t *clock;

@@ -26,7 +26,7 @@ dyn_strerror(int err)
 		return dyn_msgs[err - DYN_ERR_BASE];
 	if (err == 0)
 		return "success";
-	if (err < 0)
+	if (err < 0 && err > -4096)
 		return strerror(-err);
 	return "unknown error";
 }

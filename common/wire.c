@@ -169,7 +169,7 @@ wire_seal(struct buf *b, const struct auth_key *k)
 
 int
 wire_decode(const struct auth_key *k, const uint8_t *buf, size_t len,
-    struct wire_msg *m)
+            struct wire_msg *m)
 {
 	const uint8_t *tag;
 	struct rd r;
@@ -228,7 +228,7 @@ wire_find(const struct wire_msg *m, uint16_t tag)
 
 static int
 get_fixed(const struct wire_msg *m, uint16_t tag, uint32_t size,
-    const uint8_t **p)
+          const uint8_t **p)
 {
 	const struct wire_field *f = wire_find(m, tag);
 

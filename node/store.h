@@ -82,7 +82,7 @@ int store_update(struct store *s, const void *key, size_t klen,
 
 /*
  * Visit every record whose position p has from <= p < to, in position order
- * (to == NULL: to the end of the ring).  cb gets the key and the set (valid
+ * (from == NULL: from 0; to == NULL: to the end of the ring).  cb gets the key and the set (valid
  * only during the call); a non-zero return stops the scan and is returned.
  * Runs in one read transaction: a consistent snapshot.  A record that does
  * not decode is logged and skipped.  cb may call store_get, not

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "keypos.h"
 
+/* clang-format off */
 static const struct auth_key fuzz_key = {{
 	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
 	0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
@@ -28,11 +29,12 @@ static const struct keypos fuzz_pos = {{
 	0xe6, 0xba, 0x07, 0x4f, 0x73, 0xd7, 0x7d, 0xd8,
 	0x1b, 0x51, 0xf5, 0x2a, 0x10, 0x4c, 0x92, 0x0b,
 }};
+/* clang-format on */
 
-#define FUZZ_REQUIRE(cond)                                                 \
-	do {                                                               \
-		if (!(cond))                                               \
-			abort();                                           \
+#define FUZZ_REQUIRE(cond)                                                    \
+	do {                                                                  \
+		if (!(cond))                                                  \
+			abort();                                              \
 	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -51,7 +51,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(prefix + sizeof(domain) - 1, fuzz_pos.b, KEYPOS_LEN);
 	clen = size - 1 - AUTH_TAG_LEN;
 	if (auth_tag(&fuzz_key, prefix, sizeof(prefix), copy + 1, clen,
-	        copy + 1 + clen) == 0)
+	             copy + 1 + clen) == 0)
 		decode(copy, size);
 	free(copy);
 	return 0;

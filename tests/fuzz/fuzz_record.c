@@ -22,7 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vset_init(&s);
 	rc = store_record_decode(data, size, FUZZ_MAX_VALUE, &key, &s);
 	FUZZ_REQUIRE(rc == 0 || rc == DYN_EBADMSG || rc == DYN_ETOOBIG ||
-	    rc == -ENOMEM);
+	             rc == -ENOMEM);
 	if (rc != 0) {
 		FUZZ_REQUIRE(s.n == 0);
 		goto out;

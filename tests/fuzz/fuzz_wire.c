@@ -83,7 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(copy, data, size);
 	if (auth_tag(&fuzz_key, copy, size - AUTH_TAG_LEN, NULL, 0,
-	        copy + size - AUTH_TAG_LEN) == 0)
+	             copy + size - AUTH_TAG_LEN) == 0)
 		decode(copy, size);
 	free(copy);
 	return 0;

@@ -39,8 +39,8 @@ static int
 teardown(void **state)
 {
 	struct dir *d = *state;
-	static const char *const names[] = {
-	    "key", "bad", "good", "again", "sub/key"};
+	static const char *const names[] = {"key", "bad", "good", "again",
+	                                    "sub/key"};
 	char p[128];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -101,7 +101,7 @@ test_rfc4231_case1(void **state)
 	key_from(&k, kb, sizeof(kb));
 	unhex("b0344c61d8db38535ca8afceaf0bf12b"
 	      "881dc200c9833da726e9376c2e32cff7",
-	    want, sizeof(want));
+	      want, sizeof(want));
 	assert_int_equal(auth_tag(&k, "Hi There", 8, NULL, 0, tag), 0);
 	assert_memory_equal(tag, want, AUTH_TAG_LEN);
 }
@@ -118,14 +118,14 @@ test_rfc4231_case2(void **state)
 	key_from(&k, "Jefe", 4);
 	unhex("5bdcc146bf60754e6a042426089575c7"
 	      "5a003f089d2739839dec58b964ec3843",
-	    want, sizeof(want));
+	      want, sizeof(want));
 	assert_int_equal(auth_tag(&k, data, n, NULL, 0, tag), 0);
 	assert_memory_equal(tag, want, AUTH_TAG_LEN);
 	/* Any split into two parts gives the same tag. */
 	for (size_t i = 0; i <= n; i++) {
 		memset(tag, 0, sizeof(tag));
-		assert_int_equal(
-		    auth_tag(&k, data, i, data + i, n - i, tag), 0);
+		assert_int_equal(auth_tag(&k, data, i, data + i, n - i, tag),
+		                 0);
 		assert_memory_equal(tag, want, AUTH_TAG_LEN);
 		assert_true(auth_check(&k, data, i, data + i, n - i, want));
 	}
@@ -145,7 +145,7 @@ test_rfc4231_case4(void **state)
 	key_from(&k, kb, sizeof(kb));
 	unhex("82558a389a443c0ea4cc819899f2083a"
 	      "85f0faa3e578f8077a2e3ff46729665b",
-	    want, sizeof(want));
+	      want, sizeof(want));
 	assert_int_equal(auth_tag(&k, data, sizeof(data), NULL, 0, tag), 0);
 	assert_memory_equal(tag, want, AUTH_TAG_LEN);
 }
@@ -253,8 +253,8 @@ test_file_errors(void **state)
 	}
 }
 
-#define HEX64                                                              \
-	"00112233445566778899aabbccddeeff"                                 \
+#define HEX64                                                                 \
+	"00112233445566778899aabbccddeeff"                                    \
 	"0123456789abcdefFEDCBA9876543210"
 
 static void
@@ -346,19 +346,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc4231_case1),
-		cmocka_unit_test(test_rfc4231_case2),
-		cmocka_unit_test(test_rfc4231_case4),
-		cmocka_unit_test(test_check),
-		cmocka_unit_test(test_generate),
-		cmocka_unit_test_setup_teardown(
-		    test_file_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_whitespace, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_malformed, setup, teardown),
+	    cmocka_unit_test(test_rfc4231_case1),
+	    cmocka_unit_test(test_rfc4231_case2),
+	    cmocka_unit_test(test_rfc4231_case4),
+	    cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_generate),
+	    cmocka_unit_test_setup_teardown(test_file_round_trip, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_whitespace, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_file_malformed, setup,
+	                                    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

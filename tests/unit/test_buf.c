@@ -38,8 +38,8 @@ t_free(void *p)
 	test_free(p);
 }
 
-static const struct mem_allocator test_alloc = {
-	t_malloc, t_calloc, t_realloc, t_free};
+static const struct mem_allocator test_alloc = {t_malloc, t_calloc, t_realloc,
+                                                t_free};
 
 /* An allocator that always fails, for the out-of-memory paths. */
 static void *
@@ -65,8 +65,8 @@ fail_realloc(void *p, size_t n)
 	return NULL;
 }
 
-static const struct mem_allocator failing_alloc = {
-	fail_malloc, fail_calloc, fail_realloc, t_free};
+static const struct mem_allocator failing_alloc = {fail_malloc, fail_calloc,
+                                                   fail_realloc, t_free};
 
 static int
 setup(void **state)
@@ -368,16 +368,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_growth),
-		cmocka_unit_test(test_be_helpers),
-		cmocka_unit_test(test_reader_past_end),
-		cmocka_unit_test(test_blob_caps),
-		cmocka_unit_test(test_sticky_oom),
-		cmocka_unit_test(test_sticky_oom_on_growth),
-		cmocka_unit_test(test_extend_overflow),
-		cmocka_unit_test(test_take_and_fini),
-		cmocka_unit_test(test_reset_keeps_memory),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_growth),
+	    cmocka_unit_test(test_be_helpers),
+	    cmocka_unit_test(test_reader_past_end),
+	    cmocka_unit_test(test_blob_caps),
+	    cmocka_unit_test(test_sticky_oom),
+	    cmocka_unit_test(test_sticky_oom_on_growth),
+	    cmocka_unit_test(test_extend_overflow),
+	    cmocka_unit_test(test_take_and_fini),
+	    cmocka_unit_test(test_reset_keeps_memory),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -38,8 +38,8 @@ t_free(void *p)
 	test_free(p);
 }
 
-static const struct mem_allocator test_alloc = {
-	t_malloc, t_calloc, t_realloc, t_free};
+static const struct mem_allocator test_alloc = {t_malloc, t_calloc, t_realloc,
+                                                t_free};
 
 static const char context_domain[] = "dynamo-context-v1";
 
@@ -87,7 +87,7 @@ teardown(void **state)
  * the cluster key could make. */
 static void
 forge(const struct fixture *fx, const uint8_t *clock, size_t clen,
-    struct buf *out)
+      struct buf *out)
 {
 	uint8_t prefix[sizeof(context_domain) - 1 + KEYPOS_LEN];
 	uint8_t *t;
@@ -114,8 +114,8 @@ test_round_trip(void **state)
 	assert_true(fx->b.len <= CONTEXT_MAX_LEN);
 	assert_int_equal(fx->b.data[0], 1);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
-			     fx->b.len, &fx->out),
-	    0);
+	                                fx->b.len, &fx->out),
+	                 0);
 	assert_true(vclock_equal(&fx->out, &fx->clock));
 	assert_int_equal(fx->out.n, 3);
 
@@ -125,8 +125,8 @@ test_round_trip(void **state)
 	context_encode(&fx->key, &fx->pos, &fx->clock, &fx->b);
 	assert_int_equal(buf_err(&fx->b), 0);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data + 3,
-			     fx->b.len - 3, &fx->out),
-	    0);
+	                                fx->b.len - 3, &fx->out),
+	                 0);
 	assert_true(vclock_equal(&fx->out, &fx->clock));
 	buf_fini(&fx->b);
 }
@@ -142,8 +142,8 @@ test_empty_clock(void **state)
 	assert_int_equal(fx->b.len, 1 + 2 + AUTH_TAG_LEN);
 	fx->out = fx->clock;
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
-			     fx->b.len, &fx->out),
-	    0);
+	                                fx->b.len, &fx->out),
+	                 0);
 	assert_int_equal(fx->out.n, 0);
 	buf_fini(&fx->b);
 }
@@ -162,8 +162,8 @@ test_full_clock(void **state)
 	assert_int_equal(buf_err(&fx->b), 0);
 	assert_true(fx->b.len <= CONTEXT_MAX_LEN);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
-			     fx->b.len, &fx->out),
-	    0);
+	                                fx->b.len, &fx->out),
+	                 0);
 	assert_true(vclock_equal(&fx->out, &c));
 	buf_fini(&fx->b);
 }
@@ -175,8 +175,8 @@ test_empty_context(void **state)
 
 	/* Length 0 is a blind put: an empty clock, whatever the key. */
 	fx->out = fx->clock;
-	assert_int_equal(
-	    context_decode(&fx->key, &fx->pos, NULL, 0, &fx->out), 0);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, NULL, 0, &fx->out),
+	                 0);
 	assert_int_equal(fx->out.n, 0);
 }
 
@@ -200,8 +200,8 @@ test_bit_flips(void **state)
 		assert_int_equal(rc, DYN_ECONTEXT);
 		assert_int_equal(fx->out.n, 0);
 	}
-	assert_int_equal(
-	    context_decode(&fx->key, &fx->pos, p, len, &fx->out), 0);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, p, len, &fx->out),
+	                 0);
 	buf_fini(&fx->b);
 }
 
@@ -213,16 +213,16 @@ test_other_key_position(void **state)
 
 	context_encode(&fx->key, &fx->pos, &fx->clock, &fx->b);
 	assert_int_equal(keypos_of("some/kez", 8, &other), 0);
-	assert_int_equal(context_decode(&fx->key, &other, fx->b.data,
-			     fx->b.len, &fx->out),
+	assert_int_equal(
+	    context_decode(&fx->key, &other, fx->b.data, fx->b.len, &fx->out),
 	    DYN_ECONTEXT);
 	/* Every bit of the position matters. */
 	for (int bit = 0; bit < KEYPOS_LEN * 8; bit++) {
 		other = fx->pos;
 		other.b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		assert_int_equal(context_decode(&fx->key, &other, fx->b.data,
-				     fx->b.len, &fx->out),
-		    DYN_ECONTEXT);
+		                                fx->b.len, &fx->out),
+		                 DYN_ECONTEXT);
 	}
 	buf_fini(&fx->b);
 }
@@ -235,8 +235,8 @@ test_wrong_cluster_key(void **state)
 
 	context_encode(&fx->key, &fx->pos, &fx->clock, &fx->b);
 	assert_int_equal(auth_key_generate(&other), 0);
-	assert_int_equal(context_decode(&other, &fx->pos, fx->b.data,
-			     fx->b.len, &fx->out),
+	assert_int_equal(
+	    context_decode(&other, &fx->pos, fx->b.data, fx->b.len, &fx->out),
 	    DYN_ECONTEXT);
 	buf_fini(&fx->b);
 }
@@ -266,9 +266,9 @@ test_truncated_and_trailing(void **state)
 	/* Garbage after the tag: the tag is no longer the last 32 bytes. */
 	for (size_t extra = 1; extra <= 40; extra++) {
 		buf_put_u8(&fx->b, (uint8_t)extra);
-		assert_int_equal(context_decode(&fx->key, &fx->pos,
-				     fx->b.data, fx->b.len, &fx->out),
-		    DYN_ECONTEXT);
+		assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+		                                fx->b.len, &fx->out),
+		                 DYN_ECONTEXT);
 	}
 	buf_fini(&fx->b);
 }
@@ -287,15 +287,15 @@ test_tagged_but_malformed(void **state)
 	buf_put_u8(&clock, 0);
 	forge(fx, clock.data, clock.len, &fx->b);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
-			     fx->b.len, &fx->out),
-	    DYN_EBADMSG);
+	                                fx->b.len, &fx->out),
+	                 DYN_EBADMSG);
 	assert_int_equal(fx->out.n, 0);
 
 	/* The same without the garbage is accepted: forge() is right. */
 	forge(fx, clock.data, n, &fx->b);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
-			     fx->b.len, &fx->out),
-	    0);
+	                                fx->b.len, &fx->out),
+	                 0);
 	assert_true(vclock_equal(&fx->out, &fx->clock));
 
 	/* A clock that does not parse: count over VCLOCK_MAX, and a
@@ -304,15 +304,15 @@ test_tagged_but_malformed(void **state)
 	buf_put_u16(&clock, VCLOCK_MAX + 1);
 	forge(fx, clock.data, clock.len, &fx->b);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
-			     fx->b.len, &fx->out),
-	    DYN_EBADMSG);
+	                                fx->b.len, &fx->out),
+	                 DYN_EBADMSG);
 	buf_reset(&clock);
 	buf_put_u16(&clock, 1);
 	buf_put_u64(&clock, 1);
 	forge(fx, clock.data, clock.len, &fx->b);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
-			     fx->b.len, &fx->out),
-	    DYN_EBADMSG);
+	                                fx->b.len, &fx->out),
+	                 DYN_EBADMSG);
 	buf_fini(&clock);
 	buf_fini(&fx->b);
 }
@@ -327,8 +327,8 @@ test_bad_sizes_and_format(void **state)
 	big = test_calloc(1, CONTEXT_MAX_LEN + 1);
 	big[0] = 1;
 	assert_int_equal(context_decode(&fx->key, &fx->pos, big,
-			     CONTEXT_MAX_LEN + 1, &fx->out),
-	    DYN_EBADMSG);
+	                                CONTEXT_MAX_LEN + 1, &fx->out),
+	                 DYN_EBADMSG);
 	test_free(big);
 
 	/* Another format byte is not one this cluster issued. */
@@ -337,9 +337,9 @@ test_bad_sizes_and_format(void **state)
 		if (f == 1)
 			continue;
 		fx->b.data[0] = (uint8_t)f;
-		assert_int_equal(context_decode(&fx->key, &fx->pos,
-				     fx->b.data, fx->b.len, &fx->out),
-		    DYN_ECONTEXT);
+		assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+		                                fx->b.len, &fx->out),
+		                 DYN_ECONTEXT);
 	}
 	buf_fini(&fx->b);
 }
@@ -362,17 +362,17 @@ main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_round_trip),
-		T(test_empty_clock),
-		T(test_full_clock),
-		T(test_empty_context),
-		T(test_bit_flips),
-		T(test_other_key_position),
-		T(test_wrong_cluster_key),
-		T(test_truncated_and_trailing),
-		T(test_tagged_but_malformed),
-		T(test_bad_sizes_and_format),
-		T(test_broken_buf),
+	    T(test_round_trip),
+	    T(test_empty_clock),
+	    T(test_full_clock),
+	    T(test_empty_context),
+	    T(test_bit_flips),
+	    T(test_other_key_position),
+	    T(test_wrong_cluster_key),
+	    T(test_truncated_and_trailing),
+	    T(test_tagged_but_malformed),
+	    T(test_bad_sizes_and_format),
+	    T(test_broken_buf),
 	};
 #undef T
 

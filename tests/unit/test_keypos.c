@@ -15,17 +15,17 @@ static const struct {
 	const char *md5;
 	uint32_t part64; /* top 6 bits */
 } vectors[] = {
-	{"", "d41d8cd98f00b204e9800998ecf8427e", 53},
-	{"a", "0cc175b9c0f1b6a831c399e269772661", 3},
-	{"abc", "900150983cd24fb0d6963f7d28e17f72", 36},
-	{"message digest", "f96b697d7cb7938d525a2f31aaf161d0", 62},
-	{"abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b", 48},
-	{"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-	    "d174ab98d277d9f5a5611c2c9f419d9f", 52},
-	{"1234567890123456789012345678901234567890"
-	 "1234567890123456789012345678901234567890",
-	    "57edf4a22be3c955ac49da2e2107b67a", 21},
-	{"hello", "5d41402abc4b2a76b9719d911017c592", 23},
+    {"", "d41d8cd98f00b204e9800998ecf8427e", 53},
+    {"a", "0cc175b9c0f1b6a831c399e269772661", 3},
+    {"abc", "900150983cd24fb0d6963f7d28e17f72", 36},
+    {"message digest", "f96b697d7cb7938d525a2f31aaf161d0", 62},
+    {"abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b", 48},
+    {"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+     "d174ab98d277d9f5a5611c2c9f419d9f", 52},
+    {"1234567890123456789012345678901234567890"
+     "1234567890123456789012345678901234567890",
+     "57edf4a22be3c955ac49da2e2107b67a", 21},
+    {"hello", "5d41402abc4b2a76b9719d911017c592", 23},
 };
 
 static void
@@ -158,13 +158,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_md5_vectors),
-		cmocka_unit_test(test_empty_key_null),
-		cmocka_unit_test(test_binary_key),
-		cmocka_unit_test(test_partition_q64),
-		cmocka_unit_test(test_partition_other_q),
-		cmocka_unit_test(test_partitions_even),
-		cmocka_unit_test(test_order_is_memcmp),
+	    cmocka_unit_test(test_md5_vectors),
+	    cmocka_unit_test(test_empty_key_null),
+	    cmocka_unit_test(test_binary_key),
+	    cmocka_unit_test(test_partition_q64),
+	    cmocka_unit_test(test_partition_other_q),
+	    cmocka_unit_test(test_partitions_even),
+	    cmocka_unit_test(test_order_is_memcmp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,8 +38,8 @@ t_free(void *p)
 	test_free(p);
 }
 
-static const struct mem_allocator test_alloc = {
-	t_malloc, t_calloc, t_realloc, t_free};
+static const struct mem_allocator test_alloc = {t_malloc, t_calloc, t_realloc,
+                                                t_free};
 
 static void *
 fail_realloc(void *p, size_t n)
@@ -49,8 +49,8 @@ fail_realloc(void *p, size_t n)
 	return NULL;
 }
 
-static const struct mem_allocator failing_alloc = {
-	t_malloc, t_calloc, fail_realloc, t_free};
+static const struct mem_allocator failing_alloc = {t_malloc, t_calloc,
+                                                   fail_realloc, t_free};
 
 /* Header offsets (wire.h). */
 #define OFF_VERSION 4
@@ -98,8 +98,8 @@ retag(const struct auth_key *k, uint8_t *p, size_t len)
 {
 	assert_true(len >= AUTH_TAG_LEN);
 	assert_int_equal(auth_tag(k, p, len - AUTH_TAG_LEN, NULL, 0,
-			     p + len - AUTH_TAG_LEN),
-	    0);
+	                          p + len - AUTH_TAG_LEN),
+	                 0);
 }
 
 /* A message with one field of every kind. */
@@ -225,8 +225,8 @@ test_getters(void **state)
 static void
 test_i32_range(void **state)
 {
-	static const int32_t vals[] = {
-	    0, 1, -1, INT32_MAX, INT32_MIN, DYN_EAUTH, -ENOENT};
+	static const int32_t vals[] = {0,         1,         -1,     INT32_MAX,
+	                               INT32_MIN, DYN_EAUTH, -ENOENT};
 	struct fixture *fx = *state;
 
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
@@ -253,8 +253,8 @@ test_empty_and_duplicates(void **state)
 	wire_begin(&fx->b, WIRE_STATUS_REQ, 0, 0);
 	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
 	assert_int_equal(fx->b.len, WIRE_HDR_LEN + AUTH_TAG_LEN);
-	assert_int_equal(
-	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 0);
 	assert_int_equal(fx->m.nfields, 0);
 	assert_int_equal(fx->m.type, WIRE_STATUS_REQ);
 
@@ -263,8 +263,8 @@ test_empty_and_duplicates(void **state)
 	wire_put_u32(&fx->b, F_R, 1);
 	wire_put_u32(&fx->b, F_R, 2);
 	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
-	assert_int_equal(
-	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 0);
 	assert_int_equal(wire_get_u32(&fx->m, F_R, &v), 0);
 	assert_int_equal(v, 1);
 	buf_fini(&fx->b);
@@ -309,8 +309,8 @@ test_reused_buf(void **state)
 	wire_put_u32(&fx->b, F_R, 3);
 	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
 	assert_int_equal(fx->b.len, WIRE_HDR_LEN + 10 + AUTH_TAG_LEN);
-	assert_int_equal(
-	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 0);
 	assert_int_equal(fx->m.nfields, 1);
 	assert_int_equal(wire_get_u32(&fx->m, F_R, &v), 0);
 	assert_int_equal(v, 3);
@@ -330,7 +330,7 @@ test_truncation(void **state)
 		copy = test_malloc(len ? len : 1);
 		memcpy(copy, fx->b.data, len);
 		assert_int_equal(wire_decode(&fx->key, copy, len, &fx->m),
-		    DYN_EBADMSG);
+		                 DYN_EBADMSG);
 		assert_int_equal(fx->m.nfields, 0);
 		test_free(copy);
 	}
@@ -346,7 +346,7 @@ test_truncation(void **state)
 		be_put_u32(copy + OFF_BODYLEN, (uint32_t)body);
 		retag(&fx->key, copy, len);
 		assert_int_equal(wire_decode(&fx->key, copy, len, &fx->m),
-		    DYN_EBADMSG);
+		                 DYN_EBADMSG);
 		test_free(copy);
 	}
 	buf_fini(&fx->b);
@@ -397,8 +397,8 @@ test_wrong_magic_and_version(void **state)
 			continue;
 		p[OFF_VERSION] = (uint8_t)v;
 		retag(&fx->key, p, len);
-		assert_int_equal(
-		    wire_decode(&fx->key, p, len, &fx->m), DYN_EPROTO);
+		assert_int_equal(wire_decode(&fx->key, p, len, &fx->m),
+		                 DYN_EPROTO);
 	}
 	p[OFF_VERSION] = WIRE_VERSION;
 	retag(&fx->key, p, len);
@@ -415,13 +415,12 @@ test_wrong_key(void **state)
 	build_full(fx);
 	other.k[0] ^= 0x80;
 	assert_int_equal(wire_decode(&other, fx->b.data, fx->b.len, &fx->m),
-	    DYN_EAUTH);
+	                 DYN_EAUTH);
 	assert_int_equal(fx->m.nfields, 0);
 	/* A zero tag is no better. */
 	memset(fx->b.data + fx->b.len - AUTH_TAG_LEN, 0, AUTH_TAG_LEN);
-	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len,
-			     &fx->m),
-	    DYN_EAUTH);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EAUTH);
 	buf_fini(&fx->b);
 }
 
@@ -444,23 +443,27 @@ test_huge_lengths(void **state)
 	for (size_t i = 0; i < sizeof(bodylens) / sizeof(bodylens[0]); i++) {
 		be_put_u32(p + OFF_BODYLEN, bodylens[i]);
 		retag(&fx->key, p, len);
-		assert_int_equal(
-		    wire_decode(&fx->key, p, len, &fx->m), DYN_EBADMSG);
+		assert_int_equal(wire_decode(&fx->key, p, len, &fx->m),
+		                 DYN_EBADMSG);
 	}
 	be_put_u32(p + OFF_BODYLEN, orig);
 
 	/* The first field's length: huge, one past the body, all the body. */
 	first = WIRE_HDR_LEN + 2;
 	{
-		const uint32_t flens[] = {UINT32_MAX, UINT32_MAX - 5,
-		    0x80000000u, orig - 6 + 1, orig - 6, 9, 7};
+		const uint32_t flens[] = {UINT32_MAX,
+		                          UINT32_MAX - 5,
+		                          0x80000000u,
+		                          orig - 6 + 1,
+		                          orig - 6,
+		                          9,
+		                          7};
 
-		for (size_t i = 0; i < sizeof(flens) / sizeof(flens[0]);
-		     i++) {
+		for (size_t i = 0; i < sizeof(flens) / sizeof(flens[0]); i++) {
 			be_put_u32(p + first, flens[i]);
 			retag(&fx->key, p, len);
 			assert_int_equal(wire_decode(&fx->key, p, len, &fx->m),
-			    DYN_EBADMSG);
+			                 DYN_EBADMSG);
 		}
 	}
 	be_put_u32(p + first, 8);
@@ -475,12 +478,12 @@ test_huge_lengths(void **state)
 		assert_non_null(q);
 		memcpy(q, p, WIRE_HDR_LEN);
 		be_put_u32(q + OFF_BODYLEN,
-		    (uint32_t)(big - WIRE_HDR_LEN - AUTH_TAG_LEN));
+		           (uint32_t)(big - WIRE_HDR_LEN - AUTH_TAG_LEN));
 		be_put_u32(q + OFF_NFIELDS, 0);
-		assert_int_equal(
-		    wire_decode(&fx->key, q, big, &fx->m), DYN_ETOOBIG);
-		assert_int_equal(
-		    wire_decode(&fx->key, q, SIZE_MAX, &fx->m), DYN_ETOOBIG);
+		assert_int_equal(wire_decode(&fx->key, q, big, &fx->m),
+		                 DYN_ETOOBIG);
+		assert_int_equal(wire_decode(&fx->key, q, SIZE_MAX, &fx->m),
+		                 DYN_ETOOBIG);
 		free(q);
 	}
 	buf_fini(&fx->b);
@@ -489,8 +492,8 @@ test_huge_lengths(void **state)
 static void
 test_field_count(void **state)
 {
-	static const uint32_t counts[] = {
-	    WIRE_MAX_FIELDS + 1, 0x10000, UINT32_MAX};
+	static const uint32_t counts[] = {WIRE_MAX_FIELDS + 1, 0x10000,
+	                                  UINT32_MAX};
 	struct fixture *fx = *state;
 	uint8_t *p;
 	size_t len;
@@ -500,13 +503,13 @@ test_field_count(void **state)
 	for (int i = 0; i < WIRE_MAX_FIELDS; i++)
 		wire_put_u32(&fx->b, (uint16_t)(100 + i), (uint32_t)i);
 	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
-	assert_int_equal(
-	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 0);
 	assert_int_equal(fx->m.nfields, WIRE_MAX_FIELDS);
 	for (int i = 0; i < WIRE_MAX_FIELDS; i++) {
 		uint32_t v;
-		assert_int_equal(
-		    wire_get_u32(&fx->m, (uint16_t)(100 + i), &v), 0);
+		assert_int_equal(wire_get_u32(&fx->m, (uint16_t)(100 + i), &v),
+		                 0);
 		assert_int_equal(v, i);
 	}
 
@@ -531,9 +534,8 @@ test_field_count(void **state)
 	buf_put_u32(&fx->b, 1);
 	be_put_u32(fx->b.data + OFF_NFIELDS, WIRE_MAX_FIELDS + 1);
 	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
-	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len,
-			     &fx->m),
-	    DYN_EBADMSG);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EBADMSG);
 
 	/* Counts that lie about a valid body. */
 	build_full(fx);
@@ -542,15 +544,15 @@ test_field_count(void **state)
 	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
 		be_put_u32(p + OFF_NFIELDS, counts[i]);
 		retag(&fx->key, p, len);
-		assert_int_equal(
-		    wire_decode(&fx->key, p, len, &fx->m), DYN_EBADMSG);
+		assert_int_equal(wire_decode(&fx->key, p, len, &fx->m),
+		                 DYN_EBADMSG);
 	}
 	/* Fewer fields than the body holds: bytes left over. */
 	for (uint32_t n = 0; n < 9; n++) {
 		be_put_u32(p + OFF_NFIELDS, n);
 		retag(&fx->key, p, len);
-		assert_int_equal(
-		    wire_decode(&fx->key, p, len, &fx->m), DYN_EBADMSG);
+		assert_int_equal(wire_decode(&fx->key, p, len, &fx->m),
+		                 DYN_EBADMSG);
 	}
 	/* One more than there is: the last field runs past the body. */
 	be_put_u32(p + OFF_NFIELDS, 10);
@@ -570,9 +572,8 @@ test_trailing_bytes(void **state)
 	wire_put(&fx->b, F_KEY, "k", 1);
 	buf_put_u8(&fx->b, 0);
 	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
-	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len,
-			     &fx->m),
-	    DYN_EBADMSG);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EBADMSG);
 
 	/* Bytes after the trailer. */
 	wire_begin(&fx->b, WIRE_GET_REQ, 0, 0);
@@ -580,11 +581,9 @@ test_trailing_bytes(void **state)
 	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
 	body = fx->b.len;
 	buf_put_u8(&fx->b, 0);
-	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len,
-			     &fx->m),
-	    DYN_EBADMSG);
-	assert_int_equal(
-	    wire_decode(&fx->key, fx->b.data, body, &fx->m), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EBADMSG);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, body, &fx->m), 0);
 	buf_fini(&fx->b);
 }
 
@@ -647,8 +646,8 @@ test_big_value(void **state)
 	v[WIRE_MAX_VALUE - 1] = 0x78;
 	wire_end_field(&fx->b, at);
 	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
-	assert_int_equal(
-	    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 0);
 	f = wire_find(&fx->m, F_VALUE);
 	assert_non_null(f);
 	assert_int_equal(f->len, WIRE_MAX_VALUE);
@@ -661,21 +660,21 @@ main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_round_trip),
-		T(test_getters),
-		T(test_i32_range),
-		T(test_empty_and_duplicates),
-		T(test_every_type),
-		T(test_reused_buf),
-		T(test_truncation),
-		T(test_bit_flips),
-		T(test_wrong_magic_and_version),
-		T(test_wrong_key),
-		T(test_huge_lengths),
-		T(test_field_count),
-		T(test_trailing_bytes),
-		T(test_encoder_errors),
-		T(test_big_value),
+	    T(test_round_trip),
+	    T(test_getters),
+	    T(test_i32_range),
+	    T(test_empty_and_duplicates),
+	    T(test_every_type),
+	    T(test_reused_buf),
+	    T(test_truncation),
+	    T(test_bit_flips),
+	    T(test_wrong_magic_and_version),
+	    T(test_wrong_key),
+	    T(test_huge_lengths),
+	    T(test_field_count),
+	    T(test_trailing_bytes),
+	    T(test_encoder_errors),
+	    T(test_big_value),
 	};
 #undef T
 

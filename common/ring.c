@@ -6,7 +6,7 @@
  * broken ties by partition index or member index (= name order, as the
  * member table is sorted), so that every node derives the same plan:
  *
- *   cur ──free departed──▶ w ──release excess──▶ w ──hand out free──▶ next
+ *   cur --free departed--> w --release excess--> w --hand out free--> next
  *
  * Balance and minimal movement are fixed by the targets alone (every member
  * ends at its target and only excess or departed partitions move); the
@@ -39,10 +39,10 @@ struct ring_member {
 struct ring {
 	uint64_t epoch;
 	uint32_t q;
-	uint32_t nm;               /* members, >= 1 */
-	struct ring_member *m;     /* nm, sorted by name (strcmp) */
-	uint16_t *cur;             /* q owners */
-	uint16_t *next;            /* q owners or NULL when stable */
+	uint32_t nm;           /* members, >= 1 */
+	struct ring_member *m; /* nm, sorted by name (strcmp) */
+	uint16_t *cur;         /* q owners */
+	uint16_t *next;        /* q owners or NULL when stable */
 };
 
 static bool
@@ -261,6 +261,8 @@ struct plan {
 	uint32_t *target; /* nm: 0 for members not in the list */
 	bool *listed;     /* nm */
 	uint32_t *order;  /* nm: scratch list of member indices */
+	uint32_t *crowd;  /* q: crowding of each owned partition */
+	uint32_t *dist;   /* q: distance to the nearest free partition */
 };
 
 static void
@@ -271,12 +273,14 @@ plan_fini(struct plan *pl)
 	mem_free(pl->target);
 	mem_free(pl->listed);
 	mem_free(pl->order);
+	mem_free(pl->crowd);
+	mem_free(pl->dist);
 }
 
 /* Mark the listed members.  -ENOENT unknown, -EINVAL twice or empty. */
 static int
 plan_list(struct plan *pl, const struct ring *r, const char *const *names,
-    uint32_t n)
+          uint32_t n)
 {
 	if (n == 0)
 		return -EINVAL;
@@ -323,29 +327,72 @@ plan_targets(struct plan *pl, uint32_t s)
 		pl->target[pl->order[i]] = pl->q / s + (i < pl->q % s ? 1 : 0);
 }
 
-/* Release m's most crowded partitions until it is down to its target. */
+/* A partition was freed: lower the distance to the nearest free partition
+ * of the positions around it, walking out while that improves anything
+ * (the field is exact, so past the first non-improvement nothing can). */
 static void
-plan_release(struct plan *pl, uint32_t m)
+plan_dist_free(struct plan *pl, uint32_t f)
 {
-	while (pl->held[m] > pl->target[m]) {
-		uint32_t best = 0;
-		uint32_t best_score = 0;
-		bool any = false;
+	uint32_t q = pl->q;
 
-		for (uint32_t p = 0; p < pl->q; p++) {
-			uint32_t score;
+	pl->dist[f] = 0;
+	for (uint32_t d = 1; d < q && pl->dist[(f + d) % q] > d; d++)
+		pl->dist[(f + d) % q] = d;
+	for (uint32_t d = 1; d < q && pl->dist[(f + q - d) % q] > d; d++)
+		pl->dist[(f + q - d) % q] = d;
+}
 
-			if (pl->w[p] != (int32_t)m)
+/*
+ * Members above target give away partitions, one at a time, across all of
+ * them: the most crowded first; among equally crowded, the one farthest
+ * from any free partition, so that what is freed (and will go to the
+ * members below target) is spread around the ring rather than bunched at
+ * low partition numbers; then the lowest partition.
+ */
+static void
+plan_release(struct plan *pl)
+{
+	uint32_t q = pl->q;
+	uint32_t excess = 0;
+
+	for (uint32_t m = 0; m < pl->nm; m++)
+		if (pl->held[m] > pl->target[m])
+			excess += pl->held[m] - pl->target[m];
+	for (uint32_t p = 0; p < q; p++) {
+		pl->dist[p] = q;
+		if (pl->w[p] != -1)
+			pl->crowd[p] = crowding(pl->w, q, p, pl->w[p]);
+	}
+	for (uint32_t p = 0; p < q; p++)
+		if (pl->w[p] == -1)
+			plan_dist_free(pl, p);
+
+	for (; excess > 0; excess--) {
+		uint32_t best = q;
+
+		for (uint32_t p = 0; p < q; p++) {
+			int32_t m = pl->w[p];
+
+			if (m == -1 || pl->held[m] <= pl->target[m])
 				continue;
-			score = crowding(pl->w, pl->q, p, (int32_t)m);
-			if (!any || score > best_score) {
+			if (best == q || pl->crowd[p] > pl->crowd[best] ||
+			    (pl->crowd[p] == pl->crowd[best] &&
+			     pl->dist[p] > pl->dist[best]))
 				best = p;
-				best_score = score;
-				any = true;
-			}
 		}
+		/* best < q: the excess is held by someone. */
+		pl->held[pl->w[best]]--;
 		pl->w[best] = -1;
-		pl->held[m]--;
+		plan_dist_free(pl, best);
+		for (uint32_t d = 1; d <= RING_SPREAD; d++) {
+			uint32_t a = (best + d) % q;
+			uint32_t b = (best + q - d % q) % q;
+
+			if (pl->w[a] != -1)
+				pl->crowd[a] = crowding(pl->w, q, a, pl->w[a]);
+			if (pl->w[b] != -1)
+				pl->crowd[b] = crowding(pl->w, q, b, pl->w[b]);
+		}
 	}
 }
 
@@ -383,13 +430,13 @@ plan_assign(struct plan *pl)
 		pl->w[p] = (int32_t)pl->order[best];
 		if (++pl->held[pl->order[best]] == pl->target[pl->order[best]])
 			memmove(&pl->order[best], &pl->order[best + 1],
-			    (--k - best) * sizeof(*pl->order));
+			        (--k - best) * sizeof(*pl->order));
 	}
 }
 
 int
 ring_plan(const struct ring *r, const char *const *members, uint32_t n,
-    struct ring **out)
+          struct ring **out)
 {
 	struct plan pl = {.q = r->q, .nm = r->nm};
 	struct ring *d = NULL;
@@ -400,7 +447,9 @@ ring_plan(const struct ring *r, const char *const *members, uint32_t n,
 	    (pl.held = mem_calloc(r->nm, sizeof(*pl.held))) == NULL ||
 	    (pl.target = mem_calloc(r->nm, sizeof(*pl.target))) == NULL ||
 	    (pl.listed = mem_calloc(r->nm, sizeof(*pl.listed))) == NULL ||
-	    (pl.order = mem_calloc(r->nm, sizeof(*pl.order))) == NULL)
+	    (pl.order = mem_calloc(r->nm, sizeof(*pl.order))) == NULL ||
+	    (pl.crowd = mem_calloc(r->q, sizeof(*pl.crowd))) == NULL ||
+	    (pl.dist = mem_calloc(r->q, sizeof(*pl.dist))) == NULL)
 		goto out;
 	if ((rc = plan_list(&pl, r, members, n)) != 0)
 		goto out;
@@ -415,8 +464,7 @@ ring_plan(const struct ring *r, const char *const *members, uint32_t n,
 		}
 	}
 	plan_targets(&pl, n);
-	for (uint32_t m = 0; m < r->nm; m++)
-		plan_release(&pl, m);
+	plan_release(&pl);
 	plan_assign(&pl);
 
 	if ((rc = ring_dup(r, &d)) != 0)
@@ -488,8 +536,8 @@ ring_partition_of(const struct ring *r, const struct keypos *pos)
 }
 
 int
-ring_partition_range(const struct ring *r, uint32_t part,
-    struct keypos *from, struct keypos *to, bool *to_end)
+ring_partition_range(const struct ring *r, uint32_t part, struct keypos *from,
+                     struct keypos *to, bool *to_end)
 {
 	unsigned bits = 0;
 
@@ -529,7 +577,7 @@ in_list(const uint32_t *list, uint32_t n, uint32_t v)
 
 int
 ring_preflist(const struct ring *r, enum ring_table t, uint32_t part,
-    uint32_t n, uint32_t *out, uint32_t *count)
+              uint32_t n, uint32_t *out, uint32_t *count)
 {
 	const uint16_t *tab = table(r, t);
 	uint32_t k = 0;
@@ -548,14 +596,15 @@ ring_preflist(const struct ring *r, enum ring_table t, uint32_t part,
 
 int
 ring_preflist_key(const struct ring *r, enum ring_table t,
-    const struct keypos *pos, uint32_t n, uint32_t *out, uint32_t *count)
+                  const struct keypos *pos, uint32_t n, uint32_t *out,
+                  uint32_t *count)
 {
 	return ring_preflist(r, t, ring_partition_of(r, pos), n, out, count);
 }
 
 int
 ring_replicas_union(const struct ring *r, uint32_t part, uint32_t n,
-    uint32_t *out, uint32_t *count)
+                    uint32_t *out, uint32_t *count)
 {
 	uint32_t k, kn;
 	int rc;

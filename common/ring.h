@@ -61,7 +61,7 @@ enum ring_table {
  * RING_Q_MAX] or name/addr are empty or too long; -ENOMEM.  On success the
  * caller owns *out. */
 int ring_new(uint32_t q, const char *name, const char *addr,
-    struct ring **out);
+             struct ring **out);
 /* A deep copy of r (same epoch); the caller owns *out.  -ENOMEM. */
 int ring_dup(const struct ring *r, struct ring **out);
 /* Free r and everything it holds.  NULL is fine. */
@@ -89,7 +89,7 @@ int ring_member_remove(struct ring *r, const char *name);
  *   - each listed member's target is floor(Q/n) or ceil(Q/n) partitions; the
  *     Q mod n larger targets go to those holding most now, then by name;
  *   - members above target give away their most crowded partitions (those
- *     with the same owner closest on the ring);
+ *     with the same owner closest on the ring), spread out around the ring;
  *   - freed partitions go, in partition order, to members below target,
  *     preferring one that owns none of the neighbouring partitions, so
  *     preference lists find distinct nodes in few steps.
@@ -99,11 +99,11 @@ int ring_member_remove(struct ring *r, const char *name);
  *
  * *out is a new ring (the caller owns it; r is not changed) with r's
  * members and cur table, next = the plan (even when it moves nothing; a
- * pending next of r is replaced) and epoch r's + 1.  -EINVAL when n is 0, a
- * name is listed twice or is not a member (-ENOENT); -ENOMEM.
+ * pending next of r is replaced) and epoch r's + 1.  -EINVAL when n is 0 or
+ * a name is listed twice, -ENOENT when a name is not a member, -ENOMEM.
  */
 int ring_plan(const struct ring *r, const char *const *members, uint32_t n,
-    struct ring **out);
+              struct ring **out);
 /* The transfer is done: next becomes cur, next is cleared, epoch + 1.
  * -EINVAL when r has no pending plan. */
 int ring_commit(struct ring *r);
@@ -121,7 +121,7 @@ uint32_t ring_partition_of(const struct ring *r, const struct keypos *pos);
  * partition (*to_end set true: the range runs to the end of the ring), the
  * first position after it in *to.  -EINVAL when part >= Q. */
 int ring_partition_range(const struct ring *r, uint32_t part,
-    struct keypos *from, struct keypos *to, bool *to_end);
+                         struct keypos *from, struct keypos *to, bool *to_end);
 /* Member index owning part in table t, or -EINVAL when part >= Q. */
 int ring_owner(const struct ring *r, enum ring_table t, uint32_t part);
 
@@ -132,10 +132,11 @@ int ring_owner(const struct ring *r, enum ring_table t, uint32_t part);
  * members own partitions.  out has room for n.  -EINVAL when part >= Q.
  */
 int ring_preflist(const struct ring *r, enum ring_table t, uint32_t part,
-    uint32_t n, uint32_t *out, uint32_t *count);
+                  uint32_t n, uint32_t *out, uint32_t *count);
 /* The same for the partition of a key position. */
 int ring_preflist_key(const struct ring *r, enum ring_table t,
-    const struct keypos *pos, uint32_t n, uint32_t *out, uint32_t *count);
+                      const struct keypos *pos, uint32_t n, uint32_t *out,
+                      uint32_t *count);
 /*
  * Replicas of part during a transfer: the cur preference list, then the
  * members of the next one not already in it, so that a write reaches both
@@ -143,7 +144,7 @@ int ring_preflist_key(const struct ring *r, enum ring_table t,
  * for 2 * n.  -EINVAL when part >= Q.
  */
 int ring_replicas_union(const struct ring *r, uint32_t part, uint32_t n,
-    uint32_t *out, uint32_t *count);
+                        uint32_t *out, uint32_t *count);
 
 /* ---- Members ------------------------------------------------------- */
 
@@ -157,7 +158,7 @@ const char *ring_member_addr(const struct ring *r, uint32_t idx);
 /* Partitions owned per member in table t: counts[i] for member i, counts
  * has room for ring_member_count(r) entries. */
 void ring_owned_counts(const struct ring *r, enum ring_table t,
-    uint32_t *counts);
+                       uint32_t *counts);
 
 /* ---- Comparison ---------------------------------------------------- */
 

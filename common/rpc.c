@@ -118,6 +118,13 @@ rpc_reply_fini(struct rpc_reply *r)
 	r->msg = NULL;
 }
 
+void
+rpc_reply_bytes(const struct rpc_reply *r, const uint8_t **p, size_t *len)
+{
+	*p = r->msg ? nng_msg_body(r->msg) : NULL;
+	*len = r->msg ? nng_msg_len(r->msg) : 0;
+}
+
 /* Check a received message against the request and turn it into a reply. */
 static void
 finish_reply(struct rpc_pool *p, uint64_t reqid, nng_msg *msg,

@@ -12,6 +12,7 @@
 #define DYN_RPC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "auth.h"
 #include "buf.h"
@@ -49,5 +50,8 @@ size_t rpc_call_many(struct rpc_pool *p, const char *const *addrs, size_t n,
     struct rpc_reply *out);
 
 void rpc_reply_fini(struct rpc_reply *r);
+/* The reply's raw bytes (to relay it as it came); valid until fini. */
+void rpc_reply_bytes(const struct rpc_reply *r, const uint8_t **p,
+    size_t *len);
 
 #endif

@@ -39,6 +39,16 @@ enum wire_type {
 	WIRE_PUT_RESP,  /* F_STATUS F_CONTEXT */
 	WIRE_STATUS_REQ,
 	WIRE_STATUS_RESP, /* F_NAME F_ADDR F_UPTIME F_KEYS F_DBSIZE ... */
+	WIRE_GOSSIP_REQ,  /* F_GOSSIP: the sender's view */
+	WIRE_GOSSIP_RESP, /* F_GOSSIP: the receiver's view after merging */
+	WIRE_RING_REQ,
+	WIRE_RING_RESP,      /* F_RING F_N F_R F_W */
+	WIRE_REPLICATE_REQ,  /* F_KEY F_VSET: merge into the local store */
+	WIRE_REPLICATE_RESP, /* F_STATUS */
+	WIRE_XFER_REQ,       /* F_PART [F_CURSOR]: records of a partition */
+	WIRE_XFER_RESP,      /* F_RECORDS [F_CURSOR: more from there] */
+	WIRE_LEAVE_REQ,
+	WIRE_LEAVE_RESP,
 	WIRE_TYPE_END,
 };
 
@@ -61,11 +71,18 @@ enum wire_tag {
 	F_ACTOR,      /* u64 */
 	F_STATS,      /* text: "name=value\n" counters */
 	F_VCONTEXT,   /* context of one version (its past plus its dot) */
+	F_GOSSIP,     /* a membership view (node/gossip.c) */
+	F_RING,       /* ring encoding (common/ring.h) */
+	F_PART,       /* u32 partition */
+	F_CURSOR,     /* 16-byte key position */
+	F_RECORDS,    /* u32 count, then count * blob(store record) */
+	F_STATUSJSON, /* text: members and ring as JSON */
 };
 
 /* Request flags (F_FLAGS). */
 #define WIRE_F_TOMBSTONE 0x1u /* PUT_REQ: this is a delete */
 #define WIRE_F_LOCAL     0x2u /* GET_REQ: read only this node's store */
+#define WIRE_F_FORWARDED 0x4u /* sent on by a node: coordinate, no hop */
 
 struct wire_field {
 	uint16_t tag;

@@ -1,8 +1,15 @@
 /*
- * coord — the coordinator: the logic of get and put for one key, from the
- * node that serves the request.  With one node it reads and writes the
- * local store; the cluster extends it to the key's preference list
- * (replicate to N, answer after R/W).
+ * coord — the coordinator: get and put of one key across its replicas.
+ *
+ * A put is coordinated by a replica of the key (node.c forwards it there
+ * otherwise): the coordinator makes the new version in its own store first
+ * (so its actor's counters for the key are always on its disk), sends it to
+ * the other replicas in parallel (REPLICATE_REQ, merged there) and answers
+ * after W acks, its own included.  A get reads the first N replicas, answers
+ * after R, merges what they returned (every sibling, the merged context)
+ * and writes the merge back to the replicas that were missing some of it
+ * (read repair).  R and W never exceed the replicas there are, so a cluster
+ * of one node works with the defaults.
  */
 #ifndef DYN_COORD_H
 #define DYN_COORD_H
@@ -10,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keypos.h"
 #include "vclock.h"
 #include "vset.h"
 
@@ -18,6 +26,7 @@ struct node;
 struct coord_req {
 	const void *key;
 	size_t klen;
+	struct keypos pos;
 	uint32_t r, w;  /* 0: cluster default */
 	uint32_t flags; /* WIRE_F_* */
 };
@@ -32,5 +41,9 @@ int coord_get(struct node *n, const struct coord_req *rq, struct vset *out);
 int coord_put(struct node *n, const struct coord_req *rq,
     const struct vclock *ctx, const void *value, size_t len,
     struct vclock *newctx);
+
+/* REPLICATE_REQ: merge a coordinator's set into the local store. */
+int coord_replicate(struct node *n, const void *key, size_t klen,
+    const struct vset *set);
 
 #endif

@@ -34,6 +34,13 @@ usage(FILE *f)
 	    "  --workers N          requests served concurrently (default 64)\n"
 	    "  --max-value BYTES    largest value accepted (default 8 MiB)\n"
 	    "  --max-db-size BYTES  cap on the LMDB map (default 1 TiB)\n"
+	    "  --seed URL           a member to join through (repeatable); without\n"
+	    "                       one, a node with no stored ring founds a cluster\n"
+	    "  --advertise URL      address peers and clients use (default: listen)\n"
+	    "  --partitions Q       ring partitions when founding (default 64)\n"
+	    "  --n N --r R --w W    replication when founding (default 3/2/2)\n"
+	    "  --timeout MS         node-to-node call timeout (default 2000)\n"
+	    "  --gossip-interval MS gossip round (default 1000)\n"
 	    "  --ready-file FILE    write the listen address here once serving\n"
 	    "  --log-level LEVEL    debug, info, warn or error (default info)\n");
 }
@@ -80,6 +87,7 @@ main(int argc, char **argv)
 	enum {
 		O_NAME = 256, O_LISTEN, O_DATA, O_KEY, O_NOFSYNC, O_NOGROUP,
 		O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
+		O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
 	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, O_NAME},
@@ -94,12 +102,22 @@ main(int argc, char **argv)
 		{"ready-file", required_argument, NULL, O_READY},
 		{"log-level", required_argument, NULL, O_LOG},
 		{"help", no_argument, NULL, O_HELP},
+		{"seed", required_argument, NULL, O_SEED},
+		{"advertise", required_argument, NULL, O_ADV},
+		{"partitions", required_argument, NULL, O_PARTS},
+		{"n", required_argument, NULL, O_N},
+		{"r", required_argument, NULL, O_R},
+		{"w", required_argument, NULL, O_W},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"gossip-interval", required_argument, NULL, O_GOSSIP},
 		{NULL, 0, NULL, 0},
 	};
 	struct node_config cfg;
 	node_config_default(&cfg);
 	const char *keyfile = getenv("DYNAMO_CLUSTER_KEY_FILE");
 	const char *ready = NULL;
+	const char *seeds[64];
+	size_t nseeds = 0;
 	uint64_t v;
 	int c;
 
@@ -112,6 +130,38 @@ main(int argc, char **argv)
 		case O_NOFSYNC: cfg.fsync = false; break;
 		case O_NOGROUP: cfg.group_commit = false; break;
 		case O_READY: ready = optarg; break;
+		case O_SEED:
+			if (nseeds == sizeof(seeds) / sizeof(seeds[0])) {
+				fprintf(stderr, "dynamod: too many seeds\n");
+				return 1;
+			}
+			seeds[nseeds++] = optarg;
+			break;
+		case O_ADV: cfg.advertise = optarg; break;
+		case O_PARTS:
+		case O_N:
+		case O_R:
+		case O_W:
+		case O_TIMEOUT:
+		case O_GOSSIP:
+			if (parse_u64(optarg, &v) != 0 || v == 0 || v > 1000000) {
+				fprintf(stderr, "dynamod: bad number '%s'\n",
+				    optarg);
+				return 1;
+			}
+			if (c == O_PARTS)
+				cfg.partitions = (uint32_t)v;
+			else if (c == O_N)
+				cfg.n = (uint32_t)v;
+			else if (c == O_R)
+				cfg.r = (uint32_t)v;
+			else if (c == O_W)
+				cfg.w = (uint32_t)v;
+			else if (c == O_TIMEOUT)
+				cfg.timeout_ms = (int)v;
+			else
+				cfg.gossip_ms = (int)v;
+			break;
 		case O_WORKERS:
 		case O_MAXVAL:
 		case O_MAXDB:
@@ -150,6 +200,15 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	cfg.seeds = seeds;
+	cfg.nseeds = nseeds;
+	if (cfg.n > 8 || cfg.r > cfg.n || cfg.w > cfg.n ||
+	    (cfg.partitions & (cfg.partitions - 1)) != 0 ||
+	    cfg.partitions > 4096) {
+		fprintf(stderr, "dynamod: need R, W <= N <= 8 and partitions a "
+		                "power of two <= 4096\n");
+		return 1;
+	}
 	if (cfg.max_value > WIRE_MAX_VALUE) {
 		fprintf(stderr, "dynamod: --max-value is at most %u\n",
 		    WIRE_MAX_VALUE);
@@ -179,9 +238,18 @@ main(int argc, char **argv)
 	if (ready && (rc = write_ready_file(ready, node_addr(n))) != 0)
 		LOG_ERROR("ready file %s: %s", ready, dyn_strerror(rc));
 
-	int sig = 0;
-	sigwait(&sigs, &sig);
-	LOG_INFO("signal %d: stopping", sig);
+	/* Wait for a signal, or for `dynamoctl leave` to complete. */
+	int sig = -1;
+	const struct timespec tick = {0, 200 * 1000000L};
+	while (sig < 0 && !node_left(n)) {
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0 && errno != EAGAIN && errno != EINTR)
+			break;
+	}
+	if (sig >= 0)
+		LOG_INFO("signal %d: stopping", sig);
+	else
+		LOG_INFO("left the cluster: stopping");
 	node_stop(n);
 	LOG_INFO("stopped");
 	return 0;

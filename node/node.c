@@ -4,11 +4,11 @@
  *   nng rep ctx --> server.c worker: wire_decode (size, magic, HMAC)
  *                     |
  *                     v
- *                  node_handle: check fields, verify the context
- *                     |
- *                     v
- *                  coord.c: get / put  --> store.c (LMDB, group commit)
- *                     |
+ *                  node_handle: check fields, verify the context;
+ *                     |         not a replica of the key? forward it
+ *                     v         to one (gossip.c knows the ring)
+ *                  coord.c: get / put --> store.c (LMDB, group commit)
+ *                     |            \--> other replicas (rpc.c, in parallel)
  *                     v
  *                  reply built here, sealed, sent by the worker
  */
@@ -23,6 +23,9 @@
 
 #include "context.h"
 #include "coord.h"
+#include "gossip.h"
+#include "rpc.h"
+#include "xfer.h"
 #include "err.h"
 #include "keypos.h"
 #include "log.h"
@@ -45,6 +48,12 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t
+node_reqid(struct node *n)
+{
+	return atomic_fetch_add(&n->next_reqid, 1);
+}
+
 void
 node_config_default(struct node_config *c)
 {
@@ -53,6 +62,12 @@ node_config_default(struct node_config *c)
 	c->group_commit = true;
 	c->workers = 64;
 	c->max_value = WIRE_MAX_VALUE;
+	c->partitions = RING_Q_DEFAULT;
+	c->n = 3;
+	c->r = 2;
+	c->w = 2;
+	c->timeout_ms = 2000;
+	c->gossip_ms = 1000;
 }
 
 /* The key field every key-addressed request carries. */
@@ -69,7 +84,55 @@ req_key(const struct wire_msg *m, struct coord_req *rq, struct keypos *pos)
 	wire_get_u32(m, F_FLAGS, &rq->flags);
 	wire_get_u32(m, F_R, &rq->r);
 	wire_get_u32(m, F_W, &rq->w);
-	return keypos_of(f->data, f->len, pos);
+	int rc = keypos_of(f->data, f->len, pos);
+	rq->pos = *pos;
+	return rc;
+}
+
+/*
+ * A key-addressed request this node should not coordinate (it is no replica
+ * of the key) goes to the key's replicas in turn, marked forwarded so it
+ * never hops twice; the first answer is relayed as it came.  Returns 1 when
+ * the request is ours to serve.
+ */
+static int
+maybe_forward(struct node *n, const struct wire_msg *m,
+    const struct coord_req *rq, struct buf *out)
+{
+	if (rq->flags & (WIRE_F_LOCAL | WIRE_F_FORWARDED))
+		return 1;
+	struct replicas rp;
+	int rc = gossip_replicas(n->gossip, &rq->pos, &rp);
+	if (rc)
+		return rc;
+	if (rp.self_in)
+		return 1;
+
+	struct buf b;
+	buf_init(&b);
+	wire_begin(&b, m->type, m->flags, m->reqid);
+	for (uint32_t i = 0; i < m->nfields; i++)
+		if (m->f[i].tag != F_FLAGS)
+			wire_put(&b, m->f[i].tag, m->f[i].data, m->f[i].len);
+	wire_put_u32(&b, F_FLAGS, rq->flags | WIRE_F_FORWARDED);
+	rc = wire_seal(&b, &n->cfg.key);
+	for (uint32_t i = 0; rc == 0 && i < rp.read_count; i++) {
+		struct rpc_reply r = {0};
+		rc = rpc_call(n->pool, rp.addr[i], &b, n->cfg.timeout_ms, &r);
+		if (rc == 0 || r.msg) {
+			const uint8_t *p;
+			size_t len;
+			rpc_reply_bytes(&r, &p, &len);
+			buf_reset(out);
+			buf_put(out, p, len);
+		}
+		rpc_reply_fini(&r);
+		if (rc == 0 || (rc != DYN_ETIMEDOUT && rc != DYN_EUNREACH))
+			break;
+		rc = rc ? rc : DYN_EUNREACH;
+	}
+	buf_fini(&b);
+	return rc;
 }
 
 static int
@@ -78,7 +141,9 @@ handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
 	struct coord_req rq = {0};
 	struct keypos pos;
 	int rc = req_key(m, &rq, &pos);
-	if (rc)
+	if (rc == 0)
+		rc = maybe_forward(n, m, &rq, out);
+	if (rc <= 0)
 		return rc;
 
 	struct vset set;
@@ -134,6 +199,8 @@ handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
 	int rc = req_key(m, &rq, &pos);
 	if (rc)
 		return rc;
+	if ((rc = maybe_forward(n, m, &rq, out)) <= 0)
+		return rc;
 
 	const struct wire_field *val = wire_find(m, F_VALUE);
 	bool tomb = rq.flags & WIRE_F_TOMBSTONE;
@@ -186,6 +253,58 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	wire_put_u64(out, F_DBSIZE, st.db_bytes);
 	wire_put_u64(out, F_ACTOR, n->actor);
 	wire_put_str(out, F_STATS, stats);
+	uint32_t xd = 0, xt = 0;
+	xfer_progress(n->xfer, &xd, &xt);
+	struct buf js;
+	buf_init(&js);
+	gossip_status_json(n->gossip, &js);
+	char tail[128];
+	int tl = snprintf(tail, sizeof(tail),
+	    ", \"transfer\": {\"done\": %u, \"total\": %u}", xd, xt);
+	/* Splice the transfer figure into the object gossip wrote. */
+	if (buf_err(&js) == 0 && js.len > 0) {
+		js.len--; /* the closing brace */
+		buf_put(&js, tail, (size_t)tl);
+		buf_put(&js, "}", 1);
+	}
+	wire_put(out, F_STATUSJSON, js.data, js.len);
+	buf_fini(&js);
+	return wire_seal(out, &n->cfg.key);
+}
+
+static int
+handle_replicate(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	const struct wire_field *k = wire_find(m, F_KEY);
+	const struct wire_field *f = wire_find(m, F_VSET);
+	if (!k || !f || k->len > KEY_MAX_LEN)
+		return DYN_EBADMSG;
+	struct vset set;
+	struct rd r;
+	rd_init(&r, f->data, f->len);
+	int rc = vset_decode(&r, n->cfg.max_value, &set);
+	if (rc)
+		return rc;
+	if (rd_left(&r) == 0)
+		rc = coord_replicate(n, k->data, k->len, &set);
+	else
+		rc = DYN_EBADMSG;
+	vset_fini(&set);
+	if (rc)
+		return rc;
+	wire_begin(out, WIRE_REPLICATE_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	return wire_seal(out, &n->cfg.key);
+}
+
+static int
+handle_leave(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	int rc = gossip_leave(n->gossip);
+	if (rc)
+		return rc;
+	wire_begin(out, WIRE_LEAVE_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
 	return wire_seal(out, &n->cfg.key);
 }
 
@@ -193,6 +312,13 @@ static int
 node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 {
 	struct node *n = arg;
+	if (!atomic_load(&n->ready)) {
+		/* A request that came in while the node was starting. */
+		pthread_mutex_lock(&n->start_lock);
+		pthread_mutex_unlock(&n->start_lock);
+		if (!atomic_load(&n->ready))
+			return DYN_ECLOSED;
+	}
 	switch (m->type) {
 	case WIRE_GET_REQ:
 		return handle_get(n, m, out);
@@ -200,6 +326,16 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 		return handle_put(n, m, out);
 	case WIRE_STATUS_REQ:
 		return handle_status(n, m, out);
+	case WIRE_GOSSIP_REQ:
+		return gossip_handle(n->gossip, m, out);
+	case WIRE_RING_REQ:
+		return gossip_ring_reply(n->gossip, m->reqid, out);
+	case WIRE_REPLICATE_REQ:
+		return handle_replicate(n, m, out);
+	case WIRE_XFER_REQ:
+		return xfer_handle(n, m, out);
+	case WIRE_LEAVE_REQ:
+		return handle_leave(n, m, out);
 	default:
 		return DYN_EBADMSG;
 	}
@@ -235,6 +371,7 @@ node_start(const struct node_config *c, struct node **out)
 	if (!n)
 		return -ENOMEM;
 	n->cfg = *c;
+	pthread_mutex_init(&n->start_lock, NULL);
 	snprintf(n->name, sizeof(n->name), "%s", c->name);
 	n->cfg.name = n->name;
 	n->start_ms = mono_ms();
@@ -256,6 +393,13 @@ node_start(const struct node_config *c, struct node **out)
 		goto fail;
 	}
 
+	uint64_t seed = 0;
+	RAND_bytes((unsigned char *)&seed, sizeof(seed));
+	atomic_store(&n->next_reqid, seed);
+	if ((rc = rpc_pool_new(&n->cfg.key, &n->pool)) != 0)
+		goto fail;
+
+	/* Serve first (gossip handlers check n->gossip), then join. */
 	struct server_opts sv = {
 		.listen = c->listen,
 		.key = &n->cfg.key,
@@ -263,10 +407,35 @@ node_start(const struct node_config *c, struct node **out)
 		.handler = node_handle,
 		.arg = n,
 	};
-	if ((rc = server_start(&sv, &n->srv)) != 0)
+	pthread_mutex_lock(&n->start_lock);
+	if ((rc = server_start(&sv, &n->srv)) != 0) {
+		pthread_mutex_unlock(&n->start_lock);
+		goto fail;
+	}
+	const char *adv = c->advertise ? c->advertise : server_addr(n->srv);
+	if (strlen(adv) >= sizeof(n->addr)) {
+		pthread_mutex_unlock(&n->start_lock);
+		LOG_ERROR("address too long: %s", adv);
+		rc = -EINVAL;
+		goto fail;
+	}
+	memcpy(n->addr, adv, strlen(adv) + 1);
+	struct gossip_opts go = {
+		.seeds = c->seeds,
+		.nseeds = c->nseeds,
+		.q = c->partitions,
+		.settings = {c->n, c->r, c->w},
+		.interval_ms = c->gossip_ms,
+	};
+	rc = gossip_start(n, &go, &n->gossip);
+	if (rc == 0)
+		rc = xfer_start(n, &n->xfer);
+	atomic_store(&n->ready, rc == 0);
+	pthread_mutex_unlock(&n->start_lock);
+	if (rc)
 		goto fail;
 	LOG_INFO("node %s (actor %016llx) serving %s, data in %s", n->name,
-	    (unsigned long long)n->actor, server_addr(n->srv), c->data);
+	    (unsigned long long)n->actor, n->addr, c->data);
 	*out = n;
 	return 0;
 fail:
@@ -277,7 +446,13 @@ fail:
 const char *
 node_addr(const struct node *n)
 {
-	return server_addr(n->srv);
+	return n->addr;
+}
+
+bool
+node_left(struct node *n)
+{
+	return gossip_left(n->gossip);
 }
 
 void
@@ -286,6 +461,10 @@ node_stop(struct node *n)
 	if (!n)
 		return;
 	server_stop(n->srv);
+	xfer_stop(n->xfer);
+	gossip_stop(n->gossip);
+	rpc_pool_free(n->pool);
 	store_close(n->store);
+	pthread_mutex_destroy(&n->start_lock);
 	mem_free(n);
 }

@@ -22,6 +22,13 @@ struct node_config {
 	unsigned workers;   /* concurrent requests (0: 64) */
 	size_t max_value;   /* bytes (0: WIRE_MAX_VALUE) */
 	uint64_t map_max;   /* LMDB map limit (0: store default) */
+	const char *advertise; /* address peers use (default: listen's) */
+	const char *const *seeds; /* members to join through */
+	size_t nseeds;
+	uint32_t partitions;  /* Q, when founding a cluster */
+	uint32_t n, r, w;     /* replication, when founding a cluster */
+	int timeout_ms;       /* node-to-node calls (0: 2000) */
+	int gossip_ms;        /* gossip round (0: 1000) */
 };
 
 struct node;
@@ -30,6 +37,9 @@ void node_config_default(struct node_config *c);
 int node_start(const struct node_config *c, struct node **out);
 /* The address the node listens on (port 0 resolved). */
 const char *node_addr(const struct node *n);
+/* True once `dynamoctl leave` has handed every partition over: the
+ * process should stop. */
+bool node_left(struct node *n);
 /* Finish in-flight requests, close the store, free n. NULL is fine. */
 void node_stop(struct node *n);
 

@@ -708,39 +708,88 @@ writer_main(void *arg)
 }
 
 /* Queue r and wait for its batch to commit. */
+/* Queue n requests at once (they may land in one batch) and wait for
+ * all of them. */
 static int
-store_submit(struct store *s, struct store_req *r)
+store_submit_many(struct store *s, struct store_req *rs, size_t n)
 {
-	int rc;
+	int rc = 0;
+	size_t inited = 0;
 
 	if (s->writer_ok && pthread_equal(pthread_self(), s->writer))
 		return -EDEADLK; /* called from an apply function */
 	if (read_held(s))
 		return -EDEADLK; /* a map resize would wait for us */
-	if ((rc = pthread_cond_init(&r->cv, NULL)) != 0)
-		return -rc;
-	r->next = NULL;
-	r->rc = 0;
-	r->failed = false;
-	r->done = false;
+	for (; inited < n; inited++) {
+		struct store_req *r = &rs[inited];
+		if ((rc = -pthread_cond_init(&r->cv, NULL)) != 0)
+			goto out_destroy;
+		r->next = NULL;
+		r->rc = 0;
+		r->failed = false;
+		r->done = false;
+	}
 
 	pthread_mutex_lock(&s->mu);
 	if (s->closing) {
 		rc = DYN_ECLOSED;
+		for (size_t i = 0; i < n; i++)
+			rs[i].rc = rc;
 		goto out;
 	}
-	if (s->tail)
-		s->tail->next = r;
-	else
-		s->head = r;
-	s->tail = r;
+	for (size_t i = 0; i < n; i++) {
+		struct store_req *r = &rs[i];
+		if (s->tail)
+			s->tail->next = r;
+		else
+			s->head = r;
+		s->tail = r;
+	}
 	pthread_cond_signal(&s->work_cv);
-	while (!r->done)
-		pthread_cond_wait(&r->cv, &s->mu);
-	rc = r->rc;
+	for (size_t i = 0; i < n; i++)
+		while (!rs[i].done)
+			pthread_cond_wait(&rs[i].cv, &s->mu);
+	rc = n == 1 ? rs[0].rc : 0;
 out:
 	pthread_mutex_unlock(&s->mu);
-	pthread_cond_destroy(&r->cv);
+out_destroy:
+	for (size_t i = 0; i < inited; i++)
+		pthread_cond_destroy(&rs[i].cv);
+	return rc;
+}
+
+static int
+store_submit(struct store *s, struct store_req *r)
+{
+	return store_submit_many(s, r, 1);
+}
+
+int
+store_update_many(struct store *s, struct store_update *ups, size_t n)
+{
+	int rc = 0;
+	struct store_req *rs = mem_calloc(n ? n : 1, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct store_req *r = &rs[k];
+		ups[i].rc = store_dkey(s, ups[i].key, ups[i].klen, r->dkbuf,
+		    &r->dkey);
+		if (ups[i].rc)
+			continue;
+		r->kind = REQ_UPDATE;
+		r->key = ups[i].key;
+		r->klen = ups[i].klen;
+		r->fn = ups[i].fn;
+		r->arg = ups[i].arg;
+		r->vlen = i; /* which update this is */
+		k++;
+	}
+	rc = store_submit_many(s, rs, k);
+	for (size_t j = 0; j < k; j++)
+		ups[rs[j].vlen].rc = rc ? rc : rs[j].rc;
+	mem_free(rs);
 	return rc;
 }
 

@@ -80,6 +80,18 @@ typedef int (*store_apply_fn)(struct vset *cur, void *arg);
 int store_update(struct store *s, const void *key, size_t klen,
     store_apply_fn fn, void *arg);
 
+/* Many updates queued at once (so they share batches); waits for all.
+ * Each ups[i].rc gets that update's result; returns 0, or an error that
+ * kept every update from being queued. */
+struct store_update {
+	const void *key;
+	size_t klen;
+	store_apply_fn fn;
+	void *arg;
+	int rc; /* out */
+};
+int store_update_many(struct store *s, struct store_update *ups, size_t n);
+
 /*
  * Visit every record whose position p has from <= p < to, in position order
  * (from == NULL: from 0; to == NULL: to the end of the ring).  cb gets the key and the set (valid

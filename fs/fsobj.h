@@ -1,0 +1,228 @@
+/*
+ * fsobj — the filesystem's objects as bytes in the store, and the pure rules
+ * over them: key names, file objects (attributes, user xattrs, and either the
+ * bytes inline or a list of chunks), directory objects (an observed-remove
+ * set of entries), and the naming and order of sibling entries.
+ *
+ * No I/O and no locking here: fskv moves these objects through the client.
+ * Every decoder reads through a struct rd and checks every length, since the
+ * bytes come from the network.
+ *
+ * Keys live in three namespaces that cannot collide:
+ *   "F" path                  file or symlink object (paths start with '/')
+ *   "D" path                  directory object ("D/" is the root)
+ *   "C" gen[16] be32(index)   one chunk of a file's content
+ * A chunk belongs to exactly one version of one file: the put that created
+ * its generation (gen, drawn at random).  So when a put supersedes versions,
+ * their chunks can be deleted without asking who else uses them.
+ */
+#ifndef DYN_FSOBJ_H
+#define DYN_FSOBJ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "vclock.h"
+#include "vset.h"
+
+#define FSOBJ_GEN_LEN      16
+#define FSOBJ_NAME_MAX     255         /* one path component */
+#define FSOBJ_XNAME_MAX    255         /* xattr name */
+#define FSOBJ_XVALUE_MAX   (64u << 10) /* one xattr value */
+#define FSOBJ_XATTRS_MAX   (256u << 10) /* all xattrs of one object */
+#define FSOBJ_CTX_MAX      512         /* = CONTEXT_MAX_LEN */
+#define FSOBJ_CHUNK_MIN    4096u
+#define FSOBJ_CHUNK_MAX    (8u << 20)
+#define FSOBJ_SIBLINGS_MAX VSET_MAX_VERSIONS
+
+/* Entry types in a directory. */
+enum fsobj_type {
+	FSOBJ_T_REG = 1,
+	FSOBJ_T_DIR = 2,
+	FSOBJ_T_LNK = 3,
+};
+
+enum fsobj_layout {
+	FSOBJ_INLINE = 0,  /* size bytes in data */
+	FSOBJ_CHUNKED = 1, /* nchunks chunks of chunk_size (last one short) */
+};
+
+/* ---- keys ---- */
+
+/* Append the key of a file object, directory object or chunk to out
+ * (errors are sticky in out, see buf_err). */
+void fsobj_key_file(struct buf *out, const char *path);
+void fsobj_key_dir(struct buf *out, const char *path);
+void fsobj_key_chunk(
+    struct buf *out, const uint8_t gen[FSOBJ_GEN_LEN], uint32_t index);
+
+/* ---- attributes (shared by files and directories) ---- */
+
+struct fsobj_xattr {
+	char *name;     /* NUL-terminated, owned */
+	uint8_t *value; /* owned; NULL when len == 0 */
+	uint32_t len;
+};
+
+struct fsobj_attr {
+	uint32_t mode; /* st_mode: type and permission bits */
+	uint32_t uid;
+	uint32_t gid;
+	struct timespec atime;
+	struct timespec mtime;
+	struct timespec ctime;
+	uint32_t nxattr;
+	struct fsobj_xattr *xattr; /* owned, sorted by name */
+};
+
+void fsobj_attr_init(struct fsobj_attr *a);
+void fsobj_attr_fini(struct fsobj_attr *a);
+/* Deep copy; dst must be initialised (its old contents are freed).  On
+ * error dst is unchanged. */
+int fsobj_attr_copy(struct fsobj_attr *dst, const struct fsobj_attr *src);
+
+/* Index of xattr name, or -1. */
+int fsobj_xattr_find(const struct fsobj_attr *a, const char *name);
+/* Set (flags: 0, XATTR_CREATE -> -EEXIST if present, XATTR_REPLACE ->
+ * -ENODATA if absent).  -ERANGE when name or value is over its cap, -ENOSPC
+ * when the object's xattrs would exceed FSOBJ_XATTRS_MAX. */
+int fsobj_xattr_set(struct fsobj_attr *a, const char *name, const void *value,
+    size_t len, int flags);
+/* -ENODATA when absent. */
+int fsobj_xattr_remove(struct fsobj_attr *a, const char *name);
+/* listxattr's format: the names, each NUL-terminated.  With cap 0 returns
+ * the size needed; -ERANGE when cap is too small. */
+int fsobj_xattr_list(const struct fsobj_attr *a, char *out, size_t cap);
+
+/* ---- file objects ---- */
+
+struct fsobj_chunk {
+	uint8_t *ctx; /* context of the chunk's put (owned); NULL: a hole */
+	uint32_t ctx_len;
+};
+
+struct fsobj_file {
+	struct fsobj_attr a; /* a.mode says regular file or symlink */
+	uint64_t size;
+	uint8_t layout;
+	uint8_t *data; /* INLINE: size bytes (symlink: the target); owned */
+	uint32_t chunk_size;
+	uint8_t gen[FSOBJ_GEN_LEN];
+	uint32_t nchunks; /* CHUNKED: ceil(size / chunk_size) */
+	struct fsobj_chunk *chunks;
+};
+
+void fsobj_file_init(struct fsobj_file *f);
+void fsobj_file_fini(struct fsobj_file *f);
+/* Deep copy; dst must be initialised.  On error dst is unchanged. */
+int fsobj_file_copy(struct fsobj_file *dst, const struct fsobj_file *src);
+
+/* Number of chunks of size bytes. */
+uint32_t fsobj_nchunks(uint64_t size, uint32_t chunk_size);
+
+/* Encoding: 'F' version attrs size layout then inline bytes or
+ * (chunk_size gen nchunks ctx*). */
+void fsobj_file_encode(const struct fsobj_file *f, struct buf *out);
+/* DYN_EBADMSG on anything inconsistent; out must be initialised and is
+ * left initialised (empty) on error.  Values are copied. */
+int fsobj_file_decode(const void *p, size_t len, struct fsobj_file *out);
+
+/* ---- directory objects ---- */
+
+/*
+ * A directory is an observed-remove set.  Each add of a name carries a
+ * unique tag (actor, counter): the actor is drawn at random by a mount for
+ * each directory it writes, and the counter counts that mount's adds in
+ * that directory, so one actor's tags in one directory are 1, 2, 3, ...
+ * A remove records the tags it observed; removed tags are kept as ranges
+ * per actor, so a directory where files come and go stays small.  Merge is
+ * the union of adds and of removed ranges, minus the removed adds: an add
+ * that a remove did not see survives (add wins), and a remove is never
+ * undone by an old copy coming back.
+ *
+ * The attributes merge last-writer-wins by ctime (ties by content), so all
+ * copies pick the same ones.
+ */
+struct fsobj_dent {
+	char *name; /* NUL-terminated, owned */
+	uint16_t nlen;
+	uint8_t type; /* enum fsobj_type */
+	uint64_t actor;
+	uint64_t counter;
+};
+
+struct fsobj_range {
+	uint64_t actor;
+	uint64_t lo, hi; /* removed counters lo..hi, inclusive */
+};
+
+struct fsobj_dir {
+	struct fsobj_attr a;
+	uint32_t nent;
+	struct fsobj_dent *ent; /* sorted by (name, actor, counter) */
+	uint32_t nrm;
+	struct fsobj_range *rm; /* sorted by (actor, lo), disjoint */
+};
+
+void fsobj_dir_init(struct fsobj_dir *d);
+void fsobj_dir_fini(struct fsobj_dir *d);
+int fsobj_dir_copy(struct fsobj_dir *dst, const struct fsobj_dir *src);
+
+/* The visible entry called name: 0 and *type, or -ENOENT.  When a name was
+ * added both as a directory and as a file (concurrent creates), the
+ * directory wins. */
+int fsobj_dir_find(const struct fsobj_dir *d, const char *name, size_t nlen,
+    uint8_t *type);
+/* Add name with tag (actor, counter), removing the adds of name it
+ * observes (so one name has one add).  -EINVAL for a bad name or a tag that
+ * is already used or removed, -ENOMEM. */
+int fsobj_dir_add(struct fsobj_dir *d, const char *name, size_t nlen,
+    uint8_t type, uint64_t actor, uint64_t counter);
+/* Remove every add of name.  -ENOENT when there is none. */
+int fsobj_dir_remove(struct fsobj_dir *d, const char *name, size_t nlen);
+/* dst = merge(dst, src).  On error dst is unchanged. */
+int fsobj_dir_merge(struct fsobj_dir *dst, const struct fsobj_dir *src);
+/* Largest counter of actor in d (adds and removed ranges), 0 if none. */
+uint64_t fsobj_dir_top(const struct fsobj_dir *d, uint64_t actor);
+/* Walk the visible names: *i starts at 0; each call gives the next name
+ * and its type (the directory wins a name), or returns false at the end. */
+bool fsobj_dir_next(const struct fsobj_dir *d, uint32_t *i, const char **name,
+    size_t *nlen, uint8_t *type);
+/* Number of visible subdirectories (for st_nlink). */
+uint32_t fsobj_dir_nsubdirs(const struct fsobj_dir *d);
+
+void fsobj_dir_encode(const struct fsobj_dir *d, struct buf *out);
+int fsobj_dir_decode(const void *p, size_t len, struct fsobj_dir *out);
+
+/* ---- siblings ---- */
+
+/*
+ * A file with k > 1 live versions shows name (its newest live version by
+ * write time) and name.v1 ... name.vk, numbered in the vset's order (by
+ * dot), which every reader of the same versions agrees on.  A real entry
+ * called name.vK wins over the sibling entry of the same name (fsops hides
+ * that sibling entry).
+ */
+
+/* Is name of the form BASE.vK, K a decimal in 1..FSOBJ_SIBLINGS_MAX
+ * without leading zeros, BASE not empty?  0 with *baselen and *k, or
+ * -EINVAL. */
+int fsobj_sibling_parse(
+    const char *name, size_t nlen, size_t *baselen, uint32_t *k);
+/* BASE.vK into out (NUL-terminated).  -ENAMETOOLONG when it would not fit
+ * cap or be over FSOBJ_NAME_MAX. */
+int fsobj_sibling_name(
+    const char *base, size_t blen, uint32_t k, char *out, size_t cap);
+/* Index in s of the k-th (from 1) live version, or -1. */
+int fsobj_live_nth(const struct vset *s, uint32_t k);
+/* Index of the newest live version by ts_ms (ties: the later in dot
+ * order), or -1 when none is live. */
+int fsobj_live_newest(const struct vset *s);
+/* "actor:counter" pairs (actor in hex), space separated, into out.
+ * Returns the length it needs (like snprintf). */
+int fsobj_clock_text(const struct vclock *c, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,796 @@
+#include "gossip.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+#include "node_i.h"
+#include "rpc.h"
+#include "store.h"
+
+#define MEMBERS_MAX 256
+
+struct member {
+	char name[RING_NAME_MAX + 1];
+	char addr[RING_ADDR_MAX + 1];
+	uint64_t incarnation;
+	uint64_t version;
+	uint8_t status;
+	uint64_t ring_seen;
+	uint64_t ready;
+};
+
+struct gossip {
+	struct node *node;
+	int interval_ms;
+	char **seeds;
+	size_t nseeds;
+
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t cv;
+	bool stopping;
+	bool left;
+	struct cluster_settings settings;
+	bool have_settings;
+	struct ring *ring; /* NULL until joined */
+	struct member members[MEMBERS_MAX];
+	size_t nmembers; /* members[0] is this node */
+	pthread_t thread;
+	bool started;
+};
+
+static struct member *
+self(struct gossip *g)
+{
+	return &g->members[0];
+}
+
+const char *
+gossip_self(const struct gossip *g)
+{
+	return g->members[0].name;
+}
+
+static struct member *
+find_member(struct gossip *g, const char *name)
+{
+	for (size_t i = 0; i < g->nmembers; i++)
+		if (strcmp(g->members[i].name, name) == 0)
+			return &g->members[i];
+	return NULL;
+}
+
+/* This node's record changed: a newer version for everyone to take. */
+static void
+bump_locked(struct gossip *g)
+{
+	self(g)->version++;
+}
+
+/* ---- persistence --------------------------------------------------- */
+
+static void
+save_ring_locked(struct gossip *g)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_put_u32(&b, g->settings.n);
+	buf_put_u32(&b, g->settings.r);
+	buf_put_u32(&b, g->settings.w);
+	ring_encode(g->ring, &b);
+	int rc = buf_err(&b);
+	if (rc == 0)
+		rc = store_meta_put(g->node->store, "ring", b.data, b.len);
+	if (rc)
+		LOG_WARN("saving the ring: %s", dyn_strerror(rc));
+	buf_fini(&b);
+}
+
+static int
+load_ring(struct gossip *g)
+{
+	size_t len = 0;
+	int rc = store_meta_get(g->node->store, "ring", NULL, 0, &len);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	uint8_t *p = mem_alloc(len);
+	if (!p)
+		return -ENOMEM;
+	rc = store_meta_get(g->node->store, "ring", p, len, &len);
+	struct rd r;
+	rd_init(&r, p, len);
+	if (rc == 0 && (rd_u32(&r, &g->settings.n) || rd_u32(&r, &g->settings.r) ||
+	        rd_u32(&r, &g->settings.w)))
+		rc = DYN_EBADMSG;
+	if (rc == 0)
+		rc = ring_decode(&r, &g->ring);
+	if (rc == 0)
+		g->have_settings = true;
+	mem_free(p);
+	return rc;
+}
+
+/* ---- the view's encoding ------------------------------------------- */
+
+static void
+encode_view_locked(struct gossip *g, struct buf *b)
+{
+	buf_put_u8(b, g->have_settings);
+	buf_put_u32(b, g->settings.n);
+	buf_put_u32(b, g->settings.r);
+	buf_put_u32(b, g->settings.w);
+	buf_put_u16(b, (uint16_t)g->nmembers);
+	for (size_t i = 0; i < g->nmembers; i++) {
+		const struct member *m = &g->members[i];
+		buf_put_blob(b, m->name, strlen(m->name));
+		buf_put_blob(b, m->addr, strlen(m->addr));
+		buf_put_u64(b, m->incarnation);
+		buf_put_u64(b, m->version);
+		buf_put_u8(b, m->status);
+		buf_put_u64(b, m->ring_seen);
+		buf_put_u64(b, m->ready);
+	}
+	buf_put_u8(b, g->ring != NULL);
+	if (g->ring) {
+		struct buf rb;
+		buf_init(&rb);
+		ring_encode(g->ring, &rb);
+		if (buf_err(&rb))
+			b->err = buf_err(&rb);
+		buf_put_blob(b, rb.data, rb.len);
+		buf_fini(&rb);
+	}
+}
+
+static int
+rd_str(struct rd *r, char *out, size_t cap)
+{
+	const uint8_t *p;
+	size_t n;
+	int rc = rd_blob(r, cap - 1, &p, &n);
+	if (rc)
+		return rc;
+	if (n == 0 || memchr(p, 0, n))
+		return DYN_EBADMSG;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static bool
+newer_record(const struct member *a, const struct member *b)
+{
+	return a->incarnation > b->incarnation ||
+	    (a->incarnation == b->incarnation && a->version > b->version);
+}
+
+/* Merge a peer's view into ours.  Everything is decoded and checked
+ * before anything is taken. */
+static int
+merge_view(struct gossip *g, const uint8_t *p, size_t len)
+{
+	struct rd r;
+	rd_init(&r, p, len);
+	uint8_t has_settings, has_ring;
+	struct cluster_settings s;
+	uint16_t n;
+	if (rd_u8(&r, &has_settings) || rd_u32(&r, &s.n) || rd_u32(&r, &s.r) ||
+	    rd_u32(&r, &s.w) || rd_u16(&r, &n) || n > MEMBERS_MAX)
+		return DYN_EBADMSG;
+	struct member *in = mem_calloc(n ? n : 1, sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	int rc = 0;
+	for (uint16_t i = 0; i < n && rc == 0; i++) {
+		struct member *m = &in[i];
+		if ((rc = rd_str(&r, m->name, sizeof(m->name))) ||
+		    (rc = rd_str(&r, m->addr, sizeof(m->addr))) ||
+		    (rc = rd_u64(&r, &m->incarnation)) ||
+		    (rc = rd_u64(&r, &m->version)) ||
+		    (rc = rd_u8(&r, &m->status)) ||
+		    (rc = rd_u64(&r, &m->ring_seen)) ||
+		    (rc = rd_u64(&r, &m->ready)))
+			break;
+		if (m->status < MEMBER_UP || m->status > MEMBER_LEFT)
+			rc = DYN_EBADMSG;
+	}
+	struct ring *ring = NULL;
+	if (rc == 0 && (rc = rd_u8(&r, &has_ring)) == 0 && has_ring) {
+		const uint8_t *rp;
+		size_t rl;
+		struct rd rr;
+		if ((rc = rd_blob(&r, WIRE_MAX_MSG, &rp, &rl)) == 0) {
+			rd_init(&rr, rp, rl);
+			rc = ring_decode(&rr, &ring);
+		}
+	}
+	if (rc == 0 && rd_left(&r) != 0)
+		rc = DYN_EBADMSG;
+	if (rc == 0 && has_settings &&
+	    (s.n == 0 || s.r == 0 || s.w == 0 || s.n > REPLICAS_MAX / 2))
+		rc = DYN_EBADMSG;
+	if (rc) {
+		mem_free(in);
+		ring_free(ring);
+		return rc;
+	}
+
+	pthread_mutex_lock(&g->lock);
+	if (has_settings && !g->have_settings) {
+		g->settings = s;
+		g->have_settings = true;
+	}
+	for (uint16_t i = 0; i < n; i++) {
+		struct member *mine = find_member(g, in[i].name);
+		if (mine == self(g)) {
+			/* Someone holds a newer record of us (we restarted
+			 * with a clock behind): out-version it. */
+			if (newer_record(&in[i], mine))
+				mine->incarnation = in[i].incarnation + 1;
+			continue;
+		}
+		if (!mine && g->nmembers < MEMBERS_MAX) {
+			g->members[g->nmembers++] = in[i];
+			LOG_INFO("member %s at %s", in[i].name, in[i].addr);
+		} else if (mine && newer_record(&in[i], mine)) {
+			if (mine->status != in[i].status)
+				LOG_INFO("member %s is now %s", in[i].name,
+				    in[i].status == MEMBER_UP        ? "up"
+				        : in[i].status == MEMBER_LEAVING ? "leaving"
+				                                         : "gone");
+			*mine = in[i];
+		}
+	}
+	if (ring && (!g->ring || ring_newer(ring, g->ring))) {
+		LOG_INFO("ring epoch %llu%s",
+		    (unsigned long long)ring_epoch(ring),
+		    ring_has_next(ring) ? " (transfer pending)" : "");
+		ring_free(g->ring);
+		g->ring = ring;
+		ring = NULL;
+		self(g)->ring_seen = ring_epoch(g->ring);
+		bump_locked(g);
+		save_ring_locked(g);
+		pthread_cond_broadcast(&g->cv);
+	}
+	pthread_mutex_unlock(&g->lock);
+	ring_free(ring);
+	mem_free(in);
+	return 0;
+}
+
+/* ---- the claimant -------------------------------------------------- */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Adopt a ring this node made: it replaces ours and goes out by gossip. */
+static void
+adopt_locked(struct gossip *g, struct ring *r)
+{
+	ring_free(g->ring);
+	g->ring = r;
+	self(g)->ring_seen = ring_epoch(r);
+	bump_locked(g);
+	save_ring_locked(g);
+	pthread_cond_broadcast(&g->cv);
+}
+
+/* Does every member that takes part in the ring hold epoch e (and, with
+ * ready, has it finished its transfers for it)? */
+static bool
+all_at_locked(struct gossip *g, uint64_t e, bool ready)
+{
+	for (size_t i = 0; i < g->nmembers; i++) {
+		const struct member *m = &g->members[i];
+		if (m->status == MEMBER_LEFT)
+			continue;
+		if ((ready ? m->ready : m->ring_seen) < e)
+			return false;
+	}
+	return true;
+}
+
+static void
+claimant_locked(struct gossip *g)
+{
+	if (!g->ring)
+		return;
+	const char *up[MEMBERS_MAX];
+	uint32_t nup = 0;
+	for (size_t i = 0; i < g->nmembers; i++)
+		if (g->members[i].status == MEMBER_UP)
+			up[nup++] = g->members[i].name;
+	if (nup == 0)
+		return;
+	qsort(up, nup, sizeof(up[0]), cmp_str);
+	if (strcmp(up[0], self(g)->name) != 0)
+		return; /* not the claimant */
+
+	uint64_t e = ring_epoch(g->ring);
+	if (ring_has_next(g->ring)) {
+		if (!all_at_locked(g, e, true))
+			return;
+		struct ring *r;
+		if (ring_dup(g->ring, &r) != 0)
+			return;
+		if (ring_commit(r) != 0) {
+			ring_free(r);
+			return;
+		}
+		LOG_INFO("transfers done: ring epoch %llu committed",
+		    (unsigned long long)ring_epoch(r));
+		adopt_locked(g, r);
+		return;
+	}
+
+	/* Stable ring: does it place exactly the UP members, at the
+	 * addresses they announce? */
+	struct ring *r = NULL;
+	if (ring_dup(g->ring, &r) != 0)
+		return;
+	for (uint32_t i = 0; i < nup; i++) {
+		const struct member *m = find_member(g, up[i]);
+		if (ring_member_set(r, m->name, m->addr) != 0)
+			goto out;
+	}
+	uint32_t cnt = ring_member_count(r);
+	uint32_t *owned = mem_calloc(cnt, sizeof(*owned));
+	if (!owned)
+		goto out;
+	ring_owned_counts(r, RING_CUR, owned);
+	bool same = true;
+	uint32_t owners = 0;
+	for (uint32_t i = 0; i < cnt; i++) {
+		if (owned[i] == 0)
+			continue;
+		owners++;
+		const char *nm = ring_member_name(r, i);
+		const struct member *m = find_member(g, nm);
+		if (!m || m->status != MEMBER_UP)
+			same = false;
+	}
+	mem_free(owned);
+	if (owners != nup)
+		same = false;
+	if (same) {
+		if (ring_epoch(r) != e) /* only addresses changed */
+			adopt_locked(g, r), r = NULL;
+		goto out;
+	}
+	struct ring *plan;
+	if (ring_plan(r, up, nup, &plan) != 0)
+		goto out;
+	LOG_INFO("claimant: ring epoch %llu plans %u members, %u partitions "
+	         "move",
+	    (unsigned long long)ring_epoch(plan), nup, ring_moves(plan));
+	adopt_locked(g, plan);
+out:
+	ring_free(r);
+}
+
+/* A leaving node is done once a committed ring that every member holds
+ * gives it nothing. */
+static void
+check_left_locked(struct gossip *g)
+{
+	struct member *me = self(g);
+	if (me->status != MEMBER_LEAVING || !g->ring ||
+	    ring_has_next(g->ring))
+		return;
+	int idx = ring_member_find(g->ring, me->name);
+	if (idx >= 0) {
+		uint32_t cnt = ring_member_count(g->ring);
+		uint32_t *owned = mem_calloc(cnt, sizeof(*owned));
+		if (!owned)
+			return;
+		ring_owned_counts(g->ring, RING_CUR, owned);
+		uint32_t mine = owned[idx];
+		mem_free(owned);
+		if (mine)
+			return;
+	}
+	for (size_t i = 1; i < g->nmembers; i++) {
+		const struct member *m = &g->members[i];
+		if (m->status == MEMBER_UP && m->ring_seen < ring_epoch(g->ring))
+			return;
+	}
+	me->status = MEMBER_LEFT;
+	bump_locked(g);
+	LOG_INFO("left the ring");
+}
+
+/* ---- rounds -------------------------------------------------------- */
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t
+rand_u32(void)
+{
+	uint32_t v = 0;
+	RAND_bytes((unsigned char *)&v, sizeof(v));
+	return v;
+}
+
+/* A random peer to talk to: a live member, or a seed while we know none. */
+static bool
+pick_peer_locked(struct gossip *g, char *addr, size_t cap)
+{
+	size_t cand[MEMBERS_MAX], nc = 0;
+	for (size_t i = 1; i < g->nmembers; i++)
+		if (g->members[i].status != MEMBER_LEFT)
+			cand[nc++] = i;
+	if (nc > 0 && (g->nseeds == 0 || g->ring)) {
+		snprintf(addr, cap, "%s", g->members[cand[rand_u32() % nc]].addr);
+		return true;
+	}
+	if (g->nseeds > 0) {
+		snprintf(addr, cap, "%s", g->seeds[rand_u32() % g->nseeds]);
+		return true;
+	}
+	return false;
+}
+
+static int
+exchange(struct gossip *g, const char *addr, int timeout_ms)
+{
+	struct node *n = g->node;
+	struct buf b;
+	buf_init(&b);
+	wire_begin(&b, WIRE_GOSSIP_REQ, 0, rand_u32());
+	size_t at = wire_begin_field(&b, F_GOSSIP);
+	pthread_mutex_lock(&g->lock);
+	encode_view_locked(g, &b);
+	pthread_mutex_unlock(&g->lock);
+	wire_end_field(&b, at);
+	int rc = wire_seal(&b, &n->cfg.key);
+	struct rpc_reply r = {0};
+	if (rc == 0)
+		rc = rpc_call(n->pool, addr, &b, timeout_ms, &r);
+	if (rc == 0) {
+		const struct wire_field *f = wire_find(&r.m, F_GOSSIP);
+		rc = f ? merge_view(g, f->data, f->len) : DYN_EBADMSG;
+	}
+	rpc_reply_fini(&r);
+	buf_fini(&b);
+	return rc;
+}
+
+static void *
+gossip_main(void *arg)
+{
+	struct gossip *g = arg;
+	char addr[RING_ADDR_MAX + 1];
+	pthread_mutex_lock(&g->lock);
+	while (!g->stopping && !g->left) {
+		bump_locked(g); /* heartbeat */
+		bool have = pick_peer_locked(g, addr, sizeof(addr));
+		pthread_mutex_unlock(&g->lock);
+		if (have) {
+			int rc = exchange(g, addr, g->interval_ms);
+			if (rc)
+				LOG_DEBUG("gossip with %s: %s", addr,
+				    dyn_strerror(rc));
+		}
+		pthread_mutex_lock(&g->lock);
+		claimant_locked(g);
+		check_left_locked(g);
+		if (self(g)->status == MEMBER_LEFT) {
+			/* Tell everyone before going. */
+			char addrs[MEMBERS_MAX][RING_ADDR_MAX + 1];
+			size_t na = 0;
+			for (size_t i = 1; i < g->nmembers; i++)
+				if (g->members[i].status != MEMBER_LEFT)
+					snprintf(addrs[na++], sizeof(addrs[0]),
+					    "%s", g->members[i].addr);
+			pthread_mutex_unlock(&g->lock);
+			for (size_t i = 0; i < na; i++)
+				exchange(g, addrs[i], 1000);
+			pthread_mutex_lock(&g->lock);
+			g->left = true;
+			pthread_cond_broadcast(&g->cv);
+			break;
+		}
+		/* Sleep a round, jittered so peers do not march in step. */
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		long ms = g->interval_ms / 2 + (long)(rand_u32() %
+		    (uint32_t)(g->interval_ms > 1 ? g->interval_ms : 2));
+		dl.tv_sec += ms / 1000;
+		dl.tv_nsec += (ms % 1000) * 1000000;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		long long until = mono_ms() + ms;
+		while (!g->stopping && mono_ms() < until)
+			if (pthread_cond_timedwait(&g->cv, &g->lock, &dl) ==
+			    ETIMEDOUT)
+				break;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+/* ---- requests ------------------------------------------------------ */
+
+int
+gossip_handle(struct gossip *g, const struct wire_msg *m, struct buf *out)
+{
+	const struct wire_field *f = wire_find(m, F_GOSSIP);
+	if (!f)
+		return DYN_EBADMSG;
+	int rc = merge_view(g, f->data, f->len);
+	if (rc)
+		return rc;
+	wire_begin(out, WIRE_GOSSIP_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	size_t at = wire_begin_field(out, F_GOSSIP);
+	pthread_mutex_lock(&g->lock);
+	encode_view_locked(g, out);
+	pthread_mutex_unlock(&g->lock);
+	wire_end_field(out, at);
+	return wire_seal(out, &g->node->cfg.key);
+}
+
+int
+gossip_replicas(struct gossip *g, const struct keypos *pos,
+    struct replicas *out)
+{
+	int rc = 0;
+	pthread_mutex_lock(&g->lock);
+	if (!g->ring || !g->have_settings) {
+		rc = DYN_EUNREACH;
+		goto out;
+	}
+	out->s = g->settings;
+	uint32_t part = ring_partition_of(g->ring, pos);
+	uint32_t idx[REPLICAS_MAX], cnt = 0, rcnt = 0;
+	uint32_t n = g->settings.n;
+	if ((rc = ring_preflist(g->ring, RING_CUR, part, n, idx, &rcnt)) ||
+	    (rc = ring_replicas_union(g->ring, part, n, idx, &cnt)))
+		goto out;
+	out->count = cnt;
+	out->read_count = rcnt;
+	out->self_in = false;
+	for (uint32_t i = 0; i < cnt; i++) {
+		snprintf(out->name[i], sizeof(out->name[i]), "%s",
+		    ring_member_name(g->ring, idx[i]));
+		snprintf(out->addr[i], sizeof(out->addr[i]), "%s",
+		    ring_member_addr(g->ring, idx[i]));
+		if (strcmp(out->name[i], self(g)->name) == 0)
+			out->self_in = true;
+	}
+out:
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+int
+gossip_ring_reply(struct gossip *g, uint64_t reqid, struct buf *out)
+{
+	pthread_mutex_lock(&g->lock);
+	if (!g->ring) {
+		pthread_mutex_unlock(&g->lock);
+		return DYN_EUNREACH;
+	}
+	wire_begin(out, WIRE_RING_RESP, 0, reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	wire_put_u32(out, F_N, g->settings.n);
+	wire_put_u32(out, F_R, g->settings.r);
+	wire_put_u32(out, F_W, g->settings.w);
+	size_t at = wire_begin_field(out, F_RING);
+	ring_encode(g->ring, out);
+	wire_end_field(out, at);
+	pthread_mutex_unlock(&g->lock);
+	return wire_seal(out, &g->node->cfg.key);
+}
+
+int
+gossip_leave(struct gossip *g)
+{
+	pthread_mutex_lock(&g->lock);
+	if (self(g)->status == MEMBER_UP) {
+		self(g)->status = MEMBER_LEAVING;
+		bump_locked(g);
+		LOG_INFO("leaving: handing partitions over");
+	}
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+bool
+gossip_left(struct gossip *g)
+{
+	pthread_mutex_lock(&g->lock);
+	bool left = g->left;
+	pthread_mutex_unlock(&g->lock);
+	return left;
+}
+
+struct ring *
+gossip_transfer_target(struct gossip *g)
+{
+	struct ring *r = NULL;
+	pthread_mutex_lock(&g->lock);
+	if (g->ring && ring_has_next(g->ring) &&
+	    self(g)->ready < ring_epoch(g->ring) &&
+	    all_at_locked(g, ring_epoch(g->ring), false))
+		ring_dup(g->ring, &r);
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+struct ring *
+gossip_ring_copy(struct gossip *g)
+{
+	struct ring *r = NULL;
+	pthread_mutex_lock(&g->lock);
+	if (g->ring)
+		ring_dup(g->ring, &r);
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+void
+gossip_set_ready(struct gossip *g, uint64_t epoch)
+{
+	pthread_mutex_lock(&g->lock);
+	if (self(g)->ready < epoch) {
+		self(g)->ready = epoch;
+		bump_locked(g);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+struct cluster_settings
+gossip_settings(struct gossip *g)
+{
+	pthread_mutex_lock(&g->lock);
+	struct cluster_settings s = g->settings;
+	pthread_mutex_unlock(&g->lock);
+	return s;
+}
+
+static const char *
+status_name(uint8_t s)
+{
+	return s == MEMBER_UP ? "up" : s == MEMBER_LEAVING ? "leaving" : "left";
+}
+
+void
+gossip_status_json(struct gossip *g, struct buf *out)
+{
+	char line[512];
+	pthread_mutex_lock(&g->lock);
+	uint32_t cnt = g->ring ? ring_member_count(g->ring) : 0;
+	uint32_t *owned = mem_calloc(cnt ? cnt : 1, sizeof(*owned));
+	if (g->ring && owned)
+		ring_owned_counts(g->ring, RING_CUR, owned);
+	int len = snprintf(line, sizeof(line),
+	    "{\"ring_epoch\": %llu, \"partitions\": %u, \"transfer_pending\": "
+	    "%s, \"n\": %u, \"r\": %u, \"w\": %u, \"members\": [",
+	    g->ring ? (unsigned long long)ring_epoch(g->ring) : 0ULL,
+	    g->ring ? ring_q(g->ring) : 0,
+	    g->ring && ring_has_next(g->ring) ? "true" : "false",
+	    g->settings.n, g->settings.r, g->settings.w);
+	buf_put(out, line, (size_t)len);
+	for (size_t i = 0; i < g->nmembers; i++) {
+		const struct member *m = &g->members[i];
+		int idx = g->ring ? ring_member_find(g->ring, m->name) : -1;
+		len = snprintf(line, sizeof(line),
+		    "%s{\"name\": \"%s\", \"addr\": \"%s\", \"state\": "
+		    "\"%s\", \"partitions\": %u, \"ring_epoch\": %llu}",
+		    i ? ", " : "", m->name, m->addr, status_name(m->status),
+		    idx >= 0 && owned ? owned[idx] : 0,
+		    (unsigned long long)m->ring_seen);
+		buf_put(out, line, (size_t)len);
+	}
+	buf_put(out, "]}", 2);
+	mem_free(owned);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* ---- life cycle ---------------------------------------------------- */
+
+int
+gossip_start(struct node *n, const struct gossip_opts *o, struct gossip **out)
+{
+	int rc;
+	struct gossip *g = mem_calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->node = n;
+	g->interval_ms = o->interval_ms > 0 ? o->interval_ms : 1000;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cv, NULL);
+
+	struct member *me = &g->members[0];
+	g->nmembers = 1;
+	snprintf(me->name, sizeof(me->name), "%s", n->name);
+	snprintf(me->addr, sizeof(me->addr), "%s", n->addr);
+	me->incarnation = node_now_ms();
+	me->status = MEMBER_UP;
+
+	if (o->nseeds) {
+		g->seeds = mem_calloc(o->nseeds, sizeof(*g->seeds));
+		if (!g->seeds) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		g->nseeds = o->nseeds;
+		for (size_t i = 0; i < o->nseeds; i++)
+			if (!(g->seeds[i] = mem_dup(o->seeds[i],
+			          strlen(o->seeds[i]) + 1))) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+	}
+
+	if ((rc = load_ring(g)) != 0) {
+		LOG_ERROR("stored ring: %s", dyn_strerror(rc));
+		goto fail;
+	}
+	if (g->ring) {
+		me->ring_seen = ring_epoch(g->ring);
+		/* A restarted member has finished its transfers of old. */
+		me->ready = ring_has_next(g->ring) ? 0 : me->ring_seen;
+	} else if (o->nseeds == 0) {
+		/* No ring and nobody to ask: this node founds the cluster. */
+		if ((rc = ring_new(o->q, me->name, me->addr, &g->ring)) != 0)
+			goto fail;
+		g->settings = o->settings;
+		g->have_settings = true;
+		me->ring_seen = me->ready = ring_epoch(g->ring);
+		save_ring_locked(g);
+		LOG_INFO("new cluster: %u partitions, N=%u R=%u W=%u",
+		    ring_q(g->ring), g->settings.n, g->settings.r,
+		    g->settings.w);
+	}
+	if ((rc = -pthread_create(&g->thread, NULL, gossip_main, g)) != 0)
+		goto fail;
+	g->started = true;
+	*out = g;
+	return 0;
+fail:
+	gossip_stop(g);
+	return rc;
+}
+
+void
+gossip_stop(struct gossip *g)
+{
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->stopping = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->lock);
+	if (g->started)
+		pthread_join(g->thread, NULL);
+	for (size_t i = 0; i < g->nseeds; i++)
+		mem_free(g->seeds[i]);
+	mem_free(g->seeds);
+	ring_free(g->ring);
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->lock);
+	mem_free(g);
+}

@@ -1,0 +1,99 @@
+/*
+ * gossip — membership and the ring, as this node sees them.
+ *
+ * Each node keeps a record per member (name, address, incarnation, a
+ * version its owner bumps on every change and every round as a heartbeat,
+ * status, the ring epoch it holds and the epoch whose transfers it has
+ * finished) and the ring.  About once a second it sends its view to a
+ * random peer and merges the answer (push-pull): a member's record with the
+ * higher (incarnation, version) wins, the newer ring wins (ring_newer), so
+ * every node converges on the same view.
+ *
+ * Ring changes are decided by one member, the claimant (the UP member with
+ * the smallest name): when the set of UP members differs from the ring's
+ * owners it plans a new ring (ring_plan: about Q/S partitions move) and
+ * gossips it with the plan pending.  When every member holds that ring, each
+ * pulls the partitions it gains (xfer.c) and reports ready; when all are
+ * ready the claimant commits the plan.  Writes during a transfer go to the
+ * old and the new replicas alike, so nothing acknowledged is lost.
+ *
+ * Threads: one gossip thread (rounds, claimant, leave); the transfer thread
+ * of xfer.c; request handlers call the lookup functions, which copy what
+ * they need under the gossip lock.
+ */
+#ifndef DYN_GOSSIP_H
+#define DYN_GOSSIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "keypos.h"
+#include "ring.h"
+#include "wire.h"
+
+struct node;
+struct gossip;
+
+enum member_status {
+	MEMBER_UP = 1,      /* owns (or is to own) partitions */
+	MEMBER_LEAVING = 2, /* handing its partitions over */
+	MEMBER_LEFT = 3,    /* gone for good */
+};
+
+/* Cluster-wide settings, fixed when the first node creates the cluster. */
+struct cluster_settings {
+	uint32_t n, r, w;
+};
+
+struct gossip_opts {
+	const char *const *seeds; /* addresses of members to join through */
+	size_t nseeds;
+	uint32_t q; /* partitions, when this node creates the cluster */
+	struct cluster_settings settings; /* likewise */
+	int interval_ms;                  /* gossip round (0: 1000) */
+};
+
+/* The replicas of one key as this node sees them, copied out. */
+#define REPLICAS_MAX 16
+struct replicas {
+	uint32_t count;      /* nodes to write to (cur list + next's extra) */
+	uint32_t read_count; /* the first read_count of them: cur list */
+	bool self_in;        /* this node is one of them */
+	struct cluster_settings s;
+	char name[REPLICAS_MAX][RING_NAME_MAX + 1];
+	char addr[REPLICAS_MAX][RING_ADDR_MAX + 1];
+};
+
+int gossip_start(struct node *n, const struct gossip_opts *o,
+    struct gossip **out);
+void gossip_stop(struct gossip *g);
+
+/* GOSSIP_REQ: merge the sender's view, answer with ours. */
+int gossip_handle(struct gossip *g, const struct wire_msg *m,
+    struct buf *reply);
+
+/* Replicas of the key at pos.  DYN_EUNREACH while this node has no ring
+ * yet (joining). */
+int gossip_replicas(struct gossip *g, const struct keypos *pos,
+    struct replicas *out);
+/* Append the ring's encoding and the settings (RING_RESP). */
+int gossip_ring_reply(struct gossip *g, uint64_t reqid, struct buf *out);
+/* Start leaving: hand every partition over, then gossip_left() is true. */
+int gossip_leave(struct gossip *g);
+bool gossip_left(struct gossip *g);
+/* The members and the ring as JSON (for status --json), appended. */
+void gossip_status_json(struct gossip *g, struct buf *out);
+
+/* For xfer.c: the current transfer target (ring with a pending plan, every
+ * member holding it) — a copy the caller frees, or NULL. */
+struct ring *gossip_transfer_target(struct gossip *g);
+/* For xfer.c: this node finished pulling for the ring of that epoch. */
+void gossip_set_ready(struct gossip *g, uint64_t epoch);
+const char *gossip_self(const struct gossip *g);
+/* A copy of the ring (the caller frees it), or NULL before joining. */
+struct ring *gossip_ring_copy(struct gossip *g);
+struct cluster_settings gossip_settings(struct gossip *g);
+
+#endif

@@ -1,0 +1,335 @@
+#include "xfer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "gossip.h"
+#include "log.h"
+#include "mem.h"
+#include "node_i.h"
+#include "ring.h"
+#include "rpc.h"
+#include "store.h"
+
+#define XFER_BATCH_BYTES (1u << 20)
+#define XFER_POLL_MS     200
+
+struct xfer {
+	struct node *node;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool stopping;
+	uint32_t done, total;
+	pthread_t thread;
+	bool started;
+};
+
+int
+xfer_apply_merge(struct vset *cur, void *arg)
+{
+	int rc = vset_merge(cur, arg);
+	return rc < 0 ? rc : rc == 0 ? STORE_SKIP : 0;
+}
+
+/* ---- serving ------------------------------------------------------- */
+
+struct scan_state {
+	struct buf *out;
+	uint32_t count;
+	bool full;
+	struct keypos next; /* first record not sent */
+	struct buf rec;
+};
+
+static int
+scan_one(const struct keypos *pos, const uint8_t *key, size_t klen,
+    const struct vset *set, void *arg)
+{
+	struct scan_state *st = arg;
+	buf_reset(&st->rec);
+	store_record_encode(key, klen, set, &st->rec);
+	if (buf_err(&st->rec))
+		return buf_err(&st->rec);
+	if (st->count > 0 &&
+	    st->out->len + st->rec.len + 4 > XFER_BATCH_BYTES) {
+		st->full = true;
+		st->next = *pos;
+		return 1;
+	}
+	buf_put_blob(st->out, st->rec.data, st->rec.len);
+	st->count++;
+	return 0;
+}
+
+int
+xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	uint32_t part;
+	int rc = wire_get_u32(m, F_PART, &part);
+	if (rc)
+		return DYN_EBADMSG;
+	struct ring *r = gossip_ring_copy(n->gossip);
+	if (!r)
+		return DYN_EUNREACH;
+	struct keypos from, to;
+	bool to_end;
+	rc = ring_partition_range(r, part, &from, &to, &to_end);
+	ring_free(r);
+	if (rc)
+		return DYN_EBADMSG;
+	const struct wire_field *cur = wire_find(m, F_CURSOR);
+	if (cur) {
+		if (cur->len != KEYPOS_LEN)
+			return DYN_EBADMSG;
+		if (memcmp(cur->data, from.b, KEYPOS_LEN) > 0)
+			memcpy(from.b, cur->data, KEYPOS_LEN);
+	}
+
+	wire_begin(out, WIRE_XFER_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	size_t at = wire_begin_field(out, F_RECORDS);
+	size_t count_at = out->len;
+	buf_put_u32(out, 0);
+	struct scan_state st = {.out = out};
+	buf_init(&st.rec);
+	rc = store_scan(n->store, &from, to_end ? NULL : &to, scan_one, &st);
+	buf_fini(&st.rec);
+	if (rc < 0)
+		return rc;
+	if (buf_err(out) == 0)
+		be_put_u32(out->data + count_at, st.count);
+	wire_end_field(out, at);
+	if (st.full)
+		wire_put(out, F_CURSOR, st.next.b, KEYPOS_LEN);
+	return wire_seal(out, &n->cfg.key);
+}
+
+/* ---- pulling ------------------------------------------------------- */
+
+/* Merge one batch of records into the local store. */
+static int
+apply_records(struct node *n, const struct wire_field *f, uint32_t *count)
+{
+	struct rd r;
+	uint32_t cnt;
+	rd_init(&r, f->data, f->len);
+	if (rd_u32(&r, &cnt) || cnt > f->len / 4)
+		return DYN_EBADMSG;
+	struct vset *sets = mem_calloc(cnt ? cnt : 1, sizeof(*sets));
+	struct buf *keys = mem_calloc(cnt ? cnt : 1, sizeof(*keys));
+	struct store_update *ups = mem_calloc(cnt ? cnt : 1, sizeof(*ups));
+	int rc = (!sets || !keys || !ups) ? -ENOMEM : 0;
+	uint32_t ok = 0;
+	for (; rc == 0 && ok < cnt; ok++) {
+		const uint8_t *p;
+		size_t len;
+		if ((rc = rd_blob(&r, WIRE_MAX_MSG, &p, &len)) != 0)
+			break;
+		buf_init(&keys[ok]);
+		if ((rc = store_record_decode(p, len, n->cfg.max_value,
+		         &keys[ok], &sets[ok])) != 0)
+			break;
+		ups[ok] = (struct store_update){keys[ok].data, keys[ok].len,
+		    xfer_apply_merge, &sets[ok], 0};
+	}
+	if (rc == 0 && rd_left(&r) != 0)
+		rc = DYN_EBADMSG;
+	if (rc == 0 && (rc = store_update_many(n->store, ups, cnt)) == 0)
+		for (uint32_t i = 0; i < cnt && rc == 0; i++)
+			rc = ups[i].rc == STORE_SKIP ? 0 : ups[i].rc;
+	for (uint32_t i = 0; sets && keys && i < ok; i++) {
+		vset_fini(&sets[i]);
+		buf_fini(&keys[i]);
+	}
+	if (rc == 0)
+		*count += cnt;
+	mem_free(sets);
+	mem_free(keys);
+	mem_free(ups);
+	return rc;
+}
+
+/* Pull every record of part from addr. */
+static int
+pull_from(struct node *n, uint32_t part, const char *addr, uint32_t *count)
+{
+	struct keypos cursor;
+	bool have_cursor = false;
+	struct buf b;
+	buf_init(&b);
+	int rc;
+	for (;;) {
+		wire_begin(&b, WIRE_XFER_REQ, 0, (uint64_t)part);
+		wire_put_u32(&b, F_PART, part);
+		if (have_cursor)
+			wire_put(&b, F_CURSOR, cursor.b, KEYPOS_LEN);
+		struct rpc_reply r = {0};
+		if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
+			rc = rpc_call(n->pool, addr, &b, 30000, &r);
+		const struct wire_field *recs = rc ? NULL
+		                                   : wire_find(&r.m, F_RECORDS);
+		if (rc == 0 && !recs)
+			rc = DYN_EBADMSG;
+		if (rc == 0)
+			rc = apply_records(n, recs, count);
+		const struct wire_field *cur = rc ? NULL
+		                                  : wire_find(&r.m, F_CURSOR);
+		if (cur && cur->len == KEYPOS_LEN) {
+			memcpy(cursor.b, cur->data, KEYPOS_LEN);
+			have_cursor = true;
+		}
+		rpc_reply_fini(&r);
+		if (rc || !cur)
+			break;
+	}
+	buf_fini(&b);
+	return rc;
+}
+
+static bool
+in_list(const uint32_t *idx, uint32_t n, int who)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if ((int)idx[i] == who)
+			return true;
+	return false;
+}
+
+/* Pull what this node gains under r's plan; 0 when all of it is in. */
+static int
+pull_plan(struct xfer *x, const struct ring *r)
+{
+	struct node *n = x->node;
+	uint32_t nrep = gossip_settings(n->gossip).n;
+	int me = ring_member_find(r, n->name);
+	uint32_t q = ring_q(r);
+	uint32_t *todo = mem_calloc(q, sizeof(*todo));
+	if (!todo)
+		return -ENOMEM;
+	uint32_t ntodo = 0;
+	for (uint32_t p = 0; p < q; p++) {
+		uint32_t cur[REPLICAS_MAX], nxt[REPLICAS_MAX], cc = 0, nc = 0;
+		ring_preflist(r, RING_CUR, p, nrep, cur, &cc);
+		ring_preflist(r, RING_NEXT, p, nrep, nxt, &nc);
+		if (me >= 0 && in_list(nxt, nc, me) && !in_list(cur, cc, me))
+			todo[ntodo++] = p;
+	}
+	pthread_mutex_lock(&x->lock);
+	x->done = 0;
+	x->total = ntodo;
+	pthread_mutex_unlock(&x->lock);
+	if (ntodo)
+		LOG_INFO("transfer for ring epoch %llu: pulling %u partitions",
+		    (unsigned long long)ring_epoch(r), ntodo);
+
+	int rc = 0;
+	uint32_t records = 0;
+	for (uint32_t i = 0; i < ntodo; i++) {
+		uint32_t cur[REPLICAS_MAX], cc = 0;
+		ring_preflist(r, RING_CUR, todo[i], nrep, cur, &cc);
+		rc = DYN_EUNREACH;
+		/* Every current replica may hold writes the others lack. */
+		uint32_t pulled = 0;
+		for (uint32_t k = 0; k < cc; k++) {
+			if ((int)cur[k] == me)
+				continue;
+			int prc = pull_from(n, todo[i],
+			    ring_member_addr(r, cur[k]), &records);
+			if (prc == 0)
+				pulled++;
+			else
+				LOG_WARN("pull partition %u from %s: %s",
+				    todo[i], ring_member_name(r, cur[k]),
+				    dyn_strerror(prc));
+		}
+		if (pulled == 0)
+			break;
+		rc = 0;
+		pthread_mutex_lock(&x->lock);
+		x->done++;
+		bool stop = x->stopping;
+		pthread_mutex_unlock(&x->lock);
+		if (stop) {
+			rc = DYN_ECLOSED;
+			break;
+		}
+	}
+	if (rc == 0 && ntodo)
+		LOG_INFO("transfer done: %u partitions, %u records", ntodo,
+		    records);
+	mem_free(todo);
+	return rc;
+}
+
+static void *
+xfer_main(void *arg)
+{
+	struct xfer *x = arg;
+	pthread_mutex_lock(&x->lock);
+	while (!x->stopping) {
+		pthread_mutex_unlock(&x->lock);
+		struct ring *r = gossip_transfer_target(x->node->gossip);
+		if (r && pull_plan(x, r) == 0)
+			gossip_set_ready(x->node->gossip, ring_epoch(r));
+		ring_free(r);
+		pthread_mutex_lock(&x->lock);
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += XFER_POLL_MS * 1000000L;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		if (!x->stopping)
+			pthread_cond_timedwait(&x->cv, &x->lock, &dl);
+	}
+	pthread_mutex_unlock(&x->lock);
+	return NULL;
+}
+
+int
+xfer_start(struct node *n, struct xfer **out)
+{
+	struct xfer *x = mem_calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->node = n;
+	pthread_mutex_init(&x->lock, NULL);
+	pthread_cond_init(&x->cv, NULL);
+	int rc = -pthread_create(&x->thread, NULL, xfer_main, x);
+	if (rc) {
+		xfer_stop(x);
+		return rc;
+	}
+	x->started = true;
+	*out = x;
+	return 0;
+}
+
+void
+xfer_stop(struct xfer *x)
+{
+	if (!x)
+		return;
+	pthread_mutex_lock(&x->lock);
+	x->stopping = true;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->lock);
+	if (x->started)
+		pthread_join(x->thread, NULL);
+	pthread_cond_destroy(&x->cv);
+	pthread_mutex_destroy(&x->lock);
+	mem_free(x);
+}
+
+void
+xfer_progress(struct xfer *x, uint32_t *done, uint32_t *total)
+{
+	pthread_mutex_lock(&x->lock);
+	*done = x->done;
+	*total = x->total;
+	pthread_mutex_unlock(&x->lock);
+}

@@ -1,0 +1,34 @@
+/*
+ * xfer — moving partitions between nodes.  Serves XFER_REQ (the records of
+ * one partition, from a cursor, in batches of about 1 MiB, read from a
+ * store snapshot) and runs the transfer thread, which pulls every partition
+ * this node gains under a pending ring plan from the partition's current
+ * replicas, merges each record into the local store, and then reports ready
+ * (gossip_set_ready) so the claimant can commit the plan.  Pulling is
+ * idempotent: a merge of a record already held changes nothing, so an
+ * interrupted transfer is simply redone.
+ */
+#ifndef DYN_XFER_H
+#define DYN_XFER_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "vset.h"
+#include "wire.h"
+
+struct node;
+struct xfer;
+
+int xfer_start(struct node *n, struct xfer **out);
+void xfer_stop(struct xfer *x);
+/* XFER_REQ */
+int xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out);
+/* Partitions pulled so far / to pull under the current plan. */
+void xfer_progress(struct xfer *x, uint32_t *done, uint32_t *total);
+
+/* Merge a replica's set into the local store (REPLICATE_REQ, read repair,
+ * transfers): a store_apply_fn whose arg is the incoming struct vset. */
+int xfer_apply_merge(struct vset *cur, void *arg);
+
+#endif

@@ -1,7 +1,10 @@
 #include "client.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include <openssl/rand.h>
@@ -11,18 +14,36 @@
 #include "err.h"
 #include "keypos.h"
 #include "mem.h"
+#include "ring.h"
 #include "rpc.h"
 #include "wire.h"
+
+/* How long a fetched ring is trusted before it is fetched again. */
+#define RING_TTL_MS 5000
 
 struct dyn_client {
 	struct auth_key key;
 	int timeout_ms;
+	bool no_routing;
 	size_t nnodes;
 	char **nodes;
 	struct rpc_pool *pool;
 	atomic_uint_fast64_t next_reqid;
 	atomic_size_t next_node; /* round robin start */
+
+	pthread_mutex_t ring_lock;
+	struct ring *ring; /* NULL: none yet, or the nodes have none */
+	uint32_t n;        /* the cluster's N */
+	long long ring_ms; /* when it was fetched */
 };
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 int
 dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out)
@@ -35,6 +56,8 @@ dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out)
 		return -ENOMEM;
 	c->key = o->key;
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
+	c->no_routing = o->no_routing;
+	pthread_mutex_init(&c->ring_lock, NULL);
 	c->nodes = mem_calloc(o->nnodes, sizeof(*c->nodes));
 	if (!c->nodes) {
 		rc = -ENOMEM;
@@ -69,6 +92,8 @@ dyn_client_free(struct dyn_client *c)
 	for (size_t i = 0; c->nodes && i < c->nnodes; i++)
 		mem_free(c->nodes[i]);
 	mem_free(c->nodes);
+	ring_free(c->ring);
+	pthread_mutex_destroy(&c->ring_lock);
 	mem_free(c);
 }
 
@@ -80,8 +105,19 @@ retryable(int rc)
 	    rc == DYN_ECLOSED || rc == DYN_EQUORUM;
 }
 
-/* Send req to node `only` (or, with only == SIZE_MAX, to each node in
- * turn until one answers) and check the reply's type.  The reply must be
+static int
+call_addr(struct dyn_client *c, const char *addr, struct buf *req,
+    uint8_t want, struct rpc_reply *r)
+{
+	rpc_reply_fini(r);
+	int rc = rpc_call(c->pool, addr, req, c->timeout_ms, r);
+	if (rc == 0 && r->m.type != want)
+		rc = r->rc = DYN_EBADMSG;
+	return rc;
+}
+
+/* Send req to node `only` of the list, or (only == SIZE_MAX) to each node
+ * in turn, starting round robin, until one answers.  The reply must be
  * released with rpc_reply_fini whatever the result. */
 static int
 call(struct dyn_client *c, size_t only, struct buf *req, uint8_t want,
@@ -92,17 +128,46 @@ call(struct dyn_client *c, size_t only, struct buf *req, uint8_t want,
 	size_t start = only == SIZE_MAX
 	    ? atomic_fetch_add(&c->next_node, 1) % c->nnodes
 	    : only;
-	memset(r, 0, sizeof(*r));
 	for (size_t i = 0; i < n; i++) {
-		rpc_reply_fini(r);
-		rc = rpc_call(c->pool, c->nodes[(start + i) % c->nnodes], req,
-		    c->timeout_ms, r);
-		if (rc == 0 && r->m.type != want)
-			rc = r->rc = DYN_EBADMSG;
+		rc = call_addr(c, c->nodes[(start + i) % c->nnodes], req, want,
+		    r);
 		if (!retryable(rc))
 			break;
 	}
 	return rc;
+}
+
+static int fetch_ring(struct dyn_client *c);
+
+/*
+ * Client-driven routing (the paper's Table 2): send a key's request
+ * straight to its coordinator, the first reachable node of its preference
+ * list by the cached ring; only when none answers, fall back to the listed
+ * nodes, which forward.
+ */
+static int
+call_key(struct dyn_client *c, const void *key, size_t klen,
+    struct buf *req, uint8_t want, struct rpc_reply *r)
+{
+	char addrs[16][128];
+	size_t na = 0;
+	memset(r, 0, sizeof(*r));
+	if (!c->no_routing) {
+		pthread_mutex_lock(&c->ring_lock);
+		bool stale = !c->ring || mono_ms() - c->ring_ms > RING_TTL_MS;
+		pthread_mutex_unlock(&c->ring_lock);
+		if (stale)
+			fetch_ring(c);
+		if (dyn_preflist(c, key, klen, addrs, 16, &na) != 0)
+			na = 0;
+	}
+	int rc = DYN_EUNREACH;
+	for (size_t i = 0; i < na; i++) {
+		rc = call_addr(c, addrs[i], req, want, r);
+		if (!retryable(rc))
+			return rc;
+	}
+	return call(c, SIZE_MAX, req, want, r);
 }
 
 static void
@@ -147,7 +212,9 @@ dyn_get(struct dyn_client *c, const void *key, size_t klen,
 	put_opts(&b, o, 0);
 	struct rpc_reply reply = {0};
 	if ((rc = wire_seal(&b, &c->key)) == 0)
-		rc = call(c, SIZE_MAX, &b, WIRE_GET_RESP, &reply);
+		rc = (o && (o->flags & WIRE_F_LOCAL))
+		    ? call(c, 0, &b, WIRE_GET_RESP, &reply)
+		    : call_key(c, key, klen, &b, WIRE_GET_RESP, &reply);
 	buf_fini(&b);
 	const struct wire_msg m = reply.m;
 	if (rc)
@@ -240,7 +307,7 @@ do_put(struct dyn_client *c, const void *key, size_t klen,
 	put_opts(&b, o, flags);
 	struct rpc_reply reply = {0};
 	if ((rc = wire_seal(&b, &c->key)) == 0)
-		rc = call(c, SIZE_MAX, &b, WIRE_PUT_RESP, &reply);
+		rc = call_key(c, key, klen, &b, WIRE_PUT_RESP, &reply);
 	buf_fini(&b);
 	if (rc == 0 && new_ctx) {
 		const struct wire_field *cx = wire_find(&reply.m, F_CONTEXT);
@@ -316,6 +383,14 @@ dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out)
 	wire_get_u64(m, F_KEYS, &out->keys);
 	wire_get_u64(m, F_DBSIZE, &out->db_bytes);
 	wire_get_u64(m, F_ACTOR, &out->actor);
+	const struct wire_field *js = wire_find(m, F_STATUSJSON);
+	if (js) {
+		out->json = mem_alloc(js->len + 1);
+		if (out->json) {
+			memcpy(out->json, js->data, js->len);
+			out->json[js->len] = '\0';
+		}
+	}
 	const struct wire_field *st = wire_find(m, F_STATS);
 	if (st) {
 		out->stats = mem_alloc(st->len + 1);
@@ -332,5 +407,111 @@ void
 dyn_status_fini(struct dyn_status *s)
 {
 	mem_free(s->stats);
+	mem_free(s->json);
 	s->stats = NULL;
+	s->json = NULL;
+}
+
+int
+dyn_ring(struct dyn_client *c, size_t i, struct ring **out, uint32_t nrw[3])
+{
+	*out = NULL;
+	if (i >= c->nnodes)
+		return -EINVAL;
+	struct buf b;
+	buf_init(&b);
+	begin_req(c, &b, WIRE_RING_REQ);
+	struct rpc_reply reply = {0};
+	int rc = wire_seal(&b, &c->key);
+	if (rc == 0)
+		rc = call(c, i, &b, WIRE_RING_RESP, &reply);
+	buf_fini(&b);
+	const struct wire_field *f = rc ? NULL : wire_find(&reply.m, F_RING);
+	if (rc == 0 && (!f || wire_get_u32(&reply.m, F_N, &nrw[0]) ||
+	                   wire_get_u32(&reply.m, F_R, &nrw[1]) ||
+	                   wire_get_u32(&reply.m, F_W, &nrw[2])))
+		rc = DYN_EBADMSG;
+	if (rc == 0) {
+		struct rd r;
+		rd_init(&r, f->data, f->len);
+		rc = ring_decode(&r, out);
+	}
+	rpc_reply_fini(&reply);
+	return rc;
+}
+
+/* Refresh the cached ring from any listed node. */
+static int
+fetch_ring(struct dyn_client *c)
+{
+	int rc = DYN_EUNREACH;
+	size_t start = atomic_fetch_add(&c->next_node, 1) % c->nnodes;
+	for (size_t k = 0; k < c->nnodes; k++) {
+		struct ring *r;
+		uint32_t nrw[3];
+		rc = dyn_ring(c, (start + k) % c->nnodes, &r, nrw);
+		if (rc == 0) {
+			pthread_mutex_lock(&c->ring_lock);
+			if (!c->ring || !ring_newer(c->ring, r)) {
+				ring_free(c->ring);
+				c->ring = r;
+				r = NULL;
+			}
+			c->n = nrw[0];
+			c->ring_ms = mono_ms();
+			pthread_mutex_unlock(&c->ring_lock);
+			ring_free(r);
+			return 0;
+		}
+		if (!retryable(rc))
+			break;
+	}
+	/* Nothing to route by: do not ask again at once. */
+	pthread_mutex_lock(&c->ring_lock);
+	c->ring_ms = mono_ms();
+	pthread_mutex_unlock(&c->ring_lock);
+	return rc;
+}
+
+int
+dyn_preflist(struct dyn_client *c, const void *key, size_t klen,
+    char (*addrs)[128], size_t max, size_t *n)
+{
+	struct keypos pos;
+	int rc = keypos_of(key, klen, &pos);
+	if (rc)
+		return rc;
+	*n = 0;
+	pthread_mutex_lock(&c->ring_lock);
+	if (!c->ring) {
+		rc = -ENOENT;
+		goto out;
+	}
+	uint32_t idx[32], cnt = 0;
+	uint32_t nrep = c->n < 16 ? c->n : 16;
+	rc = ring_replicas_union(c->ring, ring_partition_of(c->ring, &pos),
+	    nrep, idx, &cnt);
+	for (uint32_t i = 0; rc == 0 && i < cnt && *n < max; i++)
+		snprintf(addrs[(*n)++], 128, "%s",
+		    ring_member_addr(c->ring, idx[i]));
+out:
+	pthread_mutex_unlock(&c->ring_lock);
+	return rc;
+}
+
+int
+dyn_leave(struct dyn_client *c, size_t i)
+{
+	if (i >= c->nnodes)
+		return -EINVAL;
+	struct buf b;
+	buf_init(&b);
+	begin_req(c, &b, WIRE_LEAVE_REQ);
+	struct rpc_reply reply = {0};
+	int rc = wire_seal(&b, &c->key);
+	if (rc == 0)
+		rc = call(c, i, &b, WIRE_LEAVE_RESP, &reply);
+	buf_fini(&b);
+	rpc_reply_fini(&reply);
+	return rc;
 }

@@ -11,6 +11,7 @@
 #ifndef DYN_CLIENT_H
 #define DYN_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,8 @@ struct dyn_client_opts {
 	size_t nnodes;
 	struct auth_key key;
 	int timeout_ms; /* per attempt; 0: 5000 */
+	bool no_routing; /* send to the listed nodes only, never by the ring
+	                    (the node forwards); for comparisons */
 };
 
 /* Per-request overrides; NULL or zeros mean the cluster's defaults. */
@@ -84,7 +87,23 @@ struct dyn_status {
 	uint64_t db_bytes;
 	uint64_t actor;
 	char *stats; /* "name=value\n" lines, mem_alloc'd, may be NULL */
+	char *json;  /* members, ring and transfers as JSON, mem_alloc'd,
+	                may be NULL */
 };
+
+/* The cluster's ring as the node at index i of the client's list sees it
+ * (*out is the caller's: ring_free), with the cluster's N, R, W. */
+struct ring;
+int dyn_ring(struct dyn_client *c, size_t i, struct ring **out,
+    uint32_t nrw[3]);
+/* Ask the node at index i to leave the cluster: it hands its partitions
+ * over, then exits. */
+int dyn_leave(struct dyn_client *c, size_t i);
+/* The preference list of key as the client routes it (the node addresses
+ * in order, copied into addrs[0..*n), at most max).  Uses the cached ring;
+ * -ENOENT when the client has none. */
+int dyn_preflist(struct dyn_client *c, const void *key, size_t klen,
+    char (*addrs)[128], size_t max, size_t *n);
 
 /* Status of the node at index i of the client's list. */
 int dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out);

@@ -27,6 +27,7 @@
 #include "client.h"
 #include "err.h"
 #include "mem.h"
+#include "ring.h"
 #include "vset.h"
 #include "wire.h"
 
@@ -87,6 +88,8 @@ static const char usage_text[] =
     "  put KEY [FILE|-] [--context CTX] [--w N]\n"
     "  delete KEY [--context CTX] [--w N]\n"
     "  status [--json]\n"
+    "  ring [--json]\n"
+    "  leave\n"
     "  keygen FILE\n";
 
 static const char help_text[] =
@@ -112,6 +115,11 @@ static const char help_text[] =
     "  status       Name, address, uptime, key count, database size, actor\n"
     "               and counters of every --node (--json: one JSON object\n"
     "               per node, one per line).\n"
+    "  ring         The ring as the (first) node sees it: epoch, N/R/W,\n"
+    "               members with the partitions each owns, and every\n"
+    "               partition's preference list (--json: one object).\n"
+    "  leave        Make the (first) node leave the cluster: it hands its\n"
+    "               partitions to their new owners, then exits 0.\n"
     "  keygen FILE  Write a new random cluster key to FILE (64 hex digits,\n"
     "               mode 0600; an existing file is never overwritten).\n"
     "               Needs no --node and no key.\n"
@@ -123,7 +131,7 @@ static const char help_text[] =
     "  -k, --cluster-key FILE the cluster key file (default: the file\n"
     "                         named by $" CLI_KEY_ENV ")\n"
     "  -t, --timeout MS       per-node timeout (default 5000; \"2s\" works)\n"
-    "  -j, --json             JSON output (get, status)\n"
+    "  -j, --json             JSON output (get, status, ring)\n"
     "      --r N              get: read quorum (default: the cluster's R)\n"
     "      --local            get: read only the answering node's own\n"
     "                         replica, without a quorum\n"
@@ -497,6 +505,11 @@ print_status_json(const char *node, const struct dyn_status *st, int err)
 	        "\", \"stats\": ",
 	        st->uptime_s, st->keys, st->db_bytes, st->actor);
 	print_stats_json(f, st->stats);
+	if (st->json) {
+		/* The node's own JSON: members, ring, transfers. */
+		fputs(", \"cluster\": ", f);
+		fputs(st->json, f);
+	}
 	fputs("}\n", f);
 }
 
@@ -517,6 +530,8 @@ print_status_text(const char *node, const struct dyn_status *st)
 	       node, (int)sizeof(st->name), st->name, (int)sizeof(st->addr),
 	       st->addr, up, st->uptime_s, st->keys, sz, st->db_bytes,
 	       st->actor);
+	if (st->json)
+		printf("cluster   %s\n", st->json);
 	if (st->stats == NULL || st->stats[0] == '\0')
 		return;
 	printf("stats\n");
@@ -581,11 +596,115 @@ cmd_keygen(struct ctl *ctl, struct dyn_client *c)
 	return EXIT_OK;
 }
 
+static void
+print_ring_json(const struct ring *r, const uint32_t nrw[3])
+{
+	uint32_t cnt = ring_member_count(r), q = ring_q(r);
+	uint32_t *own = mem_calloc(cnt, sizeof(*own));
+	uint32_t *nxt = mem_calloc(cnt, sizeof(*nxt));
+	if (!own || !nxt)
+		goto out;
+	ring_owned_counts(r, RING_CUR, own);
+	ring_owned_counts(r, RING_NEXT, nxt);
+	printf("{\"epoch\": %" PRIu64 ", \"partitions\": %u, \"n\": %u, "
+	       "\"r\": %u, \"w\": %u, \"transfer_pending\": %s, "
+	       "\"members\": [",
+	       ring_epoch(r), q, nrw[0], nrw[1], nrw[2],
+	       ring_has_next(r) ? "true" : "false");
+	for (uint32_t i = 0; i < cnt; i++) {
+		const char *nm = ring_member_name(r, i);
+		const char *ad = ring_member_addr(r, i);
+		fputs(i ? ", {\"name\": " : "{\"name\": ", stdout);
+		cli_json_str(stdout, nm, strlen(nm));
+		fputs(", \"addr\": ", stdout);
+		cli_json_str(stdout, ad, strlen(ad));
+		printf(", \"partitions\": %u, \"next_partitions\": %u}",
+		       own[i], nxt[i]);
+	}
+	fputs("], \"preflists\": [", stdout);
+	for (uint32_t p = 0; p < q; p++) {
+		uint32_t idx[16], n = 0;
+		ring_preflist(r, RING_CUR, p, nrw[0] < 16 ? nrw[0] : 16, idx,
+		              &n);
+		fputs(p ? ", [" : "[", stdout);
+		for (uint32_t k = 0; k < n; k++) {
+			const char *nm = ring_member_name(r, idx[k]);
+			fputs(k ? ", " : "", stdout);
+			cli_json_str(stdout, nm, strlen(nm));
+		}
+		fputs("]", stdout);
+	}
+	fputs("]}\n", stdout);
+out:
+	mem_free(own);
+	mem_free(nxt);
+}
+
+static void
+print_ring_text(const struct ring *r, const uint32_t nrw[3])
+{
+	uint32_t cnt = ring_member_count(r), q = ring_q(r);
+	uint32_t *own = mem_calloc(cnt, sizeof(*own));
+	if (!own)
+		return;
+	ring_owned_counts(r, RING_CUR, own);
+	printf("epoch %" PRIu64 ", %u partitions, N=%u R=%u W=%u%s\n",
+	       ring_epoch(r), q, nrw[0], nrw[1], nrw[2],
+	       ring_has_next(r) ? " (transfer pending)" : "");
+	for (uint32_t i = 0; i < cnt; i++)
+		printf("  %-16s %-28s %u partitions\n", ring_member_name(r, i),
+		       ring_member_addr(r, i), own[i]);
+	printf("partition  preference list\n");
+	for (uint32_t p = 0; p < q; p++) {
+		uint32_t idx[16], n = 0;
+		ring_preflist(r, RING_CUR, p, nrw[0] < 16 ? nrw[0] : 16, idx,
+		              &n);
+		printf("  %-8u", p);
+		for (uint32_t k = 0; k < n; k++)
+			printf(" %s", ring_member_name(r, idx[k]));
+		putchar('\n');
+	}
+	mem_free(own);
+}
+
+static int
+cmd_ring(struct ctl *ctl, struct dyn_client *c)
+{
+	struct ring *r = NULL;
+	uint32_t nrw[3];
+	int rv = dyn_ring(c, 0, &r, nrw);
+	if (rv != 0) {
+		fail("ring", rv);
+		return EXIT_ERR;
+	}
+	if (ctl->json)
+		print_ring_json(r, nrw);
+	else
+		print_ring_text(r, nrw);
+	ring_free(r);
+	return flush_stdout();
+}
+
+static int
+cmd_leave(struct ctl *ctl, struct dyn_client *c)
+{
+	int rv = dyn_leave(c, 0);
+	if (rv != 0) {
+		fail("leave", rv);
+		return EXIT_ERR;
+	}
+	fprintf(stderr, "%s is leaving: it hands its partitions over, then "
+	                "exits\n", ctl->nodes[0]);
+	return EXIT_OK;
+}
+
 static const struct cmd cmds[] = {
     {"get", 1, 1, CO_JSON | CO_R | CO_LOCAL, true, cmd_get},
     {"put", 1, 2, CO_CONTEXT | CO_W, true, cmd_put},
     {"delete", 1, 1, CO_CONTEXT | CO_W, true, cmd_delete},
     {"status", 0, 0, CO_JSON, true, cmd_status},
+    {"ring", 0, 0, CO_JSON, true, cmd_ring},
+    {"leave", 0, 0, 0, true, cmd_leave},
     {"keygen", 1, 1, 0, false, cmd_keygen},
 };
 

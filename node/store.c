@@ -749,7 +749,6 @@ store_submit_many(struct store *s, struct store_req *rs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		while (!rs[i].done)
 			pthread_cond_wait(&rs[i].cv, &s->mu);
-	rc = n == 1 ? rs[0].rc : 0;
 out:
 	pthread_mutex_unlock(&s->mu);
 out_destroy:
@@ -761,7 +760,8 @@ out_destroy:
 static int
 store_submit(struct store *s, struct store_req *r)
 {
-	return store_submit_many(s, r, 1);
+	int rc = store_submit_many(s, r, 1);
+	return rc ? rc : r->rc;
 }
 
 int

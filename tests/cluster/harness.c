@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "ring.h"
 
 static struct harness *active;
 static bool failed_exit = true;
@@ -242,4 +243,84 @@ harness_client(struct harness *h, int timeout_ms, ...)
 	struct dyn_client *c = NULL;
 	CHECK_RC(dyn_client_new(&o, &c), 0);
 	return c;
+}
+
+void
+harness_start_joined(struct harness *h, int i, int seed,
+    const char *const *extra)
+{
+	const char *argv[32];
+	int a = 0;
+	if (seed >= 0) {
+		argv[a++] = "--seed";
+		argv[a++] = h->nodes[seed].addr;
+	}
+	argv[a++] = "--gossip-interval";
+	argv[a++] = "250";
+	for (int k = 0; extra && extra[k] && a < 30; k++)
+		argv[a++] = extra[k];
+	argv[a] = NULL;
+	harness_start(h, i, argv);
+}
+
+struct dyn_client *
+harness_client_direct(struct harness *h, int i)
+{
+	const char *addr = h->nodes[i].addr;
+	struct dyn_client_opts o = {
+		.nodes = &addr,
+		.nnodes = 1,
+		.key = h->key,
+		.timeout_ms = 5000,
+		.no_routing = true,
+	};
+	struct dyn_client *c = NULL;
+	CHECK_RC(dyn_client_new(&o, &c), 0);
+	return c;
+}
+
+long long
+harness_wait_ring(struct harness *h, int owners, int deadline_ms)
+{
+	long long t0 = harness_now_ms();
+	struct dyn_client *cl[HARNESS_MAX_NODES] = {0};
+	for (int i = 0; i < h->n; i++)
+		if (h->nodes[i].pid > 0)
+			cl[i] = harness_client_direct(h, i);
+	for (;;) {
+		bool ok = true;
+		uint64_t epoch = 0;
+		for (int i = 0; i < h->n && ok; i++) {
+			if (!cl[i])
+				continue;
+			struct ring *r;
+			uint32_t nrw[3];
+			if (dyn_ring(cl[i], 0, &r, nrw) != 0) {
+				ok = false;
+				break;
+			}
+			uint32_t cnt = ring_member_count(r);
+			uint32_t own[RING_MEMBERS_MAX];
+			ring_owned_counts(r, RING_CUR, own);
+			int o = 0;
+			for (uint32_t k = 0; k < cnt; k++)
+				o += own[k] > 0;
+			if (ring_has_next(r) || o != owners ||
+			    (epoch && ring_epoch(r) != epoch))
+				ok = false;
+			epoch = ring_epoch(r);
+			ring_free(r);
+		}
+		if (ok)
+			break;
+		if (harness_now_ms() - t0 > deadline_ms) {
+			fprintf(stderr, "ring did not settle on %d owners in "
+			                "%d ms\n", owners, deadline_ms);
+			exit(1);
+		}
+		pause_ms(50);
+	}
+	for (int i = 0; i < h->n; i++)
+		dyn_client_free(cl[i]);
+	return harness_now_ms() - t0;
 }

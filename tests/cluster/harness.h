@@ -44,6 +44,18 @@ void harness_init(struct harness *h);
 /* Add node i (name n<i>) and start it with extra dynamod args (NULL-ended
  * list, may be NULL); waits until it serves (deadline 20 s). */
 void harness_start(struct harness *h, int i, const char *const *extra);
+/* Start node i joined to the cluster through node `seed` (its address as
+ * --seed), with the test gossip interval and extra args. */
+void harness_start_joined(struct harness *h, int i, int seed,
+    const char *const *extra);
+/* Poll every running node's ring until all hold the same stable ring
+ * (no transfer pending) in which exactly `owners` members own partitions;
+ * returns the milliseconds it took, or exits the test at the deadline. */
+long long harness_wait_ring(struct harness *h, int owners, int deadline_ms);
+/* A client bound to node i alone that never routes by the ring (the node
+ * coordinates or forwards). */
+struct dyn_client *harness_client_direct(struct harness *h, int i);
+
 /* Send sig to node i and reap it (SIGKILL: immediately; SIGTERM: waits for
  * a clean exit and returns its exit status). */
 int harness_stop(struct harness *h, int i, int sig);

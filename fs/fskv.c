@@ -1,0 +1,1093 @@
+/*
+ * fskv — objects through the client, with short caches.
+ *
+ *   fsops / fsfile
+ *        |  fskv_file_get / _put / _delete      fskv_dir_get / _update
+ *        v                                          |
+ *   cache (path -> snapshot, TTL)     merge on read + write back
+ *        |                                          |
+ *        +------------------> dyn_get / dyn_put_ctxs (client.h)
+ *
+ * The caches only save round trips within their TTL (about a second, the
+ * same as the kernel's attribute cache); every write carries the context of
+ * what was read, so a stale cache can at worst create a sibling (which the
+ * next read merges for directories, or shows for files), never lose data.
+ * One mutex guards the tables; no call to the cluster is made under it.
+ */
+#include "fskv.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+
+#define NSTRIPES    64
+#define CACHE_MAX   65536 /* entries per table before a sweep */
+#define TAGS_MAX    65536 /* directories with a writer tag */
+
+struct centry {
+	struct centry *next;
+	char *path;
+	uint32_t hash;
+	void *val;
+};
+
+/* A chained hash table from path to a value; free_val drops a value. */
+struct ctable {
+	struct centry **b;
+	size_t nb;
+	size_t n;
+	void (*free_val)(void *);
+};
+
+/* The writer state of one directory: this mount's actor there and its
+ * next counter (tags must never repeat, so they are not derived from a
+ * possibly stale read). */
+struct dtag {
+	uint64_t actor;
+	uint64_t next;
+};
+
+struct fskv {
+	struct fskv_opts o;
+	char *nodes;
+	pthread_mutex_t mu; /* the three tables */
+	struct ctable files;
+	struct ctable dirs;
+	struct ctable tags;
+	pthread_mutex_t stripes[NSTRIPES];
+	uint64_t born_ms;
+};
+
+uint64_t
+fskv_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint32_t
+path_hash(const char *p)
+{
+	uint32_t h = 2166136261u;
+	for (; *p; p++) {
+		h ^= (uint8_t)*p;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* ---- tables ---- */
+
+static int
+ctable_init(struct ctable *t, void (*free_val)(void *))
+{
+	t->nb = 1024;
+	t->n = 0;
+	t->free_val = free_val;
+	t->b = mem_calloc(t->nb, sizeof(*t->b));
+	return t->b ? 0 : -ENOMEM;
+}
+
+static void
+centry_free(struct ctable *t, struct centry *e)
+{
+	t->free_val(e->val);
+	mem_free(e->path);
+	mem_free(e);
+}
+
+static void
+ctable_clear(struct ctable *t)
+{
+	for (size_t i = 0; t->b && i < t->nb; i++) {
+		struct centry *e = t->b[i];
+		while (e) {
+			struct centry *n = e->next;
+			centry_free(t, e);
+			e = n;
+		}
+		t->b[i] = NULL;
+	}
+	t->n = 0;
+}
+
+static void
+ctable_fini(struct ctable *t)
+{
+	ctable_clear(t);
+	mem_free(t->b);
+	t->b = NULL;
+}
+
+static struct centry **
+ctable_slot(struct ctable *t, const char *path, uint32_t h)
+{
+	struct centry **pp = &t->b[h % t->nb];
+	while (*pp && ((*pp)->hash != h || strcmp((*pp)->path, path) != 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void *
+ctable_get(struct ctable *t, const char *path)
+{
+	struct centry *e = *ctable_slot(t, path, path_hash(path));
+	return e ? e->val : NULL;
+}
+
+static void
+ctable_del(struct ctable *t, const char *path)
+{
+	struct centry **pp = ctable_slot(t, path, path_hash(path));
+	struct centry *e = *pp;
+	if (!e)
+		return;
+	*pp = e->next;
+	centry_free(t, e);
+	t->n--;
+}
+
+static void
+ctable_grow(struct ctable *t)
+{
+	size_t nb = t->nb * 2;
+	struct centry **b = mem_calloc(nb, sizeof(*b));
+	if (!b)
+		return; /* longer chains; still correct */
+	for (size_t i = 0; i < t->nb; i++) {
+		struct centry *e = t->b[i];
+		while (e) {
+			struct centry *n = e->next;
+			e->next = b[e->hash % nb];
+			b[e->hash % nb] = e;
+			e = n;
+		}
+	}
+	mem_free(t->b);
+	t->b = b;
+	t->nb = nb;
+}
+
+/* Set path -> val (the table owns val; on failure val is freed). */
+static void
+ctable_set(struct ctable *t, const char *path, void *val)
+{
+	uint32_t h = path_hash(path);
+	struct centry **pp = ctable_slot(t, path, h);
+	if (*pp) {
+		t->free_val((*pp)->val);
+		(*pp)->val = val;
+		return;
+	}
+	struct centry *e = mem_calloc(1, sizeof(*e));
+	char *p = mem_dup(path, strlen(path) + 1);
+	if (!e || !p) {
+		mem_free(e);
+		mem_free(p);
+		t->free_val(val);
+		return;
+	}
+	e->path = p;
+	e->hash = h;
+	e->val = val;
+	*pp = e;
+	if (++t->n > t->nb)
+		ctable_grow(t);
+}
+
+/* Drop the entries for which drop(val, arg) is true. */
+static void
+ctable_sweep(struct ctable *t, bool (*drop)(void *, const char *, void *),
+    void *arg)
+{
+	for (size_t i = 0; i < t->nb; i++) {
+		struct centry **pp = &t->b[i];
+		while (*pp) {
+			struct centry *e = *pp;
+			if (drop(e->val, e->path, arg)) {
+				*pp = e->next;
+				centry_free(t, e);
+				t->n--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}
+
+/* ---- snapshots ---- */
+
+static void
+file_snap_free(struct fskv_file *s)
+{
+	for (uint32_t i = 0; s->f && i < s->vs.n; i++)
+		fsobj_file_fini(&s->f[i]);
+	mem_free(s->f);
+	for (uint32_t i = 0; s->vctx && i < s->vs.n; i++)
+		mem_free(s->vctx[i].p);
+	mem_free(s->vctx);
+	mem_free(s->ctx.p);
+	vset_fini(&s->vs);
+	mem_free(s);
+}
+
+void
+fskv_file_unref(struct fskv_file *s)
+{
+	if (!s)
+		return;
+	if (atomic_fetch_sub((atomic_int *)&s->refs, 1) == 1)
+		file_snap_free(s);
+}
+
+static struct fskv_file *
+file_ref(struct fskv_file *s)
+{
+	atomic_fetch_add((atomic_int *)&s->refs, 1);
+	return s;
+}
+
+static void
+file_unref_v(void *p)
+{
+	fskv_file_unref(p);
+}
+
+static void
+dir_snap_free(struct fskv_dir *s)
+{
+	fsobj_dir_fini(&s->d);
+	mem_free(s->ctx.p);
+	mem_free(s);
+}
+
+void
+fskv_dir_unref(struct fskv_dir *s)
+{
+	if (!s)
+		return;
+	if (atomic_fetch_sub((atomic_int *)&s->refs, 1) == 1)
+		dir_snap_free(s);
+}
+
+static struct fskv_dir *
+dir_ref(struct fskv_dir *s)
+{
+	atomic_fetch_add((atomic_int *)&s->refs, 1);
+	return s;
+}
+
+static void
+dir_unref_v(void *p)
+{
+	fskv_dir_unref(p);
+}
+
+static void
+free_v(void *p)
+{
+	mem_free(p);
+}
+
+/* ---- setup ---- */
+
+int
+fskv_new(const struct fskv_opts *o, struct fskv **out)
+{
+	int rc = -ENOMEM;
+	struct fskv *kv = mem_calloc(1, sizeof(*kv));
+	if (!kv)
+		return -ENOMEM;
+	kv->o = *o;
+	kv->nodes = mem_dup(o->nodes ? o->nodes : "", strlen(o->nodes ?
+	    o->nodes : "") + 1);
+	if (!kv->nodes)
+		goto fail;
+	kv->o.nodes = kv->nodes;
+	if (ctable_init(&kv->files, file_unref_v) != 0 ||
+	    ctable_init(&kv->dirs, dir_unref_v) != 0 ||
+	    ctable_init(&kv->tags, free_v) != 0)
+		goto fail;
+	pthread_mutex_init(&kv->mu, NULL);
+	for (int i = 0; i < NSTRIPES; i++)
+		pthread_mutex_init(&kv->stripes[i], NULL);
+	kv->born_ms = fskv_now_ms();
+	*out = kv;
+	return 0;
+fail:
+	ctable_fini(&kv->files);
+	ctable_fini(&kv->dirs);
+	ctable_fini(&kv->tags);
+	mem_free(kv->nodes);
+	mem_free(kv);
+	return rc;
+}
+
+void
+fskv_free(struct fskv *kv)
+{
+	if (!kv)
+		return;
+	ctable_fini(&kv->files);
+	ctable_fini(&kv->dirs);
+	ctable_fini(&kv->tags);
+	pthread_mutex_destroy(&kv->mu);
+	for (int i = 0; i < NSTRIPES; i++)
+		pthread_mutex_destroy(&kv->stripes[i]);
+	mem_free(kv->nodes);
+	mem_free(kv);
+}
+
+const struct fskv_opts *
+fskv_opts(const struct fskv *kv)
+{
+	return &kv->o;
+}
+
+static int
+key_of(struct buf *k, char kind, const char *path)
+{
+	buf_init(k);
+	if (kind == 'F')
+		fsobj_key_file(k, path);
+	else
+		fsobj_key_dir(k, path);
+	return buf_err(k);
+}
+
+/* ---- cache policy ---- */
+
+static bool
+expired(uint64_t born, uint64_t ttl)
+{
+	return fskv_now_ms() - born >= ttl;
+}
+
+static bool
+drop_old_file(void *val, const char *path, void *arg)
+{
+	(void)path;
+	return expired(((struct fskv_file *)val)->born_ms, *(uint64_t *)arg);
+}
+
+static bool
+drop_old_dir(void *val, const char *path, void *arg)
+{
+	(void)path;
+	return expired(((struct fskv_dir *)val)->born_ms, *(uint64_t *)arg);
+}
+
+/* Keep the tables bounded: sweep expired entries, and if that is not
+ * enough, start over. */
+static void
+cache_trim_locked(struct fskv *kv)
+{
+	if (kv->files.n > CACHE_MAX) {
+		ctable_sweep(&kv->files, drop_old_file, &kv->o.attr_ttl_ms);
+		if (kv->files.n > CACHE_MAX)
+			ctable_clear(&kv->files);
+	}
+	if (kv->dirs.n > CACHE_MAX) {
+		ctable_sweep(&kv->dirs, drop_old_dir, &kv->o.entry_ttl_ms);
+		if (kv->dirs.n > CACHE_MAX)
+			ctable_clear(&kv->dirs);
+	}
+	if (kv->tags.n > TAGS_MAX)
+		ctable_clear(&kv->tags);
+}
+
+/* ---- files ---- */
+
+/* Build a snapshot from a get, taking over its memory. */
+static int
+file_snap_from(const char *path, struct dyn_get_result *g,
+    struct fskv_file **out)
+{
+	struct fskv_file *s = mem_calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->vs = g->versions;
+	s->ctx.p = g->ctx;
+	s->ctx.len = g->ctx_len;
+	s->vctx = g->vctx;
+	vset_init(&g->versions);
+	g->ctx = NULL;
+	g->ctx_len = 0;
+	g->vctx = NULL;
+	s->refs = 1;
+	s->born_ms = fskv_now_ms();
+	if (s->vs.n > 0 && !(s->f = mem_calloc(s->vs.n, sizeof(*s->f)))) {
+		file_snap_free(s);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < s->vs.n; i++) {
+		struct version *v = &s->vs.v[i];
+		fsobj_file_init(&s->f[i]);
+		if (!v->tombstone) {
+			int rc = fsobj_file_decode(v->value, v->len, &s->f[i]);
+			if (rc == -ENOMEM) {
+				file_snap_free(s);
+				return rc;
+			}
+			if (rc != 0) {
+				/* Not ours to show; a write still covers it. */
+				LOG_WARN("%s: version %u undecodable: %s", path,
+				    i, dyn_strerror(rc));
+				v->tombstone = true;
+			}
+		}
+		mem_free(v->value);
+		v->value = NULL;
+		v->len = 0;
+	}
+	s->nlive = vset_live(&s->vs);
+	s->newest = fsobj_live_newest(&s->vs);
+	*out = s;
+	return 0;
+}
+
+int
+fskv_file_get(struct fskv *kv, const char *path, int flags,
+    struct fskv_file **out)
+{
+	struct dyn_get_result g;
+	struct fskv_file *s = NULL;
+	struct buf k;
+	int rc;
+
+	if (!(flags & FSKV_FRESH)) {
+		pthread_mutex_lock(&kv->mu);
+		s = ctable_get(&kv->files, path);
+		if (s && !expired(s->born_ms, kv->o.attr_ttl_ms))
+			s = file_ref(s);
+		else
+			s = NULL;
+		pthread_mutex_unlock(&kv->mu);
+		if (s) {
+			*out = s;
+			return 0;
+		}
+	}
+	if ((rc = key_of(&k, 'F', path)) != 0)
+		goto out;
+	rc = dyn_get(kv->o.client, k.data, k.len, NULL, &g);
+	if (rc != 0 && rc != -ENOENT)
+		goto out;
+	rc = file_snap_from(path, &g, &s);
+	dyn_get_result_fini(&g);
+	if (rc != 0)
+		goto out;
+	pthread_mutex_lock(&kv->mu);
+	ctable_set(&kv->files, path, file_ref(s));
+	cache_trim_locked(kv);
+	pthread_mutex_unlock(&kv->mu);
+	*out = s;
+out:
+	buf_fini(&k);
+	return rc;
+}
+
+int
+fskv_file_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctxs,
+    size_t nctx, const struct fsobj_file *f, struct fskv_file **out)
+{
+	struct buf k, v;
+	uint8_t *nctx_p = NULL;
+	size_t nctx_len = 0;
+	struct fskv_file *s = NULL;
+	int rc;
+
+	buf_init(&v);
+	if ((rc = key_of(&k, 'F', path)) != 0)
+		goto out;
+	fsobj_file_encode(f, &v);
+	if ((rc = buf_err(&v)) != 0)
+		goto out;
+	rc = dyn_put_ctxs(kv->o.client, k.data, k.len, ctxs, nctx, v.data,
+	    v.len, NULL, &nctx_p, &nctx_len);
+	if (rc != 0) {
+		fskv_file_forget(kv, path);
+		goto out;
+	}
+	/* A snapshot of what we just wrote, so a stat right after needs no
+	 * round trip. */
+	rc = -ENOMEM;
+	if (!(s = mem_calloc(1, sizeof(*s))))
+		goto out;
+	s->refs = 1;
+	s->born_ms = fskv_now_ms();
+	s->synthetic = true;
+	s->vs.v = mem_calloc(1, sizeof(*s->vs.v));
+	s->f = mem_calloc(1, sizeof(*s->f));
+	s->vctx = mem_calloc(1, sizeof(*s->vctx));
+	if (!s->vs.v || !s->f || !s->vctx)
+		goto out;
+	s->vs.n = 1;
+	s->vs.v[0].ts_ms = (uint64_t)time(NULL) * 1000;
+	fsobj_file_init(&s->f[0]);
+	if (fsobj_file_copy(&s->f[0], f) != 0)
+		goto out;
+	s->ctx.p = nctx_p;
+	s->ctx.len = nctx_len;
+	nctx_p = NULL;
+	s->vctx[0].p = mem_dup(s->ctx.p, s->ctx.len);
+	s->vctx[0].len = s->ctx.len;
+	if (!s->vctx[0].p)
+		goto out;
+	s->nlive = 1;
+	s->newest = 0;
+	rc = 0;
+	pthread_mutex_lock(&kv->mu);
+	ctable_set(&kv->files, path, file_ref(s));
+	cache_trim_locked(kv);
+	pthread_mutex_unlock(&kv->mu);
+	if (out) {
+		*out = s;
+		s = NULL;
+	}
+out:
+	if (rc == -ENOMEM && s)
+		fskv_file_forget(kv, path); /* the put itself succeeded */
+	if (s)
+		fskv_file_unref(s);
+	mem_free(nctx_p);
+	buf_fini(&k);
+	buf_fini(&v);
+	return rc;
+}
+
+int
+fskv_file_delete(
+    struct fskv *kv, const char *path, const struct dyn_ctx *ctxs, size_t nctx)
+{
+	struct buf k;
+	int rc = key_of(&k, 'F', path);
+	if (rc == 0)
+		rc = dyn_delete_ctxs(kv->o.client, k.data, k.len, ctxs, nctx,
+		    NULL);
+	fskv_file_forget(kv, path);
+	buf_fini(&k);
+	return rc;
+}
+
+void
+fskv_file_forget(struct fskv *kv, const char *path)
+{
+	pthread_mutex_lock(&kv->mu);
+	ctable_del(&kv->files, path);
+	pthread_mutex_unlock(&kv->mu);
+}
+
+/* ---- directories ---- */
+
+static int
+dir_encode_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctx,
+    size_t nctx, const struct fsobj_dir *d, struct dyn_ctx *nctx_out)
+{
+	struct buf k, v;
+	int rc;
+
+	buf_init(&v);
+	if ((rc = key_of(&k, 'D', path)) != 0)
+		goto out;
+	fsobj_dir_encode(d, &v);
+	if ((rc = buf_err(&v)) != 0)
+		goto out;
+	rc = dyn_put_ctxs(kv->o.client, k.data, k.len, ctx, nctx, v.data,
+	    v.len, NULL, &nctx_out->p, &nctx_out->len);
+out:
+	buf_fini(&k);
+	buf_fini(&v);
+	return rc;
+}
+
+static bool
+is_root(const char *path)
+{
+	return path[0] == '/' && path[1] == '\0';
+}
+
+static void
+root_default(struct fskv *kv, struct fsobj_dir *d)
+{
+	fsobj_dir_init(d);
+	d->a.mode = S_IFDIR | 0755;
+	d->a.uid = kv->o.root_uid;
+	d->a.gid = kv->o.root_gid;
+}
+
+/* Read the directory at path: merge its live versions, and when there was
+ * more than one version, write the merge back. */
+static int
+dir_fetch(struct fskv *kv, const char *path, struct fskv_dir **out)
+{
+	struct dyn_get_result g;
+	struct fskv_dir *s;
+	struct buf k;
+	int rc;
+
+	if ((rc = key_of(&k, 'D', path)) != 0) {
+		buf_fini(&k);
+		return rc;
+	}
+	rc = dyn_get(kv->o.client, k.data, k.len, NULL, &g);
+	buf_fini(&k);
+	if (rc != 0 && rc != -ENOENT)
+		return rc;
+	if (!(s = mem_calloc(1, sizeof(*s)))) {
+		dyn_get_result_fini(&g);
+		return -ENOMEM;
+	}
+	s->refs = 1;
+	s->born_ms = fskv_now_ms();
+	fsobj_dir_init(&s->d);
+	vset_context(&g.versions, &s->clock);
+	uint32_t merged = 0;
+	rc = 0;
+	for (uint32_t i = 0; i < g.versions.n && rc == 0; i++) {
+		const struct version *v = &g.versions.v[i];
+		struct fsobj_dir one;
+		if (v->tombstone)
+			continue;
+		fsobj_dir_init(&one);
+		int drc = fsobj_dir_decode(v->value, v->len, &one);
+		if (drc == -ENOMEM) {
+			rc = drc;
+		} else if (drc != 0) {
+			LOG_WARN("directory %s: version %u undecodable: %s",
+			    path, i, dyn_strerror(drc));
+		} else if (merged++ == 0) {
+			fsobj_dir_fini(&s->d);
+			s->d = one;
+			fsobj_dir_init(&one);
+		} else {
+			rc = fsobj_dir_merge(&s->d, &one);
+		}
+		fsobj_dir_fini(&one);
+	}
+	if (rc != 0)
+		goto fail;
+	s->exists = merged > 0;
+	if (!s->exists && is_root(path)) {
+		root_default(kv, &s->d);
+		s->exists = true;
+	}
+	if (merged > 0 && g.versions.n > 1) {
+		struct dyn_ctx c = {g.ctx, g.ctx_len}, n = {0};
+		rc = dir_encode_put(kv, path, &c, 1, &s->d, &n);
+		if (rc == 0) {
+			LOG_DEBUG("directory %s: merged %u versions", path,
+			    g.versions.n);
+			s->ctx = n;
+			s->clock.n = 0;
+		} else {
+			LOG_WARN("directory %s: write-back of merge: %s", path,
+			    dyn_strerror(rc));
+		}
+	}
+	if (!s->ctx.p) {
+		s->ctx.p = g.ctx;
+		s->ctx.len = g.ctx_len;
+		g.ctx = NULL;
+		g.ctx_len = 0;
+	}
+	dyn_get_result_fini(&g);
+	*out = s;
+	return 0;
+fail:
+	dyn_get_result_fini(&g);
+	dir_snap_free(s);
+	return rc;
+}
+
+int
+fskv_dir_get_any(struct fskv *kv, const char *path, int flags,
+    struct fskv_dir **out)
+{
+	struct fskv_dir *s = NULL;
+	int rc;
+
+	if (!(flags & FSKV_FRESH)) {
+		pthread_mutex_lock(&kv->mu);
+		s = ctable_get(&kv->dirs, path);
+		if (s && !expired(s->born_ms, kv->o.entry_ttl_ms))
+			s = dir_ref(s);
+		else
+			s = NULL;
+		pthread_mutex_unlock(&kv->mu);
+		if (s) {
+			*out = s;
+			return 0;
+		}
+	}
+	if ((rc = dir_fetch(kv, path, &s)) != 0)
+		return rc;
+	pthread_mutex_lock(&kv->mu);
+	ctable_set(&kv->dirs, path, dir_ref(s));
+	cache_trim_locked(kv);
+	pthread_mutex_unlock(&kv->mu);
+	*out = s;
+	return 0;
+}
+
+int
+fskv_dir_get(struct fskv *kv, const char *path, int flags,
+    struct fskv_dir **out)
+{
+	struct fskv_dir *s;
+	int rc = fskv_dir_get_any(kv, path, flags, &s);
+	if (rc != 0)
+		return rc;
+	if (!s->exists) {
+		fskv_dir_unref(s);
+		return -ENOENT;
+	}
+	*out = s;
+	return 0;
+}
+
+void
+fskv_dir_tag(struct fskv *kv, const char *path, uint64_t *actor,
+    uint64_t *counter)
+{
+	pthread_mutex_lock(&kv->mu);
+	struct dtag *t = ctable_get(&kv->tags, path);
+	if (!t && (t = mem_calloc(1, sizeof(*t))) != NULL) {
+		do
+			RAND_bytes((unsigned char *)&t->actor,
+			    sizeof(t->actor));
+		while (t->actor == 0);
+		t->next = 1;
+		ctable_set(&kv->tags, path, t);
+		t = ctable_get(&kv->tags, path);
+	}
+	if (t) {
+		*actor = t->actor;
+		*counter = t->next++;
+	} else {
+		/* Out of memory: a one-off actor is still a unique tag. */
+		RAND_bytes((unsigned char *)actor, sizeof(*actor));
+		*counter = 1;
+	}
+	pthread_mutex_unlock(&kv->mu);
+}
+
+static struct fskv_dir *
+dir_snap_new(const struct fsobj_dir *d, struct dyn_ctx *ctx, uint64_t born)
+{
+	struct fskv_dir *s = mem_calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	fsobj_dir_init(&s->d);
+	if (fsobj_dir_copy(&s->d, d) != 0) {
+		mem_free(s);
+		return NULL;
+	}
+	s->ctx = *ctx;
+	ctx->p = NULL;
+	ctx->len = 0;
+	s->exists = true;
+	s->refs = 1;
+	s->born_ms = born;
+	return s;
+}
+
+/* Cache what we just wrote; when that fails, forget the old entry so the
+ * next read goes to the store. */
+static void
+dir_cache_written(struct fskv *kv, const char *path, const struct fsobj_dir *d,
+    struct dyn_ctx *ctx, uint64_t born)
+{
+	struct fskv_dir *s = dir_snap_new(d, ctx, born);
+	pthread_mutex_lock(&kv->mu);
+	if (s)
+		ctable_set(&kv->dirs, path, s);
+	else
+		ctable_del(&kv->dirs, path);
+	pthread_mutex_unlock(&kv->mu);
+}
+
+int
+fskv_dir_update(struct fskv *kv, const char *path, int flags,
+    fskv_dir_fn fn, void *arg)
+{
+	struct fskv_dir *s;
+	struct fsobj_dir d;
+	struct dyn_ctx n = {0};
+	int rc = fskv_dir_get(kv, path, flags, &s);
+	if (rc != 0)
+		return rc;
+	fsobj_dir_init(&d);
+	if ((rc = fsobj_dir_copy(&d, &s->d)) != 0)
+		goto out;
+	if ((rc = fn(&d, arg)) != 0) {
+		if (rc == 1)
+			rc = 0;
+		goto out;
+	}
+	if ((rc = dir_encode_put(kv, path, &s->ctx, 1, &d, &n)) != 0) {
+		fskv_dir_forget(kv, path);
+		goto out;
+	}
+	dir_cache_written(kv, path, &d, &n, s->born_ms);
+out:
+	mem_free(n.p);
+	fsobj_dir_fini(&d);
+	fskv_dir_unref(s);
+	return rc;
+}
+
+int
+fskv_dir_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctx,
+    const struct fsobj_dir *d)
+{
+	struct dyn_ctx n = {0};
+	int rc = dir_encode_put(kv, path, ctx, 1, d, &n);
+	if (rc == 0)
+		dir_cache_written(kv, path, d, &n, fskv_now_ms());
+	else
+		fskv_dir_forget(kv, path);
+	mem_free(n.p);
+	return rc;
+}
+
+int
+fskv_dir_delete(struct fskv *kv, const char *path, const struct dyn_ctx *ctx)
+{
+	struct buf k;
+	int rc = key_of(&k, 'D', path);
+	if (rc == 0)
+		rc = dyn_delete_ctxs(kv->o.client, k.data, k.len, ctx, 1, NULL);
+	buf_fini(&k);
+	fskv_dir_forget(kv, path);
+	return rc;
+}
+
+void
+fskv_dir_forget(struct fskv *kv, const char *path)
+{
+	pthread_mutex_lock(&kv->mu);
+	ctable_del(&kv->dirs, path);
+	pthread_mutex_unlock(&kv->mu);
+}
+
+static bool
+under(void *val, const char *path, void *arg)
+{
+	(void)val;
+	const char *top = arg;
+	size_t n = strlen(top);
+	if (strncmp(path, top, n) != 0)
+		return false;
+	return path[n] == '\0' || path[n] == '/' || (n == 1 && top[0] == '/');
+}
+
+void
+fskv_forget_tree(struct fskv *kv, const char *path)
+{
+	pthread_mutex_lock(&kv->mu);
+	ctable_sweep(&kv->files, under, (void *)path);
+	ctable_sweep(&kv->dirs, under, (void *)path);
+	pthread_mutex_unlock(&kv->mu);
+}
+
+/* ---- chunks ---- */
+
+static int
+chunk_key(struct buf *k, const uint8_t gen[FSOBJ_GEN_LEN], uint32_t index)
+{
+	buf_init(k);
+	fsobj_key_chunk(k, gen, index);
+	return buf_err(k);
+}
+
+int
+fskv_chunk_put(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
+    uint32_t index, const uint8_t *ctx, size_t ctx_len, const void *data,
+    size_t len, uint8_t **nctx, uint32_t *nctx_len)
+{
+	struct buf k;
+	size_t nl = 0;
+	int rc = chunk_key(&k, gen, index);
+	if (rc == 0)
+		rc = dyn_put(kv->o.client, k.data, k.len, ctx, ctx_len, data,
+		    len, NULL, nctx, &nl);
+	if (rc == 0 && nl > FSOBJ_CTX_MAX) {
+		mem_free(*nctx);
+		*nctx = NULL;
+		rc = DYN_EBADMSG;
+	}
+	if (rc == 0)
+		*nctx_len = (uint32_t)nl;
+	buf_fini(&k);
+	return rc;
+}
+
+int
+fskv_chunk_get(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
+    uint32_t index, void *buf, size_t cap, size_t *len)
+{
+	struct dyn_get_result g;
+	struct buf k;
+	int rc = chunk_key(&k, gen, index);
+	if (rc != 0) {
+		buf_fini(&k);
+		return rc;
+	}
+	rc = dyn_get(kv->o.client, k.data, k.len, NULL, &g);
+	buf_fini(&k);
+	if (rc == -ENOENT) {
+		dyn_get_result_fini(&g);
+		return -ESTALE;
+	}
+	if (rc != 0)
+		return rc;
+	int i = fsobj_live_newest(&g.versions);
+	const struct version *v = &g.versions.v[i];
+	if (v->len > cap) {
+		rc = DYN_EBADMSG;
+	} else {
+		if (v->len)
+			memcpy(buf, v->value, v->len);
+		*len = v->len;
+	}
+	dyn_get_result_fini(&g);
+	return rc;
+}
+
+int
+fskv_chunk_delete(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
+    uint32_t index, const uint8_t *ctx, size_t ctx_len)
+{
+	struct buf k;
+	int rc = chunk_key(&k, gen, index);
+	if (rc == 0)
+		rc = dyn_delete(kv->o.client, k.data, k.len, ctx, ctx_len,
+		    NULL);
+	buf_fini(&k);
+	return rc;
+}
+
+void
+fskv_chunks_release(struct fskv *kv, const struct fsobj_file *f)
+{
+	if (f->layout != FSOBJ_CHUNKED)
+		return;
+	for (uint32_t i = 0; i < f->nchunks; i++) {
+		const struct fsobj_chunk *c = &f->chunks[i];
+		if (!c->ctx)
+			continue;
+		int rc = fskv_chunk_delete(kv, f->gen, i, c->ctx, c->ctx_len);
+		if (rc != 0)
+			LOG_WARN("chunk %u of a superseded version left "
+			    "behind: %s", i, dyn_strerror(rc));
+	}
+}
+
+void
+fskv_gen_new(uint8_t gen[FSOBJ_GEN_LEN])
+{
+	if (RAND_bytes(gen, FSOBJ_GEN_LEN) != 1) {
+		/* Never reuse a generation: fall back to time and address. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t a = (uint64_t)ts.tv_sec ^ ((uint64_t)ts.tv_nsec << 20);
+		uint64_t b = (uint64_t)(uintptr_t)gen ^ (uint64_t)random();
+		memcpy(gen, &a, 8);
+		memcpy(gen + 8, &b, 8);
+	}
+}
+
+/* ---- the rest ---- */
+
+int
+fskv_preflist(struct fskv *kv, const char *path, char *out, size_t cap)
+{
+	(void)path; /* one function to replace when the ring arrives */
+	size_t n = strlen(kv->nodes);
+	if (cap > 0) {
+		size_t c = n < cap - 1 ? n : cap - 1;
+		memcpy(out, kv->nodes, c);
+		out[c] = '\0';
+	}
+	return (int)n;
+}
+
+static int
+stripe_of(const char *path)
+{
+	return (int)(path_hash(path) % NSTRIPES);
+}
+
+static int
+int_cmp(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+void
+fskv_lock(struct fskv *kv, struct fskv_lock *l, const char *const *paths,
+    int n)
+{
+	l->all = false;
+	l->n = 0;
+	for (int i = 0; i < n && i < FSKV_LOCK_MAX; i++)
+		l->idx[l->n++] = stripe_of(paths[i]);
+	qsort(l->idx, (size_t)l->n, sizeof(int), int_cmp);
+	int k = 0;
+	for (int i = 0; i < l->n; i++)
+		if (k == 0 || l->idx[k - 1] != l->idx[i])
+			l->idx[k++] = l->idx[i];
+	l->n = k;
+	for (int i = 0; i < l->n; i++)
+		pthread_mutex_lock(&kv->stripes[l->idx[i]]);
+}
+
+void
+fskv_lock_all(struct fskv *kv, struct fskv_lock *l)
+{
+	l->all = true;
+	l->n = 0;
+	for (int i = 0; i < NSTRIPES; i++)
+		pthread_mutex_lock(&kv->stripes[i]);
+}
+
+void
+fskv_unlock(struct fskv *kv, struct fskv_lock *l)
+{
+	if (l->all) {
+		for (int i = NSTRIPES - 1; i >= 0; i--)
+			pthread_mutex_unlock(&kv->stripes[i]);
+		return;
+	}
+	for (int i = l->n - 1; i >= 0; i--)
+		pthread_mutex_unlock(&kv->stripes[l->idx[i]]);
+}
+
+int
+fskv_errno(int rc)
+{
+	if (rc >= 0)
+		return rc;
+	if (rc < DYN_ERR_BASE || rc >= DYN_ERR_END)
+		return rc; /* already a -errno */
+	switch (rc) {
+	case DYN_ETIMEDOUT:
+		return -ETIMEDOUT;
+	case DYN_ETOOBIG:
+		return -EFBIG;
+	default:
+		return -EIO;
+	}
+}

@@ -1,0 +1,166 @@
+/*
+ * fskv — the filesystem's objects in the store: reads and writes of file
+ * objects, directory objects and chunks through the client library, the
+ * short caches in front of them, and the lock stripes that order the
+ * changes this mount makes.
+ *
+ * Directories are merged on read: a get that returns several live versions
+ * merges them (fsobj_dir_merge) and writes the merge back with the merged
+ * context, so no caller ever sees a directory conflict.  File objects are
+ * handed up with every version (siblings are the caller's business).
+ *
+ * Snapshots (struct fskv_file, struct fskv_dir) are immutable and reference
+ * counted: the cache holds one reference, each caller that got one from a
+ * *_get holds another and drops it with *_unref.  Calls are thread-safe.
+ * Errors are negative errnos or DYN_E* codes (fskv_errno translates them
+ * for FUSE).  Not here: open files and their dirty data (fsfile), the FUSE
+ * operations (fsops).
+ */
+#ifndef DYN_FSKV_H
+#define DYN_FSKV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "fsobj.h"
+
+struct fskv;
+
+struct fskv_opts {
+	struct dyn_client *client; /* not owned; must outlive the fskv */
+	const char *nodes;         /* node addresses, for user.dynamo.nodes */
+	uint64_t attr_ttl_ms;      /* file object cache */
+	uint64_t entry_ttl_ms;     /* directory cache */
+	uint32_t chunk_size;       /* for new generations */
+	uint32_t inline_max;       /* largest file kept inline */
+	uint32_t root_uid, root_gid; /* owner of a root never written */
+};
+
+int fskv_new(const struct fskv_opts *o, struct fskv **out);
+void fskv_free(struct fskv *kv);
+const struct fskv_opts *fskv_opts(const struct fskv *kv);
+
+/* Get flags. */
+#define FSKV_FRESH 0x1 /* bypass the cache (close-to-open, checks) */
+
+/* ---- file objects ---- */
+
+struct fskv_file {
+	struct vset vs;      /* every version; values dropped after decode;
+	                        an undecodable version is marked a tombstone */
+	struct fsobj_file *f; /* decoded, one per version (empty for
+	                         tombstones) */
+	struct dyn_ctx ctx;   /* merged context: covers every version */
+	struct dyn_ctx *vctx; /* one per version */
+	uint32_t nlive;
+	int newest; /* index of the newest live version, -1 when none */
+	bool synthetic; /* built after our own put: no dots, no clock */
+	/* private */
+	int refs;
+	uint64_t born_ms;
+};
+
+/* The object at path, every version.  0 even when no version is live
+ * (nlive == 0; the context then covers the tombstones).  *out holds a
+ * reference. */
+int fskv_file_get(struct fskv *kv, const char *path, int flags,
+    struct fskv_file **out);
+void fskv_file_unref(struct fskv_file *s);
+/* Put f at path under the contexts ctxs (several: their union).  On
+ * success, *out (if not NULL) gets a snapshot holding just the new version
+ * (it is also cached). */
+int fskv_file_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctxs,
+    size_t nctx, const struct fsobj_file *f, struct fskv_file **out);
+/* A tombstone under ctxs; the cache forgets path. */
+int fskv_file_delete(
+    struct fskv *kv, const char *path, const struct dyn_ctx *ctxs, size_t nctx);
+void fskv_file_forget(struct fskv *kv, const char *path);
+
+/* ---- directories ---- */
+
+struct fskv_dir {
+	struct fsobj_dir d;
+	struct dyn_ctx ctx;
+	bool exists; /* false: no live version (ctx covers tombstones) */
+	struct vclock clock; /* of the versions read (empty after a put) */
+	/* private */
+	int refs;
+	uint64_t born_ms;
+};
+
+/* The directory at path, merged.  -ENOENT when it does not exist (the
+ * root always exists: when never written it reads as an empty directory
+ * owned by root_uid/root_gid). */
+int fskv_dir_get(struct fskv *kv, const char *path, int flags,
+    struct fskv_dir **out);
+/* Same, but 0 with exists == false instead of -ENOENT. */
+int fskv_dir_get_any(struct fskv *kv, const char *path, int flags,
+    struct fskv_dir **out);
+void fskv_dir_unref(struct fskv_dir *s);
+
+/* A fresh tag for an add into the directory at path. */
+void fskv_dir_tag(struct fskv *kv, const char *path, uint64_t *actor,
+    uint64_t *counter);
+
+/* Change the directory at path: fn edits a copy of it (from the cache unless
+ * flags has FSKV_FRESH), then the copy is written under the snapshot's
+ * context and cached.  fn's error is returned without writing; fn may
+ * return 1 for "nothing to write".  The caller holds path's lock. */
+typedef int (*fskv_dir_fn)(struct fsobj_dir *d, void *arg);
+int fskv_dir_update(struct fskv *kv, const char *path, int flags,
+    fskv_dir_fn fn, void *arg);
+/* Write d at path under ctx (e.g. a new directory over tombstones). */
+int fskv_dir_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctx,
+    const struct fsobj_dir *d);
+int fskv_dir_delete(struct fskv *kv, const char *path,
+    const struct dyn_ctx *ctx);
+void fskv_dir_forget(struct fskv *kv, const char *path);
+/* Forget every cached object at or below the directory path. */
+void fskv_forget_tree(struct fskv *kv, const char *path);
+
+/* ---- chunks ---- */
+
+/* Put chunk (gen, index) with len bytes; ctx/ctx_len: the context of an
+ * earlier put of the same chunk (NULL for the first).  *nctx gets the new
+ * context, mem_alloc'd. */
+int fskv_chunk_put(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
+    uint32_t index, const uint8_t *ctx, size_t ctx_len, const void *data,
+    size_t len, uint8_t **nctx, uint32_t *nctx_len);
+/* Read chunk (gen, index) into buf (cap bytes); *len gets its length.
+ * -ESTALE when the chunk is gone. */
+int fskv_chunk_get(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
+    uint32_t index, void *buf, size_t cap, size_t *len);
+int fskv_chunk_delete(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
+    uint32_t index, const uint8_t *ctx, size_t ctx_len);
+/* Delete every chunk f names (best effort: failures are logged; a chunk
+ * left behind is garbage, never a loss). */
+void fskv_chunks_release(struct fskv *kv, const struct fsobj_file *f);
+/* A fresh random generation. */
+void fskv_gen_new(uint8_t gen[FSOBJ_GEN_LEN]);
+
+/* ---- the rest ---- */
+
+/* The preference list of the object at path, as text (for now, the node
+ * addresses this mount talks to).  Like snprintf. */
+int fskv_preflist(struct fskv *kv, const char *path, char *out, size_t cap);
+
+/* Lock stripes: lock the stripes of up to FSKV_LOCK_MAX paths (in a fixed
+ * order, so two callers never deadlock); all: every stripe. */
+#define FSKV_LOCK_MAX 4
+struct fskv_lock {
+	int n;
+	int idx[FSKV_LOCK_MAX];
+	bool all;
+};
+void fskv_lock(struct fskv *kv, struct fskv_lock *l, const char *const *paths,
+    int n);
+void fskv_lock_all(struct fskv *kv, struct fskv_lock *l);
+void fskv_unlock(struct fskv *kv, struct fskv_lock *l);
+
+/* A project error or -errno as the -errno FUSE wants. */
+int fskv_errno(int rc);
+uint64_t fskv_now_ms(void);
+
+#endif

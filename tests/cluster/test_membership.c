@@ -1,0 +1,190 @@
+/*
+ * Membership changes under load, with real nodes:
+ *   - a 4th node joins while a writer does 2,000 puts: every acknowledged
+ *     put reads back afterwards, the new node owns Q/4 or Q/4+1 partitions
+ *     and holds the keys of its partitions; every node reports the same
+ *     ring within a bounded time (measured);
+ *   - a node leaves while a reader runs: no acknowledged key is lost and
+ *     the leaver exits 0.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "err.h"
+#include "harness.h"
+#include "keypos.h"
+#include "ring.h"
+#include "wire.h"
+
+#define NPUTS 2000
+
+static struct harness h;
+static atomic_bool acked[NPUTS];
+static atomic_int put_errors;
+static atomic_bool stop_reader;
+static atomic_int read_ok, read_lost, read_errors;
+
+static void
+key_of(int i, char *key, size_t cap)
+{
+	snprintf(key, cap, "member/%d", i);
+}
+
+static void *
+writer(void *arg)
+{
+	struct dyn_client *c = arg;
+	char key[32];
+	for (int i = 0; i < NPUTS; i++) {
+		key_of(i, key, sizeof(key));
+		int rc = dyn_put(c, key, strlen(key), NULL, 0, key, strlen(key),
+		    NULL, NULL, NULL);
+		if (rc == 0)
+			acked[i] = true;
+		else
+			atomic_fetch_add(&put_errors, 1);
+	}
+	return NULL;
+}
+
+static void *
+reader(void *arg)
+{
+	struct dyn_client *c = arg;
+	char key[32];
+	uint32_t x = 88172645u;
+	while (!atomic_load(&stop_reader)) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		int i = (int)(x % NPUTS);
+		if (!acked[i])
+			continue;
+		key_of(i, key, sizeof(key));
+		struct dyn_get_result r;
+		int rc = dyn_get(c, key, strlen(key), NULL, &r);
+		if (rc == 0)
+			atomic_fetch_add(&read_ok, 1);
+		else if (rc == -ENOENT)
+			atomic_fetch_add(&read_lost, 1);
+		else
+			atomic_fetch_add(&read_errors, 1);
+		dyn_get_result_fini(&r);
+	}
+	return NULL;
+}
+
+/* Every acknowledged key reads back with its value. */
+static void
+check_all(struct dyn_client *c)
+{
+	char key[32];
+	int n = 0;
+	for (int i = 0; i < NPUTS; i++) {
+		if (!acked[i])
+			continue;
+		key_of(i, key, sizeof(key));
+		struct dyn_get_result r;
+		CHECK_RC(dyn_get(c, key, strlen(key), NULL, &r), 0);
+		CHECK(r.versions.n == 1 && r.versions.v[0].len == strlen(key) &&
+		    memcmp(r.versions.v[0].value, key, strlen(key)) == 0);
+		dyn_get_result_fini(&r);
+		n++;
+	}
+	printf("all %d acknowledged keys read back\n", n);
+}
+
+int
+main(void)
+{
+	harness_init(&h);
+	harness_start_joined(&h, 0, -1, NULL);
+	harness_start_joined(&h, 1, 0, NULL);
+	harness_start_joined(&h, 2, 0, NULL);
+	harness_wait_ring(&h, 3, 30000);
+
+	/* Join under writes. */
+	struct dyn_client *wc = harness_client(&h, 5000, 0, 1, 2, -1);
+	pthread_t wt;
+	CHECK(pthread_create(&wt, NULL, writer, wc) == 0);
+	long long dl = harness_now_ms() + 60000;
+	while (!atomic_load(&acked[NPUTS / 4]) && harness_now_ms() < dl)
+		sched_yield();
+	CHECK(atomic_load(&acked[NPUTS / 4]));
+	long long t0 = harness_now_ms();
+	harness_start_joined(&h, 3, 1, NULL);
+	long long settle = harness_wait_ring(&h, 4, 60000);
+	printf("4th node joined: every node holds the same stable ring %lld ms "
+	       "after its start (%lld ms of waiting)\n",
+	    harness_now_ms() - t0, settle);
+	pthread_join(wt, NULL);
+	printf("writer: %d puts acknowledged of %d\n",
+	    NPUTS - atomic_load(&put_errors), NPUTS);
+	CHECK(atomic_load(&put_errors) == 0);
+
+	struct dyn_client *all = harness_client(&h, 5000, 0, 1, 2, 3, -1);
+	check_all(all);
+
+	/* The new node owns its share and holds its partitions' keys. */
+	struct dyn_client *d3 = harness_client_direct(&h, 3);
+	struct ring *r;
+	uint32_t nrw[3];
+	CHECK_RC(dyn_ring(d3, 0, &r, nrw), 0);
+	int me = ring_member_find(r, "n3");
+	CHECK(me >= 0);
+	uint32_t own[8];
+	ring_owned_counts(r, RING_CUR, own);
+	uint32_t q = ring_q(r);
+	printf("n3 owns %u of %u partitions\n", own[me], q);
+	CHECK(own[me] == q / 4 || own[me] == q / 4 + 1);
+	int held = 0;
+	struct dyn_req_opts lo = {.flags = WIRE_F_LOCAL};
+	for (int i = 0; i < NPUTS; i++) {
+		char key[32];
+		key_of(i, key, sizeof(key));
+		struct keypos pos;
+		CHECK_RC(keypos_of(key, strlen(key), &pos), 0);
+		uint32_t idx[8], n = 0;
+		CHECK_RC(ring_preflist_key(r, RING_CUR, &pos, nrw[0], idx, &n),
+		    0);
+		bool mine = false;
+		for (uint32_t k = 0; k < n; k++)
+			mine |= (int)idx[k] == me;
+		if (!mine)
+			continue;
+		struct dyn_get_result g;
+		CHECK_RC(dyn_get(d3, key, strlen(key), &lo, &g), 0);
+		dyn_get_result_fini(&g);
+		held++;
+	}
+	printf("n3 holds all %d keys of its partitions\n", held);
+	CHECK(held > 0);
+	ring_free(r);
+
+	/* Leave under reads. */
+	pthread_t rt;
+	CHECK(pthread_create(&rt, NULL, reader, all) == 0);
+	struct dyn_client *d1 = harness_client_direct(&h, 1);
+	t0 = harness_now_ms();
+	CHECK_RC(dyn_leave(d1, 0), 0);
+	int st = harness_stop(&h, 1, 0); /* signal 0: just wait for it */
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	printf("n1 left and exited 0 after %lld ms\n", harness_now_ms() - t0);
+	harness_wait_ring(&h, 3, 30000);
+	atomic_store(&stop_reader, true);
+	pthread_join(rt, NULL);
+	printf("reader during the leave: %d ok, %d not found, %d errors\n",
+	    atomic_load(&read_ok), atomic_load(&read_lost),
+	    atomic_load(&read_errors));
+	CHECK(atomic_load(&read_lost) == 0);
+	check_all(all);
+
+	dyn_client_free(d1);
+	dyn_client_free(d3);
+	dyn_client_free(all);
+	dyn_client_free(wc);
+	return 0;
+}

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # examples/quickstart.sh        install what is missing, build, start a local
-#                               cluster with its data under ./var, show a put
-#                               and a get
+#                               3-node cluster (ports 7101-7103 unless taken)
+#                               with its data under ./var, show a put and a get
 # examples/quickstart.sh stop   stop it again
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 var=$root/var
 build=$root/build/release
-NODES=${DYNAMO_NODES:-1}
+NODES=${DYNAMO_NODES:-3}
 FIRST_PORT=${DYNAMO_PORT:-7101}
 
 stop() {
@@ -54,8 +54,10 @@ for i in $(seq "$NODES"); do
 	while port_taken "$port"; do port=$((port + 1)); done
 	name=n$i
 	rm -f "$var/$name.ready"
+	seed=()
+	[ "$i" -gt 1 ] && seed=(--seed "${addrs[0]}")
 	"$build/node/dynamod" --name "$name" --listen "tcp://127.0.0.1:$port" \
-		--data "$var/$name" --ready-file "$var/$name.ready" \
+		--data "$var/$name" --ready-file "$var/$name.ready" "${seed[@]}" \
 		>>"$var/$name.log" 2>&1 &
 	echo $! >"$var/$name.pid"
 	addrs+=("tcp://127.0.0.1:$port")
@@ -73,9 +75,21 @@ for i in $(seq "$NODES"); do
 done
 
 ctl=("$build/node/dynamoctl" --node "${addrs[0]}")
+# Wait until every node owns its share of the ring.
+for _ in $(seq 300); do
+	ring=$("${ctl[@]}" ring 2>/dev/null || true)
+	owners=$(grep -cE ' [1-9][0-9]* partitions$' <<<"$ring" || true)
+	[ "$owners" -eq "$NODES" ] && ! grep -q pending <<<"$ring" && break
+	sleep 0.1
+done
+"${ctl[@]}" ring | sed -n "1,$((NODES + 1))p"
 echo
-echo "\$ echo 'hello, dynamo' | dynamoctl put greeting"
-echo 'hello, dynamo' | "${ctl[@]}" put greeting
+# A read-modify-write: the context of the get makes the put replace what
+# it read (a blind put would add a sibling next to an older greeting).
+echo "\$ ctx=\$(dynamoctl get greeting --json | sed 's/.*\"context\": \"\([^\"]*\)\".*/\\1/')"
+ctx=$("${ctl[@]}" get greeting --json | sed 's/.*"context": "\([^"]*\)".*/\1/' || true)
+echo "\$ echo 'hello, dynamo' | dynamoctl put greeting --context \"\$ctx\""
+echo 'hello, dynamo' | "${ctl[@]}" put greeting --context "$ctx"
 echo "\$ dynamoctl get greeting"
 "${ctl[@]}" get greeting
 echo

@@ -127,11 +127,11 @@ rpc_reply_bytes(const struct rpc_reply *r, const uint8_t **p, size_t *len)
 
 /* Check a received message against the request and turn it into a reply. */
 static void
-finish_reply(struct rpc_pool *p, uint64_t reqid, nng_msg *msg,
+finish_reply(const struct auth_key *key, uint64_t reqid, nng_msg *msg,
     struct rpc_reply *out)
 {
 	struct wire_msg *m = &out->m;
-	int rc = wire_decode(&p->key, nng_msg_body(msg), nng_msg_len(msg), m);
+	int rc = wire_decode(key, nng_msg_body(msg), nng_msg_len(msg), m);
 	if (rc == 0 && m->reqid != reqid)
 		rc = DYN_EBADMSG;
 	if (rc == 0 && m->type == WIRE_ERROR) {
@@ -148,8 +148,11 @@ finish_reply(struct rpc_pool *p, uint64_t reqid, nng_msg *msg,
 }
 
 /*
- * One call's state machine, driven by nng's aio callbacks: send, then
- * receive, then report to the waiting group.
+ * A group of parallel calls.  Each call is a state machine driven by nng's
+ * aio callbacks (send, then receive, then report).  The caller waits for
+ * enough of them and returns; calls still running are not cancelled — a
+ * put must still reach every replica — but detached: they finish on their
+ * own, and the last one out frees the group.
  */
 struct group;
 struct call {
@@ -159,16 +162,36 @@ struct call {
 	bool ctx_open;
 	bool sending;
 	bool done;
-	struct rpc_reply *out;
+	bool aio_done; /* finished while the caller waited: caller frees */
+	struct rpc_reply res;
 };
 
 struct group {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
-	struct rpc_pool *pool;
+	struct auth_key key;
 	uint64_t reqid;
 	size_t pending, ok;
+	size_t refs; /* the caller + every call not finished */
+	bool detached;
+	size_t n;
+	struct call calls[];
 };
+
+static void
+group_unref_locked(struct group *g, bool *free_it)
+{
+	*free_it = --g->refs == 0;
+}
+
+static void
+group_free(struct group *g)
+{
+	pthread_mutex_unlock(&g->lock);
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->lock);
+	mem_free(g);
+}
 
 static void
 call_done(struct call *c, int rc, nng_msg *msg)
@@ -176,7 +199,7 @@ call_done(struct call *c, int rc, nng_msg *msg)
 	struct group *g = c->g;
 	struct rpc_reply r = {.rc = rc};
 	if (rc == 0)
-		finish_reply(g->pool, g->reqid, msg, &r);
+		finish_reply(&g->key, g->reqid, msg, &r);
 	pthread_mutex_lock(&g->lock);
 	if (c->done) {
 		/* A second callback of a stopped aio: already reported. */
@@ -184,13 +207,28 @@ call_done(struct call *c, int rc, nng_msg *msg)
 		rpc_reply_fini(&r);
 		return;
 	}
-	*c->out = r;
 	c->done = true;
 	g->pending--;
 	if (r.rc == 0)
 		g->ok++;
-	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->lock);
+	if (!g->detached) {
+		c->res = r;
+		pthread_cond_broadcast(&g->cv);
+		pthread_mutex_unlock(&g->lock);
+		return;
+	}
+	/* Nobody waits for this answer any more: clean up after ourselves
+	 * (reap, since an aio cannot be freed from its own callback). */
+	rpc_reply_fini(&r);
+	if (c->ctx_open)
+		nng_ctx_close(c->ctx);
+	nng_aio_reap(c->aio);
+	bool free_it;
+	group_unref_locked(g, &free_it);
+	if (free_it)
+		group_free(g);
+	else
+		pthread_mutex_unlock(&g->lock);
 }
 
 static void
@@ -224,89 +262,121 @@ deadline_in(struct timespec *ts, int ms)
 	}
 }
 
+/* Start call i of the group; false when it could not be started (its
+ * result says why). */
+static bool
+call_start(struct rpc_pool *p, struct group *g, struct call *c,
+    const char *addr, const struct buf *req, int timeout_ms)
+{
+	nng_socket sock;
+	nng_msg *msg = NULL;
+	int rv = 0;
+	int rc = pool_sock(p, addr, &sock);
+	if (rc == 0 && (rv = nng_ctx_open(&c->ctx, sock)) == 0)
+		c->ctx_open = true;
+	if (rc == 0 && rv == 0)
+		rv = nng_aio_alloc(&c->aio, call_cb, c);
+	if (rc == 0 && rv == 0 && (rv = nng_msg_alloc(&msg, 0)) == 0 &&
+	    (rv = nng_msg_append(msg, req->data, req->len)) != 0)
+		nng_msg_free(msg);
+	if (rc == 0 && rv != 0)
+		rc = err_from_nng(rv);
+	if (rc != 0) {
+		c->res.rc = rc;
+		c->done = true;
+		if (c->aio)
+			nng_aio_free(c->aio);
+		c->aio = NULL;
+		if (c->ctx_open)
+			nng_ctx_close(c->ctx);
+		c->ctx_open = false;
+		return false;
+	}
+	c->sending = true;
+	pthread_mutex_lock(&g->lock);
+	g->pending++;
+	g->refs++;
+	pthread_mutex_unlock(&g->lock);
+	nng_aio_set_timeout(c->aio, timeout_ms);
+	nng_aio_set_msg(c->aio, msg);
+	nng_ctx_send(c->ctx, c->aio);
+	return true;
+}
+
 size_t
 rpc_call_many(struct rpc_pool *p, const char *const *addrs, size_t n,
     const struct buf *req, size_t need, int timeout_ms, int grace_ms,
     struct rpc_reply *out)
 {
-	struct group g = {.pool = p, .reqid = be_get_u64(req->data + 8)};
-	pthread_mutex_init(&g.lock, NULL);
-	pthread_cond_init(&g.cv, NULL);
-	struct call *calls = mem_calloc(n ? n : 1, sizeof(*calls));
 	for (size_t i = 0; i < n; i++) {
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].rc = -ENOMEM;
 	}
-	if (!calls)
-		goto out;
-
-	/* Start every call. */
+	struct group *g = mem_calloc(1, sizeof(*g) + n * sizeof(g->calls[0]));
+	if (!g)
+		return 0;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	g->key = p->key;
+	g->reqid = be_get_u64(req->data + 8);
+	g->refs = 1;
+	g->n = n;
 	for (size_t i = 0; i < n; i++) {
-		struct call *c = &calls[i];
-		c->g = &g;
-		c->out = &out[i];
-		nng_socket sock;
-		nng_msg *msg = NULL;
-		int rc = pool_sock(p, addrs[i], &sock);
-		int rv = 0;
-		if (rc == 0 && (rv = nng_ctx_open(&c->ctx, sock)) == 0)
-			c->ctx_open = true;
-		if (rc == 0 && rv == 0)
-			rv = nng_aio_alloc(&c->aio, call_cb, c);
-		if (rc == 0 && rv == 0 && (rv = nng_msg_alloc(&msg, 0)) == 0 &&
-		    (rv = nng_msg_append(msg, req->data, req->len)) != 0)
-			nng_msg_free(msg);
-		if (rc == 0 && rv != 0)
-			rc = err_from_nng(rv);
-		if (rc != 0) {
-			out[i].rc = rc;
-			c->done = true;
-			continue;
-		}
-		c->sending = true;
-		pthread_mutex_lock(&g.lock);
-		g.pending++;
-		pthread_mutex_unlock(&g.lock);
-		nng_aio_set_timeout(c->aio, timeout_ms);
-		nng_aio_set_msg(c->aio, msg);
-		nng_ctx_send(c->ctx, c->aio);
+		g->calls[i].g = g;
+		call_start(p, g, &g->calls[i], addrs[i], req, timeout_ms);
 	}
 
 	/* Wait for enough answers, then a little grace for the rest. */
 	struct timespec dl;
 	deadline_in(&dl, timeout_ms);
-	pthread_mutex_lock(&g.lock);
-	while (g.pending > 0 && g.ok < need)
-		if (pthread_cond_timedwait(&g.cv, &g.lock, &dl) == ETIMEDOUT)
+	pthread_mutex_lock(&g->lock);
+	while (g->pending > 0 && g->ok < need)
+		if (pthread_cond_timedwait(&g->cv, &g->lock, &dl) == ETIMEDOUT)
 			break;
-	if (g.pending > 0 && g.ok >= need && grace_ms > 0) {
+	if (g->pending > 0 && g->ok >= need && grace_ms > 0) {
 		deadline_in(&dl, grace_ms);
-		while (g.pending > 0)
-			if (pthread_cond_timedwait(&g.cv, &g.lock, &dl) ==
+		while (g->pending > 0)
+			if (pthread_cond_timedwait(&g->cv, &g->lock, &dl) ==
 			    ETIMEDOUT)
 				break;
 	}
-	pthread_mutex_unlock(&g.lock);
 
-	/* Abandon the rest: nng_aio_free cancels and waits for the callback,
-	 * which then reports into out[] one last time. */
-	for (size_t i = 0; i < n; i++) {
-		struct call *c = &calls[i];
-		if (c->aio)
-			nng_aio_free(c->aio);
-		if (c->ctx_open)
-			nng_ctx_close(c->ctx);
-	}
-out:
-	mem_free(calls);
-	pthread_cond_destroy(&g.cv);
-	pthread_mutex_destroy(&g.lock);
+	/* Take what came; detach the rest. */
 	size_t ok = 0;
+	g->detached = true;
 	for (size_t i = 0; i < n; i++) {
-		if (out[i].rc == DYN_ECLOSED)
-			out[i].rc = DYN_ETIMEDOUT; /* abandoned by us */
+		struct call *c = &g->calls[i];
+		if (!c->done) {
+			out[i].rc = DYN_ETIMEDOUT;
+			continue;
+		}
+		out[i] = c->res;
 		ok += out[i].rc == 0;
+		if (c->aio) {
+			/* Finished: its callback has returned or is about
+			 * to; free waits for it, outside our lock. */
+			c->aio_done = true;
+		}
 	}
+	pthread_mutex_unlock(&g->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct call *c = &g->calls[i];
+		if (c->aio_done) {
+			nng_aio_free(c->aio);
+			if (c->ctx_open)
+				nng_ctx_close(c->ctx);
+		}
+	}
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < n; i++)
+		if (g->calls[i].aio_done)
+			g->refs--; /* those are ours to account for */
+	bool free_it;
+	group_unref_locked(g, &free_it);
+	if (free_it)
+		group_free(g);
+	else
+		pthread_mutex_unlock(&g->lock);
 	return ok;
 }
 

@@ -613,6 +613,14 @@ release_versions(struct fskv *kv, const struct fskv_file *s, int only)
 			fskv_chunks_release(kv, &s->f[i]);
 }
 
+struct keep {
+	const struct fsobj_file *v;
+	bool copy; /* its chunks belong to a read version: copy them */
+};
+
+static int keep_list(struct fsfile *f, int drop, struct keep **out, int *n);
+static int rewrite_locked(struct fsfile *f, const struct keep *k, int n);
+
 static int
 flush_locked(struct fsfile *f)
 {
@@ -629,7 +637,7 @@ flush_locked(struct fsfile *f)
 	if (!f->cdirty && !f->adirty)
 		return 0;
 	/* Content written: resolve every version read.  Attributes only, on
-	 * a file with siblings: rewrite the shown sibling alone. */
+	 * a file with siblings: change the shown sibling, keep the others. */
 	bool all = f->cdirty || f->base->nlive <= 1 || f->src < 0;
 	fsobj_file_init(&nf);
 	if ((rc = fsobj_attr_copy(&nf.a, &f->attr)) != 0)
@@ -648,23 +656,27 @@ flush_locked(struct fsfile *f)
 	} else if ((rc = store_chunks(f, &nf)) != 0) {
 		goto out;
 	}
-	const struct dyn_ctx *ctx =
-	    all ? &f->base->ctx : &f->base->vctx[f->src];
-	if ((rc = fskv_file_put(kv, f->path, ctx, 1, &nf, &ns)) != 0)
-		goto out;
-
-	release_versions(kv, f->base, all ? -1 : f->src);
-	pc_clear(f, nf.layout == FSOBJ_INLINE);
-	if (!all) {
-		/* The other siblings are still there: read them back. */
-		struct fskv_file *fresh;
-		if (fskv_file_get(kv, f->path, FSKV_FRESH, &fresh) == 0) {
-			fskv_file_unref(ns);
-			ns = fresh;
-		}
+	if (all) {
+		rc = fskv_file_put(kv, f->path, &f->base->ctx, 1, &nf, &ns);
+		if (rc != 0)
+			goto out;
+		release_versions(kv, f->base, -1);
+		pc_clear(f, nf.layout == FSOBJ_INLINE);
+		rebase(f, ns);
+		ns = NULL;
+	} else {
+		/* Every sibling again, the shown one (last) changed. */
+		struct keep *k = NULL;
+		int n = 0;
+		if ((rc = keep_list(f, -1, &k, &n)) != 0)
+			goto out;
+		k[n - 1].v = &nf;
+		k[n - 1].copy = false;
+		rc = rewrite_locked(f, k, n);
+		mem_free(k);
+		if (rc != 0)
+			goto out;
 	}
-	rebase(f, ns);
-	ns = NULL;
 	f->cdirty = f->adirty = false;
 out:
 	fskv_file_unref(ns);
@@ -1188,7 +1200,7 @@ copy_version(struct fskv *kv, const struct fsobj_file *v, const char *to,
 				goto out;
 		}
 	}
-	rc = fskv_file_put(kv, to, ctx, 1, &nf, NULL);
+	rc = fskv_file_put(kv, to, ctx, ctx ? 1 : 0, &nf, NULL);
 out:
 	if (rc != 0 && nf.layout == FSOBJ_CHUNKED) {
 		nf.nchunks = done; /* release what this copy wrote */
@@ -1222,19 +1234,76 @@ sibling_index(struct fsfile *f, uint32_t k, int *vi)
 	return *vi < 0 ? -ENOENT : 0;
 }
 
+/* The live versions of f's base but drop, in dot order, except that the
+ * newest of them comes last (it is put last, so it stays the newest). */
+static int
+keep_list(struct fsfile *f, int drop, struct keep **out, int *n)
+{
+	const struct fskv_file *b = f->base;
+	struct keep *k = mem_calloc(b->vs.n ? b->vs.n : 1, sizeof(*k));
+	int newest = -1;
+	if (!k)
+		return -ENOMEM;
+	*n = 0;
+	for (uint32_t i = 0; i < b->vs.n; i++) {
+		if (b->vs.v[i].tombstone || (int)i == drop)
+			continue;
+		if (newest < 0 || b->vs.v[i].ts_ms >= b->vs.v[newest].ts_ms)
+			newest = (int)i;
+	}
+	for (uint32_t i = 0; i < b->vs.n; i++) {
+		if (b->vs.v[i].tombstone || (int)i == drop ||
+		    (int)i == newest)
+			continue;
+		k[(*n)++] = (struct keep){&b->f[i], true};
+	}
+	if (newest >= 0)
+		k[(*n)++] = (struct keep){&b->f[newest], true};
+	*out = k;
+	return 0;
+}
+
+/*
+ * Replace the versions f read by k[0..n), in that order.  Each is put
+ * blind (no context: it supersedes nothing, so they stay siblings of each
+ * other and of what was read), then one tombstone under the merged context
+ * of what was read removes the old ones.  (A context of one version cannot
+ * do this: it is a clock, and the clock of a later sibling from the same
+ * coordinator covers the earlier ones too.)  If a step fails, what was read
+ * is still there; at worst a duplicate sibling shows.
+ */
+static int
+rewrite_locked(struct fsfile *f, const struct keep *k, int n)
+{
+	struct fskv *kv = f->t->kv;
+	int rc = 0;
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = k[i].copy ? copy_version(kv, k[i].v, f->path, NULL)
+		               : fskv_file_put(kv, f->path, NULL, 0, k[i].v,
+		                     NULL);
+	if (rc == 0)
+		rc = fskv_file_delete(kv, f->path, &f->base->ctx, 1);
+	if (rc != 0) {
+		fskv_file_forget(kv, f->path);
+		return rc;
+	}
+	release_versions(kv, f->base, -1);
+	refresh_locked(f);
+	return 0;
+}
+
 int
 fsfile_sibling_drop(struct fsfile *f, uint32_t k)
 {
-	struct fskv *kv = f->t->kv;
-	int vi;
+	struct keep *keep = NULL;
+	int vi, n = 0;
 	pthread_mutex_lock(&f->mu);
 	int rc = sibling_index(f, k, &vi);
 	if (rc == 0)
-		rc = fskv_file_delete(kv, f->path, &f->base->vctx[vi], 1);
-	if (rc == 0) {
-		release_versions(kv, f->base, vi);
-		refresh_locked(f);
-	}
+		rc = keep_list(f, vi, &keep, &n);
+	if (rc == 0)
+		rc = rewrite_locked(f, keep, n);
+	mem_free(keep);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -1242,27 +1311,13 @@ fsfile_sibling_drop(struct fsfile *f, uint32_t k)
 int
 fsfile_sibling_pick(struct fsfile *f, uint32_t k)
 {
-	struct fskv *kv = f->t->kv;
-	struct dyn_ctx *ctxs = NULL;
-	size_t n = 0;
 	int vi;
 	pthread_mutex_lock(&f->mu);
 	int rc = sibling_index(f, k, &vi);
-	if (rc == 0 && !(ctxs = mem_calloc(f->base->vs.n, sizeof(*ctxs))))
-		rc = -ENOMEM;
 	if (rc == 0) {
-		for (uint32_t i = 0; i < f->base->vs.n; i++)
-			if (i != (uint32_t)vi)
-				ctxs[n++] = f->base->vctx[i];
-		rc = fskv_file_delete(kv, f->path, ctxs, n);
+		struct keep one = {&f->base->f[vi], true};
+		rc = rewrite_locked(f, &one, 1);
 	}
-	if (rc == 0) {
-		for (uint32_t i = 0; i < f->base->vs.n; i++)
-			if (i != (uint32_t)vi)
-				release_versions(kv, f->base, (int)i);
-		refresh_locked(f);
-	}
-	mem_free(ctxs);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -1309,11 +1364,12 @@ fsfile_sibling_move(struct fsfile *f, uint32_t k, const char *to)
 		rc = fskv_file_get(kv, to, FSKV_FRESH, &st);
 	if (rc == 0)
 		rc = copy_version(kv, &f->base->f[vi], to, &st->ctx);
-	if (rc == 0)
-		rc = fskv_file_delete(kv, f->path, &f->base->vctx[vi], 1);
 	if (rc == 0) {
-		release_versions(kv, f->base, vi);
-		refresh_locked(f);
+		struct keep *keep = NULL;
+		int n = 0;
+		if ((rc = keep_list(f, vi, &keep, &n)) == 0)
+			rc = rewrite_locked(f, keep, n);
+		mem_free(keep);
 	}
 	pthread_mutex_unlock(&f->mu);
 	if (rc == 0) {

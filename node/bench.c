@@ -120,6 +120,7 @@ struct bench_cfg {
 	uint32_t w;
 	bool json;
 	bool preload;
+	bool no_routing;
 	bool quiet;
 	const char *prefix;
 	uint64_t seed;
@@ -874,6 +875,10 @@ static const char help_text[] =
     "      --preload          first write every key once (a get, then a\n"
     "                         put with its context; not timed)\n"
     "      --seed N           random seed (default: from the clock)\n"
+    "      --no-routing       send every request to the --node list in\n"
+    "                         turn (the node forwards it to a replica)\n"
+    "                         instead of to the key's coordinator by the\n"
+    "                         ring (client-driven routing, the default)\n"
     "  -j, --json             summary as one JSON object on stdout\n"
     "  -q, --quiet            no progress lines on stderr\n"
     "  -h, --help             this text\n"
@@ -895,6 +900,7 @@ enum {
 	OPT_W,
 	OPT_PRELOAD,
 	OPT_SEED,
+	OPT_NOROUTE,
 };
 
 static void bad_usage(const char *fmt, ...)
@@ -937,6 +943,7 @@ parse_args(int argc, char **argv, struct bench_cfg *cfg)
 	    {"prefix", required_argument, NULL, 'p'},
 	    {"preload", no_argument, NULL, OPT_PRELOAD},
 	    {"seed", required_argument, NULL, OPT_SEED},
+	    {"no-routing", no_argument, NULL, OPT_NOROUTE},
 	    {"json", no_argument, NULL, 'j'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -1021,6 +1028,9 @@ parse_args(int argc, char **argv, struct bench_cfg *cfg)
 		case OPT_PRELOAD:
 			cfg->preload = true;
 			break;
+		case OPT_NOROUTE:
+			cfg->no_routing = true;
+			break;
 		case OPT_SEED:
 			rv = cli_parse_u64(optarg, 0, UINT64_MAX, &cfg->seed);
 			have_seed = true;
@@ -1091,6 +1101,7 @@ connect_cluster(const struct bench_cfg *cfg, struct dyn_client **c)
 	o.nodes = cfg->nodes;
 	o.nnodes = cfg->nnodes;
 	o.timeout_ms = cfg->timeout_ms;
+	o.no_routing = cfg->no_routing;
 	rv = dyn_client_new(&o, c);
 	if (rv != 0)
 		fprintf(stderr, "dynamo-bench: client: %s\n",

@@ -107,6 +107,9 @@ main(void)
 		values_of(d[i], "hello", buf, sizeof(buf), NULL);
 		CHECK(strcmp(buf, "world") == 0);
 	}
+	long long dl0 = harness_now_ms() + 10000;
+	while (copies(d, 3, "hello") < 3 && harness_now_ms() < dl0)
+		;
 	CHECK(copies(d, 3, "hello") == 3);
 
 	/* Two blind puts through the same node: two siblings. */
@@ -194,10 +197,17 @@ main(void)
 		snprintf(key, sizeof(key), "spread/%d", k);
 		put_str(routed, key, key, NULL, 0);
 	}
+	/* A put answers after W acks; the last replica may apply it a moment
+	 * later, so poll (never more than N copies, N within the deadline). */
+	long long dl = harness_now_ms() + 10000;
 	for (int k = 0; k < 200; k++) {
 		char key[32];
 		snprintf(key, sizeof(key), "spread/%d", k);
-		CHECK(copies(d, 5, key) == NREP);
+		int cp;
+		while ((cp = copies(d, 5, key)) < NREP &&
+		    harness_now_ms() < dl)
+			;
+		CHECK(cp == NREP);
 	}
 	printf("200 keys, each stored on exactly %d of 5 nodes\n", NREP);
 

@@ -1,0 +1,251 @@
+/*
+ * dynamofs — mount a dynamo cluster as a filesystem (libfuse3).
+ *
+ *   dynamofs --node tcp://HOST:PORT[,tcp://...] --cluster-key FILE
+ *            MOUNTPOINT [-f] [-o OPTIONS]
+ *
+ * Parses the options, loads the cluster key, and hands over to fuse_main,
+ * which mounts, runs the (multi-threaded) loop, and unmounts on
+ * `fusermount3 -u` or SIGINT/SIGTERM.  The cluster client is made in the
+ * init callback (fsops), after libfuse went to the background.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "err.h"
+#include "fsops.h"
+#include "log.h"
+#include "mem.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_CHUNK      (1u << 20)
+#define DEFAULT_INLINE     (64u << 10)
+
+struct cli {
+	char *node;
+	char *key;
+	char *timeout;
+	char *chunk;
+	char *inline_max;
+	char *log_level;
+	int help;
+	int version;
+};
+
+enum { KEY_HELP, KEY_VERSION };
+
+#define OPT(t, f) {t, offsetof(struct cli, f), 0}
+
+static const struct fuse_opt cli_opts[] = {
+	OPT("--node=%s", node),
+	OPT("--node %s", node),
+	OPT("--cluster-key=%s", key),
+	OPT("--cluster-key %s", key),
+	OPT("timeout=%s", timeout),
+	OPT("chunk_size=%s", chunk),
+	OPT("inline_max=%s", inline_max),
+	OPT("log_level=%s", log_level),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END,
+};
+
+static void
+usage(const char *prog)
+{
+	printf(
+	    "usage: %s --node tcp://HOST:PORT[,tcp://...] --cluster-key FILE "
+	    "MOUNTPOINT [-f] [-o OPTIONS]\n"
+	    "\n"
+	    "  --node ADDRS         nodes of the cluster, comma separated\n"
+	    "  --cluster-key FILE   the cluster key (default: "
+	    "$" CLI_KEY_ENV ")\n"
+	    "  -f                   stay in the foreground\n"
+	    "  -o timeout=MS        give up on a node after MS (default "
+	    "%d); a call fails\n"
+	    "                       with ETIMEDOUT or EIO once every node "
+	    "was tried\n"
+	    "  -o attr_timeout=S    attribute cache, seconds (default 1)\n"
+	    "  -o entry_timeout=S   directory entry cache, seconds "
+	    "(default 1)\n"
+	    "  -o chunk_size=BYTES  content chunk size (default 1M, 4K..8M)\n"
+	    "  -o inline_max=BYTES  largest file kept inline in its object "
+	    "(default 64K)\n"
+	    "  -o log_level=LEVEL   debug, info, warn, error (default "
+	    "warn)\n"
+	    "\n"
+	    "Unmount with `fusermount3 -u MOUNTPOINT`, or SIGINT/SIGTERM.\n"
+	    "\nlibfuse options:\n",
+	    prog, DEFAULT_TIMEOUT_MS);
+}
+
+static int
+opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
+{
+	struct cli *c = data;
+	(void)arg;
+	(void)out;
+	if (key == KEY_HELP) {
+		c->help = 1;
+		return 1; /* keep it: fuse_main prints its options too */
+	}
+	if (key == KEY_VERSION) {
+		c->version = 1;
+		return 1;
+	}
+	return 1;
+}
+
+/* Split "a,b,c" into cfg->nodes. */
+static int
+parse_nodes(const char *list, struct fsops_config *cfg)
+{
+	size_t n = 1;
+	for (const char *p = list; *p; p++)
+		n += *p == ',';
+	cfg->nodes = mem_calloc(n, sizeof(*cfg->nodes));
+	cfg->nodes_text = mem_dup(list, strlen(list) + 1);
+	if (!cfg->nodes || !cfg->nodes_text)
+		return -ENOMEM;
+	const char *p = list;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l > 0) {
+			char *a = mem_alloc(l + 1);
+			if (!a)
+				return -ENOMEM;
+			memcpy(a, p, l);
+			a[l] = '\0';
+			if (strncmp(a, "tcp://", 6) != 0 &&
+			    strncmp(a, "tls+tcp://", 10) != 0) {
+				fprintf(stderr, "dynamofs: bad node address "
+				    "'%s' (want tcp://HOST:PORT)\n", a);
+				mem_free(a);
+				return -EINVAL;
+			}
+			cfg->nodes[cfg->nnodes++] = a;
+		}
+		p += l + (e ? 1 : 0);
+	}
+	return cfg->nnodes ? 0 : -EINVAL;
+}
+
+static void
+config_fini(struct fsops_config *cfg)
+{
+	for (size_t i = 0; cfg->nodes && i < cfg->nnodes; i++)
+		mem_free(cfg->nodes[i]);
+	mem_free(cfg->nodes);
+	mem_free(cfg->nodes_text);
+}
+
+static int
+parse_size_opt(const char *name, const char *s, uint64_t lo, uint64_t hi,
+    uint32_t *out)
+{
+	uint64_t v;
+	if (cli_parse_size(s, &v) != 0 || v < lo || v > hi) {
+		fprintf(stderr, "dynamofs: bad %s '%s' (%llu..%llu)\n", name, s,
+		    (unsigned long long)lo, (unsigned long long)hi);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fsops_config cfg;
+	struct cli c;
+	const char *used = NULL;
+	int rc = 1;
+
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&c, 0, sizeof(c));
+	log_set_prefix("dynamofs");
+	log_set_level(LOG_LVL_WARN);
+	if (fuse_opt_parse(&args, &c, cli_opts, opt_proc) != 0)
+		goto out;
+	if (c.help) {
+		usage(argv[0]);
+		fuse_main(args.argc, args.argv, fsops_operations(), NULL);
+		rc = 0;
+		goto out;
+	}
+	if (c.version) {
+		printf("dynamofs 0.1.0\n");
+		fuse_main(args.argc, args.argv, fsops_operations(), NULL);
+		rc = 0;
+		goto out;
+	}
+	if (c.log_level) {
+		enum log_level lvl;
+		if (log_level_parse(c.log_level, &lvl) != 0) {
+			fprintf(stderr, "dynamofs: bad log_level '%s'\n",
+			    c.log_level);
+			goto out;
+		}
+		log_set_level(lvl);
+	}
+	if (!c.node) {
+		fprintf(stderr, "dynamofs: --node is required (try --help)\n");
+		goto out;
+	}
+	if (parse_nodes(c.node, &cfg) != 0)
+		goto out;
+	int kr = cli_key_load(c.key, &cfg.key, &used);
+	if (kr != 0) {
+		fprintf(stderr, "dynamofs: cluster key %s: %s\n",
+		    used ? used : "(give --cluster-key or $" CLI_KEY_ENV ")",
+		    dyn_strerror(kr));
+		goto out;
+	}
+	cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (c.timeout) {
+		uint64_t ms;
+		if (cli_parse_duration_ms(c.timeout, 1, &ms) != 0 || ms < 1 ||
+		    ms > 3600000) {
+			fprintf(stderr, "dynamofs: bad timeout '%s' (ms)\n",
+			    c.timeout);
+			goto out;
+		}
+		cfg.timeout_ms = (int)ms;
+	}
+	cfg.chunk_size = DEFAULT_CHUNK;
+	cfg.inline_max = DEFAULT_INLINE;
+	if (c.chunk && parse_size_opt("chunk_size", c.chunk, 4096, 8u << 20,
+			   &cfg.chunk_size) != 0)
+		goto out;
+	if (c.inline_max && parse_size_opt("inline_max", c.inline_max, 0,
+				cfg.chunk_size, &cfg.inline_max) != 0)
+		goto out;
+	if (cfg.inline_max > cfg.chunk_size)
+		cfg.inline_max = cfg.chunk_size;
+	/* The kernel checks permissions against the stored modes. */
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") != 0 ||
+	    fuse_opt_add_arg(&args, "-ofsname=dynamofs") != 0 ||
+	    fuse_opt_add_arg(&args, "-osubtype=dynamofs") != 0)
+		goto out;
+	rc = fuse_main(args.argc, args.argv, fsops_operations(), &cfg);
+	if (cfg.init_failed)
+		rc = 1;
+out:
+	fuse_opt_free_args(&args);
+	free(c.node);
+	free(c.key);
+	free(c.timeout);
+	free(c.chunk);
+	free(c.inline_max);
+	free(c.log_level);
+	config_fini(&cfg);
+	return rc;
+}

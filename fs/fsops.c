@@ -1,0 +1,1470 @@
+/*
+ * fsops — the FUSE operations.
+ *
+ * A path /a/b/c is found by reading the directory object of /a/b (cached
+ * for entry_timeout) and looking c up in it; the entry's type says which
+ * object holds it: "D/a/b/c" for a directory, "F/a/b/c" for a file or
+ * symlink.  An entry is visible only when its object is live, so a create
+ * in flight or a half-finished delete never shows as a broken entry.  A
+ * name that is not an entry but reads BASE.vK is the K-th sibling of file
+ * BASE when BASE has at least K live versions (a real entry of that name
+ * wins).
+ *
+ * Namespace changes take the lock stripes of the directories and paths
+ * they touch (rename takes them all), then write objects in an order that
+ * never loses data: a new object before the entry that names it, an entry
+ * removal before... nothing is destroyed before its copy exists.
+ */
+#include "fsops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "err.h"
+#include "fsfile.h"
+#include "fskv.h"
+#include "fsobj.h"
+#include "log.h"
+#include "mem.h"
+
+#define XA_PREFIX   "user."
+#define XA_DYNAMO   "user.dynamo."
+#define XA_SIBLINGS "user.dynamo.siblings"
+#define XA_VCLOCK   "user.dynamo.vclock"
+#define XA_NODES    "user.dynamo.nodes"
+#define TOTAL_BYTES (1ull << 40) /* statfs: the node's default map cap */
+
+struct fs {
+	struct fsops_config *cfg;
+	struct dyn_client *cl;
+	struct fskv *kv;
+	struct fsfile_tab *tab;
+};
+
+enum fh_kind { FH_FILE = 1, FH_VIEW = 2 };
+
+struct fh {
+	enum fh_kind kind;
+	struct fsfile *f;
+	struct fsview *v;
+};
+
+static struct fs *
+fs_get(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static struct fh *
+fh_of(const struct fuse_file_info *fi)
+{
+	return fi ? (struct fh *)(uintptr_t)fi->fh : NULL;
+}
+
+static struct timespec
+now_ts(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts;
+}
+
+/* ---- paths ---- */
+
+/* Split path into its parent (a new string) and last component (pointing
+ * into path). */
+static int
+path_split(const char *path, char **parent, const char **name)
+{
+	const char *s = strrchr(path, '/');
+	if (!s || s[1] == '\0')
+		return -EINVAL;
+	size_t n = s == path ? 1 : (size_t)(s - path);
+	*parent = mem_alloc(n + 1);
+	if (!*parent)
+		return -ENOMEM;
+	memcpy(*parent, path, n);
+	(*parent)[n] = '\0';
+	*name = s + 1;
+	return 0;
+}
+
+static char *
+path_join(const char *dir, const char *name, size_t nlen)
+{
+	size_t dl = strlen(dir);
+	bool root = dl == 1 && dir[0] == '/';
+	char *p = mem_alloc(dl + nlen + 2);
+	if (!p)
+		return NULL;
+	memcpy(p, dir, dl);
+	size_t at = dl;
+	if (!root)
+		p[at++] = '/';
+	memcpy(p + at, name, nlen);
+	p[at + nlen] = '\0';
+	return p;
+}
+
+static uint64_t
+ino_of(const char *path)
+{
+	if (path[0] == '/' && path[1] == '\0')
+		return 1;
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = path; *p; p++) {
+		h ^= (uint8_t)*p;
+		h *= 1099511628211ull;
+	}
+	return h < 2 ? h + 2 : h;
+}
+
+/* ---- resolution ---- */
+
+enum res_kind { R_DIR = 1, R_FILE, R_SIB };
+
+struct res {
+	enum res_kind kind;
+	uint8_t type;          /* R_FILE: FSOBJ_T_REG or FSOBJ_T_LNK */
+	struct fskv_dir *dir;  /* R_DIR */
+	struct fsfile *f;      /* R_FILE, when open here */
+	struct fskv_file *s;   /* R_FILE (not open) and R_SIB */
+	int vi;                /* R_SIB: version index in s */
+	uint32_t k;            /* R_SIB: sibling number */
+	char *base;            /* R_SIB: path of the file */
+};
+
+static void
+res_fini(struct res *r)
+{
+	fskv_dir_unref(r->dir);
+	fsfile_put(r->f);
+	fskv_file_unref(r->s);
+	mem_free(r->base);
+	memset(r, 0, sizeof(*r));
+}
+
+/* The sibling entry called name in directory pd (at parent), if any. */
+static int
+resolve_sibling(struct fs *fs, const struct fskv_dir *pd, const char *parent,
+    const char *name, int flags, struct res *r)
+{
+	size_t bl;
+	uint32_t k;
+	uint8_t t;
+	struct fskv_file *s = NULL;
+	if (fsobj_sibling_parse(name, strlen(name), &bl, &k) != 0 ||
+	    fsobj_dir_find(&pd->d, name, bl, &t) != 0 || t == FSOBJ_T_DIR)
+		return -ENOENT;
+	char *bp = path_join(parent, name, bl);
+	if (!bp)
+		return -ENOMEM;
+	int rc = fskv_file_get(fs->kv, bp, flags, &s);
+	if (rc == 0 && (s->nlive < 2 || k > s->nlive))
+		rc = -ENOENT;
+	if (rc != 0) {
+		fskv_file_unref(s);
+		mem_free(bp);
+		return rc;
+	}
+	r->kind = R_SIB;
+	r->s = s;
+	r->k = k;
+	r->vi = fsobj_live_nth(&s->vs, k);
+	r->base = bp;
+	return 0;
+}
+
+static int
+resolve(struct fs *fs, const char *path, int flags, struct res *r)
+{
+	struct fskv_dir *pd = NULL;
+	char *parent = NULL;
+	const char *name;
+	uint8_t t;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (strcmp(path, "/") == 0) {
+		if ((rc = fskv_dir_get(fs->kv, path, flags, &r->dir)) == 0)
+			r->kind = R_DIR;
+		return rc;
+	}
+	if ((rc = path_split(path, &parent, &name)) != 0)
+		return rc;
+	if ((rc = fskv_dir_get(fs->kv, parent, flags, &pd)) != 0)
+		goto out;
+	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) != 0) {
+		rc = resolve_sibling(fs, pd, parent, name, flags, r);
+		goto out;
+	}
+	if (t == FSOBJ_T_DIR) {
+		if ((rc = fskv_dir_get(fs->kv, path, flags, &r->dir)) == 0)
+			r->kind = R_DIR;
+		goto out;
+	}
+	r->kind = R_FILE;
+	r->type = t;
+	if ((r->f = fsfile_find(fs->tab, path)) != NULL)
+		goto out;
+	if ((rc = fskv_file_get(fs->kv, path, flags, &r->s)) == 0 &&
+	    r->s->nlive == 0)
+		rc = -ENOENT;
+out:
+	if (rc != 0)
+		res_fini(r);
+	fskv_dir_unref(pd);
+	mem_free(parent);
+	return rc;
+}
+
+static void
+stat_dir(const struct fskv_dir *d, const char *path, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino_of(path);
+	st->st_mode = d->d.a.mode;
+	st->st_nlink = 2 + fsobj_dir_nsubdirs(&d->d);
+	st->st_uid = d->d.a.uid;
+	st->st_gid = d->d.a.gid;
+	st->st_size = 4096;
+	st->st_blocks = 8;
+	st->st_blksize = 4096;
+	st->st_atim = d->d.a.atime;
+	st->st_mtim = d->d.a.mtime;
+	st->st_ctim = d->d.a.ctime;
+}
+
+static void
+stat_res(const struct res *r, const char *path, struct stat *st)
+{
+	switch (r->kind) {
+	case R_DIR:
+		stat_dir(r->dir, path, st);
+		return;
+	case R_FILE:
+		if (r->f)
+			fsfile_stat(r->f, st);
+		else
+			fsfile_stat_version(r->s, r->s->newest, st);
+		if (!r->f) /* stat_version clears write bits: restore */
+			st->st_mode = r->s->f[r->s->newest].a.mode;
+		break;
+	case R_SIB:
+		fsfile_stat_version(r->s, r->vi, st);
+		break;
+	}
+	st->st_ino = ino_of(path);
+}
+
+/* ---- init and teardown ---- */
+
+static void *
+op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct fs *fs = mem_calloc(1, sizeof(*fs));
+	struct fsops_config *c = fuse_get_context()->private_data;
+	int rc = -ENOMEM;
+
+	cfg->use_ino = 1;
+	cfg->readdir_ino = 1;
+	cfg->hard_remove = 1;
+	cfg->nullpath_ok = 0;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->max_write = c->chunk_size < (1u << 20) ? c->chunk_size : 1u << 20;
+	if (!fs)
+		goto fail;
+	fs->cfg = c;
+	struct dyn_client_opts co = {
+		.nodes = (const char *const *)c->nodes,
+		.nnodes = c->nnodes,
+		.key = c->key,
+		.timeout_ms = c->timeout_ms,
+	};
+	if ((rc = dyn_client_new(&co, &fs->cl)) != 0)
+		goto fail;
+	struct fskv_opts ko = {
+		.client = fs->cl,
+		.nodes = c->nodes_text,
+		.attr_ttl_ms = (uint64_t)(cfg->attr_timeout * 1000),
+		.entry_ttl_ms = (uint64_t)(cfg->entry_timeout * 1000),
+		.chunk_size = c->chunk_size,
+		.inline_max = c->inline_max,
+		.root_uid = getuid(),
+		.root_gid = getgid(),
+	};
+	if ((rc = fskv_new(&ko, &fs->kv)) != 0 ||
+	    (rc = fsfile_tab_new(fs->kv, &fs->tab)) != 0)
+		goto fail;
+	LOG_INFO("mounted: nodes %s, timeout %d ms, caches %.3g/%.3g s",
+	    c->nodes_text, c->timeout_ms, cfg->attr_timeout,
+	    cfg->entry_timeout);
+	return fs;
+fail:
+	LOG_ERROR("cannot start: %s", dyn_strerror(rc));
+	c->init_failed = 1;
+	if (fs) {
+		fskv_free(fs->kv);
+		dyn_client_free(fs->cl);
+		mem_free(fs);
+	}
+	fuse_exit(fuse_get_context()->fuse);
+	return NULL;
+}
+
+static void
+op_destroy(void *p)
+{
+	struct fs *fs = p;
+	if (!fs)
+		return;
+	fsfile_tab_free(fs->tab);
+	fskv_free(fs->kv);
+	dyn_client_free(fs->cl);
+	mem_free(fs);
+}
+
+/* ---- attributes ---- */
+
+static int
+op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_get();
+	struct fh *h = fh_of(fi);
+	struct res r;
+
+	if (h && h->kind == FH_FILE) {
+		fsfile_stat(h->f, st);
+		st->st_ino = ino_of(path ? path : "");
+		return 0;
+	}
+	int rc = resolve(fs, path, 0, &r);
+	if (rc != 0)
+		return fskv_errno(rc);
+	stat_res(&r, path, st);
+	res_fini(&r);
+	return 0;
+}
+
+/* Apply fn to the directory at path's attributes. */
+struct dattr_arg {
+	int what; /* 0 chmod, 1 chown, 2 utimens, 3 setxattr, 4 removexattr */
+	uint32_t mode, uid, gid;
+	const struct timespec *tv;
+	const char *name;
+	const char *value;
+	size_t len;
+	int flags;
+};
+
+static int
+dir_attr_fn(struct fsobj_dir *d, void *arg)
+{
+	struct dattr_arg *a = arg;
+	struct timespec now = now_ts();
+	int rc = 0;
+	switch (a->what) {
+	case 0:
+		d->a.mode = (d->a.mode & S_IFMT) | (a->mode & 07777);
+		break;
+	case 1:
+		if (a->uid != (uint32_t)-1)
+			d->a.uid = a->uid;
+		if (a->gid != (uint32_t)-1)
+			d->a.gid = a->gid;
+		break;
+	case 2:
+		for (int i = 0; i < 2; i++) {
+			struct timespec *t = i ? &d->a.mtime : &d->a.atime;
+			if (a->tv[i].tv_nsec == UTIME_OMIT)
+				continue;
+			*t = a->tv[i].tv_nsec == UTIME_NOW ? now : a->tv[i];
+		}
+		break;
+	case 3:
+		rc = fsobj_xattr_set(&d->a, a->name, a->value, a->len,
+		    a->flags);
+		break;
+	case 4:
+		rc = fsobj_xattr_remove(&d->a, a->name);
+		break;
+	}
+	if (rc == 0)
+		d->a.ctime = now;
+	return rc;
+}
+
+/* Change attributes: a directory through its object, a file through its
+ * (maybe open) fsfile.  Changes by path are written at once unless the
+ * file is open here, in which case its close writes them; changes through
+ * a handle (fchmod, futimens, ...) go out at close. */
+static int
+set_attr(const char *path, struct fuse_file_info *fi, struct dattr_arg *a)
+{
+	struct fs *fs = fs_get();
+	struct fh *h = fh_of(fi);
+	struct fsfile *f = NULL;
+	struct res r;
+	struct fskv_lock l;
+	int rc;
+
+	if (h && h->kind == FH_VIEW)
+		return -EROFS;
+	if (h) {
+		f = h->f;
+	} else {
+		if ((rc = resolve(fs, path, 0, &r)) != 0)
+			return fskv_errno(rc);
+		enum res_kind kind = r.kind;
+		res_fini(&r);
+		if (kind == R_SIB)
+			return -EROFS;
+		if (kind == R_DIR) {
+			const char *p[1] = {path};
+			fskv_lock(fs->kv, &l, p, 1);
+			rc = fskv_dir_update(fs->kv, path, 0, dir_attr_fn, a);
+			fskv_unlock(fs->kv, &l);
+			return fskv_errno(rc);
+		}
+		if ((rc = fsfile_get(fs->tab, path, 0, &f)) != 0)
+			return fskv_errno(rc);
+	}
+	rc = 0;
+	switch (a->what) {
+	case 0:
+		fsfile_chmod(f, a->mode);
+		break;
+	case 1:
+		fsfile_chown(f, a->uid, a->gid);
+		break;
+	case 2:
+		fsfile_utimens(f, a->tv);
+		break;
+	case 3:
+		rc = fsfile_setxattr(f, a->name, a->value, a->len, a->flags);
+		break;
+	case 4:
+		rc = fsfile_removexattr(f, a->name);
+		break;
+	}
+	if (!h) {
+		if (rc == 0 && !fsfile_is_open(f))
+			rc = fsfile_flush(f);
+		fsfile_put(f);
+	}
+	return fskv_errno(rc);
+}
+
+static int
+op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct dattr_arg a = {.what = 0, .mode = mode};
+	return set_attr(path, fi, &a);
+}
+
+static int
+op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	struct dattr_arg a = {.what = 1, .uid = uid, .gid = gid};
+	return set_attr(path, fi, &a);
+}
+
+static int
+op_utimens(const char *path, const struct timespec tv[2],
+    struct fuse_file_info *fi)
+{
+	struct timespec now[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+	struct dattr_arg a = {.what = 2, .tv = tv ? tv : now};
+	return set_attr(path, fi, &a);
+}
+
+static int
+op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_get();
+	struct fh *h = fh_of(fi);
+	struct fsfile *f;
+	struct res r;
+	int rc;
+
+	if (size < 0)
+		return -EINVAL;
+	if (h) {
+		if (h->kind == FH_VIEW)
+			return -EROFS;
+		return fskv_errno(fsfile_truncate(h->f, (uint64_t)size));
+	}
+	if ((rc = resolve(fs, path, 0, &r)) != 0)
+		return fskv_errno(rc);
+	enum res_kind kind = r.kind;
+	res_fini(&r);
+	if (kind == R_SIB)
+		return -EROFS;
+	if (kind == R_DIR)
+		return -EISDIR;
+	if ((rc = fsfile_get(fs->tab, path, FSFILE_FRESH, &f)) != 0)
+		return fskv_errno(rc);
+	rc = fsfile_truncate(f, (uint64_t)size);
+	if (rc == 0 && !fsfile_is_open(f))
+		rc = fsfile_flush(f);
+	fsfile_put(f);
+	return fskv_errno(rc);
+}
+
+static int
+op_readlink(const char *path, char *buf, size_t size)
+{
+	struct fs *fs = fs_get();
+	struct res r;
+	int rc = resolve(fs, path, 0, &r);
+	if (rc != 0)
+		return fskv_errno(rc);
+	if (r.kind == R_DIR) {
+		rc = -EINVAL;
+	} else if (r.f) {
+		rc = fsfile_readlink(r.f, buf, size);
+	} else {
+		const struct fsobj_file *v =
+		    &r.s->f[r.kind == R_SIB ? r.vi : r.s->newest];
+		if (!S_ISLNK(v->a.mode)) {
+			rc = -EINVAL;
+		} else if (size > 0) {
+			size_t n = v->size < size - 1 ? (size_t)v->size
+			                              : size - 1;
+			memcpy(buf, v->data, n);
+			buf[n] = '\0';
+		}
+	}
+	res_fini(&r);
+	return fskv_errno(rc);
+}
+
+/* ---- directories ---- */
+
+struct dent_arg {
+	const char *name; /* to add and/or remove */
+	const char *rm;   /* a second name to remove, or NULL */
+	uint8_t type;     /* 0: remove only */
+	uint64_t actor, counter;
+};
+
+static int
+dent_fn(struct fsobj_dir *d, void *arg)
+{
+	struct dent_arg *a = arg;
+	int rc = 0;
+	if (a->rm)
+		fsobj_dir_remove(d, a->rm, strlen(a->rm));
+	if (a->type)
+		rc = fsobj_dir_add(d, a->name, strlen(a->name), a->type,
+		    a->actor, a->counter);
+	else if (a->name)
+		rc = fsobj_dir_remove(d, a->name, strlen(a->name));
+	if (rc == -ENOENT)
+		rc = 0; /* already gone: still bump the times */
+	if (rc == 0)
+		d->a.mtime = d->a.ctime = now_ts();
+	return rc;
+}
+
+static int
+dir_add(struct fs *fs, const char *dir, const char *name, uint8_t type,
+    const char *rm)
+{
+	struct dent_arg a = {.name = name, .rm = rm, .type = type};
+	fskv_dir_tag(fs->kv, dir, &a.actor, &a.counter);
+	return fskv_dir_update(fs->kv, dir, 0, dent_fn, &a);
+}
+
+static int
+dir_remove(struct fs *fs, const char *dir, const char *name)
+{
+	struct dent_arg a = {.name = name};
+	return fskv_dir_update(fs->kv, dir, 0, dent_fn, &a);
+}
+
+/* Is the entry (dir path, child name, type) visible: its object live? */
+static bool
+entry_live(struct fs *fs, const char *path, uint8_t type, int flags)
+{
+	if (type == FSOBJ_T_DIR) {
+		struct fskv_dir *d;
+		if (fskv_dir_get(fs->kv, path, flags, &d) != 0)
+			return false;
+		fskv_dir_unref(d);
+		return true;
+	}
+	struct fsfile *f = fsfile_find(fs->tab, path);
+	if (f) {
+		fsfile_put(f);
+		return true;
+	}
+	struct fskv_file *s;
+	if (fskv_file_get(fs->kv, path, flags, &s) != 0)
+		return true; /* cannot tell: count it (rmdir says ENOTEMPTY) */
+	bool live = s->nlive > 0;
+	fskv_file_unref(s);
+	return live;
+}
+
+static int
+op_mkdir(const char *path, mode_t mode)
+{
+	struct fs *fs = fs_get();
+	struct fuse_context *cx = fuse_get_context();
+	struct fskv_dir *pd = NULL, *old = NULL;
+	struct fsobj_dir nd;
+	char *parent = NULL;
+	const char *name;
+	struct fskv_lock l;
+	int rc;
+
+	fsobj_dir_init(&nd);
+	if ((rc = path_split(path, &parent, &name)) != 0)
+		return rc;
+	const char *lp[2] = {parent, path};
+	fskv_lock(fs->kv, &l, lp, 2);
+	if ((rc = fskv_dir_get(fs->kv, parent, 0, &pd)) != 0)
+		goto out;
+	uint8_t t;
+	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) == 0 &&
+	    entry_live(fs, path, t, 0)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if ((rc = fskv_dir_get_any(fs->kv, path, FSKV_FRESH, &old)) != 0)
+		goto out;
+	struct timespec now = now_ts();
+	nd.a.mode = S_IFDIR | (mode & 07777);
+	nd.a.uid = cx->uid;
+	nd.a.gid = cx->gid;
+	nd.a.atime = nd.a.mtime = nd.a.ctime = now;
+	if ((rc = fskv_dir_put(fs->kv, path, &old->ctx, &nd)) != 0)
+		goto out;
+	rc = dir_add(fs, parent, name, FSOBJ_T_DIR, NULL);
+out:
+	fskv_unlock(fs->kv, &l);
+	fsobj_dir_fini(&nd);
+	fskv_dir_unref(pd);
+	fskv_dir_unref(old);
+	mem_free(parent);
+	return fskv_errno(rc);
+}
+
+/* Has the directory a visible entry? */
+static int
+dir_busy(struct fs *fs, const char *path, const struct fskv_dir *d)
+{
+	uint32_t i = 0;
+	const char *name;
+	size_t nl;
+	uint8_t t;
+	while (fsobj_dir_next(&d->d, &i, &name, &nl, &t)) {
+		char *cp = path_join(path, name, nl);
+		if (!cp)
+			return -ENOMEM;
+		bool live = entry_live(fs, cp, t, FSKV_FRESH);
+		mem_free(cp);
+		if (live)
+			return -ENOTEMPTY;
+	}
+	return 0;
+}
+
+static int
+op_rmdir(const char *path)
+{
+	struct fs *fs = fs_get();
+	struct fskv_dir *d = NULL;
+	char *parent = NULL;
+	const char *name;
+	struct fskv_lock l;
+	int rc;
+
+	if (strcmp(path, "/") == 0)
+		return -EBUSY;
+	if ((rc = path_split(path, &parent, &name)) != 0)
+		return rc;
+	const char *lp[2] = {parent, path};
+	fskv_lock(fs->kv, &l, lp, 2);
+	if ((rc = fskv_dir_get(fs->kv, path, FSKV_FRESH, &d)) != 0)
+		goto out;
+	if ((rc = dir_busy(fs, path, d)) != 0)
+		goto out;
+	if ((rc = fskv_dir_delete(fs->kv, path, &d->ctx)) != 0)
+		goto out;
+	rc = dir_remove(fs, parent, name);
+out:
+	fskv_unlock(fs->kv, &l);
+	fskv_dir_unref(d);
+	mem_free(parent);
+	return fskv_errno(rc);
+}
+
+/* Emit one entry and, for a file with siblings, its name.vK entries. */
+static int
+readdir_one(struct fs *fs, const struct fskv_dir *dir, const char *dpath,
+    const char *name, size_t nl, uint8_t type, void *buf,
+    fuse_fill_dir_t filler)
+{
+	struct stat st;
+	char nm[FSOBJ_NAME_MAX + 1];
+	char *cp = path_join(dpath, name, nl);
+	struct res r;
+	int rc;
+
+	if (!cp)
+		return -ENOMEM;
+	memcpy(nm, name, nl);
+	nm[nl] = '\0';
+	memset(&r, 0, sizeof(r));
+	if (type == FSOBJ_T_DIR) {
+		rc = fskv_dir_get(fs->kv, cp, 0, &r.dir);
+		r.kind = R_DIR;
+	} else {
+		r.kind = R_FILE;
+		r.type = type;
+		rc = 0;
+		if (!(r.f = fsfile_find(fs->tab, cp)) &&
+		    (rc = fskv_file_get(fs->kv, cp, 0, &r.s)) == 0 &&
+		    r.s->nlive == 0)
+			rc = -ENOENT;
+	}
+	if (rc == -ENOENT) {
+		rc = 0; /* not visible */
+		goto out;
+	}
+	if (rc != 0)
+		goto out;
+	stat_res(&r, cp, &st);
+	if (filler(buf, nm, &st, 0, FUSE_FILL_DIR_PLUS))
+		goto out;
+	/* Siblings, from the store's versions even if the file is open. */
+	if (r.kind == R_FILE && !r.s)
+		rc = fskv_file_get(fs->kv, cp, 0, &r.s);
+	if (rc != 0 || r.kind != R_FILE || r.s->nlive < 2) {
+		rc = 0;
+		goto out;
+	}
+	for (uint32_t k = 1; k <= r.s->nlive; k++) {
+		char sn[FSOBJ_NAME_MAX + 1];
+		if (fsobj_sibling_name(name, nl, k, sn, sizeof(sn)) != 0)
+			break;
+		if (fsobj_dir_find(&dir->d, sn, strlen(sn), NULL) == 0)
+			continue; /* a real entry of that name wins */
+		int vi = fsobj_live_nth(&r.s->vs, k);
+		char *sp = path_join(dpath, sn, strlen(sn));
+		if (!sp) {
+			rc = -ENOMEM;
+			break;
+		}
+		fsfile_stat_version(r.s, vi, &st);
+		st.st_ino = ino_of(sp);
+		mem_free(sp);
+		if (filler(buf, sn, &st, 0, FUSE_FILL_DIR_PLUS))
+			break;
+	}
+out:
+	res_fini(&r);
+	mem_free(cp);
+	return rc;
+}
+
+static int
+op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+    struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct fs *fs = fs_get();
+	struct fskv_dir *d;
+	struct stat st;
+	(void)off;
+	(void)fi;
+	(void)flags;
+
+	int rc = fskv_dir_get(fs->kv, path, 0, &d);
+	if (rc != 0)
+		return fskv_errno(rc);
+	stat_dir(d, path, &st);
+	filler(buf, ".", &st, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	uint32_t i = 0;
+	const char *name;
+	size_t nl;
+	uint8_t t;
+	while (rc == 0 && fsobj_dir_next(&d->d, &i, &name, &nl, &t))
+		rc = readdir_one(fs, d, path, name, nl, t, buf, filler);
+	fskv_dir_unref(d);
+	return fskv_errno(rc);
+}
+
+/* ---- files ---- */
+
+static int
+fh_new(struct fuse_file_info *fi, struct fsfile *f, struct fsview *v)
+{
+	struct fh *h = mem_calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->kind = f ? FH_FILE : FH_VIEW;
+	h->f = f;
+	h->v = v;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+static bool
+wants_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static int
+op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_get();
+	struct fuse_context *cx = fuse_get_context();
+	struct fskv_dir *pd = NULL;
+	struct fsfile *f = NULL;
+	char *parent = NULL;
+	const char *name;
+	struct fskv_lock l;
+	uint8_t t;
+	int rc;
+
+	if ((rc = path_split(path, &parent, &name)) != 0)
+		return rc;
+	const char *lp[2] = {parent, path};
+	fskv_lock(fs->kv, &l, lp, 2);
+	if ((rc = fskv_dir_get(fs->kv, parent, 0, &pd)) != 0)
+		goto out;
+	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) == 0 &&
+	    entry_live(fs, path, t, 0)) {
+		if (fi->flags & O_EXCL) {
+			rc = -EEXIST;
+			goto out;
+		}
+		if (t == FSOBJ_T_DIR) {
+			rc = -EISDIR;
+			goto out;
+		}
+		/* An existing file: this is an open. */
+		if ((rc = fsfile_get(fs->tab, path,
+			 FSFILE_FRESH | FSFILE_HANDLE, &f)) != 0)
+			goto out;
+		if (fi->flags & O_TRUNC) {
+			rc = fsfile_truncate(f, 0);
+			fsfile_replace(f);
+		}
+	} else {
+		rc = fsfile_create(fs->tab, path, S_IFREG | (mode & 07777),
+		    cx->uid, cx->gid, &f);
+		if (rc == 0 &&
+		    (rc = dir_add(fs, parent, name, FSOBJ_T_REG, NULL)) != 0)
+			fsfile_unlink(fs->tab, path); /* drop it unwritten */
+	}
+	if (rc == 0)
+		rc = fh_new(fi, f, NULL);
+	if (rc != 0 && f) {
+		fsfile_close(f);
+		f = NULL;
+	}
+out:
+	fskv_unlock(fs->kv, &l);
+	fskv_dir_unref(pd);
+	mem_free(parent);
+	return fskv_errno(rc);
+}
+
+static int
+op_mknod(const char *path, mode_t mode, dev_t dev)
+{
+	(void)dev;
+	if (!S_ISREG(mode))
+		return -EPERM;
+	struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
+	int rc = op_create(path, mode, &fi);
+	if (rc != 0)
+		return rc;
+	struct fh *h = fh_of(&fi);
+	rc = fskv_errno(fsfile_flush(h->f));
+	fsfile_close(h->f);
+	mem_free(h);
+	return rc;
+}
+
+static int
+op_open(const char *path, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_get();
+	struct fsfile *f = NULL;
+	struct fsview *v = NULL;
+	struct res r;
+	int rc = resolve(fs, path, 0, &r);
+	if (rc != 0)
+		return fskv_errno(rc);
+	if (r.kind == R_DIR) {
+		rc = -EISDIR;
+	} else if (r.kind == R_SIB) {
+		if (wants_write(fi->flags))
+			rc = -EROFS;
+		else
+			rc = fsview_open(fs->tab, r.base, r.k, &v);
+	} else {
+		rc = fsfile_get(fs->tab, path, FSFILE_FRESH | FSFILE_HANDLE,
+		    &f);
+		if (rc == 0 && (fi->flags & O_TRUNC)) {
+			rc = fsfile_truncate(f, 0);
+			fsfile_replace(f);
+		}
+	}
+	res_fini(&r);
+	if (rc == 0)
+		rc = fh_new(fi, f, v);
+	if (rc != 0) {
+		fsfile_close(f);
+		fsview_close(v);
+	}
+	return fskv_errno(rc);
+}
+
+static int
+op_read(const char *path, char *buf, size_t size, off_t off,
+    struct fuse_file_info *fi)
+{
+	struct fh *h = fh_of(fi);
+	(void)path;
+	if (off < 0)
+		return -EINVAL;
+	int rc = h->kind == FH_FILE
+	    ? fsfile_read(h->f, buf, size, (uint64_t)off)
+	    : fsview_read(h->v, buf, size, (uint64_t)off);
+	return fskv_errno(rc);
+}
+
+static int
+op_write(const char *path, const char *buf, size_t size, off_t off,
+    struct fuse_file_info *fi)
+{
+	struct fh *h = fh_of(fi);
+	(void)path;
+	if (h->kind != FH_FILE)
+		return -EBADF;
+	if (off < 0)
+		return -EINVAL;
+	return fskv_errno(fsfile_write(h->f, buf, size, (uint64_t)off));
+}
+
+static int
+op_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct fh *h = fh_of(fi);
+	(void)path;
+	if (h->kind != FH_FILE)
+		return 0;
+	return fskv_errno(fsfile_flush(h->f));
+}
+
+static int
+op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync;
+	return op_flush(path, fi);
+}
+
+static int
+op_release(const char *path, struct fuse_file_info *fi)
+{
+	struct fh *h = fh_of(fi);
+	(void)path;
+	if (h->kind == FH_FILE)
+		fsfile_close(h->f);
+	else
+		fsview_close(h->v);
+	mem_free(h);
+	return 0;
+}
+
+/* ---- namespace ---- */
+
+static int
+op_unlink(const char *path)
+{
+	struct fs *fs = fs_get();
+	struct fskv_dir *pd = NULL;
+	char *parent = NULL;
+	const char *name;
+	struct fskv_lock l;
+	struct res r;
+	uint8_t t;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = path_split(path, &parent, &name)) != 0)
+		return rc;
+	const char *lp[2] = {parent, path};
+	fskv_lock(fs->kv, &l, lp, 2);
+	if ((rc = fskv_dir_get(fs->kv, parent, 0, &pd)) != 0)
+		goto out;
+	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) == 0) {
+		if (t == FSOBJ_T_DIR) {
+			rc = -EISDIR;
+			goto out;
+		}
+		rc = fsfile_unlink(fs->tab, path);
+		if (rc != 0 && rc != -ENOENT)
+			goto out;
+		rc = dir_remove(fs, parent, name);
+		goto out;
+	}
+	/* rm name.vK: drop that sibling. */
+	if ((rc = resolve_sibling(fs, pd, parent, name, FSKV_FRESH, &r)) != 0)
+		goto out;
+	struct fsfile *f;
+	if ((rc = fsfile_get(fs->tab, r.base, FSFILE_FRESH, &f)) != 0)
+		goto out;
+	rc = fsfile_sibling_drop(f, r.k);
+	fsfile_put(f);
+out:
+	fskv_unlock(fs->kv, &l);
+	res_fini(&r);
+	fskv_dir_unref(pd);
+	mem_free(parent);
+	return fskv_errno(rc);
+}
+
+static int
+op_symlink(const char *target, const char *path)
+{
+	struct fs *fs = fs_get();
+	struct fuse_context *cx = fuse_get_context();
+	struct fskv_dir *pd = NULL;
+	struct fskv_file *s = NULL;
+	struct fsobj_file nf;
+	char *parent = NULL;
+	const char *name;
+	struct fskv_lock l;
+	uint8_t t;
+	int rc;
+
+	fsobj_file_init(&nf);
+	if ((rc = path_split(path, &parent, &name)) != 0)
+		return rc;
+	const char *lp[2] = {parent, path};
+	fskv_lock(fs->kv, &l, lp, 2);
+	if ((rc = fskv_dir_get(fs->kv, parent, 0, &pd)) != 0)
+		goto out;
+	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) == 0 &&
+	    entry_live(fs, path, t, 0)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if ((rc = fskv_file_get(fs->kv, path, FSKV_FRESH, &s)) != 0)
+		goto out;
+	struct timespec now = now_ts();
+	nf.a.mode = S_IFLNK | 0777;
+	nf.a.uid = cx->uid;
+	nf.a.gid = cx->gid;
+	nf.a.atime = nf.a.mtime = nf.a.ctime = now;
+	nf.layout = FSOBJ_INLINE;
+	nf.size = strlen(target);
+	if (!(nf.data = mem_dup(target, (size_t)nf.size))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = fskv_file_put(fs->kv, path, &s->ctx, 1, &nf, NULL)) != 0)
+		goto out;
+	for (uint32_t i = 0; i < s->vs.n; i++)
+		fskv_chunks_release(fs->kv, &s->f[i]);
+	rc = dir_add(fs, parent, name, FSOBJ_T_LNK, NULL);
+out:
+	fskv_unlock(fs->kv, &l);
+	fsobj_file_fini(&nf);
+	fskv_file_unref(s);
+	fskv_dir_unref(pd);
+	mem_free(parent);
+	return fskv_errno(rc);
+}
+
+static int
+op_link(const char *from, const char *to)
+{
+	(void)from;
+	(void)to;
+	return -EPERM; /* no hard links: one path, one object */
+}
+
+/* Move the directory tree at from to to (whose object, if any, is an empty
+ * directory): the directory object is copied first, then every child, then
+ * from's object is deleted.  On failure part of the tree may have moved;
+ * nothing is lost (each object lives at one of the two paths). */
+static int
+move_tree(struct fs *fs, const char *from, const char *to)
+{
+	struct fskv_dir *d = NULL, *dt = NULL;
+	struct fsobj_dir nd;
+	int rc;
+
+	fsobj_dir_init(&nd);
+	if ((rc = fskv_dir_get(fs->kv, from, FSKV_FRESH, &d)) != 0 ||
+	    (rc = fskv_dir_get_any(fs->kv, to, FSKV_FRESH, &dt)) != 0 ||
+	    (rc = fsobj_dir_copy(&nd, &d->d)) != 0)
+		goto out;
+	nd.a.ctime = now_ts();
+	if ((rc = fskv_dir_put(fs->kv, to, &dt->ctx, &nd)) != 0)
+		goto out;
+	uint32_t i = 0;
+	const char *name;
+	size_t nl;
+	uint8_t t;
+	while (rc == 0 && fsobj_dir_next(&d->d, &i, &name, &nl, &t)) {
+		char *cf = path_join(from, name, nl);
+		char *ct = path_join(to, name, nl);
+		if (!cf || !ct)
+			rc = -ENOMEM;
+		else if (t == FSOBJ_T_DIR)
+			rc = move_tree(fs, cf, ct);
+		else
+			rc = fsfile_move(fs->tab, cf, ct);
+		if (rc == -ENOENT)
+			rc = 0; /* an entry without a live object */
+		mem_free(cf);
+		mem_free(ct);
+	}
+	if (rc == 0)
+		rc = fskv_dir_delete(fs->kv, from, &d->ctx);
+out:
+	fsobj_dir_fini(&nd);
+	fskv_dir_unref(d);
+	fskv_dir_unref(dt);
+	return rc;
+}
+
+/* Is `to` a descendant of `from` (or from itself)? */
+static bool
+is_below(const char *to, const char *from)
+{
+	size_t n = strlen(from);
+	return strncmp(to, from, n) == 0 && (to[n] == '\0' || to[n] == '/');
+}
+
+static int
+op_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct fs *fs = fs_get();
+	struct fskv_dir *fd = NULL, *td = NULL;
+	char *fparent = NULL, *tparent = NULL;
+	const char *fname, *tname;
+	struct fskv_lock l;
+	struct res rf, rt;
+	uint8_t tt = 0;
+	int rc;
+
+	memset(&rf, 0, sizeof(rf));
+	memset(&rt, 0, sizeof(rt));
+	if (flags & RENAME_EXCHANGE)
+		return -EINVAL;
+	if (strcmp(from, to) == 0)
+		return 0;
+	if ((rc = path_split(from, &fparent, &fname)) != 0 ||
+	    (rc = path_split(to, &tparent, &tname)) != 0)
+		goto out_free;
+	fskv_lock_all(fs->kv, &l);
+	if ((rc = resolve(fs, from, FSKV_FRESH, &rf)) != 0 ||
+	    (rc = fskv_dir_get(fs->kv, tparent, 0, &td)) != 0)
+		goto out;
+	bool texists = fsobj_dir_find(&td->d, tname, strlen(tname), &tt) == 0 &&
+	    entry_live(fs, to, tt, FSKV_FRESH);
+	if (texists && (flags & RENAME_NOREPLACE)) {
+		rc = -EEXIST;
+		goto out;
+	}
+
+	if (rf.kind == R_SIB) {
+		struct fsfile *f;
+		if (texists && tt == FSOBJ_T_DIR) {
+			rc = -EISDIR;
+			goto out;
+		}
+		if ((rc = fsfile_get(fs->tab, rf.base, FSFILE_FRESH, &f)) != 0)
+			goto out;
+		if (strcmp(rf.base, to) == 0) {
+			rc = fsfile_sibling_pick(f, rf.k); /* mv name.vK name */
+		} else {
+			rc = fsfile_sibling_move(f, rf.k, to);
+			if (rc == 0) {
+				uint8_t ty = S_ISLNK(rf.s->f[rf.vi].a.mode)
+				    ? FSOBJ_T_LNK : FSOBJ_T_REG;
+				rc = dir_add(fs, tparent, tname, ty, NULL);
+			}
+		}
+		fsfile_put(f);
+		goto out;
+	}
+
+	if (rf.kind == R_FILE) {
+		if (texists && tt == FSOBJ_T_DIR) {
+			rc = -EISDIR;
+			goto out;
+		}
+		if ((rc = fsfile_move(fs->tab, from, to)) != 0)
+			goto out;
+	} else {
+		if (strcmp(from, "/") == 0 || is_below(to, from)) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if (texists && tt != FSOBJ_T_DIR) {
+			rc = -ENOTDIR;
+			goto out;
+		}
+		if (texists) {
+			struct fskv_dir *x;
+			if ((rc = fskv_dir_get(fs->kv, to, FSKV_FRESH, &x)) != 0)
+				goto out;
+			rc = dir_busy(fs, to, x);
+			fskv_dir_unref(x);
+			if (rc != 0)
+				goto out;
+		}
+		rc = move_tree(fs, from, to);
+		fskv_forget_tree(fs->kv, from);
+		fskv_forget_tree(fs->kv, to);
+		if (rc != 0) {
+			/* Show what moved; keep from for the rest. */
+			dir_add(fs, tparent, tname, FSOBJ_T_DIR, NULL);
+			goto out;
+		}
+	}
+	uint8_t ty = rf.kind == R_DIR ? FSOBJ_T_DIR : rf.type;
+	if (strcmp(fparent, tparent) == 0) {
+		rc = dir_add(fs, tparent, tname, ty, fname);
+	} else if ((rc = dir_add(fs, tparent, tname, ty, NULL)) == 0) {
+		rc = dir_remove(fs, fparent, fname);
+	}
+out:
+	fskv_unlock(fs->kv, &l);
+out_free:
+	res_fini(&rf);
+	res_fini(&rt);
+	fskv_dir_unref(fd);
+	fskv_dir_unref(td);
+	mem_free(fparent);
+	mem_free(tparent);
+	return fskv_errno(rc);
+}
+
+static int
+op_statfs(const char *path, struct statvfs *sv)
+{
+	struct fs *fs = fs_get();
+	struct dyn_status st;
+	uint64_t used = 0;
+	(void)path;
+	if (dyn_status(fs->cl, 0, &st) == 0) {
+		used = st.db_bytes;
+		dyn_status_fini(&st);
+	}
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = 4096;
+	sv->f_frsize = 4096;
+	sv->f_blocks = TOTAL_BYTES / 4096;
+	uint64_t usedb = (used + 4095) / 4096;
+	sv->f_bfree = sv->f_blocks > usedb ? sv->f_blocks - usedb : 0;
+	sv->f_bavail = sv->f_bfree;
+	sv->f_files = 1ull << 32;
+	sv->f_ffree = 1ull << 32;
+	sv->f_favail = 1ull << 32;
+	sv->f_namemax = FSOBJ_NAME_MAX;
+	return 0;
+}
+
+/* ---- xattrs ---- */
+
+static int
+copy_out(const char *text, size_t len, char *buf, size_t size)
+{
+	if (size == 0)
+		return (int)len;
+	if (size < len)
+		return -ERANGE;
+	memcpy(buf, text, len);
+	return (int)len;
+}
+
+static int
+dynamo_xattr(struct fs *fs, const char *path, const struct res *r,
+    const char *name, char *buf, size_t size)
+{
+	char text[1024];
+	int n;
+
+	if (strcmp(name, XA_NODES) == 0) {
+		n = fskv_preflist(fs->kv, r->base ? r->base : path, text,
+		    sizeof(text));
+		return copy_out(text, strlen(text), buf, size);
+	}
+	if (strcmp(name, XA_SIBLINGS) == 0) {
+		uint32_t k = 1;
+		if (r->kind != R_DIR) {
+			const char *p = r->kind == R_SIB ? r->base : path;
+			struct fskv_file *s;
+			int rc = fskv_file_get(fs->kv, p, FSKV_FRESH, &s);
+			if (rc != 0)
+				return rc;
+			k = s->nlive;
+			fskv_file_unref(s);
+		}
+		n = snprintf(text, sizeof(text), "%" PRIu32, k);
+		return copy_out(text, (size_t)n, buf, size);
+	}
+	if (strcmp(name, XA_VCLOCK) == 0) {
+		struct vclock c;
+		if (r->kind == R_DIR) {
+			struct fskv_dir *d;
+			int rc = fskv_dir_get(fs->kv, path, FSKV_FRESH, &d);
+			if (rc != 0)
+				return rc;
+			c = d->clock;
+			fskv_dir_unref(d);
+		} else {
+			const char *p = r->kind == R_SIB ? r->base : path;
+			struct fskv_file *s;
+			int rc = fskv_file_get(fs->kv, p, FSKV_FRESH, &s);
+			if (rc != 0)
+				return rc;
+			int vi = r->kind == R_SIB
+			    ? fsobj_live_nth(&s->vs, r->k) : -1;
+			if (vi >= 0)
+				version_context(&s->vs.v[vi], &c);
+			else
+				vset_context(&s->vs, &c);
+			fskv_file_unref(s);
+		}
+		n = fsobj_clock_text(&c, text, sizeof(text));
+		if (n < 0 || (size_t)n >= sizeof(text))
+			return -ERANGE;
+		return copy_out(text, (size_t)n, buf, size);
+	}
+	return -ENODATA;
+}
+
+static int
+op_getxattr(const char *path, const char *name, char *buf, size_t size)
+{
+	struct fs *fs = fs_get();
+	struct res r;
+	int rc;
+
+	/* The kernel asks for security.* on every write: answer at once. */
+	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)) != 0)
+		return -ENODATA;
+	if ((rc = resolve(fs, path, 0, &r)) != 0)
+		return fskv_errno(rc);
+	if (strncmp(name, XA_DYNAMO, strlen(XA_DYNAMO)) == 0) {
+		rc = dynamo_xattr(fs, path, &r, name, buf, size);
+	} else if (r.kind == R_FILE && r.f) {
+		rc = fsfile_getxattr(r.f, name, buf, size);
+	} else {
+		const struct fsobj_attr *a = r.kind == R_DIR
+		    ? &r.dir->d.a
+		    : &r.s->f[r.kind == R_SIB ? r.vi : r.s->newest].a;
+		int i = fsobj_xattr_find(a, name);
+		rc = i < 0 ? -ENODATA
+		           : copy_out((const char *)a->xattr[i].value,
+		                 a->xattr[i].len, buf, size);
+	}
+	res_fini(&r);
+	return fskv_errno(rc);
+}
+
+static int
+op_listxattr(const char *path, char *buf, size_t size)
+{
+	struct fs *fs = fs_get();
+	struct res r;
+	int rc = resolve(fs, path, 0, &r);
+	if (rc != 0)
+		return fskv_errno(rc);
+	if (r.kind == R_FILE && r.f) {
+		rc = fsfile_listxattr(r.f, buf, size);
+	} else {
+		const struct fsobj_attr *a = r.kind == R_DIR
+		    ? &r.dir->d.a
+		    : &r.s->f[r.kind == R_SIB ? r.vi : r.s->newest].a;
+		rc = fsobj_xattr_list(a, buf, size);
+	}
+	res_fini(&r);
+	return fskv_errno(rc);
+}
+
+static int
+op_setxattr(const char *path, const char *name, const char *value,
+    size_t size, int flags)
+{
+	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)) != 0)
+		return -ENOTSUP;
+	if (strncmp(name, XA_DYNAMO, strlen(XA_DYNAMO)) == 0)
+		return -EPERM; /* read-only, computed */
+	struct dattr_arg a = {
+		.what = 3, .name = name, .value = value, .len = size,
+		.flags = flags};
+	return set_attr(path, NULL, &a);
+}
+
+static int
+op_removexattr(const char *path, const char *name)
+{
+	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)) != 0)
+		return -ENODATA;
+	if (strncmp(name, XA_DYNAMO, strlen(XA_DYNAMO)) == 0)
+		return -EPERM;
+	struct dattr_arg a = {.what = 4, .name = name};
+	return set_attr(path, NULL, &a);
+}
+
+static const struct fuse_operations ops = {
+	.init = op_init,
+	.destroy = op_destroy,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.chmod = op_chmod,
+	.chown = op_chown,
+	.truncate = op_truncate,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.statfs = op_statfs,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.readdir = op_readdir,
+	.create = op_create,
+	.utimens = op_utimens,
+};
+
+const struct fuse_operations *
+fsops_operations(void)
+{
+	return &ops;
+}

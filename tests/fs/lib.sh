@@ -1,0 +1,130 @@
+# Sourced by the filesystem tests (and examples/conflict-demo.sh): starts
+# dynamod on 127.0.0.1 port 0 in a temporary directory, mounts dynamofs in
+# the foreground, waits with deadlines (never a bare sleep for readiness),
+# and always cleans up on exit: unmount, kill what it started by PID,
+# remove the temporary directory.  On failure it prints the logs' tails.
+#
+# Needs: DYNAMOD, DYNAMOFS (paths to the binaries; DYNAMOCTL optional).
+# A test exits 77 (meson: SKIP) only when /dev/fuse is missing.
+
+set -euo pipefail
+
+: "${DYNAMOD:?set DYNAMOD to the dynamod binary}"
+: "${DYNAMOFS:?set DYNAMOFS to the dynamofs binary}"
+
+if [ ! -e /dev/fuse ]; then
+	echo "SKIP: /dev/fuse is missing, cannot mount FUSE filesystems"
+	exit 77
+fi
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/dynamofs-test.XXXXXX")
+KEY=$T/cluster.key
+FS_PIDS=()
+FS_MOUNTS=()
+NODE_PIDS=()
+NODE_ADDR=
+STEP="setup"
+
+# Cluster key: 32 random bytes as 64 hex digits, mode 0600.
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$KEY" &&
+	echo >> "$KEY")
+
+log() { printf '== %s\n' "$*" >&2; }
+step() { STEP=$*; log "$*"; }
+fail() { echo "FAIL ($STEP): $*" >&2; exit 1; }
+
+fs_cleanup() {
+	local rc=$? m p
+	set +e
+	for m in "${FS_MOUNTS[@]}"; do
+		if grep -q " $m fuse" /proc/mounts; then
+			fusermount3 -u "$m" 2>/dev/null ||
+				fusermount3 -uz "$m" 2>/dev/null
+		fi
+	done
+	for p in "${FS_PIDS[@]}" "${NODE_PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${FS_PIDS[@]}" "${NODE_PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		echo "---- failed in step: $STEP (exit $rc)" >&2
+		for f in "$T"/*.log; do
+			[ -f "$f" ] || continue
+			echo "---- tail of $f" >&2
+			tail -n 30 "$f" >&2
+		done
+	fi
+	if [ -n "${HARNESS_KEEP:-}" ]; then
+		echo "kept $T" >&2
+	else
+		rm -rf "$T"
+	fi
+	exit "$rc"
+}
+trap fs_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_until SECONDS COMMAND...: poll COMMAND every 20 ms until it
+# succeeds; fail after SECONDS.
+wait_until() {
+	local limit=$1
+	shift
+	local deadline=$((SECONDS + limit))
+	while ! "$@" 2>/dev/null; do
+		[ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for: $*"
+		sleep 0.02
+	done
+}
+
+# start_node NAME [dynamod options...]: sets NODE_ADDR.
+start_node() {
+	local name=$1
+	shift
+	mkdir -p "$T/$name"
+	rm -f "$T/$name.ready"
+	"$DYNAMOD" --name "$name" --listen tcp://127.0.0.1:0 \
+		--data "$T/$name/data" --cluster-key "$KEY" \
+		--ready-file "$T/$name.ready" --log-level warn "$@" \
+		> "$T/$name.log" 2>&1 &
+	NODE_PIDS+=($!)
+	wait_until 20 test -s "$T/$name.ready"
+	NODE_ADDR=$(cat "$T/$name.ready")
+}
+
+is_mounted() { grep -q " $1 fuse.dynamofs " /proc/mounts; }
+
+# mount_fs DIR [-o OPTIONS]: mount in the foreground, in the background.
+mount_fs() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	"$DYNAMOFS" --node "$NODE_ADDR" --cluster-key "$KEY" "$dir" -f "$@" \
+		> "$T/mount-$(basename "$dir").log" 2>&1 &
+	FS_PIDS+=($!)
+	FS_MOUNTS+=("$dir")
+	wait_until 20 is_mounted "$dir"
+}
+
+# umount_fs DIR: unmount and wait for the process to end.
+umount_fs() {
+	local dir=$1 i
+	fusermount3 -u "$dir"
+	for i in "${!FS_MOUNTS[@]}"; do
+		if [ "${FS_MOUNTS[$i]}" = "$dir" ]; then
+			wait "${FS_PIDS[$i]}" || fail "dynamofs on $dir exited $?"
+		fi
+	done
+}
+
+# Options for tests that compare two mounts: no caching.
+NOCACHE="-oattr_timeout=0,entry_timeout=0,negative_timeout=0"
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+}
+
+# names DIR: the sorted entries of DIR on one line.
+names() { ls -A "$1" | sort | tr '\n' ' ' | sed 's/ $//'; }

@@ -128,10 +128,16 @@ call(struct dyn_client *c, size_t only, struct buf *req, uint8_t want,
 	size_t start = only == SIZE_MAX
 	    ? atomic_fetch_add(&c->next_node, 1) % c->nnodes
 	    : only;
-	for (size_t i = 0; i < n; i++) {
-		rc = call_addr(c, c->nodes[(start + i) % c->nnodes], req, want,
-		    r);
-		if (!retryable(rc))
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			const char *a = c->nodes[(start + i) % c->nnodes];
+			if (n > 1 && rpc_peer_usable(c->pool, a) != (pass == 0))
+				continue;
+			rc = call_addr(c, a, req, want, r);
+			if (!retryable(rc))
+				return rc;
+		}
+		if (n == 1)
 			break;
 	}
 	return rc;
@@ -161,11 +167,17 @@ call_key(struct dyn_client *c, const void *key, size_t klen,
 		if (dyn_preflist(c, key, klen, addrs, 16, &na) != 0)
 			na = 0;
 	}
+	/* Reachable nodes first (a crashed coordinator is known at once by
+	 * its closed connection), the others after them. */
 	int rc = DYN_EUNREACH;
-	for (size_t i = 0; i < na; i++) {
-		rc = call_addr(c, addrs[i], req, want, r);
-		if (!retryable(rc))
-			return rc;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < na; i++) {
+			if (rpc_peer_usable(c->pool, addrs[i]) != (pass == 0))
+				continue;
+			rc = call_addr(c, addrs[i], req, want, r);
+			if (!retryable(rc))
+				return rc;
+		}
 	}
 	return call(c, SIZE_MAX, req, want, r);
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -11,17 +12,35 @@
 #include "err.h"
 #include "mem.h"
 
+/* What the pool knows of a peer's reachability. */
+enum { PEER_UNKNOWN, PEER_UP, PEER_DOWN };
+
+/* How long a peer that timed out is skipped before it is tried again. */
+#define SUSPECT_MS 1000
+
 struct peer {
 	char *addr;
 	nng_socket sock;
+	atomic_int state;
+	atomic_llong suspect_until; /* ms; 0: not suspected */
+	atomic_bool blocked;        /* fault injection */
 };
 
 struct rpc_pool {
 	struct auth_key key;
 	pthread_mutex_t lock;
-	struct peer *peers;
+	struct peer **peers; /* each peer is its own allocation: pipe
+	                        callbacks hold pointers to them */
 	size_t n, cap;
 };
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 int
 rpc_pool_new(const struct auth_key *key, struct rpc_pool **out)
@@ -41,12 +60,28 @@ rpc_pool_free(struct rpc_pool *p)
 	if (!p)
 		return;
 	for (size_t i = 0; i < p->n; i++) {
-		nng_close(p->peers[i].sock);
-		mem_free(p->peers[i].addr);
+		nng_close(p->peers[i]->sock);
+		mem_free(p->peers[i]->addr);
+		mem_free(p->peers[i]);
 	}
 	mem_free(p->peers);
 	pthread_mutex_destroy(&p->lock);
 	mem_free(p);
+}
+
+/* nng tells us when the connection to a peer comes and goes: the fastest
+ * failure detector there is for a crashed process or a closed port. */
+static void
+pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	(void)pipe;
+	struct peer *pe = arg;
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		atomic_store(&pe->state, PEER_UP);
+		atomic_store(&pe->suspect_until, 0);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		atomic_store(&pe->state, PEER_DOWN);
+	}
 }
 
 static int
@@ -61,6 +96,8 @@ peer_open(struct peer *pe, const char *addr)
 	/* Retries are the caller's (another node, a clear error). */
 	nng_socket_set_ms(pe->sock, NNG_OPT_REQ_RESENDTIME,
 	    NNG_DURATION_INFINITE);
+	nng_pipe_notify(pe->sock, NNG_PIPE_EV_ADD_POST, pipe_event, pe);
+	nng_pipe_notify(pe->sock, NNG_PIPE_EV_REM_POST, pipe_event, pe);
 	/* Non-blocking: a peer that is down now is dialled again in the
 	 * background, and calls to it time out instead of failing here. */
 	rv = nng_dial(pe->sock, addr, NULL, NNG_FLAG_NONBLOCK);
@@ -71,21 +108,21 @@ peer_open(struct peer *pe, const char *addr)
 	return 0;
 }
 
-/* The socket for addr, opened on first use. */
+/* The peer for addr, opened on first use. */
 static int
-pool_sock(struct rpc_pool *p, const char *addr, nng_socket *out)
+pool_peer(struct rpc_pool *p, const char *addr, struct peer **out)
 {
 	int rc = 0;
 	pthread_mutex_lock(&p->lock);
 	for (size_t i = 0; i < p->n; i++) {
-		if (strcmp(p->peers[i].addr, addr) == 0) {
-			*out = p->peers[i].sock;
+		if (strcmp(p->peers[i]->addr, addr) == 0) {
+			*out = p->peers[i];
 			goto out;
 		}
 	}
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? 2 * p->cap : 8;
-		struct peer *np = mem_realloc(p->peers, cap * sizeof(*np));
+		struct peer **np = mem_realloc(p->peers, cap * sizeof(*np));
 		if (!np) {
 			rc = -ENOMEM;
 			goto out;
@@ -93,21 +130,61 @@ pool_sock(struct rpc_pool *p, const char *addr, nng_socket *out)
 		p->peers = np;
 		p->cap = cap;
 	}
-	struct peer *pe = &p->peers[p->n];
-	pe->addr = mem_dup(addr, strlen(addr) + 1);
-	if (!pe->addr) {
+	struct peer *pe = mem_calloc(1, sizeof(*pe));
+	if (!pe || !(pe->addr = mem_dup(addr, strlen(addr) + 1))) {
+		mem_free(pe);
 		rc = -ENOMEM;
 		goto out;
 	}
 	if ((rc = peer_open(pe, addr)) != 0) {
 		mem_free(pe->addr);
+		mem_free(pe);
 		goto out;
 	}
-	*out = pe->sock;
-	p->n++;
+	p->peers[p->n++] = pe;
+	*out = pe;
 out:
 	pthread_mutex_unlock(&p->lock);
 	return rc;
+}
+
+bool
+rpc_peer_usable(struct rpc_pool *p, const char *addr)
+{
+	struct peer *pe;
+	if (pool_peer(p, addr, &pe) != 0)
+		return false;
+	if (atomic_load(&pe->blocked))
+		return false;
+	long long until = atomic_load(&pe->suspect_until);
+	if (until && mono_ms() < until)
+		return false;
+	return atomic_load(&pe->state) != PEER_DOWN;
+}
+
+void
+rpc_peer_suspect(struct rpc_pool *p, const char *addr)
+{
+	struct peer *pe;
+	if (pool_peer(p, addr, &pe) == 0)
+		atomic_store(&pe->suspect_until, mono_ms() + SUSPECT_MS);
+}
+
+void
+rpc_peer_block(struct rpc_pool *p, const char *addr, bool blocked)
+{
+	struct peer *pe;
+	if (pool_peer(p, addr, &pe) == 0)
+		atomic_store(&pe->blocked, blocked);
+}
+
+void
+rpc_unblock_all(struct rpc_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->n; i++)
+		atomic_store(&p->peers[i]->blocked, false);
+	pthread_mutex_unlock(&p->lock);
 }
 
 void
@@ -163,6 +240,8 @@ struct call {
 	bool sending;
 	bool done;
 	bool aio_done; /* finished while the caller waited: caller frees */
+	struct peer *peer;
+	uint64_t reqid;
 	struct rpc_reply res;
 };
 
@@ -170,7 +249,6 @@ struct group {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	struct auth_key key;
-	uint64_t reqid;
 	size_t pending, ok;
 	size_t refs; /* the caller + every call not finished */
 	bool detached;
@@ -199,7 +277,9 @@ call_done(struct call *c, int rc, nng_msg *msg)
 	struct group *g = c->g;
 	struct rpc_reply r = {.rc = rc};
 	if (rc == 0)
-		finish_reply(&g->key, g->reqid, msg, &r);
+		finish_reply(&g->key, c->reqid, msg, &r);
+	if (rc == DYN_ETIMEDOUT && c->peer)
+		atomic_store(&c->peer->suspect_until, mono_ms() + SUSPECT_MS);
 	pthread_mutex_lock(&g->lock);
 	if (c->done) {
 		/* A second callback of a stopped aio: already reported. */
@@ -268,11 +348,14 @@ static bool
 call_start(struct rpc_pool *p, struct group *g, struct call *c,
     const char *addr, const struct buf *req, int timeout_ms)
 {
-	nng_socket sock;
+	struct peer *pe = NULL;
 	nng_msg *msg = NULL;
 	int rv = 0;
-	int rc = pool_sock(p, addr, &sock);
-	if (rc == 0 && (rv = nng_ctx_open(&c->ctx, sock)) == 0)
+	int rc = pool_peer(p, addr, &pe);
+	if (rc == 0 && atomic_load(&pe->blocked))
+		rc = DYN_EUNREACH; /* an injected fault: as if cut off */
+	c->peer = pe;
+	if (rc == 0 && (rv = nng_ctx_open(&c->ctx, pe->sock)) == 0)
 		c->ctx_open = true;
 	if (rc == 0 && rv == 0)
 		rv = nng_aio_alloc(&c->aio, call_cb, c);
@@ -293,6 +376,7 @@ call_start(struct rpc_pool *p, struct group *g, struct call *c,
 		return false;
 	}
 	c->sending = true;
+	c->reqid = be_get_u64(req->data + 8);
 	pthread_mutex_lock(&g->lock);
 	g->pending++;
 	g->refs++;
@@ -303,10 +387,32 @@ call_start(struct rpc_pool *p, struct group *g, struct call *c,
 	return true;
 }
 
+static size_t call_group(struct rpc_pool *p, const char *const *addrs,
+    size_t n, const struct buf *reqs, size_t step, size_t need,
+    int timeout_ms, int grace_ms, struct rpc_reply *out);
+
 size_t
 rpc_call_many(struct rpc_pool *p, const char *const *addrs, size_t n,
     const struct buf *req, size_t need, int timeout_ms, int grace_ms,
     struct rpc_reply *out)
+{
+	return call_group(p, addrs, n, req, 0, need, timeout_ms, grace_ms,
+	    out);
+}
+
+size_t
+rpc_call_each(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *reqs, size_t need, int timeout_ms,
+    struct rpc_reply *out)
+{
+	return call_group(p, addrs, n, reqs, 1, need, timeout_ms, 0, out);
+}
+
+/* reqs[i * step] is the request for addrs[i]. */
+static size_t
+call_group(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *reqs, size_t step, size_t need, int timeout_ms,
+    int grace_ms, struct rpc_reply *out)
 {
 	for (size_t i = 0; i < n; i++) {
 		memset(&out[i], 0, sizeof(out[i]));
@@ -318,12 +424,12 @@ rpc_call_many(struct rpc_pool *p, const char *const *addrs, size_t n,
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	g->key = p->key;
-	g->reqid = be_get_u64(req->data + 8);
 	g->refs = 1;
 	g->n = n;
 	for (size_t i = 0; i < n; i++) {
 		g->calls[i].g = g;
-		call_start(p, g, &g->calls[i], addrs[i], req, timeout_ms);
+		call_start(p, g, &g->calls[i], addrs[i], &reqs[i * step],
+		    timeout_ms);
 	}
 
 	/* Wait for enough answers, then a little grace for the rest. */

@@ -11,6 +11,7 @@
 #ifndef DYN_RPC_H
 #define DYN_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,7 +50,28 @@ size_t rpc_call_many(struct rpc_pool *p, const char *const *addrs, size_t n,
     const struct buf *req, size_t need, int timeout_ms, int grace_ms,
     struct rpc_reply *out);
 
+/* The same with a request of its own for each peer (reqs[i] to addrs[i]),
+ * and no grace. */
+size_t rpc_call_each(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *reqs, size_t need, int timeout_ms,
+    struct rpc_reply *out);
+
 void rpc_reply_fini(struct rpc_reply *r);
+
+/*
+ * Reachability, as the pool sees it: a peer is unusable while its
+ * connection is down (nng's pipe events: a crashed process is noticed at
+ * once), for a second after a call to it timed out (rpc_peer_suspect, also
+ * done by the pool itself), or while a test blocks it.  A peer never
+ * contacted counts as usable.  Calls to a blocked peer fail at once with
+ * DYN_EUNREACH; other calls are still attempted whatever the state, so a
+ * caller decides whether to skip a peer.
+ */
+bool rpc_peer_usable(struct rpc_pool *p, const char *addr);
+void rpc_peer_suspect(struct rpc_pool *p, const char *addr);
+/* Fault injection: cut this process off from addr (or heal it). */
+void rpc_peer_block(struct rpc_pool *p, const char *addr, bool blocked);
+void rpc_unblock_all(struct rpc_pool *p);
 /* The reply's raw bytes (to relay it as it came); valid until fini. */
 void rpc_reply_bytes(const struct rpc_reply *r, const uint8_t **p,
     size_t *len);

@@ -49,6 +49,8 @@ enum wire_type {
 	WIRE_XFER_RESP,      /* F_RECORDS [F_CURSOR: more from there] */
 	WIRE_LEAVE_REQ,
 	WIRE_LEAVE_RESP,
+	WIRE_FAULT_REQ,  /* F_NAME... (cut off from these) or F_FLAGS heal */
+	WIRE_FAULT_RESP,
 	WIRE_TYPE_END,
 };
 
@@ -77,12 +79,15 @@ enum wire_tag {
 	F_CURSOR,     /* 16-byte key position */
 	F_RECORDS,    /* u32 count, then count * blob(store record) */
 	F_STATUSJSON, /* text: members and ring as JSON */
+	F_FROM,       /* text: the sending node's name (node to node) */
+	F_HINT,       /* text: the replica a stand-in holds a write for */
 };
 
 /* Request flags (F_FLAGS). */
 #define WIRE_F_TOMBSTONE 0x1u /* PUT_REQ: this is a delete */
 #define WIRE_F_LOCAL     0x2u /* GET_REQ: read only this node's store */
 #define WIRE_F_FORWARDED 0x4u /* sent on by a node: coordinate, no hop */
+#define WIRE_F_HEAL      0x8u /* FAULT_REQ: undo every injected fault */
 
 struct wire_field {
 	uint16_t tag;

@@ -25,32 +25,47 @@ clamp(uint32_t want, uint32_t dflt, uint32_t have)
 	return v ? v : 1;
 }
 
-/* Send set to the given replicas (REPLICATE_REQ); the number that acked. */
+/* One destination of a write: a replica, or a stand-in holding the write
+ * for `hint` (the intended replica, which is down). */
+struct dest {
+	const char *addr;
+	const char *name;
+	const char *hint; /* NULL: a real replica */
+	int rc;
+};
+
+/* Send set to the destinations (REPLICATE_REQ, with F_HINT for stand-ins)
+ * in parallel; wait for `need` acks; the number that acked.  Each
+ * destination's result goes to its rc. */
 static size_t
-replicate_to(struct node *n, const char *const *addrs, size_t na,
-    const void *key, size_t klen, const struct vset *set, size_t need,
-    int *err)
+replicate_to(struct node *n, struct dest *d, size_t nd, const void *key,
+    size_t klen, const struct vset *set, size_t need)
 {
-	struct buf b;
-	buf_init(&b);
-	wire_begin(&b, WIRE_REPLICATE_REQ, 0, node_reqid(n));
-	wire_put(&b, F_KEY, key, klen);
-	size_t at = wire_begin_field(&b, F_VSET);
-	vset_encode(set, &b);
-	wire_end_field(&b, at);
 	size_t ok = 0;
-	*err = wire_seal(&b, &n->cfg.key);
-	if (*err == 0 && na > 0) {
-		struct rpc_reply rr[REPLICAS_MAX];
-		ok = rpc_call_many(n->pool, addrs, na, &b, need,
-		    n->cfg.timeout_ms, 0, rr);
-		for (size_t i = 0; i < na; i++) {
-			if (rr[i].rc && ok < need)
-				*err = rr[i].rc;
-			rpc_reply_fini(&rr[i]);
-		}
+	struct buf b[REPLICAS_MAX] = {0};
+	const char *addrs[REPLICAS_MAX] = {0};
+	struct rpc_reply rr[REPLICAS_MAX];
+	/* A stand-in's request differs (F_HINT), so each gets its own; the
+	 * requests then go out together. */
+	for (size_t i = 0; i < nd; i++) {
+		buf_init(&b[i]);
+		node_req_begin(n, &b[i], WIRE_REPLICATE_REQ);
+		wire_put(&b[i], F_KEY, key, klen);
+		if (d[i].hint)
+			wire_put_str(&b[i], F_HINT, d[i].hint);
+		size_t at = wire_begin_field(&b[i], F_VSET);
+		vset_encode(set, &b[i]);
+		wire_end_field(&b[i], at);
+		d[i].rc = wire_seal(&b[i], &n->cfg.key);
+		addrs[i] = d[i].addr;
 	}
-	buf_fini(&b);
+	ok = rpc_call_each(n->pool, addrs, nd, b, need, n->cfg.timeout_ms, rr);
+	for (size_t i = 0; i < nd; i++) {
+		if (d[i].rc == 0)
+			d[i].rc = rr[i].rc;
+		rpc_reply_fini(&rr[i]);
+		buf_fini(&b[i]);
+	}
 	return ok;
 }
 
@@ -74,15 +89,42 @@ local_get(struct node *n, const struct coord_req *rq, struct vset *out)
 	return rc;
 }
 
-/* The other replicas' addresses among the first `count` of rp. */
-static size_t
-others(const struct node *n, const struct replicas *rp, uint32_t count,
-    const char **addrs)
+static bool
+is_self(const struct node *n, const char *name)
 {
-	size_t k = 0;
-	for (uint32_t i = 0; i < count; i++)
-		if (strcmp(rp->name[i], n->name) != 0)
+	return strcmp(name, n->name) == 0;
+}
+
+static bool
+usable(struct node *n, const char *addr)
+{
+	return rpc_peer_usable(n->pool, addr);
+}
+
+/*
+ * Whom a get asks: the first read_count healthy nodes of the walk (the
+ * preference list, a stand-in for each member of it that is down: sloppy
+ * quorum); the other nodes' addresses go to addrs, *self tells whether
+ * this node is one of them.
+ */
+static size_t
+read_set(struct node *n, const struct replicas *rp, const char **addrs,
+    bool *self)
+{
+	size_t k = 0, want = rp->read_count, got = 0;
+	uint32_t total = rp->count + rp->ext_count;
+	*self = false;
+	for (uint32_t i = 0; i < total && got < want; i++) {
+		if (i >= rp->read_count && i < rp->count)
+			continue; /* a transfer's new replicas: not read yet */
+		if (is_self(n, rp->name[i])) {
+			*self = true;
+			got++;
+		} else if (usable(n, rp->addr[i])) {
 			addrs[k++] = rp->addr[i];
+			got++;
+		}
+	}
 	return k;
 }
 
@@ -98,11 +140,8 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 		return rc;
 	uint32_t r = clamp(rq->r, rp.s.r, rp.read_count);
 	bool self_reads = false;
-	for (uint32_t i = 0; i < rp.read_count; i++)
-		self_reads |= strcmp(rp.name[i], n->name) == 0;
-
 	const char *addrs[REPLICAS_MAX];
-	size_t na = others(n, &rp, rp.read_count, addrs);
+	size_t na = read_set(n, &rp, addrs, &self_reads);
 	struct vset mine;
 	vset_init(&mine);
 	size_t got = 0;
@@ -114,7 +153,7 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 
 	struct buf b;
 	buf_init(&b);
-	wire_begin(&b, WIRE_GET_REQ, 0, node_reqid(n));
+	node_req_begin(n, &b, WIRE_GET_REQ);
 	wire_put(&b, F_KEY, rq->key, rq->klen);
 	wire_put_u32(&b, F_FLAGS, WIRE_F_LOCAL);
 	struct rpc_reply rr[REPLICAS_MAX];
@@ -161,9 +200,10 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 		if (self_reads && !vset_contains(&mine, out))
 			coord_replicate(n, rq->key, rq->klen, out);
 		if (ns > 0) {
-			int err;
-			replicate_to(n, stale, ns, rq->key, rq->klen, out, ns,
-			    &err);
+			struct dest d[REPLICAS_MAX];
+			for (size_t i = 0; i < ns; i++)
+				d[i] = (struct dest){stale[i], NULL, NULL, 0};
+			replicate_to(n, d, ns, rq->key, rq->klen, out, ns);
 			LOG_DEBUG("read repair of %zu replicas", ns);
 		}
 	}
@@ -227,20 +267,74 @@ coord_put(struct node *n, const struct coord_req *rq,
 		goto out;
 	version_context(&a.nv, newctx);
 
-	const char *addrs[REPLICAS_MAX];
-	size_t na = others(n, &rp, rp.count, addrs);
+	/* Every replica that is up gets the version; each one that is down
+	 * is stood in for by the next healthy node of the walk, which keeps
+	 * it as a hint for the replica (sloppy quorum, hinted handoff). */
+	struct dest d[REPLICAS_MAX];
+	size_t nd = 0;
+	uint32_t total = rp.count + rp.ext_count;
+	const char *missed[REPLICAS_MAX];
+	size_t nmissed = 0;
+	for (uint32_t i = 0; i < rp.count; i++) {
+		if (is_self(n, rp.name[i]))
+			continue;
+		if (usable(n, rp.addr[i]))
+			d[nd++] = (struct dest){rp.addr[i], rp.name[i], NULL, 0};
+		else
+			missed[nmissed++] = rp.name[i];
+	}
+	uint32_t next_ext = rp.count;
+	for (size_t m = 0; m < nmissed; m++) {
+		while (next_ext < total &&
+		    (is_self(n, rp.name[next_ext]) ||
+		        !usable(n, rp.addr[next_ext])))
+			next_ext++;
+		if (next_ext == total) {
+			/* Nobody to stand in: keep the hint here. */
+			struct vset one = {.n = 1, .v = &a.nv};
+			store_hint_add(n->store, missed[m], rq->key, rq->klen,
+			    &one);
+			continue;
+		}
+		d[nd++] = (struct dest){rp.addr[next_ext], rp.name[next_ext],
+		    missed[m], 0};
+		next_ext++;
+	}
+
 	size_t acks = rp.self_in ? 1 : 0;
 	size_t need = w > acks ? w - acks : 0;
-	if (na > 0) {
-		struct vset one = {.n = 1, .v = &a.nv};
-		int err = 0;
-		acks += replicate_to(n, addrs, na, rq->key, rq->klen, &one,
-		    need, &err);
-		if (acks < w) {
-			LOG_DEBUG("put: %zu of %u acks: %s", acks, w,
-			    dyn_strerror(err));
-			rc = DYN_EQUORUM;
+	struct vset one = {.n = 1, .v = &a.nv};
+	if (nd > 0)
+		acks += replicate_to(n, d, nd, rq->key, rq->klen, &one, need);
+
+	/* Too few acks: the ones that failed get stand-ins, once. */
+	if (acks < w) {
+		struct dest d2[REPLICAS_MAX];
+		size_t nd2 = 0;
+		for (size_t i = 0; i < nd; i++) {
+			if (d[i].rc == 0 || d[i].rc == DYN_ETIMEDOUT)
+				continue; /* acked, or maybe still landing */
+			while (next_ext < total &&
+			    (is_self(n, rp.name[next_ext]) ||
+			        !usable(n, rp.addr[next_ext])))
+				next_ext++;
+			const char *intended = d[i].hint ? d[i].hint : d[i].name;
+			if (next_ext == total) {
+				store_hint_add(n->store, intended, rq->key,
+				    rq->klen, &one);
+				continue;
+			}
+			d2[nd2++] = (struct dest){rp.addr[next_ext],
+			    rp.name[next_ext], intended, 0};
+			next_ext++;
 		}
+		if (nd2 > 0)
+			acks += replicate_to(n, d2, nd2, rq->key, rq->klen,
+			    &one, w - acks);
+	}
+	if (acks < w) {
+		LOG_DEBUG("put: %zu of %u acks", acks, w);
+		rc = DYN_EQUORUM;
 	}
 out:
 	version_fini(&a.nv);

@@ -455,7 +455,7 @@ exchange(struct gossip *g, const char *addr, int timeout_ms)
 	struct node *n = g->node;
 	struct buf b;
 	buf_init(&b);
-	wire_begin(&b, WIRE_GOSSIP_REQ, 0, rand_u32());
+	node_req_begin(n, &b, WIRE_GOSSIP_REQ);
 	size_t at = wire_begin_field(&b, F_GOSSIP);
 	pthread_mutex_lock(&g->lock);
 	encode_view_locked(g, &b);
@@ -474,6 +474,26 @@ exchange(struct gossip *g, const char *addr, int timeout_ms)
 	return rc;
 }
 
+/* Talk to every member this node cannot reach, so it notices as soon as
+ * one is back (nng redials on its own; a timed-out one needs a call). */
+static void
+probe_down(struct gossip *g)
+{
+	char addrs[MEMBERS_MAX][RING_ADDR_MAX + 1];
+	size_t na = 0;
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 1; i < g->nmembers; i++) {
+		const struct member *m = &g->members[i];
+		if (m->status != MEMBER_LEFT &&
+		    !rpc_peer_usable(g->node->pool, m->addr))
+			snprintf(addrs[na++], sizeof(addrs[0]), "%s", m->addr);
+	}
+	pthread_mutex_unlock(&g->lock);
+	for (size_t i = 0; i < na; i++)
+		exchange(g, addrs[i], g->interval_ms / 2 > 0 ? g->interval_ms / 2
+		                                            : 1);
+}
+
 static void *
 gossip_main(void *arg)
 {
@@ -490,6 +510,7 @@ gossip_main(void *arg)
 				LOG_DEBUG("gossip with %s: %s", addr,
 				    dyn_strerror(rc));
 		}
+		probe_down(g);
 		pthread_mutex_lock(&g->lock);
 		claimant_locked(g);
 		check_left_locked(g);
@@ -562,21 +583,35 @@ gossip_replicas(struct gossip *g, const struct keypos *pos,
 		goto out;
 	}
 	out->s = g->settings;
+	out->ext_count = 0;
 	uint32_t part = ring_partition_of(g->ring, pos);
 	uint32_t idx[REPLICAS_MAX], cnt = 0, rcnt = 0;
 	uint32_t n = g->settings.n;
 	if ((rc = ring_preflist(g->ring, RING_CUR, part, n, idx, &rcnt)) ||
 	    (rc = ring_replicas_union(g->ring, part, n, idx, &cnt)))
 		goto out;
+	/* The walk past the preference list: stand-ins. */
+	uint32_t walk[REPLICAS_MAX], wn = 0;
+	if ((rc = ring_preflist(g->ring, RING_CUR, part, REPLICAS_MAX, walk,
+	         &wn)))
+		goto out;
+	for (uint32_t i = 0; i < wn && cnt + out->ext_count < REPLICAS_MAX;
+	     i++) {
+		bool have = false;
+		for (uint32_t k = 0; k < cnt; k++)
+			have |= idx[k] == walk[i];
+		if (!have)
+			idx[cnt + out->ext_count++] = walk[i];
+	}
 	out->count = cnt;
 	out->read_count = rcnt;
 	out->self_in = false;
-	for (uint32_t i = 0; i < cnt; i++) {
+	for (uint32_t i = 0; i < cnt + out->ext_count; i++) {
 		snprintf(out->name[i], sizeof(out->name[i]), "%s",
 		    ring_member_name(g->ring, idx[i]));
 		snprintf(out->addr[i], sizeof(out->addr[i]), "%s",
 		    ring_member_addr(g->ring, idx[i]));
-		if (strcmp(out->name[i], self(g)->name) == 0)
+		if (i < cnt && strcmp(out->name[i], self(g)->name) == 0)
 			out->self_in = true;
 	}
 out:
@@ -639,6 +674,20 @@ gossip_transfer_target(struct gossip *g)
 	return r;
 }
 
+int
+gossip_member_addr(struct gossip *g, const char *name, char *out, size_t cap)
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&g->lock);
+	const struct member *m = find_member(g, name);
+	if (m) {
+		snprintf(out, cap, "%s", m->addr);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
 struct ring *
 gossip_ring_copy(struct gossip *g)
 {
@@ -698,8 +747,11 @@ gossip_status_json(struct gossip *g, struct buf *out)
 		int idx = g->ring ? ring_member_find(g->ring, m->name) : -1;
 		len = snprintf(line, sizeof(line),
 		    "%s{\"name\": \"%s\", \"addr\": \"%s\", \"state\": "
-		    "\"%s\", \"partitions\": %u, \"ring_epoch\": %llu}",
+		    "\"%s\", \"reachable\": %s, \"partitions\": %u, "
+		    "\"ring_epoch\": %llu}",
 		    i ? ", " : "", m->name, m->addr, status_name(m->status),
+		    i == 0 || rpc_peer_usable(g->node->pool, m->addr) ? "true"
+		                                                     : "false",
 		    idx >= 0 && owned ? owned[idx] : 0,
 		    (unsigned long long)m->ring_seen);
 		buf_put(out, line, (size_t)len);

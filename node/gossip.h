@@ -56,11 +56,13 @@ struct gossip_opts {
 };
 
 /* The replicas of one key as this node sees them, copied out. */
-#define REPLICAS_MAX 16
+#define REPLICAS_MAX 32
 struct replicas {
 	uint32_t count;      /* nodes to write to (cur list + next's extra) */
 	uint32_t read_count; /* the first read_count of them: cur list */
-	bool self_in;        /* this node is one of them */
+	uint32_t ext_count;  /* after them: the rest of the clockwise walk,
+	                        stand-ins when some are down (sloppy quorum) */
+	bool self_in;        /* this node is one of the first count */
 	struct cluster_settings s;
 	char name[REPLICAS_MAX][RING_NAME_MAX + 1];
 	char addr[REPLICAS_MAX][RING_ADDR_MAX + 1];
@@ -92,6 +94,9 @@ struct ring *gossip_transfer_target(struct gossip *g);
 /* For xfer.c: this node finished pulling for the ring of that epoch. */
 void gossip_set_ready(struct gossip *g, uint64_t epoch);
 const char *gossip_self(const struct gossip *g);
+/* The address of the member called name (copied); -ENOENT. */
+int gossip_member_addr(struct gossip *g, const char *name, char *out,
+    size_t cap);
 /* A copy of the ring (the caller frees it), or NULL before joining. */
 struct ring *gossip_ring_copy(struct gossip *g);
 struct cluster_settings gossip_settings(struct gossip *g);

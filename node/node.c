@@ -24,6 +24,7 @@
 #include "context.h"
 #include "coord.h"
 #include "gossip.h"
+#include "handoff.h"
 #include "rpc.h"
 #include "xfer.h"
 #include "err.h"
@@ -52,6 +53,63 @@ uint64_t
 node_reqid(struct node *n)
 {
 	return atomic_fetch_add(&n->next_reqid, 1);
+}
+
+void
+node_req_begin(struct node *n, struct buf *b, uint8_t type)
+{
+	wire_begin(b, type, 0, node_reqid(n));
+	wire_put_str(b, F_FROM, n->name);
+}
+
+/* Is the sender of m a node this one has been cut off from (a fault
+ * injected by `dynamoctl fault drop`)? */
+static bool
+from_blocked(struct node *n, const struct wire_msg *m)
+{
+	char from[64];
+	if (wire_get_str(m, F_FROM, from, sizeof(from)) != 0)
+		return false;
+	bool hit = false;
+	pthread_mutex_lock(&n->fault_lock);
+	for (size_t i = 0; i < n->nblocked && !hit; i++)
+		hit = strcmp(n->blocked[i], from) == 0;
+	pthread_mutex_unlock(&n->fault_lock);
+	return hit;
+}
+
+/* FAULT_REQ: cut this node off from the named nodes, both ways, or heal
+ * (WIRE_F_HEAL).  For tests: it behaves like a network partition. */
+static int
+handle_fault(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	uint32_t flags = 0;
+	wire_get_u32(m, F_FLAGS, &flags);
+	pthread_mutex_lock(&n->fault_lock);
+	if (flags & WIRE_F_HEAL) {
+		n->nblocked = 0;
+		rpc_unblock_all(n->pool);
+	}
+	for (uint32_t i = 0; i < m->nfields; i++) {
+		const struct wire_field *f = &m->f[i];
+		if (f->tag != F_NAME || f->len == 0 || f->len >= 64 ||
+		    n->nblocked == 16)
+			continue;
+		memcpy(n->blocked[n->nblocked], f->data, f->len);
+		n->blocked[n->nblocked][f->len] = '\0';
+		char addr[128];
+		if (gossip_member_addr(n->gossip, n->blocked[n->nblocked], addr,
+		        sizeof(addr)) == 0)
+			rpc_peer_block(n->pool, addr, true);
+		LOG_INFO("fault: cut off from %s", n->blocked[n->nblocked]);
+		n->nblocked++;
+	}
+	if (flags & WIRE_F_HEAL)
+		LOG_INFO("fault: healed");
+	pthread_mutex_unlock(&n->fault_lock);
+	wire_begin(out, WIRE_FAULT_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	return wire_seal(out, &n->cfg.key);
 }
 
 void
@@ -111,8 +169,9 @@ maybe_forward(struct node *n, const struct wire_msg *m,
 	struct buf b;
 	buf_init(&b);
 	wire_begin(&b, m->type, m->flags, m->reqid);
+	wire_put_str(&b, F_FROM, n->name);
 	for (uint32_t i = 0; i < m->nfields; i++)
-		if (m->f[i].tag != F_FLAGS)
+		if (m->f[i].tag != F_FLAGS && m->f[i].tag != F_FROM)
 			wire_put(&b, m->f[i].tag, m->f[i].data, m->f[i].len);
 	wire_put_u32(&b, F_FLAGS, rq->flags | WIRE_F_FORWARDED);
 	rc = wire_seal(&b, &n->cfg.key);
@@ -279,16 +338,22 @@ handle_replicate(struct node *n, const struct wire_msg *m, struct buf *out)
 	const struct wire_field *f = wire_find(m, F_VSET);
 	if (!k || !f || k->len > KEY_MAX_LEN)
 		return DYN_EBADMSG;
+	char hint[64];
+	bool hinted = wire_get_str(m, F_HINT, hint, sizeof(hint)) == 0;
 	struct vset set;
 	struct rd r;
 	rd_init(&r, f->data, f->len);
 	int rc = vset_decode(&r, n->cfg.max_value, &set);
 	if (rc)
 		return rc;
-	if (rd_left(&r) == 0)
-		rc = coord_replicate(n, k->data, k->len, &set);
-	else
+	if (rd_left(&r) != 0)
 		rc = DYN_EBADMSG;
+	/* A stand-in keeps the write as a hint for the replica it stands in
+	 * for, and in its own store so it can serve reads meanwhile. */
+	if (rc == 0 && hinted)
+		rc = store_hint_add(n->store, hint, k->data, k->len, &set);
+	if (rc == 0)
+		rc = coord_replicate(n, k->data, k->len, &set);
 	vset_fini(&set);
 	if (rc)
 		return rc;
@@ -319,7 +384,11 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 		if (!atomic_load(&n->ready))
 			return DYN_ECLOSED;
 	}
+	if (from_blocked(n, m))
+		return SERVER_DROP;
 	switch (m->type) {
+	case WIRE_FAULT_REQ:
+		return handle_fault(n, m, out);
 	case WIRE_GET_REQ:
 		return handle_get(n, m, out);
 	case WIRE_PUT_REQ:
@@ -372,6 +441,7 @@ node_start(const struct node_config *c, struct node **out)
 		return -ENOMEM;
 	n->cfg = *c;
 	pthread_mutex_init(&n->start_lock, NULL);
+	pthread_mutex_init(&n->fault_lock, NULL);
 	snprintf(n->name, sizeof(n->name), "%s", c->name);
 	n->cfg.name = n->name;
 	n->start_ms = mono_ms();
@@ -430,6 +500,8 @@ node_start(const struct node_config *c, struct node **out)
 	rc = gossip_start(n, &go, &n->gossip);
 	if (rc == 0)
 		rc = xfer_start(n, &n->xfer);
+	if (rc == 0)
+		rc = handoff_start(n, &n->handoff);
 	atomic_store(&n->ready, rc == 0);
 	pthread_mutex_unlock(&n->start_lock);
 	if (rc)
@@ -461,10 +533,12 @@ node_stop(struct node *n)
 	if (!n)
 		return;
 	server_stop(n->srv);
+	handoff_stop(n->handoff);
 	xfer_stop(n->xfer);
 	gossip_stop(n->gossip);
 	rpc_pool_free(n->pool);
 	store_close(n->store);
 	pthread_mutex_destroy(&n->start_lock);
+	pthread_mutex_destroy(&n->fault_lock);
 	mem_free(n);
 }

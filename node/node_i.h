@@ -14,6 +14,7 @@
 struct gossip;
 struct rpc_pool;
 struct xfer;
+struct handoff;
 
 struct node {
 	struct node_config cfg;
@@ -27,6 +28,10 @@ struct node {
 	struct rpc_pool *pool; /* to other nodes */
 	struct gossip *gossip;
 	struct xfer *xfer;
+	struct handoff *handoff;
+	pthread_mutex_t fault_lock; /* the injected faults below */
+	char blocked[16][64];       /* nodes this one is cut off from */
+	size_t nblocked;
 	pthread_mutex_t start_lock; /* held while the parts above start */
 	atomic_bool ready;          /* all of them are up */
 };
@@ -35,5 +40,8 @@ struct node {
 uint64_t node_now_ms(void);
 /* A fresh request id for a call to another node. */
 uint64_t node_reqid(struct node *n);
+/* Begin a request to another node: header and F_FROM (so a peer that
+ * injects faults knows whom to ignore). */
+void node_req_begin(struct node *n, struct buf *b, uint8_t type);
 
 #endif

@@ -80,6 +80,10 @@ serve_one(struct worker *w, nng_msg *msg)
 
 	buf_reset(&w->reply);
 	rc = s->handler(s->arg, &req, &w->reply);
+	if (rc == SERVER_DROP) {
+		nng_msg_free(msg);
+		return;
+	}
 	if (rc != 0 && w->reply.len == 0)
 		build_error(&w->reply, req.reqid, rc, &s->key);
 	if (buf_err(&w->reply) != 0)

@@ -19,7 +19,9 @@
 #include "wire.h"
 
 /* Build the reply to req in reply (with wire_begin ... wire_seal). A
- * non-zero return with an empty reply sends a WIRE_ERROR carrying it. */
+ * negative return with an empty reply sends a WIRE_ERROR carrying it;
+ * SERVER_DROP sends nothing (as if the request was lost). */
+#define SERVER_DROP 1
 typedef int (*server_handler_fn)(void *arg, const struct wire_msg *req,
     struct buf *reply);
 

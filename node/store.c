@@ -12,6 +12,10 @@
  *
  *   store_get / store_scan: own read txn under s->maplock (read side)
  *
+ * Hints are records like objects in their own database: store_hint_add,
+ * store_hint_remove and store_delete_if are updates with apply functions
+ * of this file (merge; delete if contained), so they share the batches.
+ *
  * Why a rwlock around read transactions: mdb_env_set_mapsize remaps the
  * file, so no transaction may be live in this process while the map grows.
  * Readers hold maplock for reading for the life of their txn; the writer
@@ -35,6 +39,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "ring.h"
 #include "wire.h"
 
 #define STORE_MAP_INIT (64ull << 20)
@@ -47,12 +52,20 @@
 /* LMDB 0.9's compiled-in key limit; the runtime one may only be smaller. */
 #define DKEY_MAX 511
 
+/* The longest hint data key is as long as the longest object data key, so
+ * the check of the key limit at open covers both. */
+_Static_assert(STORE_TARGET_MAX >= RING_NAME_MAX, "a node name is a target");
+_Static_assert(STORE_TARGET_MAX <= UINT8_MAX, "target length is one byte");
+_Static_assert(1 + STORE_TARGET_MAX + STORE_HINT_PREFIX == STORE_KEY_PREFIX,
+               "hint keys fit where object keys do");
+
 enum req_kind { REQ_UPDATE, REQ_META };
 
 /* A queued write.  Lives on the caller's stack until done is set. */
 struct store_req {
 	struct store_req *next;
 	enum req_kind kind;
+	MDB_dbi dbi; /* REQ_UPDATE: objects or hints */
 	MDB_val dkey;
 	uint8_t dkbuf[DKEY_MAX];
 	const void *key; /* user key (REQ_UPDATE) */
@@ -70,6 +83,7 @@ struct store_req {
 struct store {
 	MDB_env *env;
 	MDB_dbi objects;
+	MDB_dbi hints;
 	MDB_dbi meta;
 	size_t maxkey; /* data keys longer than this are hashed */
 	bool fsync;
@@ -203,12 +217,14 @@ out:
 	return rc;
 }
 
-/* position || key, or position || key[0..STORE_KEY_PREFIX) || SHA-256(key)
- * when that would pass LMDB's key limit.  buf holds DKEY_MAX bytes. */
+/* After the at bytes already in buf: position || key, or position ||
+ * key[0..prefix) || SHA-256(key) when that would pass LMDB's key limit.
+ * buf holds DKEY_MAX bytes. */
 static int
-store_dkey(const struct store *s, const void *key, size_t klen, uint8_t *buf,
-           MDB_val *out)
+store_dkey_at(const struct store *s, size_t at, size_t prefix, const void *key,
+              size_t klen, uint8_t *buf, MDB_val *out)
 {
+	uint8_t *p = buf + at;
 	struct keypos pos;
 	unsigned int n = 0;
 	int rc;
@@ -217,21 +233,58 @@ store_dkey(const struct store *s, const void *key, size_t klen, uint8_t *buf,
 		return DYN_ETOOBIG;
 	if ((rc = keypos_of(key, klen, &pos)) != 0)
 		return rc;
-	memcpy(buf, pos.b, KEYPOS_LEN);
-	if (KEYPOS_LEN + klen <= s->maxkey) {
+	memcpy(p, pos.b, KEYPOS_LEN);
+	if (at + KEYPOS_LEN + klen <= s->maxkey) {
 		if (klen)
-			memcpy(buf + KEYPOS_LEN, key, klen);
-		out->mv_size = KEYPOS_LEN + klen;
+			memcpy(p + KEYPOS_LEN, key, klen);
+		out->mv_size = at + KEYPOS_LEN + klen;
 	} else {
-		memcpy(buf + KEYPOS_LEN, key, STORE_KEY_PREFIX);
-		if (EVP_Digest(key, klen, buf + KEYPOS_LEN + STORE_KEY_PREFIX,
-		               &n, EVP_sha256(), NULL) != 1 ||
+		memcpy(p + KEYPOS_LEN, key, prefix);
+		if (EVP_Digest(key, klen, p + KEYPOS_LEN + prefix, &n,
+		               EVP_sha256(), NULL) != 1 ||
 		    n != STORE_HASH_LEN)
 			return -EIO;
-		out->mv_size = KEYPOS_LEN + STORE_KEY_PREFIX + STORE_HASH_LEN;
+		out->mv_size = at + KEYPOS_LEN + prefix + STORE_HASH_LEN;
 	}
 	out->mv_data = buf;
 	return 0;
+}
+
+static int
+store_dkey(const struct store *s, const void *key, size_t klen, uint8_t *buf,
+           MDB_val *out)
+{
+	return store_dkey_at(s, 0, STORE_KEY_PREFIX, key, klen, buf, out);
+}
+
+/* u8 length || target: the first bytes of every hint key of target. */
+static int
+hint_header(const char *target, uint8_t *buf, size_t *len)
+{
+	size_t tlen;
+
+	if (!target)
+		return -EINVAL;
+	tlen = strnlen(target, STORE_TARGET_MAX + 1);
+	if (tlen == 0 || tlen > STORE_TARGET_MAX)
+		return -EINVAL;
+	buf[0] = (uint8_t)tlen;
+	memcpy(buf + 1, target, tlen);
+	*len = 1 + tlen;
+	return 0;
+}
+
+/* header || the object data key, with the shorter prefix of hints. */
+static int
+store_hint_dkey(const struct store *s, const char *target, const void *key,
+                size_t klen, uint8_t *buf, MDB_val *out)
+{
+	size_t at;
+	int rc;
+
+	if ((rc = hint_header(target, buf, &at)) != 0)
+		return rc;
+	return store_dkey_at(s, at, STORE_HINT_PREFIX, key, klen, buf, out);
 }
 
 /* Does the data key k file the user key key?  Compares the key bytes it
@@ -262,6 +315,42 @@ log_bad_record(const MDB_val *dk, const MDB_val *v, int rc)
 	}
 	LOG_ERROR("store: record at %s (%zu bytes) left as it is: %s", hex,
 	          v->mv_size, dyn_strerror(rc));
+}
+
+/* The target named by a hint's data key, copied into name; false when the
+ * header is malformed. */
+static bool
+hint_target(const MDB_val *dk, char name[STORE_TARGET_MAX + 1])
+{
+	const uint8_t *d = dk->mv_data;
+	size_t tlen = dk->mv_size ? d[0] : 0;
+
+	if (tlen == 0 || tlen > STORE_TARGET_MAX ||
+	    dk->mv_size < 1 + tlen + KEYPOS_LEN || memchr(d + 1, 0, tlen))
+		return false;
+	memcpy(name, d + 1, tlen);
+	name[tlen] = '\0';
+	return true;
+}
+
+/* Name a bad hint by its target and position (when they are readable). */
+static void
+log_bad_hint(const MDB_val *dk, const MDB_val *v, int rc)
+{
+	char name[STORE_TARGET_MAX + 1] = "?";
+	char hex[2 * KEYPOS_LEN + 1] = "?";
+	struct keypos pos;
+
+	if (hint_target(dk, name)) {
+		memcpy(pos.b, (const uint8_t *)dk->mv_data + 1 + strlen(name),
+		       KEYPOS_LEN);
+		keypos_hex(&pos, hex);
+		for (char *c = name; *c; c++)
+			if (*c < 0x20 || *c > 0x7e)
+				*c = '?'; /* keep the log line one line */
+	}
+	LOG_ERROR("store: hint for %s at %s (%zu bytes) left as it is: %s",
+	          name, hex, v->mv_size, dyn_strerror(rc));
 }
 
 static bool
@@ -435,6 +524,146 @@ done:
 	return rc;
 }
 
+/* Decode the hint at dk into name, key and set, checking that it is filed
+ * where its target and key say (which also checks the position). */
+static int
+hint_decode(const struct store *s, const MDB_val *dk, const MDB_val *v,
+            char name[STORE_TARGET_MAX + 1], struct buf *key, struct vset *set)
+{
+	uint8_t dkbuf[DKEY_MAX];
+	MDB_val want;
+	int rc;
+
+	if (!hint_target(dk, name))
+		return DYN_EBADMSG;
+	rc = store_record_decode(v->mv_data, v->mv_size, s->max_value, key,
+	                         set);
+	if (rc != 0)
+		return rc;
+	rc = store_hint_dkey(s, name, key->data, key->len, dkbuf, &want);
+	if (rc == 0 && (want.mv_size != dk->mv_size ||
+	                memcmp(want.mv_data, dk->mv_data, dk->mv_size) != 0))
+		rc = DYN_EBADMSG;
+	if (rc != 0)
+		vset_fini(set);
+	return rc;
+}
+
+int
+store_hint_scan(struct store *s, const char *target, store_hint_fn cb,
+                void *arg)
+{
+	uint8_t hdr[1 + STORE_TARGET_MAX];
+	char name[STORE_TARGET_MAX + 1];
+	struct read_frame f;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	struct vset set;
+	struct buf key;
+	size_t hlen = 0;
+	bool locked;
+	int rc, op;
+
+	if (target && (rc = hint_header(target, hdr, &hlen)) != 0)
+		return rc;
+	vset_init(&set);
+	buf_init(&key);
+	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
+		goto done;
+	if ((rc = mdb_cursor_open(txn, s->hints, &cur)) != 0) {
+		rc = store_error_from_lmdb(rc);
+		goto out;
+	}
+	k.mv_data = hdr;
+	k.mv_size = hlen;
+	op = target ? MDB_SET_RANGE : MDB_FIRST;
+	for (;; op = MDB_NEXT) {
+		rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0) {
+			rc = store_error_from_lmdb(rc);
+			break;
+		}
+		if (target &&
+		    (k.mv_size < hlen || memcmp(k.mv_data, hdr, hlen) != 0))
+			break; /* past target's range */
+		/* A bad hint must not hold back the others: log, go on. */
+		rc = hint_decode(s, &k, &v, name, &key, &set);
+		if (rc == -ENOMEM)
+			break;
+		if (rc != 0) {
+			log_bad_hint(&k, &v, rc);
+			continue;
+		}
+		rc = cb(name, key.data, key.len, &set, arg);
+		vset_fini(&set);
+		if (rc != 0)
+			break;
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	store_read_end(s, &f, locked, txn);
+done:
+	vset_fini(&set);
+	buf_fini(&key);
+	return rc;
+}
+
+int
+store_hint_counts(struct store *s, store_hint_count_fn cb, void *arg)
+{
+	char name[STORE_TARGET_MAX + 1], next[STORE_TARGET_MAX + 1];
+	struct read_frame f;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	uint64_t n = 0;
+	bool locked;
+	int rc, op;
+
+	name[0] = '\0';
+	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->hints, &cur)) != 0) {
+		rc = store_error_from_lmdb(rc);
+		goto out;
+	}
+	for (op = MDB_FIRST;; op = MDB_NEXT) {
+		rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op);
+		if (rc == MDB_NOTFOUND) {
+			rc = n ? cb(name, n, arg) : 0;
+			break;
+		}
+		if (rc != 0) {
+			rc = store_error_from_lmdb(rc);
+			break;
+		}
+		if (!hint_target(&k, next)) {
+			log_bad_hint(&k, &v, DYN_EBADMSG);
+			continue;
+		}
+		/* Keys of one target are contiguous: a new name closes the
+		 * previous target's count. */
+		if (n && strcmp(name, next) != 0) {
+			if ((rc = cb(name, n, arg)) != 0)
+				break;
+			n = 0;
+		}
+		memcpy(name, next, sizeof(name));
+		n++;
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	store_read_end(s, &f, locked, txn);
+	return rc;
+}
+
 int
 store_meta_get(struct store *s, const char *name, void *buf, size_t cap,
                size_t *len)
@@ -476,6 +705,11 @@ store_stats(struct store *s, struct store_stats *out)
 	memset(out, 0, sizeof(*out));
 	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
 		return rc;
+	if ((rc = mdb_stat(txn, s->hints, &st)) != 0) {
+		rc = store_error_from_lmdb(rc);
+		goto out;
+	}
+	out->hints = st.ms_entries;
 	if ((rc = mdb_stat(txn, s->objects, &st)) != 0 ||
 	    (rc = mdb_env_info(s->env, &info)) != 0) {
 		rc = store_error_from_lmdb(rc);
@@ -528,13 +762,15 @@ writer_apply(struct store *s, MDB_txn *txn, struct store_req *r)
 	}
 
 	vset_init(&cur);
-	mrc = mdb_get(txn, s->objects, &r->dkey, &v);
+	mrc = mdb_get(txn, r->dbi, &r->dkey, &v);
 	if (mrc != 0 && mrc != MDB_NOTFOUND)
 		goto out;
 	if (mrc == 0) {
 		rc = store_decode_for(s, &v, r->key, r->klen, &cur);
 		if (rc != 0) {
-			if (rc == DYN_EBADMSG)
+			if (rc == DYN_EBADMSG && r->dbi == s->hints)
+				log_bad_hint(&r->dkey, &v, rc);
+			else if (rc == DYN_EBADMSG)
 				log_bad_record(&r->dkey, &v, rc);
 			r->rc = rc;
 			r->failed = true;
@@ -554,7 +790,7 @@ writer_apply(struct store *s, MDB_txn *txn, struct store_req *r)
 	if (rc > 0)
 		goto out; /* STORE_SKIP (or another positive: leave it too) */
 	if (cur.n == 0) {
-		mrc = mdb_del(txn, s->objects, &r->dkey, NULL);
+		mrc = mdb_del(txn, r->dbi, &r->dkey, NULL);
 		if (mrc == MDB_NOTFOUND)
 			mrc = 0;
 		goto out;
@@ -568,7 +804,7 @@ writer_apply(struct store *s, MDB_txn *txn, struct store_req *r)
 	}
 	v.mv_data = s->enc.data;
 	v.mv_size = s->enc.len;
-	mrc = mdb_put(txn, s->objects, &r->dkey, &v, 0);
+	mrc = mdb_put(txn, r->dbi, &r->dkey, &v, 0);
 out:
 	vset_fini(&cur);
 	return mrc;
@@ -779,6 +1015,7 @@ store_update_many(struct store *s, struct store_update *ups, size_t n)
 		if (ups[i].rc)
 			continue;
 		r->kind = REQ_UPDATE;
+		r->dbi = s->objects;
 		r->key = ups[i].key;
 		r->klen = ups[i].klen;
 		r->fn = ups[i].fn;
@@ -804,11 +1041,105 @@ store_update(struct store *s, const void *key, size_t klen, store_apply_fn fn,
 	if ((rc = store_dkey(s, key, klen, r.dkbuf, &r.dkey)) != 0)
 		return rc;
 	r.kind = REQ_UPDATE;
+	r.dbi = s->objects;
 	r.key = key;
 	r.klen = klen;
 	r.fn = fn;
 	r.arg = arg;
 	return store_submit(s, &r);
+}
+
+/* Hint add: merge the set (arg) in; nothing new is not a write. */
+static int
+apply_merge(struct vset *cur, void *arg)
+{
+	int rc = vset_merge(cur, arg);
+
+	if (rc < 0)
+		return rc;
+	return rc ? 0 : STORE_SKIP;
+}
+
+/* Conditional delete: arg says what the caller saw. */
+struct delete_cond {
+	const struct vset *seen;
+	bool exact; /* cur must also contain seen (no version went away) */
+};
+
+static int
+apply_delete_if(struct vset *cur, void *arg)
+{
+	const struct delete_cond *c = arg;
+
+	if (cur->n == 0)
+		return STORE_SKIP; /* absent: nothing to delete */
+	if (!vset_contains(c->seen, cur) ||
+	    (c->exact && !vset_contains(cur, c->seen)))
+		return STORE_KEPT;
+	vset_fini(cur); /* an empty set deletes the record */
+	return 0;
+}
+
+/* Run fn on the record at r->dkey of dbi; STORE_SKIP comes back as 0. */
+static int
+store_update_dkey(struct store *s, struct store_req *r, MDB_dbi dbi,
+                  const void *key, size_t klen, store_apply_fn fn, void *arg)
+{
+	int rc;
+
+	r->kind = REQ_UPDATE;
+	r->dbi = dbi;
+	r->key = key;
+	r->klen = klen;
+	r->fn = fn;
+	r->arg = arg;
+	rc = store_submit(s, r);
+	return rc == STORE_SKIP ? 0 : rc;
+}
+
+int
+store_delete_if(struct store *s, const void *key, size_t klen,
+                const struct vset *expected)
+{
+	struct delete_cond c = {expected, true};
+	struct store_req r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = store_dkey(s, key, klen, r.dkbuf, &r.dkey)) != 0)
+		return rc;
+	return store_update_dkey(s, &r, s->objects, key, klen, apply_delete_if,
+	                         &c);
+}
+
+int
+store_hint_add(struct store *s, const char *target, const void *key,
+               size_t klen, const struct vset *set)
+{
+	struct store_req r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = store_hint_dkey(s, target, key, klen, r.dkbuf, &r.dkey)))
+		return rc;
+	/* apply_merge only reads the set: vset_merge's src is const. */
+	return store_update_dkey(s, &r, s->hints, key, klen, apply_merge,
+	                         (void *)set);
+}
+
+int
+store_hint_remove(struct store *s, const char *target, const void *key,
+                  size_t klen, const struct vset *delivered)
+{
+	struct delete_cond c = {delivered, false};
+	struct store_req r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = store_hint_dkey(s, target, key, klen, r.dkbuf, &r.dkey)))
+		return rc;
+	return store_update_dkey(s, &r, s->hints, key, klen, apply_delete_if,
+	                         &c);
 }
 
 int
@@ -882,6 +1213,7 @@ store_open_env(struct store *s, const struct store_opts *o, uint64_t map)
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return store_error_from_lmdb(rc);
 	if ((rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->objects)) ||
+	    (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) ||
 	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta))) {
 		mdb_txn_abort(txn);
 		return store_error_from_lmdb(rc);

@@ -2,18 +2,22 @@
  * store — a node's local storage: one LMDB environment in the data
  * directory with named databases
  *   objects  key = MD5 position (16) || user key   value = record
+ *   hints    key = u8 target length || target || MD5 position || user key
+ *            value = record (hinted handoff: versions held for a replica
+ *            that was down, until it acknowledges them)
  *   meta     small named settings (the node's actor id, ...)
- * so a partition of the ring is one contiguous key range.  LMDB keys are at
- * most 511 bytes; a longer user key is stored under position || first
- * STORE_KEY_PREFIX bytes || SHA-256(key), and the record always carries the
- * full key.
+ * so a partition of the ring is one contiguous key range, and so are all
+ * the hints of one target.  LMDB keys are at most 511 bytes; a longer user
+ * key is stored under position || first STORE_KEY_PREFIX bytes ||
+ * SHA-256(key) (STORE_HINT_PREFIX bytes in hints, whose keys also carry the
+ * target), and the record always carries the full key.
  *
- * Concurrency: reads (store_get, store_scan) run in the caller's thread
- * in their own read transaction.  All writes go through one writer thread
- * that owns the only write transaction: callers queue an update and block
- * until it is committed; the writer applies every queued update in one
- * transaction and commits once (group commit), so with fsync on, a batch
- * costs one fsync.  When the map is full the writer aborts, grows the map
+ * Concurrency: reads (store_get, the scans, store_hint_counts) run in the
+ * caller's thread in their own read transaction.  All writes go through one
+ * writer thread that owns the only write transaction: callers queue an
+ * update and block until it is committed; the writer applies every queued
+ * update in one transaction and commits once (group commit), so with fsync
+ * on, a batch costs one fsync.  When the map is full the writer aborts, grows the map
  * (readers are held off for that moment) and retries the batch; past the
  * configured maximum, or when the disk itself is full, the updates fail
  * with -ENOSPC and nothing is written.
@@ -29,7 +33,9 @@
 #include "keypos.h"
 #include "vset.h"
 
-#define STORE_KEY_PREFIX 400
+#define STORE_KEY_PREFIX  400
+#define STORE_TARGET_MAX  63 /* hint target: a node name (RING_NAME_MAX) */
+#define STORE_HINT_PREFIX (STORE_KEY_PREFIX - 1 - STORE_TARGET_MAX)
 
 struct store;
 
@@ -44,6 +50,7 @@ struct store_opts {
 
 struct store_stats {
 	uint64_t keys;       /* records in objects */
+	uint64_t hints;      /* records in hints (all targets) */
 	uint64_t db_bytes;   /* bytes of the data file in use */
 	uint64_t map_bytes;  /* current map size */
 	uint64_t commits;    /* write transactions committed */
@@ -104,6 +111,67 @@ typedef int (*store_scan_fn)(const struct keypos *pos, const uint8_t *key,
     size_t klen, const struct vset *set, void *arg);
 int store_scan(struct store *s, const struct keypos *from,
     const struct keypos *to, store_scan_fn cb, void *arg);
+
+/*
+ * Conditional deletes, for data that was read, acted on, and may have
+ * changed since: they return 0 when the record is gone (deleted now, or
+ * already absent) and STORE_KEPT when it was left because it no longer
+ * matches.  Both go through the writer thread like store_update (same
+ * -EDEADLK rule, DYN_EBADMSG when the stored record does not decode).
+ */
+#define STORE_KEPT 2
+
+/* Delete key's object record only if it holds exactly the versions of
+ * expected (each set contains the other: vset_contains both ways); for
+ * anti-entropy purging tombstones that every replica has. */
+int store_delete_if(struct store *s, const void *key, size_t klen,
+    const struct vset *expected);
+
+/*
+ * Hinted handoff.  A hint is the set of versions this node keeps for target
+ * (a node name, 1..STORE_TARGET_MAX bytes, no NUL) under key, until target
+ * has them.  Hints live in LMDB, so they survive restarts.
+ *
+ * store_hint_add merges set into the hint of (target, key) (vset_merge),
+ * through the writer thread, so concurrent adds share commits.  0 on success
+ * (also when set added nothing), -EINVAL for a bad target, DYN_ETOOBIG for a
+ * key over KEY_MAX_LEN, or the errors of store_update.  set is only read.
+ *
+ * store_hint_remove deletes the hint of (target, key) only if delivered
+ * holds everything it holds now (vset_contains(delivered, stored)): a hint
+ * that grew after it was read for delivery stays, and STORE_KEPT says so.
+ * 0 when the hint is gone (removed now or absent).
+ */
+int store_hint_add(struct store *s, const char *target, const void *key,
+    size_t klen, const struct vset *set);
+int store_hint_remove(struct store *s, const char *target, const void *key,
+    size_t klen, const struct vset *delivered);
+
+/*
+ * Visit the hints of target (NULL: of every target), target by target and
+ * in position order within one.  cb gets the target as a NUL-terminated
+ * string, the full key and the set, all valid only during the call; a
+ * non-zero return stops the scan and is returned.  Same rules as store_scan:
+ * one read transaction, a hint that does not decode is logged and skipped,
+ * cb may read (store_get, a nested scan) but not write: collect what was
+ * delivered and store_hint_remove it after the scan.
+ */
+typedef int (*store_hint_fn)(const char *target, const uint8_t *key,
+    size_t klen, const struct vset *set, void *arg);
+int store_hint_scan(struct store *s, const char *target, store_hint_fn cb,
+    void *arg);
+
+/*
+ * The hint backlog: cb once per target that has hints, with their number
+ * (decodable or not; a key whose target cannot be read is logged and left
+ * out, while store_stats' hints counts every record), in the order of
+ * store_hint_scan.  A non-zero return stops and is returned.  Reads every
+ * hint key once (no values) in one read transaction: fine for `dynamoctl
+ * status`, not for a hot path.
+ */
+typedef int (*store_hint_count_fn)(const char *target, uint64_t count,
+    void *arg);
+int store_hint_counts(struct store *s, store_hint_count_fn cb, void *arg);
 
 /* Small named values in meta (name <= 64 bytes, value <= 4 KiB).
  * meta_get: -ENOENT when absent; *len gets the full length (copied up to

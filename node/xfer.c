@@ -162,7 +162,7 @@ pull_from(struct node *n, uint32_t part, const char *addr, uint32_t *count)
 	buf_init(&b);
 	int rc;
 	for (;;) {
-		wire_begin(&b, WIRE_XFER_REQ, 0, (uint64_t)part);
+		node_req_begin(n, &b, WIRE_XFER_REQ);
 		wire_put_u32(&b, F_PART, part);
 		if (have_cursor)
 			wire_put(&b, F_CURSOR, cursor.b, KEYPOS_LEN);

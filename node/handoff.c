@@ -1,0 +1,194 @@
+#include "handoff.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "gossip.h"
+#include "log.h"
+#include "mem.h"
+#include "node_i.h"
+#include "rpc.h"
+#include "store.h"
+#include "wire.h"
+
+#define HANDOFF_POLL_MS 500
+#define HANDOFF_BATCH   32 /* hints in flight to one replica at once */
+
+struct handoff {
+	struct node *node;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool stopping;
+	uint64_t delivered;
+	pthread_t thread;
+	bool started;
+};
+
+/* One hint taken out of the store for delivery. */
+struct hint {
+	struct buf key;
+	struct vset set;
+};
+
+struct batch {
+	char target[64];
+	struct hint h[HANDOFF_BATCH];
+	size_t n;
+};
+
+/* Collect up to a batch of one target's hints: the first target found
+ * fixes the batch's target. */
+static int
+collect(const char *target, const uint8_t *key, size_t klen,
+    const struct vset *set, void *arg)
+{
+	struct batch *b = arg;
+	if (b->n == 0)
+		snprintf(b->target, sizeof(b->target), "%s", target);
+	else if (strcmp(b->target, target) != 0)
+		return 0;
+	struct hint *h = &b->h[b->n];
+	buf_init(&h->key);
+	buf_put(&h->key, key, klen);
+	vset_init(&h->set);
+	if (buf_err(&h->key) || vset_copy(&h->set, set) != 0) {
+		buf_fini(&h->key);
+		vset_fini(&h->set);
+		return -ENOMEM;
+	}
+	return ++b->n == HANDOFF_BATCH ? 1 : 0;
+}
+
+static void
+batch_fini(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		buf_fini(&b->h[i].key);
+		vset_fini(&b->h[i].set);
+	}
+	b->n = 0;
+}
+
+/* Deliver one batch; the number delivered (0 when the target is away). */
+static size_t
+deliver(struct handoff *ho, struct batch *b)
+{
+	struct node *n = ho->node;
+	char addr[128];
+	if (gossip_member_addr(n->gossip, b->target, addr, sizeof(addr)) != 0 ||
+	    !rpc_peer_usable(n->pool, addr))
+		return 0;
+
+	struct buf req[HANDOFF_BATCH];
+	const char *addrs[HANDOFF_BATCH];
+	struct rpc_reply rr[HANDOFF_BATCH];
+	for (size_t i = 0; i < b->n; i++) {
+		buf_init(&req[i]);
+		node_req_begin(n, &req[i], WIRE_REPLICATE_REQ);
+		wire_put(&req[i], F_KEY, b->h[i].key.data, b->h[i].key.len);
+		size_t at = wire_begin_field(&req[i], F_VSET);
+		vset_encode(&b->h[i].set, &req[i]);
+		wire_end_field(&req[i], at);
+		wire_seal(&req[i], &n->cfg.key);
+		addrs[i] = addr;
+	}
+	rpc_call_each(n->pool, addrs, b->n, req, b->n, n->cfg.timeout_ms, rr);
+	size_t done = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		if (rr[i].rc == 0 &&
+		    store_hint_remove(n->store, b->target, b->h[i].key.data,
+		        b->h[i].key.len, &b->h[i].set) == 0)
+			done++;
+		rpc_reply_fini(&rr[i]);
+		buf_fini(&req[i]);
+	}
+	return done;
+}
+
+static void *
+handoff_main(void *arg)
+{
+	struct handoff *ho = arg;
+	struct batch *b = mem_calloc(1, sizeof(*b));
+	pthread_mutex_lock(&ho->lock);
+	while (b && !ho->stopping) {
+		pthread_mutex_unlock(&ho->lock);
+		/* Drain target by target while deliveries succeed. */
+		for (;;) {
+			store_hint_scan(ho->node->store, NULL, collect, b);
+			if (b->n == 0)
+				break;
+			size_t done = deliver(ho, b);
+			batch_fini(b);
+			if (done == 0)
+				break;
+			pthread_mutex_lock(&ho->lock);
+			ho->delivered += done;
+			bool stop = ho->stopping;
+			pthread_mutex_unlock(&ho->lock);
+			if (stop)
+				break;
+		}
+		pthread_mutex_lock(&ho->lock);
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += HANDOFF_POLL_MS * 1000000L;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		if (!ho->stopping)
+			pthread_cond_timedwait(&ho->cv, &ho->lock, &dl);
+	}
+	pthread_mutex_unlock(&ho->lock);
+	mem_free(b);
+	return NULL;
+}
+
+int
+handoff_start(struct node *n, struct handoff **out)
+{
+	struct handoff *ho = mem_calloc(1, sizeof(*ho));
+	if (!ho)
+		return -ENOMEM;
+	ho->node = n;
+	pthread_mutex_init(&ho->lock, NULL);
+	pthread_cond_init(&ho->cv, NULL);
+	int rc = -pthread_create(&ho->thread, NULL, handoff_main, ho);
+	if (rc) {
+		handoff_stop(ho);
+		return rc;
+	}
+	ho->started = true;
+	*out = ho;
+	return 0;
+}
+
+void
+handoff_stop(struct handoff *ho)
+{
+	if (!ho)
+		return;
+	pthread_mutex_lock(&ho->lock);
+	ho->stopping = true;
+	pthread_cond_broadcast(&ho->cv);
+	pthread_mutex_unlock(&ho->lock);
+	if (ho->started)
+		pthread_join(ho->thread, NULL);
+	pthread_cond_destroy(&ho->cv);
+	pthread_mutex_destroy(&ho->lock);
+	mem_free(ho);
+}
+
+uint64_t
+handoff_delivered(struct handoff *ho)
+{
+	pthread_mutex_lock(&ho->lock);
+	uint64_t d = ho->delivered;
+	pthread_mutex_unlock(&ho->lock);
+	return d;
+}

@@ -527,3 +527,24 @@ dyn_leave(struct dyn_client *c, size_t i)
 	rpc_reply_fini(&reply);
 	return rc;
 }
+
+int
+dyn_fault(struct dyn_client *c, size_t i, const char *const *names, size_t n)
+{
+	if (i >= c->nnodes || n > 16)
+		return -EINVAL;
+	struct buf b;
+	buf_init(&b);
+	begin_req(c, &b, WIRE_FAULT_REQ);
+	for (size_t k = 0; k < n; k++)
+		wire_put_str(&b, F_NAME, names[k]);
+	if (n == 0)
+		wire_put_u32(&b, F_FLAGS, WIRE_F_HEAL);
+	struct rpc_reply reply = {0};
+	int rc = wire_seal(&b, &c->key);
+	if (rc == 0)
+		rc = call(c, i, &b, WIRE_FAULT_RESP, &reply);
+	buf_fini(&b);
+	rpc_reply_fini(&reply);
+	return rc;
+}

@@ -105,6 +105,11 @@ int dyn_leave(struct dyn_client *c, size_t i);
 int dyn_preflist(struct dyn_client *c, const void *key, size_t klen,
     char (*addrs)[128], size_t max, size_t *n);
 
+/* Fault injection, for tests: cut the node at index i off from the named
+ * nodes, both ways (n names), or with n == 0 heal every cut. */
+int dyn_fault(struct dyn_client *c, size_t i, const char *const *names,
+    size_t n);
+
 /* Status of the node at index i of the client's list. */
 int dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out);
 void dyn_status_fini(struct dyn_status *s);

@@ -175,7 +175,8 @@ hash3(struct merkle *t, const void *a, size_t na, const void *b, size_t nb,
 	return 0;
 }
 
-/* acc += v or acc -= v, as 256-bit big-endian integers mod 2^256. */
+/* acc += v (sum_add) or acc -= v (sum_sub), as 256-bit big-endian
+ * integers mod 2^256. */
 static void
 sum_add(uint8_t acc[MERKLE_HASH_LEN], const uint8_t v[MERKLE_HASH_LEN])
 {
@@ -684,8 +685,8 @@ merkle_step(const struct merkle *t, const struct merkle_level *m,
 		goto out;
 	if (nd > 0 && m->level < t->depth) {
 		/* merkle_diff returns sorted indices below the width. */
-		if ((rc = merkle_children_encode(t, m->level, d, nd, out)) ==
-		    0)
+		rc = merkle_children_encode(t, m->level, d, nd, out);
+		if (rc == 0)
 			rc = MERKLE_STEP_MORE;
 		goto out;
 	}

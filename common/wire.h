@@ -51,6 +51,10 @@ enum wire_type {
 	WIRE_LEAVE_RESP,
 	WIRE_FAULT_REQ,  /* F_NAME... (cut off from these) or F_FLAGS heal */
 	WIRE_FAULT_RESP,
+	WIRE_AE_REQ,    /* F_PART F_LEAFHASHES */
+	WIRE_AE_RESP,   /* F_LEAVES F_RECORDS */
+	WIRE_MERGE_REQ, /* F_RECORDS: merge into the local store */
+	WIRE_MERGE_RESP,
 	WIRE_TYPE_END,
 };
 
@@ -81,6 +85,8 @@ enum wire_tag {
 	F_STATUSJSON, /* text: members and ring as JSON */
 	F_FROM,       /* text: the sending node's name (node to node) */
 	F_HINT,       /* text: the replica a stand-in holds a write for */
+	F_LEAFHASHES, /* u32 count, count * 32-byte Merkle leaf hashes */
+	F_LEAVES,     /* u32 count, count * u32 leaf index */
 };
 
 /* Request flags (F_FLAGS). */

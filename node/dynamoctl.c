@@ -90,6 +90,7 @@ static const char usage_text[] =
     "  status [--json]\n"
     "  ring [--json]\n"
     "  leave\n"
+    "  fault drop NODE... | fault heal\n"
     "  keygen FILE\n";
 
 static const char help_text[] =
@@ -120,6 +121,10 @@ static const char help_text[] =
     "               partition's preference list (--json: one object).\n"
     "  leave        Make the (first) node leave the cluster: it hands its\n"
     "               partitions to their new owners, then exits 0.\n"
+    "  fault drop NODE...\n"
+    "               For tests: cut the (first) node off from the named\n"
+    "               nodes, both ways, as a network partition would.\n"
+    "  fault heal   Undo every cut of the (first) node.\n"
     "  keygen FILE  Write a new random cluster key to FILE (64 hex digits,\n"
     "               mode 0600; an existing file is never overwritten).\n"
     "               Needs no --node and no key.\n"
@@ -698,6 +703,27 @@ cmd_leave(struct ctl *ctl, struct dyn_client *c)
 	return EXIT_OK;
 }
 
+static int
+cmd_fault(struct ctl *ctl, struct dyn_client *c)
+{
+	const char *what = ctl->args[1];
+	int rv;
+	if (strcmp(what, "heal") == 0 && ctl->nargs == 2) {
+		rv = dyn_fault(c, 0, NULL, 0);
+	} else if (strcmp(what, "drop") == 0 && ctl->nargs > 2) {
+		rv = dyn_fault(c, 0, (const char *const *)&ctl->args[2],
+		               ctl->nargs - 2);
+	} else {
+		fprintf(stderr, "dynamoctl: fault drop NODE... | fault heal\n");
+		return EXIT_ERR;
+	}
+	if (rv != 0) {
+		fail("fault", rv);
+		return EXIT_ERR;
+	}
+	return EXIT_OK;
+}
+
 static const struct cmd cmds[] = {
     {"get", 1, 1, CO_JSON | CO_R | CO_LOCAL, true, cmd_get},
     {"put", 1, 2, CO_CONTEXT | CO_W, true, cmd_put},
@@ -705,6 +731,7 @@ static const struct cmd cmds[] = {
     {"status", 0, 0, CO_JSON, true, cmd_status},
     {"ring", 0, 0, CO_JSON, true, cmd_ring},
     {"leave", 0, 0, 0, true, cmd_leave},
+    {"fault", 1, 17, 0, true, cmd_fault},
     {"keygen", 1, 1, 0, false, cmd_keygen},
 };
 

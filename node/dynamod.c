@@ -41,6 +41,8 @@ usage(FILE *f)
 	    "  --n N --r R --w W    replication when founding (default 3/2/2)\n"
 	    "  --timeout MS         node-to-node call timeout (default 2000)\n"
 	    "  --gossip-interval MS gossip round (default 1000)\n"
+	    "  --ae-interval MS|off anti-entropy: one partition compared with\n"
+	    "                       its other replicas per MS (default 1000)\n"
 	    "  --ready-file FILE    write the listen address here once serving\n"
 	    "  --log-level LEVEL    debug, info, warn or error (default info)\n");
 }
@@ -88,6 +90,7 @@ main(int argc, char **argv)
 		O_NAME = 256, O_LISTEN, O_DATA, O_KEY, O_NOFSYNC, O_NOGROUP,
 		O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
 		O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
+		O_AE,
 	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, O_NAME},
@@ -110,6 +113,7 @@ main(int argc, char **argv)
 		{"w", required_argument, NULL, O_W},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"gossip-interval", required_argument, NULL, O_GOSSIP},
+		{"ae-interval", required_argument, NULL, O_AE},
 		{NULL, 0, NULL, 0},
 	};
 	struct node_config cfg;
@@ -138,6 +142,18 @@ main(int argc, char **argv)
 			seeds[nseeds++] = optarg;
 			break;
 		case O_ADV: cfg.advertise = optarg; break;
+		case O_AE:
+			if (strcmp(optarg, "off") == 0) {
+				cfg.ae_ms = -1;
+				break;
+			}
+			if (parse_u64(optarg, &v) != 0 || v == 0 ||
+			    v > 3600000) {
+				fprintf(stderr, "dynamod: bad --ae-interval\n");
+				return 1;
+			}
+			cfg.ae_ms = (int)v;
+			break;
 		case O_PARTS:
 		case O_N:
 		case O_R:

@@ -109,6 +109,22 @@ deliver(struct handoff *ho, struct batch *b)
 	return done;
 }
 
+struct targets {
+	char name[64][64];
+	size_t n;
+};
+
+static int
+list_target(const char *target, uint64_t count, void *arg)
+{
+	(void)count;
+	struct targets *ts = arg;
+	if (ts->n == 64)
+		return 1;
+	snprintf(ts->name[ts->n++], sizeof(ts->name[0]), "%s", target);
+	return 0;
+}
+
 static void *
 handoff_main(void *arg)
 {
@@ -117,21 +133,27 @@ handoff_main(void *arg)
 	pthread_mutex_lock(&ho->lock);
 	while (b && !ho->stopping) {
 		pthread_mutex_unlock(&ho->lock);
-		/* Drain target by target while deliveries succeed. */
-		for (;;) {
-			store_hint_scan(ho->node->store, NULL, collect, b);
-			if (b->n == 0)
-				break;
-			size_t done = deliver(ho, b);
-			batch_fini(b);
-			if (done == 0)
-				break;
-			pthread_mutex_lock(&ho->lock);
-			ho->delivered += done;
-			bool stop = ho->stopping;
-			pthread_mutex_unlock(&ho->lock);
-			if (stop)
-				break;
+		/* Target by target (one that is away must not hold up the
+		 * others), batch by batch while deliveries succeed. */
+		struct targets ts = {0};
+		store_hint_counts(ho->node->store, list_target, &ts);
+		for (size_t t = 0; t < ts.n; t++) {
+			for (;;) {
+				store_hint_scan(ho->node->store, ts.name[t],
+				    collect, b);
+				if (b->n == 0)
+					break;
+				size_t done = deliver(ho, b);
+				batch_fini(b);
+				if (done == 0)
+					break;
+				pthread_mutex_lock(&ho->lock);
+				ho->delivered += done;
+				bool stop = ho->stopping;
+				pthread_mutex_unlock(&ho->lock);
+				if (stop)
+					break;
+			}
 		}
 		pthread_mutex_lock(&ho->lock);
 		struct timespec dl;

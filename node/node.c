@@ -21,6 +21,7 @@
 
 #include <openssl/rand.h>
 
+#include "ae.h"
 #include "context.h"
 #include "coord.h"
 #include "gossip.h"
@@ -126,6 +127,7 @@ node_config_default(struct node_config *c)
 	c->w = 2;
 	c->timeout_ms = 2000;
 	c->gossip_ms = 1000;
+	c->ae_ms = 1000;
 }
 
 /* The key field every key-addressed request carries. */
@@ -285,6 +287,16 @@ handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
 }
 
 static int
+hint_count_json(const char *target, uint64_t count, void *arg)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), "\"%s\": %llu, ", target,
+	    (unsigned long long)count);
+	buf_put(arg, line, (size_t)n);
+	return 0;
+}
+
+static int
 handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 {
 	struct store_stats st;
@@ -319,12 +331,17 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	gossip_status_json(n->gossip, &js);
 	char tail[128];
 	int tl = snprintf(tail, sizeof(tail),
-	    ", \"transfer\": {\"done\": %u, \"total\": %u}", xd, xt);
-	/* Splice the transfer figure into the object gossip wrote. */
+	    ", \"transfer\": {\"done\": %u, \"total\": %u}, "
+	    "\"hints\": {", xd, xt);
+	/* Splice transfers and the hint backlog into gossip's object. */
 	if (buf_err(&js) == 0 && js.len > 0) {
 		js.len--; /* the closing brace */
 		buf_put(&js, tail, (size_t)tl);
-		buf_put(&js, "}", 1);
+		size_t before = js.len;
+		store_hint_counts(n->store, hint_count_json, &js);
+		if (js.len > before)
+			js.len -= 2; /* the last ", " */
+		buf_put(&js, "}}", 2);
 	}
 	wire_put(out, F_STATUSJSON, js.data, js.len);
 	buf_fini(&js);
@@ -405,6 +422,10 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 		return xfer_handle(n, m, out);
 	case WIRE_LEAVE_REQ:
 		return handle_leave(n, m, out);
+	case WIRE_AE_REQ:
+		return ae_handle(n, m, out);
+	case WIRE_MERGE_REQ:
+		return ae_handle_merge(n, m, out);
 	default:
 		return DYN_EBADMSG;
 	}
@@ -502,6 +523,8 @@ node_start(const struct node_config *c, struct node **out)
 		rc = xfer_start(n, &n->xfer);
 	if (rc == 0)
 		rc = handoff_start(n, &n->handoff);
+	if (rc == 0 && c->ae_ms >= 0)
+		rc = ae_start(n, c->ae_ms, &n->ae);
 	atomic_store(&n->ready, rc == 0);
 	pthread_mutex_unlock(&n->start_lock);
 	if (rc)
@@ -533,6 +556,7 @@ node_stop(struct node *n)
 	if (!n)
 		return;
 	server_stop(n->srv);
+	ae_stop(n->ae);
 	handoff_stop(n->handoff);
 	xfer_stop(n->xfer);
 	gossip_stop(n->gossip);

@@ -29,6 +29,7 @@ struct node_config {
 	uint32_t n, r, w;     /* replication, when founding a cluster */
 	int timeout_ms;       /* node-to-node calls (0: 2000) */
 	int gossip_ms;        /* gossip round (0: 1000) */
+	int ae_ms;            /* a partition per this many ms (-1: off) */
 };
 
 struct node;

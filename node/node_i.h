@@ -15,6 +15,7 @@ struct gossip;
 struct rpc_pool;
 struct xfer;
 struct handoff;
+struct ae;
 
 struct node {
 	struct node_config cfg;
@@ -29,6 +30,7 @@ struct node {
 	struct gossip *gossip;
 	struct xfer *xfer;
 	struct handoff *handoff;
+	struct ae *ae;
 	pthread_mutex_t fault_lock; /* the injected faults below */
 	char blocked[16][64];       /* nodes this one is cut off from */
 	size_t nblocked;

@@ -17,10 +17,10 @@
  * writer thread that owns the only write transaction: callers queue an
  * update and block until it is committed; the writer applies every queued
  * update in one transaction and commits once (group commit), so with fsync
- * on, a batch costs one fsync.  When the map is full the writer aborts, grows the map
- * (readers are held off for that moment) and retries the batch; past the
- * configured maximum, or when the disk itself is full, the updates fail
- * with -ENOSPC and nothing is written.
+ * on, a batch costs one fsync.  When the map is full the writer aborts,
+ * grows the map (readers are held off for that moment) and retries the
+ * batch; past the configured maximum, or when the disk itself is full, the
+ * updates fail with -ENOSPC and nothing is written.
  */
 #ifndef DYN_STORE_H
 #define DYN_STORE_H

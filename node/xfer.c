@@ -110,8 +110,9 @@ xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 /* ---- pulling ------------------------------------------------------- */
 
 /* Merge one batch of records into the local store. */
-static int
-apply_records(struct node *n, const struct wire_field *f, uint32_t *count)
+int
+xfer_apply_records(struct node *n, const struct wire_field *f,
+    uint32_t *count)
 {
 	struct rd r;
 	uint32_t cnt;
@@ -174,7 +175,7 @@ pull_from(struct node *n, uint32_t part, const char *addr, uint32_t *count)
 		if (rc == 0 && !recs)
 			rc = DYN_EBADMSG;
 		if (rc == 0)
-			rc = apply_records(n, recs, count);
+			rc = xfer_apply_records(n, recs, count);
 		const struct wire_field *cur = rc ? NULL
 		                                  : wire_find(&r.m, F_CURSOR);
 		if (cur && cur->len == KEYPOS_LEN) {

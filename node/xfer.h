@@ -27,6 +27,11 @@ int xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out);
 /* Partitions pulled so far / to pull under the current plan. */
 void xfer_progress(struct xfer *x, uint32_t *done, uint32_t *total);
 
+/* Merge every record of an F_RECORDS field into the local store;
+ * *count += the records. */
+int xfer_apply_records(struct node *n, const struct wire_field *f,
+    uint32_t *count);
+
 /* Merge a replica's set into the local store (REPLICATE_REQ, read repair,
  * transfers): a store_apply_fn whose arg is the incoming struct vset. */
 int xfer_apply_merge(struct vset *cur, void *arg);

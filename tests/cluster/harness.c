@@ -25,8 +25,8 @@ harness_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-pause_ms(int ms)
+void
+harness_pause_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 	nanosleep(&ts, NULL);
@@ -194,7 +194,7 @@ harness_start(struct harness *h, int i, const char *const *extra)
 			    nd->name);
 			exit(1);
 		}
-		pause_ms(20);
+		harness_pause_ms(20);
 	}
 }
 
@@ -218,7 +218,7 @@ harness_stop(struct harness *h, int i, int sig)
 			nd->pid = 0;
 			exit(1);
 		}
-		pause_ms(10);
+		harness_pause_ms(10);
 	}
 	nd->pid = 0;
 	return st;
@@ -257,6 +257,8 @@ harness_start_joined(struct harness *h, int i, int seed,
 	}
 	argv[a++] = "--gossip-interval";
 	argv[a++] = "250";
+	argv[a++] = "--ae-interval";
+	argv[a++] = "100";
 	for (int k = 0; extra && extra[k] && a < 30; k++)
 		argv[a++] = extra[k];
 	argv[a] = NULL;
@@ -318,7 +320,7 @@ harness_wait_ring(struct harness *h, int owners, int deadline_ms)
 			                "%d ms\n", owners, deadline_ms);
 			exit(1);
 		}
-		pause_ms(50);
+		harness_pause_ms(50);
 	}
 	for (int i = 0; i < h->n; i++)
 		dyn_client_free(cl[i]);

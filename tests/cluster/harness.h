@@ -65,6 +65,8 @@ struct dyn_client *harness_client(struct harness *h, int timeout_ms, ...);
 void harness_dump_logs(struct harness *h);
 /* Monotonic milliseconds. */
 long long harness_now_ms(void);
+/* Sleep between polls (never a test's only wait: poll with a deadline). */
+void harness_pause_ms(int ms);
 
 #define CHECK(cond)                                                         \
 	do {                                                                \

@@ -1163,6 +1163,844 @@ test_commit_io_error(void **state)
 	close_store(f);
 }
 
+/* --- hints --------------------------------------------------------------- */
+
+/* A set of one blind version by actor. */
+static void
+one_version(struct vset *s, uint64_t actor, const char *val)
+{
+	vset_init(s);
+	assert_int_equal(
+	    vset_put(s, NULL, actor, 1000, val, strlen(val), false, NULL), 0);
+}
+
+struct hint_seen {
+	char target[STORE_TARGET_MAX + 1];
+	uint8_t *key; /* libc's */
+	size_t klen;
+	struct vset set;
+};
+
+#define HINTS_SEEN 128
+
+struct hint_acc {
+	struct hint_seen h[HINTS_SEEN];
+	int n;
+	int stop_after; /* 0: never */
+	int overflow;
+};
+
+static int
+hint_collect(const char *target, const uint8_t *key, size_t klen,
+             const struct vset *set, void *arg)
+{
+	struct hint_acc *a = arg;
+	struct hint_seen *h;
+
+	if (a->n == HINTS_SEEN) {
+		a->overflow++;
+		return 0;
+	}
+	h = &a->h[a->n];
+	snprintf(h->target, sizeof(h->target), "%s", target);
+	h->key = malloc(klen ? klen : 1);
+	if (!h->key)
+		return -ENOMEM;
+	if (klen)
+		memcpy(h->key, key, klen);
+	h->klen = klen;
+	vset_init(&h->set);
+	if (vset_copy(&h->set, set) != 0) {
+		free(h->key);
+		return -ENOMEM;
+	}
+	a->n++;
+	if (a->stop_after && a->n == a->stop_after)
+		return 42;
+	return 0;
+}
+
+static void
+hint_acc_fini(struct hint_acc *a)
+{
+	for (int i = 0; i < a->n; i++) {
+		free(a->h[i].key);
+		vset_fini(&a->h[i].set);
+	}
+	a->n = 0;
+}
+
+static int
+hint_scan(struct store *s, const char *target, struct hint_acc *a)
+{
+	memset(a, 0, sizeof(*a));
+	return store_hint_scan(s, target, hint_collect, a);
+}
+
+/* The hint of (target, key) in a, or NULL. */
+static const struct hint_seen *
+hint_find(const struct hint_acc *a, const char *target, const void *key,
+          size_t klen)
+{
+	for (int i = 0; i < a->n; i++)
+		if (strcmp(a->h[i].target, target) == 0 &&
+		    a->h[i].klen == klen &&
+		    (klen == 0 || memcmp(a->h[i].key, key, klen) == 0))
+			return &a->h[i];
+	return NULL;
+}
+
+struct count_acc {
+	char target[8][STORE_TARGET_MAX + 1];
+	uint64_t count[8];
+	int n;
+};
+
+static int
+count_cb(const char *target, uint64_t count, void *arg)
+{
+	struct count_acc *a = arg;
+	if (a->n == 8)
+		return -ENOSPC;
+	snprintf(a->target[a->n], sizeof(a->target[0]), "%s", target);
+	a->count[a->n++] = count;
+	return 0;
+}
+
+/* count of target in a; -1 when it is not there. */
+static int64_t
+count_of(const struct count_acc *a, const char *target)
+{
+	for (int i = 0; i < a->n; i++)
+		if (strcmp(a->target[i], target) == 0)
+			return (int64_t)a->count[i];
+	return -1;
+}
+
+static void
+test_hint_add_scan_remove(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, true, 0, 0, 0);
+	struct store_stats st;
+	struct hint_acc a;
+	struct vset v1, got;
+	char tlong[STORE_TARGET_MAX + 2];
+
+	one_version(&v1, 11, "hinted");
+	vset_init(&got);
+	assert_int_equal(hint_scan(s, NULL, &a), 0);
+	assert_int_equal(a.n, 0);
+
+	assert_int_equal(store_hint_add(s, "n2", "k1", 2, &v1), 0);
+	assert_int_equal(store_hint_add(s, "n2", "", 0, &v1), 0);
+	/* A hint is not an object. */
+	assert_int_equal(store_get(s, "k1", 2, &got), -ENOENT);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, 2);
+	assert_int_equal(st.keys, 0);
+
+	assert_int_equal(hint_scan(s, NULL, &a), 0);
+	assert_int_equal(a.n, 2);
+	const struct hint_seen *h = hint_find(&a, "n2", "k1", 2);
+	assert_non_null(h);
+	assert_int_equal(h->set.n, 1);
+	assert_true(vset_contains(&h->set, &v1));
+	assert_true(vset_contains(&v1, &h->set));
+	assert_memory_equal(h->set.v[0].value, "hinted", 6);
+	assert_non_null(hint_find(&a, "n2", "", 0));
+	hint_acc_fini(&a);
+
+	/* Delivered: removed; removing again (absent) is fine too. */
+	assert_int_equal(store_hint_remove(s, "n2", "k1", 2, &v1), 0);
+	assert_int_equal(store_hint_remove(s, "n2", "k1", 2, &v1), 0);
+	assert_int_equal(store_hint_remove(s, "n3", "k1", 2, &v1), 0);
+	assert_int_equal(hint_scan(s, NULL, &a), 0);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.h[0].klen, 0);
+	hint_acc_fini(&a);
+	assert_int_equal(store_hint_remove(s, "n2", "", 0, &v1), 0);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, 0);
+
+	/* Bad targets and keys are refused before anything is queued. */
+	memset(tlong, 't', sizeof(tlong) - 1);
+	tlong[sizeof(tlong) - 1] = '\0';
+	assert_int_equal(store_hint_add(s, tlong, "k", 1, &v1), -EINVAL);
+	assert_int_equal(store_hint_add(s, "", "k", 1, &v1), -EINVAL);
+	assert_int_equal(store_hint_remove(s, "", "k", 1, &v1), -EINVAL);
+	assert_int_equal(store_hint_scan(s, tlong, hint_collect, &a), -EINVAL);
+	tlong[STORE_TARGET_MAX] = '\0'; /* the longest name is fine */
+	assert_int_equal(store_hint_add(s, tlong, "k", 1, &v1), 0);
+	assert_int_equal(hint_scan(s, tlong, &a), 0);
+	assert_int_equal(a.n, 1);
+	assert_string_equal(a.h[0].target, tlong);
+	hint_acc_fini(&a);
+	char *huge = calloc(1, KEY_MAX_LEN + 1);
+	assert_non_null(huge);
+	assert_int_equal(store_hint_add(s, "n2", huge, KEY_MAX_LEN + 1, &v1),
+	                 DYN_ETOOBIG);
+	free(huge);
+
+	/* An empty set adds nothing and writes nothing. */
+	vset_fini(&got);
+	assert_int_equal(store_hint_add(s, "n2", "k9", 2, &got), 0);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, 1);
+
+	/* A non-zero return stops the scan and is returned. */
+	assert_int_equal(store_hint_add(s, "n2", "k2", 2, &v1), 0);
+	memset(&a, 0, sizeof(a));
+	a.stop_after = 1;
+	assert_int_equal(store_hint_scan(s, NULL, hint_collect, &a), 42);
+	assert_int_equal(a.n, 1);
+	hint_acc_fini(&a);
+	vset_fini(&v1);
+	close_store(f);
+}
+
+static void
+test_hint_targets(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	/* "n1" is a prefix of "n10": the length byte keeps them apart. */
+	static const char *const targets[] = {"n1", "n10", "alpha", "b"};
+	static const int nkeys[] = {5, 3, 7, 1};
+	struct count_acc c;
+	struct store_stats st;
+	struct hint_acc a;
+	struct vset v;
+	char key[32];
+	int total = 0;
+
+	for (int t = 0; t < 4; t++) {
+		for (int i = 0; i < nkeys[t]; i++) {
+			snprintf(key, sizeof(key), "key-%d", i);
+			one_version(&v, 100 + (uint64_t)t, targets[t]);
+			assert_int_equal(store_hint_add(s, targets[t], key,
+			                                strlen(key), &v),
+			                 0);
+			vset_fini(&v);
+			total++;
+		}
+	}
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, total);
+
+	/* One target: its hints only, with its values, in position order. */
+	for (int t = 0; t < 4; t++) {
+		assert_int_equal(hint_scan(s, targets[t], &a), 0);
+		assert_int_equal(a.n, nkeys[t]);
+		for (int i = 0; i < a.n; i++) {
+			struct keypos p0, p1;
+			assert_string_equal(a.h[i].target, targets[t]);
+			assert_int_equal(a.h[i].set.n, 1);
+			assert_int_equal(a.h[i].set.v[0].len,
+			                 strlen(targets[t]));
+			assert_memory_equal(a.h[i].set.v[0].value, targets[t],
+			                    strlen(targets[t]));
+			if (i == 0)
+				continue;
+			keypos_of(a.h[i - 1].key, a.h[i - 1].klen, &p0);
+			keypos_of(a.h[i].key, a.h[i].klen, &p1);
+			assert_true(memcmp(p0.b, p1.b, KEYPOS_LEN) < 0);
+		}
+		hint_acc_fini(&a);
+	}
+	assert_int_equal(hint_scan(s, "n", &a), 0);
+	assert_int_equal(a.n, 0);
+	assert_int_equal(hint_scan(s, "n100", &a), 0);
+	assert_int_equal(a.n, 0);
+
+	/* All targets: each target's hints are contiguous. */
+	assert_int_equal(hint_scan(s, NULL, &a), 0);
+	assert_int_equal(a.n, total);
+	int runs = 1;
+	for (int i = 1; i < a.n; i++)
+		runs += strcmp(a.h[i].target, a.h[i - 1].target) != 0;
+	assert_int_equal(runs, 4);
+	hint_acc_fini(&a);
+
+	/* Counts, per target. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_hint_counts(s, count_cb, &c), 0);
+	assert_int_equal(c.n, 4);
+	for (int t = 0; t < 4; t++)
+		assert_int_equal(count_of(&c, targets[t]), nkeys[t]);
+
+	/* Removing one target's hints leaves the others. */
+	for (int i = 0; i < nkeys[0]; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		one_version(&v, 100, targets[0]);
+		assert_int_equal(
+		    store_hint_remove(s, "n1", key, strlen(key), &v), 0);
+		vset_fini(&v);
+	}
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_hint_counts(s, count_cb, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(count_of(&c, "n1"), -1);
+	assert_int_equal(count_of(&c, "n10"), 3);
+	assert_int_equal(hint_scan(s, "n10", &a), 0);
+	assert_int_equal(a.n, 3);
+	hint_acc_fini(&a);
+
+	/* Nothing at all: no calls. */
+	for (int t = 1; t < 4; t++) {
+		for (int i = 0; i < nkeys[t]; i++) {
+			snprintf(key, sizeof(key), "key-%d", i);
+			one_version(&v, 100 + (uint64_t)t, targets[t]);
+			assert_int_equal(store_hint_remove(s, targets[t], key,
+			                                   strlen(key), &v),
+			                 0);
+			vset_fini(&v);
+		}
+	}
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_hint_counts(s, count_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	close_store(f);
+}
+
+static void
+test_hint_merge(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	struct store_stats st0, st1;
+	struct vset a1, b1, newer;
+	struct vclock ctx;
+	struct hint_acc a;
+
+	/* Two blind writes by different coordinators: siblings. */
+	one_version(&a1, 1, "from-1");
+	one_version(&b1, 2, "from-2");
+	assert_int_equal(store_hint_add(s, "n2", "doc", 3, &a1), 0);
+	assert_int_equal(store_hint_add(s, "n2", "doc", 3, &b1), 0);
+	assert_int_equal(hint_scan(s, "n2", &a), 0);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.h[0].set.n, 2);
+	assert_true(vset_contains(&a.h[0].set, &a1));
+	assert_true(vset_contains(&a.h[0].set, &b1));
+	hint_acc_fini(&a);
+
+	/* Adding what is there already writes nothing. */
+	assert_int_equal(store_stats(s, &st0), 0);
+	assert_int_equal(store_hint_add(s, "n2", "doc", 3, &a1), 0);
+	assert_int_equal(store_stats(s, &st1), 0);
+	assert_int_equal(st1.hints, 1);
+
+	/* A write that saw from-1 replaces it; from-2 stays. */
+	vset_init(&newer);
+	vset_context(&a1, &ctx);
+	assert_int_equal(
+	    vset_put(&newer, &ctx, 1, 2000, "newer", 5, false, NULL), 0);
+	assert_int_equal(store_hint_add(s, "n2", "doc", 3, &newer), 0);
+	assert_int_equal(hint_scan(s, "n2", &a), 0);
+	assert_int_equal(a.h[0].set.n, 2);
+	assert_true(vset_contains(&a.h[0].set, &newer));
+	assert_true(vset_contains(&a.h[0].set, &b1));
+	for (uint32_t i = 0; i < a.h[0].set.n; i++)
+		assert_true(a.h[0].set.v[i].len != 6 ||
+		            memcmp(a.h[0].set.v[i].value, "from-1", 6) != 0);
+	hint_acc_fini(&a);
+	vset_fini(&a1);
+	vset_fini(&b1);
+	vset_fini(&newer);
+	close_store(f);
+}
+
+/* A hint that grew after it was read for delivery must stay. */
+static void
+test_hint_remove_grown(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	struct vset v1, v2, got;
+	struct hint_acc a;
+
+	one_version(&v1, 1, "first");
+	one_version(&v2, 2, "second");
+	assert_int_equal(store_hint_add(s, "n2", "k", 1, &v1), 0);
+	assert_int_equal(hint_scan(s, "n2", &a), 0);
+	assert_int_equal(a.n, 1);
+	vset_init(&got);
+	assert_int_equal(vset_copy(&got, &a.h[0].set), 0); /* "delivered" */
+	hint_acc_fini(&a);
+
+	/* Meanwhile another write lands in the hint. */
+	assert_int_equal(store_hint_add(s, "n2", "k", 1, &v2), 0);
+	assert_int_equal(store_hint_remove(s, "n2", "k", 1, &got), STORE_KEPT);
+	assert_int_equal(hint_scan(s, "n2", &a), 0);
+	assert_int_equal(a.n, 1);
+	assert_int_equal(a.h[0].set.n, 2);
+	hint_acc_fini(&a);
+
+	/* Delivering more than the hint holds is fine. */
+	assert_int_equal(vset_merge(&got, &v2), 1);
+	struct vset v3;
+	one_version(&v3, 3, "third");
+	assert_int_equal(vset_merge(&got, &v3), 1);
+	assert_int_equal(store_hint_remove(s, "n2", "k", 1, &got), 0);
+	assert_int_equal(hint_scan(s, NULL, &a), 0);
+	assert_int_equal(a.n, 0);
+	vset_fini(&v1);
+	vset_fini(&v2);
+	vset_fini(&v3);
+	vset_fini(&got);
+	close_store(f);
+}
+
+static void
+test_hint_persistence(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, true, 0, 0, 0);
+	struct store_stats st;
+	struct count_acc c;
+	struct hint_acc a;
+	struct vset v;
+	char key[32];
+
+	for (int i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "p-%d", i);
+		one_version(&v, 5, key);
+		assert_int_equal(store_hint_add(s, i % 2 ? "odd" : "even", key,
+		                                strlen(key), &v),
+		                 0);
+		vset_fini(&v);
+	}
+	assert_int_equal(put_str(s, "object", "too"), 0);
+	reopen(f);
+	s = f->s;
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, 50);
+	assert_int_equal(st.keys, 1);
+	assert_int_equal(hint_scan(s, "odd", &a), 0);
+	assert_int_equal(a.n, 25);
+	for (int i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "p-%d", i);
+		const struct hint_seen *h =
+		    hint_find(&a, "odd", key, strlen(key));
+		assert_true(i % 2 ? h != NULL : h == NULL);
+		if (h) {
+			assert_int_equal(h->set.n, 1);
+			assert_int_equal(h->set.v[0].len, strlen(key));
+			assert_memory_equal(h->set.v[0].value, key,
+			                    strlen(key));
+		}
+	}
+	hint_acc_fini(&a);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_hint_counts(s, count_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(count_of(&c, "odd"), 25);
+	assert_int_equal(count_of(&c, "even"), 25);
+	check_str(s, "object", "too");
+
+	/* A removal is durable too. */
+	one_version(&v, 5, "p-0");
+	assert_int_equal(store_hint_remove(s, "even", "p-0", 3, &v), 0);
+	vset_fini(&v);
+	reopen(f);
+	assert_int_equal(store_stats(f->s, &st), 0);
+	assert_int_equal(st.hints, 49);
+	close_store(f);
+}
+
+static void
+test_hint_long_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	/* The longest key kept whole and the shortest one hashed, for a
+	 * 63-byte target (431, 432) and a 1-byte one (493, 494); and longer.
+	 */
+	static const size_t lens[] = {431, 432, 493, 494, 1000, 65536};
+	const size_t nlens = sizeof(lens) / sizeof(lens[0]);
+	char tmax[STORE_TARGET_MAX + 1];
+	const char *targets[2] = {"x", tmax};
+	struct store_stats st;
+	struct hint_acc a;
+	struct vset v;
+	char *k, *k2;
+
+	memset(tmax, 'T', STORE_TARGET_MAX);
+	tmax[STORE_TARGET_MAX] = '\0';
+	k = malloc(KEY_MAX_LEN);
+	k2 = malloc(KEY_MAX_LEN);
+	assert_non_null(k);
+	assert_non_null(k2);
+	one_version(&v, 9, "long");
+	for (int t = 0; t < 2; t++) {
+		for (size_t i = 0; i < nlens; i++) {
+			memset(k, 'a' + (int)i, lens[i]);
+			assert_int_equal(
+			    store_hint_add(s, targets[t], k, lens[i], &v), 0);
+		}
+	}
+	/* Two long keys equal in their first 999 bytes. */
+	memset(k, 'z', 1000);
+	memcpy(k2, k, 1000);
+	k2[999] = 'y';
+	assert_int_equal(store_hint_add(s, "x", k, 1000, &v), 0);
+	assert_int_equal(store_hint_add(s, "x", k2, 1000, &v), 0);
+
+	reopen(f);
+	s = f->s;
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, 2 * nlens + 2);
+	for (int t = 0; t < 2; t++) {
+		assert_int_equal(hint_scan(s, targets[t], &a), 0);
+		assert_int_equal(a.n, (int)nlens + (t == 0 ? 2 : 0));
+		for (size_t i = 0; i < nlens; i++) {
+			memset(k, 'a' + (int)i, lens[i]);
+			assert_non_null(hint_find(&a, targets[t], k, lens[i]));
+		}
+		hint_acc_fini(&a);
+	}
+	assert_int_equal(hint_scan(s, "x", &a), 0);
+	memset(k, 'z', 1000);
+	assert_non_null(hint_find(&a, "x", k, 1000));
+	assert_non_null(hint_find(&a, "x", k2, 1000));
+	hint_acc_fini(&a);
+
+	/* Removal finds them again. */
+	for (int t = 0; t < 2; t++) {
+		for (size_t i = 0; i < nlens; i++) {
+			memset(k, 'a' + (int)i, lens[i]);
+			assert_int_equal(
+			    store_hint_remove(s, targets[t], k, lens[i], &v),
+			    0);
+		}
+	}
+	assert_int_equal(store_hint_remove(s, "x", k2, 1000, &v), 0);
+	assert_int_equal(hint_scan(s, NULL, &a), 0);
+	assert_int_equal(a.n, 1);
+	memset(k, 'z', 1000);
+	assert_non_null(hint_find(&a, "x", k, 1000));
+	hint_acc_fini(&a);
+	vset_fini(&v);
+	free(k);
+	free(k2);
+	close_store(f);
+}
+
+/* Write raw bytes into hints under the data key dk, with LMDB itself. */
+static void
+poke_hint_dkey(const char *dir, const void *dk, size_t dklen, const void *val,
+               size_t len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {dklen, (void *)dk}, v = {len, (void *)val};
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "hints", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* ... under u8 length || target || position(key) || key. */
+static void
+poke_hint_raw(const char *dir, const char *target, const char *key,
+              const void *val, size_t len)
+{
+	uint8_t dk[1 + 64 + KEYPOS_LEN + 64];
+	size_t tlen = strlen(target), klen = strlen(key);
+
+	assert_true(tlen <= 64 && klen <= 64);
+	dk[0] = (uint8_t)tlen;
+	memcpy(dk + 1, target, tlen);
+	assert_int_equal(
+	    keypos_of(key, klen, (struct keypos *)(dk + 1 + tlen)), 0);
+	memcpy(dk + 1 + tlen + KEYPOS_LEN, key, klen);
+	poke_hint_dkey(dir, dk, 1 + tlen + KEYPOS_LEN + klen, val, len);
+}
+
+static void
+test_hint_corrupt(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	struct store_stats st;
+	struct count_acc c;
+	struct hint_acc a;
+	struct vset v;
+	struct buf rec;
+	uint8_t dk[64];
+
+	one_version(&v, 4, "ok");
+	assert_int_equal(store_hint_add(s, "n2", "good", 4, &v), 0);
+	close_store(f);
+	poke_hint_raw(f->dir, "n2", "bad", "\0\0\0\3badgarbage", 14);
+	/* A well-formed record filed under another key. */
+	buf_init(&rec);
+	store_record_encode("other", 5, &v, &rec);
+	poke_hint_raw(f->dir, "n2", "wrong", rec.data, rec.len);
+	/* Right target and key, wrong position. */
+	buf_reset(&rec);
+	store_record_encode("good", 4, &v, &rec);
+	memset(dk, 0, sizeof(dk));
+	memcpy(dk, "\2n3", 3);
+	memcpy(dk + 3 + KEYPOS_LEN, "good", 4);
+	poke_hint_dkey(f->dir, dk, 3 + KEYPOS_LEN + 4, rec.data, rec.len);
+	/* Headers that do not parse: a target over the cap, a key too short
+	 * for its header, a NUL in the target. */
+	memset(dk, 'h', sizeof(dk));
+	dk[0] = STORE_TARGET_MAX + 1;
+	poke_hint_dkey(f->dir, dk, sizeof(dk), rec.data, rec.len);
+	dk[0] = 5;
+	poke_hint_dkey(f->dir, dk, 1 + 5 + KEYPOS_LEN - 1, rec.data, rec.len);
+	dk[2] = '\0';
+	poke_hint_dkey(f->dir, dk, sizeof(dk), rec.data, rec.len);
+	buf_fini(&rec);
+	s = open_store(f, false, 0, 0, 0);
+
+	/* Scans skip them all, and go on past them. */
+	assert_int_equal(hint_scan(s, NULL, &a), 0);
+	assert_int_equal(a.n, 1);
+	assert_non_null(hint_find(&a, "n2", "good", 4));
+	hint_acc_fini(&a);
+	assert_int_equal(hint_scan(s, "n2", &a), 0);
+	assert_int_equal(a.n, 1);
+	hint_acc_fini(&a);
+	assert_int_equal(hint_scan(s, "n3", &a), 0);
+	assert_int_equal(a.n, 0);
+	/* The backlog counts every record under a readable target. */
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, 7);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_hint_counts(s, count_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(count_of(&c, "n2"), 3);
+	assert_int_equal(count_of(&c, "n3"), 1);
+	/* An undecodable hint is left as it is. */
+	assert_int_equal(store_hint_add(s, "n2", "bad", 3, &v), DYN_EBADMSG);
+	assert_int_equal(store_hint_remove(s, "n2", "bad", 3, &v),
+	                 DYN_EBADMSG);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, 7);
+	vset_fini(&v);
+	close_store(f);
+}
+
+/* Hint writes from a scan callback would wait on the writer, which may be
+ * waiting for this very scan: refused. */
+static int
+hint_nested_cb(const char *target, const uint8_t *key, size_t klen,
+               const struct vset *set, void *arg)
+{
+	struct store *s = arg;
+	struct vset got;
+	int rc;
+	vset_init(&got);
+	rc = store_get(s, key, klen, &got);
+	vset_fini(&got);
+	if (rc != -ENOENT)
+		return -1;
+	if (store_hint_remove(s, target, key, klen, set) != -EDEADLK ||
+	    store_hint_add(s, target, key, klen, set) != -EDEADLK ||
+	    store_delete_if(s, key, klen, set) != -EDEADLK)
+		return -1;
+	return 0;
+}
+
+static void
+test_hint_nested(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	struct store_stats st;
+	struct vset v;
+
+	one_version(&v, 4, "x");
+	assert_int_equal(store_hint_add(s, "n2", "k", 1, &v), 0);
+	assert_int_equal(store_hint_scan(s, NULL, hint_nested_cb, s), 0);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, 1);
+	vset_fini(&v);
+	close_store(f);
+}
+
+/* --- many threads adding hints ------------------------------------------ */
+
+#define HINT_THREADS 16
+#define HINT_ADDS    200
+#define HINT_PAIRS   100 /* 4 targets x 25 keys */
+
+struct hinter {
+	struct store *s;
+	int id;
+	int errors;
+	pthread_t t;
+};
+
+static void
+hint_pair(int i, char *target, char *key)
+{
+	snprintf(target, 16, "node-%d", i % 4);
+	snprintf(key, 16, "hk-%d", i % 25);
+}
+
+/* Thread id writes version (actor id+1, counter i+1), which has seen its
+ * own earlier ones: the second visit of a pair replaces the first. */
+static void *
+hinter_main(void *p)
+{
+	struct hinter *h = p;
+	uint64_t actor = (uint64_t)h->id + 1;
+	char target[16], key[16];
+
+	for (int i = 0; i < HINT_ADDS; i++) {
+		struct vclock ctx;
+		struct vset v;
+		hint_pair(i, target, key);
+		vclock_init(&ctx);
+		if (i)
+			vclock_raise(&ctx, actor, (uint64_t)i, 1);
+		vset_init(&v);
+		if (vset_put(&v, &ctx, actor, 1000, key, strlen(key), false,
+		             NULL) != 0 ||
+		    store_hint_add(h->s, target, key, strlen(key), &v) != 0)
+			h->errors++;
+		vset_fini(&v);
+	}
+	return NULL;
+}
+
+static void
+test_hint_concurrent(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, true, 0, 0, 0);
+	struct hinter h[HINT_THREADS];
+	struct store_stats st;
+	struct count_acc c;
+	struct hint_acc *a = calloc(1, sizeof(*a));
+	char target[16], key[16];
+
+	assert_non_null(a);
+	for (int i = 0; i < HINT_THREADS; i++) {
+		h[i] = (struct hinter){s, i, 0, 0};
+		assert_int_equal(
+		    pthread_create(&h[i].t, NULL, hinter_main, &h[i]), 0);
+	}
+	for (int i = 0; i < HINT_THREADS; i++) {
+		pthread_join(h[i].t, NULL);
+		assert_int_equal(h[i].errors, 0);
+	}
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, HINT_PAIRS);
+	print_message("hints: %llu adds in %llu commits\n",
+	              (unsigned long long)st.updates,
+	              (unsigned long long)st.commits);
+	assert_int_equal(st.updates, HINT_THREADS * HINT_ADDS);
+	assert_true(st.commits * 4 < st.updates);
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_hint_counts(s, count_cb, &c), 0);
+	assert_int_equal(c.n, 4);
+	for (int t = 0; t < 4; t++) {
+		snprintf(target, sizeof(target), "node-%d", t);
+		assert_int_equal(count_of(&c, target), 25);
+	}
+	assert_int_equal(store_hint_scan(s, NULL, hint_collect, a), 0);
+	assert_int_equal(a->n, HINT_PAIRS);
+	for (int i = 0; i < HINT_PAIRS; i++) {
+		hint_pair(i, target, key);
+		const struct hint_seen *hs =
+		    hint_find(a, target, key, strlen(key));
+		assert_non_null(hs);
+		/* One version per thread: its last write of the pair. */
+		assert_int_equal(hs->set.n, HINT_THREADS);
+		for (uint32_t j = 0; j < hs->set.n; j++)
+			assert_int_equal(hs->set.v[j].dot.counter,
+			                 i + HINT_PAIRS + 1);
+	}
+	hint_acc_fini(a);
+	free(a);
+}
+
+/* --- conditional delete -------------------------------------------------- */
+
+static int
+apply_tombstone(struct vset *cur, void *arg)
+{
+	(void)arg;
+	return vset_put(cur, NULL, ACTOR, 5, NULL, 0, true, NULL);
+}
+
+static void
+test_delete_if(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	struct vset cur, more, less, got;
+	struct store_stats st;
+
+	vset_init(&got);
+	/* Absent: nothing to do. */
+	make_set(&cur);
+	assert_int_equal(store_delete_if(s, "gone", 4, &cur), 0);
+
+	/* A tombstone that got a sibling since it was read stays. */
+	assert_int_equal(store_update(s, "t", 1, apply_tombstone, NULL), 0);
+	assert_int_equal(store_get(s, "t", 1, &got), 0);
+	assert_int_equal(got.n, 1);
+	assert_true(got.v[0].tombstone);
+	vset_init(&less);
+	assert_int_equal(vset_copy(&less, &got), 0);
+	assert_int_equal(store_update(s, "t", 1, apply_blind, NULL), 0);
+	assert_int_equal(store_delete_if(s, "t", 1, &less), STORE_KEPT);
+	assert_int_equal(store_get(s, "t", 1, &got), 0);
+	assert_int_equal(got.n, 2);
+
+	/* Expected holds a version the record lacks: it may still be on
+	 * its way here, so the record stays. */
+	vset_init(&more);
+	assert_int_equal(vset_copy(&more, &got), 0);
+	assert_int_equal(vset_put(&more, NULL, 99, 5, "extra", 5, false, NULL),
+	                 0);
+	assert_int_equal(store_delete_if(s, "t", 1, &more), STORE_KEPT);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.keys, 1);
+
+	/* Exactly what is there: deleted. */
+	assert_int_equal(store_delete_if(s, "t", 1, &got), 0);
+	assert_int_equal(store_get(s, "t", 1, &got), -ENOENT);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.keys, 0);
+	assert_int_equal(st.hints, 0);
+
+	/* A hint under the same key is another record. */
+	assert_int_equal(store_hint_add(s, "n2", "h", 1, &cur), 0);
+	assert_int_equal(store_update(s, "h", 1, apply_blind, NULL), 0);
+	assert_int_equal(store_get(s, "h", 1, &got), 0);
+	assert_int_equal(store_delete_if(s, "h", 1, &got), 0);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.hints, 1);
+	assert_int_equal(store_delete_if(s, "h", 1, &cur), 0); /* absent */
+
+	/* Keys over the cap are refused. */
+	char *huge = calloc(1, KEY_MAX_LEN + 1);
+	assert_non_null(huge);
+	assert_int_equal(store_delete_if(s, huge, KEY_MAX_LEN + 1, &cur),
+	                 DYN_ETOOBIG);
+	free(huge);
+	vset_fini(&cur);
+	vset_fini(&more);
+	vset_fini(&less);
+	vset_fini(&got);
+	close_store(f);
+}
+
 /* --- open and close ----------------------------------------------------- */
 
 static void
@@ -1223,10 +2061,20 @@ main(void)
 	    T_LEAK(test_corrupt_record),
 	    T_LEAK(test_commit_io_error),
 	    T_LEAK(test_open_errors),
+	    T_LEAK(test_hint_add_scan_remove),
+	    T_LEAK(test_hint_targets),
+	    T_LEAK(test_hint_merge),
+	    T_LEAK(test_hint_remove_grown),
+	    T_LEAK(test_hint_persistence),
+	    T_LEAK(test_hint_long_keys),
+	    T_LEAK(test_hint_corrupt),
+	    T_LEAK(test_hint_nested),
+	    T_LEAK(test_delete_if),
 	    T_MT(test_batch_outcomes),
 	    T_MT(test_group_commit),
 	    T_MT(test_no_group_commit),
 	    T_MT(test_map_growth),
+	    T_MT(test_hint_concurrent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

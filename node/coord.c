@@ -283,8 +283,19 @@ coord_put(struct node *n, const struct coord_req *rq,
 		else
 			missed[nmissed++] = rp.name[i];
 	}
+	/* A coordinator outside the preference list (the replicas could not
+	 * be reached to forward to) stands in for the first missing one. */
+	size_t acks = rp.self_in ? 1 : 0;
+	size_t first = 0;
+	if (!rp.self_in && nmissed > 0) {
+		struct vset mine = {.n = 1, .v = &a.nv};
+		if (store_hint_add(n->store, missed[0], rq->key, rq->klen,
+		        &mine) == 0)
+			acks++;
+		first = 1;
+	}
 	uint32_t next_ext = rp.count;
-	for (size_t m = 0; m < nmissed; m++) {
+	for (size_t m = first; m < nmissed; m++) {
 		while (next_ext < total &&
 		    (is_self(n, rp.name[next_ext]) ||
 		        !usable(n, rp.addr[next_ext])))
@@ -301,7 +312,6 @@ coord_put(struct node *n, const struct coord_req *rq,
 		next_ext++;
 	}
 
-	size_t acks = rp.self_in ? 1 : 0;
 	size_t need = w > acks ? w - acks : 0;
 	struct vset one = {.n = 1, .v = &a.nv};
 	if (nd > 0)

@@ -176,11 +176,17 @@ maybe_forward(struct node *n, const struct wire_msg *m,
 		if (m->f[i].tag != F_FLAGS && m->f[i].tag != F_FROM)
 			wire_put(&b, m->f[i].tag, m->f[i].data, m->f[i].len);
 	wire_put_u32(&b, F_FLAGS, rq->flags | WIRE_F_FORWARDED);
-	rc = wire_seal(&b, &n->cfg.key);
-	for (uint32_t i = 0; rc == 0 && i < rp.read_count; i++) {
+	if ((rc = wire_seal(&b, &n->cfg.key)) != 0) {
+		buf_fini(&b);
+		return rc;
+	}
+	rc = DYN_EUNREACH;
+	for (uint32_t i = 0; i < rp.read_count; i++) {
+		if (!rpc_peer_usable(n->pool, rp.addr[i]))
+			continue;
 		struct rpc_reply r = {0};
 		rc = rpc_call(n->pool, rp.addr[i], &b, n->cfg.timeout_ms, &r);
-		if (rc == 0 || r.msg) {
+		if (rc == 0) {
 			const uint8_t *p;
 			size_t len;
 			rpc_reply_bytes(&r, &p, &len);
@@ -188,11 +194,14 @@ maybe_forward(struct node *n, const struct wire_msg *m,
 			buf_put(out, p, len);
 		}
 		rpc_reply_fini(&r);
-		if (rc == 0 || (rc != DYN_ETIMEDOUT && rc != DYN_EUNREACH))
+		if (rc != DYN_ETIMEDOUT && rc != DYN_EUNREACH)
 			break;
-		rc = rc ? rc : DYN_EUNREACH;
 	}
 	buf_fini(&b);
+	/* No replica answers (down, or cut off): this node coordinates
+	 * itself, standing in for them (sloppy quorum). */
+	if (rc == DYN_ETIMEDOUT || rc == DYN_EUNREACH)
+		return 1;
 	return rc;
 }
 

@@ -143,6 +143,21 @@ main(void)
 		put_plain(all, key, "doomed");
 	}
 
+	/* A node cut off from all others cannot gather W = 2: the put fails
+	 * with a clear error, never silently. */
+	const char *others4[] = {"n0", "n1", "n2", "n3"}, *n4[] = {"n4"};
+	cut(4, others4, 4);
+	for (int i = 0; i < 4; i++)
+		cut(i, n4, 1);
+	struct dyn_client *lone = harness_client_direct(&h, 4);
+	CHECK_RC(dyn_put(lone, "alone", 5, NULL, 0, "x", 1, NULL, NULL, NULL),
+	    DYN_EQUORUM);
+	dyn_client_free(lone);
+	for (int i = 0; i < 5; i++)
+		cut(i, NULL, 0);
+	printf("a node alone: put refused with \"%s\"\n",
+	    dyn_strerror(DYN_EQUORUM));
+
 	const char *a_names[] = {"n0", "n1", "n2"}, *b_names[] = {"n3", "n4"};
 	for (int i = 0; i < 3; i++)
 		cut(i, b_names, 2);

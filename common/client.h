@@ -46,8 +46,10 @@ struct dyn_get_result {
 	struct vset versions; /* every version, tombstones included */
 	uint8_t *ctx;         /* opaque context for the next put: covers all */
 	size_t ctx_len;
-	struct dyn_ctx *vctx; /* one per version (same order): covers that
-	                         version alone */
+	struct dyn_ctx *vctx; /* one per version (same order): that version's
+	                         past plus its dot.  A clock is closed
+	                         downwards, so it also covers every earlier
+	                         version of the same coordinator */
 };
 
 int dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out);
@@ -68,8 +70,8 @@ int dyn_put(struct dyn_client *c, const void *key, size_t klen,
     const struct dyn_req_opts *o, uint8_t **new_ctx, size_t *new_ctx_len);
 /* A put whose context is the union of several contexts (each as a node
  * issued it, e.g. some of a get's vctx): the new version supersedes exactly
- * the versions they cover, so a front end can drop one sibling of many by
- * writing another sibling's value with the contexts of both. */
+ * the versions they cover.  Mind that a version's context also covers the
+ * earlier versions of its coordinator (see vctx). */
 int dyn_put_ctxs(struct dyn_client *c, const void *key, size_t klen,
     const struct dyn_ctx *ctxs, size_t nctx, const void *value, size_t len,
     const struct dyn_req_opts *o, uint8_t **new_ctx, size_t *new_ctx_len);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # examples/quickstart.sh        install what is missing, build, start a local
 #                               3-node cluster (ports 7101-7103 unless taken)
-#                               with its data under ./var, show a put and a get
-# examples/quickstart.sh stop   stop it again
+#                               with its data under ./var, show a put and a
+#                               get, and mount it at ./mnt (dynamofs)
+# examples/quickstart.sh stop   unmount and stop it again
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 var=$root/var
@@ -10,8 +11,14 @@ build=$root/build/release
 NODES=${DYNAMO_NODES:-3}
 FIRST_PORT=${DYNAMO_PORT:-7101}
 
+mnt=$root/mnt
+
 stop() {
 	local f pid
+	if grep -q " $mnt fuse" /proc/mounts 2>/dev/null; then
+		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt"
+		echo "unmounted $mnt"
+	fi
 	for f in "$var"/*.pid; do
 		[ -e "$f" ] || continue
 		pid=$(cat "$f")
@@ -92,7 +99,29 @@ echo "\$ echo 'hello, dynamo' | dynamoctl put greeting --context \"\$ctx\""
 echo 'hello, dynamo' | "${ctl[@]}" put greeting --context "$ctx"
 echo "\$ dynamoctl get greeting"
 "${ctl[@]}" get greeting
+
+# The filesystem: every node's address, so the mount outlives any one.
+if [ -x "$build/fs/dynamofs" ] && [ -e /dev/fuse ]; then
+	mkdir -p "$mnt"
+	all=$(IFS=,; echo "${addrs[*]}")
+	env --default-signal=INT "$build/fs/dynamofs" --node "$all" \
+		--cluster-key "$DYNAMO_CLUSTER_KEY_FILE" "$mnt" -f \
+		>>"$var/dynamofs.log" 2>&1 &
+	echo $! >"$var/dynamofs.pid"
+	for _ in $(seq 200); do
+		grep -q " $mnt fuse" /proc/mounts && break
+		sleep 0.05
+	done
+	grep -q " $mnt fuse" /proc/mounts ||
+		{ echo "mount failed:"; tail "$var/dynamofs.log"; exit 1; }
+	echo
+	echo "mounted at $mnt (log: var/dynamofs.log)"
+	echo "\$ echo hi > mnt/hello.txt && ls -l mnt"
+	echo hi >"$mnt/hello.txt"
+	ls -l "$mnt"
+fi
 echo
 echo "try:   export DYNAMO_CLUSTER_KEY_FILE=$var/cluster.key"
 echo "       $build/node/dynamoctl --node ${addrs[0]} status"
+echo "       cp -r ~/notes mnt/; getfattr -d -m user.dynamo mnt/hello.txt"
 echo "stop:  examples/quickstart.sh stop"

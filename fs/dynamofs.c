@@ -10,6 +10,8 @@
  * init callback (fsops), after libfuse went to the background.
  */
 #include <errno.h>
+#include <malloc.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,8 @@
 #include "cli.h"
 #include "err.h"
 #include "fsops.h"
+
+#include <fuse_lowlevel.h>
 #include "log.h"
 #include "mem.h"
 
@@ -38,22 +42,25 @@ struct cli {
 
 enum { KEY_HELP, KEY_VERSION };
 
-#define OPT(t, f) {t, offsetof(struct cli, f), 0}
+#define OPT(t, f)                                                             \
+	{                                                                     \
+		t, offsetof(struct cli, f), 0                                 \
+	}
 
 static const struct fuse_opt cli_opts[] = {
-	OPT("--node=%s", node),
-	OPT("--node %s", node),
-	OPT("--cluster-key=%s", key),
-	OPT("--cluster-key %s", key),
-	OPT("timeout=%s", timeout),
-	OPT("chunk_size=%s", chunk),
-	OPT("inline_max=%s", inline_max),
-	OPT("log_level=%s", log_level),
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_END,
+    OPT("--node=%s", node),
+    OPT("--node %s", node),
+    OPT("--cluster-key=%s", key),
+    OPT("--cluster-key %s", key),
+    OPT("timeout=%s", timeout),
+    OPT("chunk_size=%s", chunk),
+    OPT("inline_max=%s", inline_max),
+    OPT("log_level=%s", log_level),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END,
 };
 
 static void
@@ -81,7 +88,7 @@ usage(const char *prog)
 	    "warn)\n"
 	    "\n"
 	    "Unmount with `fusermount3 -u MOUNTPOINT`, or SIGINT/SIGTERM.\n"
-	    "\nlibfuse options:\n",
+	    "\n",
 	    prog, DEFAULT_TIMEOUT_MS);
 }
 
@@ -125,8 +132,10 @@ parse_nodes(const char *list, struct fsops_config *cfg)
 			a[l] = '\0';
 			if (strncmp(a, "tcp://", 6) != 0 &&
 			    strncmp(a, "tls+tcp://", 10) != 0) {
-				fprintf(stderr, "dynamofs: bad node address "
-				    "'%s' (want tcp://HOST:PORT)\n", a);
+				fprintf(stderr,
+				        "dynamofs: bad node address "
+				        "'%s' (want tcp://HOST:PORT)\n",
+				        a);
 				mem_free(a);
 				return -EINVAL;
 			}
@@ -148,16 +157,62 @@ config_fini(struct fsops_config *cfg)
 
 static int
 parse_size_opt(const char *name, const char *s, uint64_t lo, uint64_t hi,
-    uint32_t *out)
+               uint32_t *out)
 {
 	uint64_t v;
 	if (cli_parse_size(s, &v) != 0 || v < lo || v > hi) {
-		fprintf(stderr, "dynamofs: bad %s '%s' (%llu..%llu)\n", name, s,
-		    (unsigned long long)lo, (unsigned long long)hi);
+		fprintf(stderr, "dynamofs: bad %s '%s' (%llu..%llu)\n", name,
+		        s, (unsigned long long)lo, (unsigned long long)hi);
 		return -EINVAL;
 	}
 	*out = (uint32_t)v;
 	return 0;
+}
+
+/*
+ * fuse_main, except that a loop ended by SIGINT, SIGTERM or SIGHUP (libfuse
+ * returns the signal's number) is a clean exit.  The fs's destroy callback
+ * (which writes what is still dirty) runs in fuse_destroy, after the
+ * unmount.
+ */
+static int
+run(struct fuse_args *args, struct fsops_config *cfg)
+{
+	struct fuse_cmdline_opts fo;
+	struct fuse *fuse = NULL;
+	struct fuse_session *se;
+	int rc = 1;
+
+	memset(&fo, 0, sizeof(fo));
+	if (fuse_parse_cmdline(args, &fo) != 0)
+		return 1;
+	if (!fo.mountpoint) {
+		fprintf(stderr, "dynamofs: no mount point (try --help)\n");
+		goto out;
+	}
+	fuse = fuse_new(args, fsops_operations(),
+	                sizeof(struct fuse_operations), cfg);
+	if (!fuse)
+		goto out;
+	if (fuse_mount(fuse, fo.mountpoint) != 0)
+		goto out_destroy;
+	if (fuse_daemonize(fo.foreground) != 0)
+		goto out_unmount;
+	se = fuse_get_session(fuse);
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_unmount;
+	int res = fo.singlethread ? fuse_loop(fuse)
+	                          : fuse_loop_mt(fuse, fo.clone_fd);
+	fuse_remove_signal_handlers(se);
+	rc = res == 0 || res == SIGINT || res == SIGTERM || res == SIGHUP ? 0
+	                                                                  : 1;
+out_unmount:
+	fuse_unmount(fuse);
+out_destroy:
+	fuse_destroy(fuse);
+out:
+	free(fo.mountpoint);
+	return rc;
 }
 
 int
@@ -171,19 +226,24 @@ main(int argc, char **argv)
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&c, 0, sizeof(c));
+	/* Chunks, directory objects and messages are large and short-lived:
+	 * keep freed memory for reuse instead of mapping and unmapping it on
+	 * every request (3x on 64 KiB messages, see DESIGN.md §8). */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	log_set_prefix("dynamofs");
 	log_set_level(LOG_LVL_WARN);
 	if (fuse_opt_parse(&args, &c, cli_opts, opt_proc) != 0)
 		goto out;
 	if (c.help) {
 		usage(argv[0]);
-		fuse_main(args.argc, args.argv, fsops_operations(), NULL);
+		fuse_cmdline_help();
+		fuse_lib_help(&args);
 		rc = 0;
 		goto out;
 	}
 	if (c.version) {
-		printf("dynamofs 0.1.0\n");
-		fuse_main(args.argc, args.argv, fsops_operations(), NULL);
+		printf("dynamofs 0.1.0, libfuse %s\n", fuse_pkgversion());
 		rc = 0;
 		goto out;
 	}
@@ -191,7 +251,7 @@ main(int argc, char **argv)
 		enum log_level lvl;
 		if (log_level_parse(c.log_level, &lvl) != 0) {
 			fprintf(stderr, "dynamofs: bad log_level '%s'\n",
-			    c.log_level);
+			        c.log_level);
 			goto out;
 		}
 		log_set_level(lvl);
@@ -205,8 +265,9 @@ main(int argc, char **argv)
 	int kr = cli_key_load(c.key, &cfg.key, &used);
 	if (kr != 0) {
 		fprintf(stderr, "dynamofs: cluster key %s: %s\n",
-		    used ? used : "(give --cluster-key or $" CLI_KEY_ENV ")",
-		    dyn_strerror(kr));
+		        used ? used
+		             : "(give --cluster-key or $" CLI_KEY_ENV ")",
+		        dyn_strerror(kr));
 		goto out;
 	}
 	cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
@@ -215,7 +276,7 @@ main(int argc, char **argv)
 		if (cli_parse_duration_ms(c.timeout, 1, &ms) != 0 || ms < 1 ||
 		    ms > 3600000) {
 			fprintf(stderr, "dynamofs: bad timeout '%s' (ms)\n",
-			    c.timeout);
+			        c.timeout);
 			goto out;
 		}
 		cfg.timeout_ms = (int)ms;
@@ -223,10 +284,11 @@ main(int argc, char **argv)
 	cfg.chunk_size = DEFAULT_CHUNK;
 	cfg.inline_max = DEFAULT_INLINE;
 	if (c.chunk && parse_size_opt("chunk_size", c.chunk, 4096, 8u << 20,
-			   &cfg.chunk_size) != 0)
+	                              &cfg.chunk_size) != 0)
 		goto out;
-	if (c.inline_max && parse_size_opt("inline_max", c.inline_max, 0,
-				cfg.chunk_size, &cfg.inline_max) != 0)
+	if (c.inline_max &&
+	    parse_size_opt("inline_max", c.inline_max, 0, cfg.chunk_size,
+	                   &cfg.inline_max) != 0)
 		goto out;
 	if (cfg.inline_max > cfg.chunk_size)
 		cfg.inline_max = cfg.chunk_size;
@@ -235,7 +297,7 @@ main(int argc, char **argv)
 	    fuse_opt_add_arg(&args, "-ofsname=dynamofs") != 0 ||
 	    fuse_opt_add_arg(&args, "-osubtype=dynamofs") != 0)
 		goto out;
-	rc = fuse_main(args.argc, args.argv, fsops_operations(), &cfg);
+	rc = run(&args, &cfg);
 	if (cfg.init_failed)
 		rc = 1;
 out:

@@ -25,34 +25,22 @@
 #include <time.h>
 
 #include "err.h"
+#include "fsread.h"
 #include "log.h"
 #include "mem.h"
 
-#define MAX_BUFS      8  /* chunks in memory per open file */
+#define MAX_BUFS      8 /* chunks in memory per open file */
 #define NBUCKETS      256
 #define MAX_FILE_SIZE (1ull << 50)
 #define MIN_BUF       4096
-
-/* Reads one version's content, caching its last two chunks. */
-struct vreader {
-	struct fskv *kv;
-	const struct fsobj_file *v; /* not owned */
-	struct {
-		int64_t idx; /* -1: empty */
-		uint8_t *buf;
-		size_t cap;
-		size_t len;
-		uint64_t used;
-	} c[2];
-	uint64_t tick;
-};
+#define READ_THREADS  3 /* read-ahead workers per mount */
 
 struct pchunk {
-	uint8_t *buf;  /* NULL: not in memory */
-	uint32_t cap;  /* bytes allocated (zeroed past len) */
-	uint32_t len;  /* past len, the chunk is zeros */
-	bool dirty;    /* buf differs from what ctx (or src) holds */
-	uint8_t *ctx;  /* stored under the pending generation */
+	uint8_t *buf; /* NULL: not in memory */
+	uint32_t cap; /* bytes allocated (zeroed past len) */
+	uint32_t len; /* past len, the chunk is zeros */
+	bool dirty;   /* buf differs from what ctx (or src) holds */
+	uint8_t *ctx; /* stored under the pending generation */
 	uint32_t ctx_len;
 	uint64_t used; /* for eviction */
 };
@@ -63,12 +51,13 @@ struct fsfile {
 	char *path;
 	int refs;    /* under t->mu */
 	int handles; /* under t->mu */
+	int closers; /* under t->mu: threads flushing after the last ref */
 	bool in_table;
 	pthread_mutex_t mu; /* everything below */
 	bool unlinked;
 	struct fskv_file *base; /* versions read or last written */
 	int src;                /* the version shown, -1: none */
-	struct vreader rd;      /* over base->f[src] */
+	struct fsread rd;       /* over base->f[src] */
 	struct fsobj_attr attr;
 	uint64_t size;
 	uint64_t keep;
@@ -87,6 +76,7 @@ struct fsfile {
 
 struct fsfile_tab {
 	struct fskv *kv;
+	struct fsread_pool *pool;
 	pthread_mutex_t mu;
 	struct fsfile *b[NBUCKETS];
 };
@@ -94,7 +84,7 @@ struct fsfile_tab {
 struct fsview {
 	pthread_mutex_t mu;
 	struct fskv_file *s;
-	struct vreader rd;
+	struct fsread rd;
 };
 
 static struct timespec
@@ -109,108 +99,6 @@ static uint64_t
 min64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
-}
-
-/* ---- version reader ---- */
-
-static void
-vr_init(struct vreader *r, struct fskv *kv)
-{
-	memset(r, 0, sizeof(*r));
-	r->kv = kv;
-	r->c[0].idx = r->c[1].idx = -1;
-}
-
-static void
-vr_set(struct vreader *r, const struct fsobj_file *v)
-{
-	r->v = v;
-	r->c[0].idx = r->c[1].idx = -1;
-}
-
-static void
-vr_fini(struct vreader *r)
-{
-	mem_free(r->c[0].buf);
-	mem_free(r->c[1].buf);
-	memset(r->c, 0, sizeof(r->c));
-	r->c[0].idx = r->c[1].idx = -1;
-}
-
-static int
-vr_chunk(struct vreader *r, uint32_t idx, const uint8_t **data, size_t *len)
-{
-	const struct fsobj_file *v = r->v;
-	int s = 0;
-	for (int i = 0; i < 2; i++) {
-		if (r->c[i].idx == (int64_t)idx) {
-			r->c[i].used = ++r->tick;
-			*data = r->c[i].buf;
-			*len = r->c[i].len;
-			return 0;
-		}
-		if (r->c[i].used < r->c[s].used)
-			s = i;
-	}
-	if (r->c[s].cap < v->chunk_size) {
-		mem_free(r->c[s].buf);
-		r->c[s].cap = 0;
-		if (!(r->c[s].buf = mem_alloc(v->chunk_size)))
-			return -ENOMEM;
-		r->c[s].cap = v->chunk_size;
-	}
-	r->c[s].idx = -1;
-	int rc = fskv_chunk_get(r->kv, v->gen, idx, r->c[s].buf, r->c[s].cap,
-	    &r->c[s].len);
-	if (rc != 0)
-		return rc;
-	r->c[s].idx = idx;
-	r->c[s].used = ++r->tick;
-	*data = r->c[s].buf;
-	*len = r->c[s].len;
-	return 0;
-}
-
-/* Bytes [off, off + len) of the version; zeros past its end. */
-static int
-vr_read(struct vreader *r, uint64_t off, uint8_t *out, size_t len)
-{
-	const struct fsobj_file *v = r->v;
-	size_t done = 0;
-
-	while (done < len) {
-		uint64_t pos = off + done;
-		size_t n = len - done;
-		if (!v || pos >= v->size) {
-			memset(out + done, 0, n);
-			break;
-		}
-		n = (size_t)min64(n, v->size - pos);
-		if (v->layout == FSOBJ_INLINE) {
-			memcpy(out + done, v->data + pos, n);
-			done += n;
-			continue;
-		}
-		uint32_t idx = (uint32_t)(pos / v->chunk_size);
-		size_t in = (size_t)(pos % v->chunk_size);
-		n = (size_t)min64(n, v->chunk_size - in);
-		if (!v->chunks[idx].ctx) {
-			memset(out + done, 0, n);
-		} else {
-			const uint8_t *d;
-			size_t dl;
-			int rc = vr_chunk(r, idx, &d, &dl);
-			if (rc != 0)
-				return rc;
-			size_t have = in < dl ? dl - in : 0;
-			if (have > n)
-				have = n;
-			memcpy(out + done, d + in, have);
-			memset(out + done + have, 0, n - have);
-		}
-		done += n;
-	}
-	return 0;
 }
 
 /* ---- pending chunks ---- */
@@ -294,7 +182,7 @@ pc_store(struct fsfile *f, uint32_t idx)
 	if ((rc = pc_reserve(f, p, n)) != 0)
 		return rc;
 	rc = fskv_chunk_put(f->t->kv, f->gen, idx, p->ctx, p->ctx_len, p->buf,
-	    n, &nctx, &nlen);
+	                    n, &nctx, &nlen);
 	if (rc != 0)
 		return rc;
 	mem_free(p->ctx);
@@ -348,7 +236,7 @@ pc_load(struct fsfile *f, uint32_t idx)
 		if ((rc = pc_reserve(f, p, f->cs)) != 0)
 			return rc;
 		rc = fskv_chunk_get(f->t->kv, f->gen, idx, p->buf, p->cap,
-		    &len);
+		                    &len);
 		if (rc != 0) {
 			pc_drop_buf(f, p);
 			return rc;
@@ -360,7 +248,7 @@ pc_load(struct fsfile *f, uint32_t idx)
 		size_t n = hi > lo ? (size_t)(hi - lo) : 0;
 		if ((rc = pc_reserve(f, p, n)) != 0)
 			return rc;
-		if (n > 0 && (rc = vr_read(&f->rd, lo, p->buf, n)) != 0) {
+		if (n > 0 && (rc = fsread_read(&f->rd, lo, p->buf, n)) != 0) {
 			pc_drop_buf(f, p);
 			return rc;
 		}
@@ -380,7 +268,7 @@ pc_clear(struct fsfile *f, bool delete_stored)
 		pc_drop_buf(f, p);
 		if (p->ctx && delete_stored)
 			fskv_chunk_delete(f->t->kv, f->gen, i, p->ctx,
-			    p->ctx_len);
+			                  p->ctx_len);
 		mem_free(p->ctx);
 	}
 	mem_free(f->pc);
@@ -415,11 +303,13 @@ read_locked(struct fsfile *f, char *buf, size_t size, uint64_t off)
 			memcpy(buf + done, p->buf + in, have);
 			memset(buf + done + have, 0, n - have);
 		} else {
-			size_t have = pos < f->keep ?
-			    (size_t)min64(n, f->keep - pos) : 0;
+			size_t have = pos < f->keep
+			                  ? (size_t)min64(n, f->keep - pos)
+			                  : 0;
 			if (have > 0 &&
-			    (rc = vr_read(&f->rd, pos, (uint8_t *)buf + done,
-				have)) != 0)
+			    (rc = fsread_read(&f->rd, pos,
+			                      (uint8_t *)buf + done, have)) !=
+			        0)
 				return rc;
 			memset(buf + done + have, 0, n - have);
 		}
@@ -503,7 +393,7 @@ truncate_locked(struct fsfile *f, uint64_t size)
 			pc_drop_buf(f, p);
 			if (p->ctx)
 				fskv_chunk_delete(f->t->kv, f->gen, i, p->ctx,
-				    p->ctx_len);
+				                  p->ctx_len);
 			mem_free(p->ctx);
 			p->ctx = NULL;
 			p->ctx_len = 0;
@@ -592,12 +482,12 @@ rebase(struct fsfile *f, struct fskv_file *s)
 	fskv_file_unref(f->base);
 	f->base = s;
 	f->src = s->newest;
-	vr_set(&f->rd, f->src >= 0 ? &s->f[f->src] : NULL);
+	fsread_set(&f->rd, f->src >= 0 ? &s->f[f->src] : NULL);
 	if (f->src >= 0) {
 		const struct fsobj_file *v = &s->f[f->src];
 		if (fsobj_attr_copy(&f->attr, &v->a) != 0)
 			LOG_WARN("%s: out of memory copying attributes",
-			    f->path);
+			         f->path);
 		f->size = v->size;
 	} else {
 		f->size = 0;
@@ -649,7 +539,8 @@ flush_locked(struct fsfile *f)
 			rc = -ENOMEM;
 			if (!(nf.data = mem_alloc((size_t)f->size)))
 				goto out;
-			rc = read_locked(f, (char *)nf.data, (size_t)f->size, 0);
+			rc = read_locked(f, (char *)nf.data, (size_t)f->size,
+			                 0);
 			if (rc < 0)
 				goto out;
 		}
@@ -749,6 +640,11 @@ fsfile_tab_new(struct fskv *kv, struct fsfile_tab **out)
 	if (!t)
 		return -ENOMEM;
 	t->kv = kv;
+	int rc = fsread_pool_new(kv, READ_THREADS, &t->pool);
+	if (rc != 0) {
+		mem_free(t);
+		return rc;
+	}
 	pthread_mutex_init(&t->mu, NULL);
 	*out = t;
 	return 0;
@@ -768,7 +664,7 @@ file_free(struct fsfile *f)
 	for (uint32_t i = 0; i < f->ndefer; i++)
 		fskv_file_unref(f->defer[i]);
 	mem_free(f->defer);
-	vr_fini(&f->rd);
+	fsread_fini(&f->rd);
 	fskv_file_unref(f->base);
 	fsobj_attr_fini(&f->attr);
 	pthread_mutex_destroy(&f->mu);
@@ -787,11 +683,13 @@ fsfile_tab_free(struct fsfile_tab *t)
 			struct fsfile *n = f->next;
 			if (flush_locked(f) != 0)
 				LOG_ERROR("%s: unwritten changes lost at "
-				    "unmount", f->path);
+				          "unmount",
+				          f->path);
 			file_free(f);
 			f = n;
 		}
 	}
+	fsread_pool_free(t->pool);
 	pthread_mutex_destroy(&t->mu);
 	mem_free(t);
 }
@@ -810,7 +708,7 @@ file_new(struct fsfile_tab *t, const char *path, struct fskv_file *s)
 	f->refs = 1;
 	pthread_mutex_init(&f->mu, NULL);
 	fsobj_attr_init(&f->attr);
-	vr_init(&f->rd, t->kv);
+	fsread_init(&f->rd, t->pool);
 	f->cs = fskv_opts(t->kv)->chunk_size;
 	fskv_gen_new(f->gen);
 	rebase(f, s);
@@ -819,7 +717,7 @@ file_new(struct fsfile_tab *t, const char *path, struct fskv_file *s)
 
 int
 fsfile_get(struct fsfile_tab *t, const char *path, int flags,
-    struct fsfile **out)
+           struct fsfile **out)
 {
 	struct fskv_file *s = NULL;
 	struct fsfile *f;
@@ -859,7 +757,7 @@ fsfile_get(struct fsfile_tab *t, const char *path, int flags,
 		goto found;
 	}
 	rc = fskv_file_get(t->kv, path, flags & FSFILE_FRESH ? FSKV_FRESH : 0,
-	    &s);
+	                   &s);
 	if (rc != 0)
 		return rc;
 	if (s->nlive == 0) {
@@ -893,11 +791,15 @@ found:
 
 int
 fsfile_create(struct fsfile_tab *t, const char *path, uint32_t mode,
-    uint32_t uid, uint32_t gid, struct fsfile **out)
+              uint32_t uid, uint32_t gid, struct fsfile **out)
 {
 	struct fskv_file *s;
 	struct fsfile *f;
-	int rc = fskv_file_get(t->kv, path, FSKV_FRESH, &s);
+	/* The first put is blind: no read of what the store holds at path.
+	 * A tombstone there stays a (harmless) sibling until the next write
+	 * with a read context; a live version nobody knew of shows as a
+	 * sibling instead of being overwritten unseen. */
+	int rc = fskv_file_empty(&s);
 	if (rc != 0)
 		return rc;
 
@@ -949,6 +851,13 @@ fsfile_find(struct fsfile_tab *t, const char *path)
 	return f;
 }
 
+/*
+ * Dropping the last reference flushes while the file is still in the table,
+ * so a rename or open that comes meanwhile finds it (and waits on its
+ * mutex) instead of reading the store before the flush landed: the kernel
+ * sends RELEASE after close() returned.  Someone may take a new reference
+ * during that flush; the last of the closers frees.
+ */
 static void
 file_unref(struct fsfile *f, bool handle)
 {
@@ -958,7 +867,7 @@ file_unref(struct fsfile *f, bool handle)
 		f->handles--;
 	bool last = --f->refs == 0;
 	if (last)
-		tab_remove_locked(t, f);
+		f->closers++;
 	pthread_mutex_unlock(&t->mu);
 	if (!last)
 		return;
@@ -966,7 +875,13 @@ file_unref(struct fsfile *f, bool handle)
 	if (flush_locked(f) != 0)
 		LOG_ERROR("%s: changes lost: the last flush failed", f->path);
 	pthread_mutex_unlock(&f->mu);
-	file_free(f);
+	pthread_mutex_lock(&t->mu);
+	bool done = --f->closers == 0 && f->refs == 0;
+	if (done)
+		tab_remove_locked(t, f);
+	pthread_mutex_unlock(&t->mu);
+	if (done)
+		file_free(f);
 }
 
 void
@@ -996,7 +911,7 @@ fsfile_is_open(struct fsfile *f)
 
 static void
 stat_of(const struct fsobj_attr *a, uint64_t size, uint32_t blksize,
-    struct stat *st)
+        struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_mode = a->mode;
@@ -1024,7 +939,7 @@ fsfile_stat_version(const struct fskv_file *s, int i, struct stat *st)
 {
 	const struct fsobj_file *v = &s->f[i];
 	stat_of(&v->a, v->size,
-	    v->layout == FSOBJ_CHUNKED ? v->chunk_size : 4096, st);
+	        v->layout == FSOBJ_CHUNKED ? v->chunk_size : 4096, st);
 	st->st_mode &= ~(mode_t)0222;
 }
 
@@ -1057,7 +972,8 @@ fsfile_utimens(struct fsfile *f, const struct timespec tv[2])
 	struct timespec now = now_ts();
 	pthread_mutex_lock(&f->mu);
 	for (int i = 0; i < 2; i++) {
-		struct timespec *dst = i == 0 ? &f->attr.atime : &f->attr.mtime;
+		struct timespec *dst =
+		    i == 0 ? &f->attr.atime : &f->attr.mtime;
 		if (tv[i].tv_nsec == UTIME_OMIT)
 			continue;
 		*dst = tv[i].tv_nsec == UTIME_NOW ? now : tv[i];
@@ -1107,8 +1023,8 @@ fsfile_getxattr(struct fsfile *f, const char *name, char *buf, size_t n)
 }
 
 int
-fsfile_setxattr(struct fsfile *f, const char *name, const char *val,
-    size_t n, int flags)
+fsfile_setxattr(struct fsfile *f, const char *name, const char *val, size_t n,
+                int flags)
 {
 	pthread_mutex_lock(&f->mu);
 	int rc = fsobj_xattr_set(&f->attr, name, val, n, flags);
@@ -1170,7 +1086,7 @@ fsfile_clock_text(struct fsfile *f, char *buf, size_t n)
  * (a chunk belongs to one version only). */
 static int
 copy_version(struct fskv *kv, const struct fsobj_file *v, const char *to,
-    const struct dyn_ctx *ctx)
+             const struct dyn_ctx *ctx)
 {
 	struct fsobj_file nf;
 	uint8_t *buf = NULL;
@@ -1194,9 +1110,10 @@ copy_version(struct fskv *kv, const struct fsobj_file *v, const char *to,
 			c->ctx = NULL;
 			c->ctx_len = 0;
 			if ((rc = fskv_chunk_get(kv, v->gen, done, buf,
-				 v->chunk_size, &len)) != 0 ||
-			    (rc = fskv_chunk_put(kv, nf.gen, done, NULL, 0, buf,
-				 len, &c->ctx, &c->ctx_len)) != 0)
+			                         v->chunk_size, &len)) != 0 ||
+			    (rc = fskv_chunk_put(kv, nf.gen, done, NULL, 0,
+			                         buf, len, &c->ctx,
+			                         &c->ctx_len)) != 0)
 				goto out;
 		}
 	}
@@ -1252,8 +1169,7 @@ keep_list(struct fsfile *f, int drop, struct keep **out, int *n)
 			newest = (int)i;
 	}
 	for (uint32_t i = 0; i < b->vs.n; i++) {
-		if (b->vs.v[i].tombstone || (int)i == drop ||
-		    (int)i == newest)
+		if (b->vs.v[i].tombstone || (int)i == drop || (int)i == newest)
 			continue;
 		k[(*n)++] = (struct keep){&b->f[i], true};
 	}
@@ -1278,9 +1194,9 @@ rewrite_locked(struct fsfile *f, const struct keep *k, int n)
 	struct fskv *kv = f->t->kv;
 	int rc = 0;
 	for (int i = 0; i < n && rc == 0; i++)
-		rc = k[i].copy ? copy_version(kv, k[i].v, f->path, NULL)
-		               : fskv_file_put(kv, f->path, NULL, 0, k[i].v,
-		                     NULL);
+		rc = k[i].copy
+		         ? copy_version(kv, k[i].v, f->path, NULL)
+		         : fskv_file_put(kv, f->path, NULL, 0, k[i].v, NULL);
 	if (rc == 0)
 		rc = fskv_file_delete(kv, f->path, &f->base->ctx, 1);
 	if (rc != 0) {
@@ -1326,7 +1242,7 @@ fsfile_sibling_pick(struct fsfile *f, uint32_t k)
  * hand them to its open handles (which keep reading it) for later. */
 static void
 supersede(struct fsfile_tab *t, const char *path, struct fskv_file *old,
-    struct fsfile *except)
+          struct fsfile *except)
 {
 	struct fsfile *f = fsfile_find(t, path);
 	if (f && f != except) {
@@ -1398,7 +1314,8 @@ fsfile_unlink(struct fsfile_tab *t, const char *path)
 		}
 		fsfile_put(f);
 	}
-	if (s->vs.n > 0 && (rc = fskv_file_delete(t->kv, path, &s->ctx, 1)) != 0) {
+	if (s->vs.n > 0 &&
+	    (rc = fskv_file_delete(t->kv, path, &s->ctx, 1)) != 0) {
 		fskv_file_unref(s);
 		return rc;
 	}
@@ -1473,7 +1390,7 @@ fsfile_move(struct fsfile_tab *t, const char *from, const char *to)
 
 int
 fsview_open(struct fsfile_tab *t, const char *path, uint32_t k,
-    struct fsview **out)
+            struct fsview **out)
 {
 	struct fskv_file *s;
 	int rc = fskv_file_get(t->kv, path, FSKV_FRESH, &s);
@@ -1487,8 +1404,8 @@ fsview_open(struct fsfile_tab *t, const char *path, uint32_t k,
 	}
 	pthread_mutex_init(&v->mu, NULL);
 	v->s = s;
-	vr_init(&v->rd, t->kv);
-	vr_set(&v->rd, &s->f[vi]);
+	fsread_init(&v->rd, t->pool);
+	fsread_set(&v->rd, &s->f[vi]);
 	*out = v;
 	return 0;
 }
@@ -1501,7 +1418,7 @@ fsview_read(struct fsview *v, char *buf, size_t size, uint64_t off)
 	int rc = 0;
 	if (off < fsize) {
 		size = (size_t)min64(size, fsize - off);
-		rc = vr_read(&v->rd, off, (uint8_t *)buf, size);
+		rc = fsread_read(&v->rd, off, (uint8_t *)buf, size);
 		if (rc == 0)
 			rc = (int)size;
 	}
@@ -1514,7 +1431,7 @@ fsview_close(struct fsview *v)
 {
 	if (!v)
 		return;
-	vr_fini(&v->rd);
+	fsread_fini(&v->rd);
 	fskv_file_unref(v->s);
 	pthread_mutex_destroy(&v->mu);
 	mem_free(v);

@@ -46,12 +46,11 @@ void fsfile_tab_free(struct fsfile_tab *t);
  * cache unless FSFILE_FRESH).  -ENOENT when no version is live.  Release
  * with fsfile_put (or fsfile_close for FSFILE_HANDLE). */
 int fsfile_get(struct fsfile_tab *t, const char *path, int flags,
-    struct fsfile **out);
+               struct fsfile **out);
 /* A new empty file at path with mode (type and permissions) and owner,
- * written at its first flush over whatever the store holds there.  Counts
- * as a handle. */
+ * written (blind) at its first flush.  Counts as a handle. */
 int fsfile_create(struct fsfile_tab *t, const char *path, uint32_t mode,
-    uint32_t uid, uint32_t gid, struct fsfile **out);
+                  uint32_t uid, uint32_t gid, struct fsfile **out);
 /* The open file at path, or NULL (a reference: fsfile_put). */
 struct fsfile *fsfile_find(struct fsfile_tab *t, const char *path);
 void fsfile_put(struct fsfile *f);
@@ -76,7 +75,7 @@ int fsfile_readlink(struct fsfile *f, char *buf, size_t cap);
 /* Stored user xattrs; getxattr/listxattr return sizes like the syscalls. */
 int fsfile_getxattr(struct fsfile *f, const char *name, char *buf, size_t n);
 int fsfile_setxattr(struct fsfile *f, const char *name, const char *val,
-    size_t n, int flags);
+                    size_t n, int flags);
 int fsfile_removexattr(struct fsfile *f, const char *name);
 int fsfile_listxattr(struct fsfile *f, char *buf, size_t n);
 /* Number of live versions, and their merged clock as text (a fresh read). */
@@ -109,7 +108,7 @@ int fsfile_move(struct fsfile_tab *t, const char *from, const char *to);
 /* The k-th live version of path (from a fresh read); -ENOENT when path
  * has fewer than two live versions or fewer than k. */
 int fsview_open(struct fsfile_tab *t, const char *path, uint32_t k,
-    struct fsview **out);
+                struct fsview **out);
 int fsview_read(struct fsview *v, char *buf, size_t size, uint64_t off);
 void fsview_close(struct fsview *v);
 

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,9 +31,9 @@
 #include "log.h"
 #include "mem.h"
 
-#define NSTRIPES    64
-#define CACHE_MAX   65536 /* entries per table before a sweep */
-#define TAGS_MAX    65536 /* directories with a writer tag */
+#define NSTRIPES  64
+#define CACHE_MAX 65536 /* entries per table before a sweep */
+#define TAGS_MAX  65536 /* directories with a writer tag */
 
 struct centry {
 	struct centry *next;
@@ -66,6 +67,7 @@ struct fskv {
 	struct ctable tags;
 	pthread_mutex_t stripes[NSTRIPES];
 	uint64_t born_ms;
+	struct timespec mounted; /* times of a root never written */
 };
 
 uint64_t
@@ -209,7 +211,7 @@ ctable_set(struct ctable *t, const char *path, void *val)
 /* Drop the entries for which drop(val, arg) is true. */
 static void
 ctable_sweep(struct ctable *t, bool (*drop)(void *, const char *, void *),
-    void *arg)
+             void *arg)
 {
 	for (size_t i = 0; i < t->nb; i++) {
 		struct centry **pp = &t->b[i];
@@ -310,8 +312,8 @@ fskv_new(const struct fskv_opts *o, struct fskv **out)
 	if (!kv)
 		return -ENOMEM;
 	kv->o = *o;
-	kv->nodes = mem_dup(o->nodes ? o->nodes : "", strlen(o->nodes ?
-	    o->nodes : "") + 1);
+	kv->nodes = mem_dup(o->nodes ? o->nodes : "",
+	                    strlen(o->nodes ? o->nodes : "") + 1);
 	if (!kv->nodes)
 		goto fail;
 	kv->o.nodes = kv->nodes;
@@ -323,6 +325,7 @@ fskv_new(const struct fskv_opts *o, struct fskv **out)
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_init(&kv->stripes[i], NULL);
 	kv->born_ms = fskv_now_ms();
+	clock_gettime(CLOCK_REALTIME, &kv->mounted);
 	*out = kv;
 	return 0;
 fail:
@@ -412,7 +415,7 @@ cache_trim_locked(struct fskv *kv)
 /* Build a snapshot from a get, taking over its memory. */
 static int
 file_snap_from(const char *path, struct dyn_get_result *g,
-    struct fskv_file **out)
+               struct fskv_file **out)
 {
 	struct fskv_file *s = mem_calloc(1, sizeof(*s));
 	if (!s)
@@ -441,9 +444,10 @@ file_snap_from(const char *path, struct dyn_get_result *g,
 				return rc;
 			}
 			if (rc != 0) {
-				/* Not ours to show; a write still covers it. */
-				LOG_WARN("%s: version %u undecodable: %s", path,
-				    i, dyn_strerror(rc));
+				/* Not ours to show; a write still covers it.
+				 */
+				LOG_WARN("%s: version %u undecodable: %s",
+				         path, i, dyn_strerror(rc));
 				v->tombstone = true;
 			}
 		}
@@ -459,7 +463,7 @@ file_snap_from(const char *path, struct dyn_get_result *g,
 
 int
 fskv_file_get(struct fskv *kv, const char *path, int flags,
-    struct fskv_file **out)
+              struct fskv_file **out)
 {
 	struct dyn_get_result g;
 	struct fskv_file *s = NULL;
@@ -499,8 +503,21 @@ out:
 }
 
 int
+fskv_file_empty(struct fskv_file **out)
+{
+	struct fskv_file *s = mem_calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->refs = 1;
+	s->newest = -1;
+	s->born_ms = fskv_now_ms();
+	*out = s;
+	return 0;
+}
+
+int
 fskv_file_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctxs,
-    size_t nctx, const struct fsobj_file *f, struct fskv_file **out)
+              size_t nctx, const struct fsobj_file *f, struct fskv_file **out)
 {
 	struct buf k, v;
 	uint8_t *nctx_p = NULL;
@@ -515,7 +532,7 @@ fskv_file_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctxs,
 	if ((rc = buf_err(&v)) != 0)
 		goto out;
 	rc = dyn_put_ctxs(kv->o.client, k.data, k.len, ctxs, nctx, v.data,
-	    v.len, NULL, &nctx_p, &nctx_len);
+	                  v.len, NULL, &nctx_p, &nctx_len);
 	if (rc != 0) {
 		fskv_file_forget(kv, path);
 		goto out;
@@ -568,14 +585,14 @@ out:
 }
 
 int
-fskv_file_delete(
-    struct fskv *kv, const char *path, const struct dyn_ctx *ctxs, size_t nctx)
+fskv_file_delete(struct fskv *kv, const char *path, const struct dyn_ctx *ctxs,
+                 size_t nctx)
 {
 	struct buf k;
 	int rc = key_of(&k, 'F', path);
 	if (rc == 0)
 		rc = dyn_delete_ctxs(kv->o.client, k.data, k.len, ctxs, nctx,
-		    NULL);
+		                     NULL);
 	fskv_file_forget(kv, path);
 	buf_fini(&k);
 	return rc;
@@ -593,7 +610,8 @@ fskv_file_forget(struct fskv *kv, const char *path)
 
 static int
 dir_encode_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctx,
-    size_t nctx, const struct fsobj_dir *d, struct dyn_ctx *nctx_out)
+               size_t nctx, const struct fsobj_dir *d,
+               struct dyn_ctx *nctx_out)
 {
 	struct buf k, v;
 	int rc;
@@ -605,7 +623,7 @@ dir_encode_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctx,
 	if ((rc = buf_err(&v)) != 0)
 		goto out;
 	rc = dyn_put_ctxs(kv->o.client, k.data, k.len, ctx, nctx, v.data,
-	    v.len, NULL, &nctx_out->p, &nctx_out->len);
+	                  v.len, NULL, &nctx_out->p, &nctx_out->len);
 out:
 	buf_fini(&k);
 	buf_fini(&v);
@@ -625,6 +643,7 @@ root_default(struct fskv *kv, struct fsobj_dir *d)
 	d->a.mode = S_IFDIR | 0755;
 	d->a.uid = kv->o.root_uid;
 	d->a.gid = kv->o.root_gid;
+	d->a.atime = d->a.mtime = d->a.ctime = kv->mounted;
 }
 
 /* Read the directory at path: merge its live versions, and when there was
@@ -666,7 +685,7 @@ dir_fetch(struct fskv *kv, const char *path, struct fskv_dir **out)
 			rc = drc;
 		} else if (drc != 0) {
 			LOG_WARN("directory %s: version %u undecodable: %s",
-			    path, i, dyn_strerror(drc));
+			         path, i, dyn_strerror(drc));
 		} else if (merged++ == 0) {
 			fsobj_dir_fini(&s->d);
 			s->d = one;
@@ -688,12 +707,12 @@ dir_fetch(struct fskv *kv, const char *path, struct fskv_dir **out)
 		rc = dir_encode_put(kv, path, &c, 1, &s->d, &n);
 		if (rc == 0) {
 			LOG_DEBUG("directory %s: merged %u versions", path,
-			    g.versions.n);
+			          g.versions.n);
 			s->ctx = n;
 			s->clock.n = 0;
 		} else {
 			LOG_WARN("directory %s: write-back of merge: %s", path,
-			    dyn_strerror(rc));
+			         dyn_strerror(rc));
 		}
 	}
 	if (!s->ctx.p) {
@@ -713,7 +732,7 @@ fail:
 
 int
 fskv_dir_get_any(struct fskv *kv, const char *path, int flags,
-    struct fskv_dir **out)
+                 struct fskv_dir **out)
 {
 	struct fskv_dir *s = NULL;
 	int rc;
@@ -743,7 +762,7 @@ fskv_dir_get_any(struct fskv *kv, const char *path, int flags,
 
 int
 fskv_dir_get(struct fskv *kv, const char *path, int flags,
-    struct fskv_dir **out)
+             struct fskv_dir **out)
 {
 	struct fskv_dir *s;
 	int rc = fskv_dir_get_any(kv, path, flags, &s);
@@ -759,14 +778,14 @@ fskv_dir_get(struct fskv *kv, const char *path, int flags,
 
 void
 fskv_dir_tag(struct fskv *kv, const char *path, uint64_t *actor,
-    uint64_t *counter)
+             uint64_t *counter)
 {
 	pthread_mutex_lock(&kv->mu);
 	struct dtag *t = ctable_get(&kv->tags, path);
 	if (!t && (t = mem_calloc(1, sizeof(*t))) != NULL) {
 		do
 			RAND_bytes((unsigned char *)&t->actor,
-			    sizeof(t->actor));
+			           sizeof(t->actor));
 		while (t->actor == 0);
 		t->next = 1;
 		ctable_set(&kv->tags, path, t);
@@ -783,17 +802,15 @@ fskv_dir_tag(struct fskv *kv, const char *path, uint64_t *actor,
 	pthread_mutex_unlock(&kv->mu);
 }
 
+/* A snapshot taking over d (left empty) and ctx. */
 static struct fskv_dir *
-dir_snap_new(const struct fsobj_dir *d, struct dyn_ctx *ctx, uint64_t born)
+dir_snap_new(struct fsobj_dir *d, struct dyn_ctx *ctx, uint64_t born)
 {
 	struct fskv_dir *s = mem_calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	fsobj_dir_init(&s->d);
-	if (fsobj_dir_copy(&s->d, d) != 0) {
-		mem_free(s);
-		return NULL;
-	}
+	s->d = *d;
+	fsobj_dir_init(d);
 	s->ctx = *ctx;
 	ctx->p = NULL;
 	ctx->len = 0;
@@ -803,11 +820,11 @@ dir_snap_new(const struct fsobj_dir *d, struct dyn_ctx *ctx, uint64_t born)
 	return s;
 }
 
-/* Cache what we just wrote; when that fails, forget the old entry so the
- * next read goes to the store. */
+/* Cache what we just wrote (taking over d and ctx); when that fails,
+ * forget the old entry so the next read goes to the store. */
 static void
-dir_cache_written(struct fskv *kv, const char *path, const struct fsobj_dir *d,
-    struct dyn_ctx *ctx, uint64_t born)
+dir_cache_written(struct fskv *kv, const char *path, struct fsobj_dir *d,
+                  struct dyn_ctx *ctx, uint64_t born)
 {
 	struct fskv_dir *s = dir_snap_new(d, ctx, born);
 	pthread_mutex_lock(&kv->mu);
@@ -819,8 +836,8 @@ dir_cache_written(struct fskv *kv, const char *path, const struct fsobj_dir *d,
 }
 
 int
-fskv_dir_update(struct fskv *kv, const char *path, int flags,
-    fskv_dir_fn fn, void *arg)
+fskv_dir_update(struct fskv *kv, const char *path, int flags, fskv_dir_fn fn,
+                void *arg)
 {
 	struct fskv_dir *s;
 	struct fsobj_dir d;
@@ -850,14 +867,17 @@ out:
 
 int
 fskv_dir_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctx,
-    const struct fsobj_dir *d)
+             const struct fsobj_dir *d)
 {
 	struct dyn_ctx n = {0};
+	struct fsobj_dir c;
 	int rc = dir_encode_put(kv, path, ctx, 1, d, &n);
-	if (rc == 0)
-		dir_cache_written(kv, path, d, &n, fskv_now_ms());
+	fsobj_dir_init(&c);
+	if (rc == 0 && fsobj_dir_copy(&c, d) == 0)
+		dir_cache_written(kv, path, &c, &n, fskv_now_ms());
 	else
 		fskv_dir_forget(kv, path);
+	fsobj_dir_fini(&c);
 	mem_free(n.p);
 	return rc;
 }
@@ -868,7 +888,8 @@ fskv_dir_delete(struct fskv *kv, const char *path, const struct dyn_ctx *ctx)
 	struct buf k;
 	int rc = key_of(&k, 'D', path);
 	if (rc == 0)
-		rc = dyn_delete_ctxs(kv->o.client, k.data, k.len, ctx, 1, NULL);
+		rc =
+		    dyn_delete_ctxs(kv->o.client, k.data, k.len, ctx, 1, NULL);
 	buf_fini(&k);
 	fskv_dir_forget(kv, path);
 	return rc;
@@ -914,15 +935,16 @@ chunk_key(struct buf *k, const uint8_t gen[FSOBJ_GEN_LEN], uint32_t index)
 
 int
 fskv_chunk_put(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
-    uint32_t index, const uint8_t *ctx, size_t ctx_len, const void *data,
-    size_t len, uint8_t **nctx, uint32_t *nctx_len)
+               uint32_t index, const uint8_t *ctx, size_t ctx_len,
+               const void *data, size_t len, uint8_t **nctx,
+               uint32_t *nctx_len)
 {
 	struct buf k;
 	size_t nl = 0;
 	int rc = chunk_key(&k, gen, index);
 	if (rc == 0)
 		rc = dyn_put(kv->o.client, k.data, k.len, ctx, ctx_len, data,
-		    len, NULL, nctx, &nl);
+		             len, NULL, nctx, &nl);
 	if (rc == 0 && nl > FSOBJ_CTX_MAX) {
 		mem_free(*nctx);
 		*nctx = NULL;
@@ -936,7 +958,7 @@ fskv_chunk_put(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
 
 int
 fskv_chunk_get(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
-    uint32_t index, void *buf, size_t cap, size_t *len)
+               uint32_t index, void *buf, size_t cap, size_t *len)
 {
 	struct dyn_get_result g;
 	struct buf k;
@@ -968,13 +990,13 @@ fskv_chunk_get(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
 
 int
 fskv_chunk_delete(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
-    uint32_t index, const uint8_t *ctx, size_t ctx_len)
+                  uint32_t index, const uint8_t *ctx, size_t ctx_len)
 {
 	struct buf k;
 	int rc = chunk_key(&k, gen, index);
 	if (rc == 0)
 		rc = dyn_delete(kv->o.client, k.data, k.len, ctx, ctx_len,
-		    NULL);
+		                NULL);
 	buf_fini(&k);
 	return rc;
 }
@@ -991,7 +1013,8 @@ fskv_chunks_release(struct fskv *kv, const struct fsobj_file *f)
 		int rc = fskv_chunk_delete(kv, f->gen, i, c->ctx, c->ctx_len);
 		if (rc != 0)
 			LOG_WARN("chunk %u of a superseded version left "
-			    "behind: %s", i, dyn_strerror(rc));
+			         "behind: %s",
+			         i, dyn_strerror(rc));
 	}
 }
 
@@ -1002,7 +1025,8 @@ fskv_gen_new(uint8_t gen[FSOBJ_GEN_LEN])
 		/* Never reuse a generation: fall back to time and address. */
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t a = (uint64_t)ts.tv_sec ^ ((uint64_t)ts.tv_nsec << 20);
+		uint64_t a =
+		    (uint64_t)ts.tv_sec ^ ((uint64_t)ts.tv_nsec << 20);
 		uint64_t b = (uint64_t)(uintptr_t)gen ^ (uint64_t)random();
 		memcpy(gen, &a, 8);
 		memcpy(gen + 8, &b, 8);
@@ -1012,16 +1036,28 @@ fskv_gen_new(uint8_t gen[FSOBJ_GEN_LEN])
 /* ---- the rest ---- */
 
 int
-fskv_preflist(struct fskv *kv, const char *path, char *out, size_t cap)
+fskv_preflist(struct fskv *kv, char kind, const char *path, char *out,
+              size_t cap)
 {
-	(void)path; /* one function to replace when the ring arrives */
-	size_t n = strlen(kv->nodes);
-	if (cap > 0) {
-		size_t c = n < cap - 1 ? n : cap - 1;
-		memcpy(out, kv->nodes, c);
-		out[c] = '\0';
+	char addrs[16][128];
+	size_t n = 0;
+	struct buf k;
+	int rc = key_of(&k, kind, path);
+	if (rc == 0)
+		rc = dyn_preflist(kv->o.client, k.data, k.len, addrs, 16, &n);
+	buf_fini(&k);
+	if (rc != 0 || n == 0)
+		return snprintf(out, cap, "%s", kv->nodes);
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		int w = snprintf(at < cap ? out + at : NULL,
+		                 at < cap ? cap - at : 0, "%s%s", i ? "," : "",
+		                 addrs[i]);
+		if (w < 0)
+			return -EINVAL;
+		at += (size_t)w;
 	}
-	return (int)n;
+	return (int)at;
 }
 
 static int
@@ -1038,7 +1074,7 @@ int_cmp(const void *a, const void *b)
 
 void
 fskv_lock(struct fskv *kv, struct fskv_lock *l, const char *const *paths,
-    int n)
+          int n)
 {
 	l->all = false;
 	l->n = 0;

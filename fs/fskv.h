@@ -48,14 +48,14 @@ const struct fskv_opts *fskv_opts(const struct fskv *kv);
 /* ---- file objects ---- */
 
 struct fskv_file {
-	struct vset vs;      /* every version; values dropped after decode;
-	                        an undecodable version is marked a tombstone */
+	struct vset vs;       /* every version; values dropped after decode;
+	                         an undecodable version is marked a tombstone */
 	struct fsobj_file *f; /* decoded, one per version (empty for
 	                         tombstones) */
 	struct dyn_ctx ctx;   /* merged context: covers every version */
 	struct dyn_ctx *vctx; /* one per version */
 	uint32_t nlive;
-	int newest; /* index of the newest live version, -1 when none */
+	int newest;     /* index of the newest live version, -1 when none */
 	bool synthetic; /* built after our own put: no dots, no clock */
 	/* private */
 	int refs;
@@ -66,16 +66,20 @@ struct fskv_file {
  * (nlive == 0; the context then covers the tombstones).  *out holds a
  * reference. */
 int fskv_file_get(struct fskv *kv, const char *path, int flags,
-    struct fskv_file **out);
+                  struct fskv_file **out);
 void fskv_file_unref(struct fskv_file *s);
+/* A snapshot with no version and an empty context: a put under it is
+ * blind (supersedes nothing). */
+int fskv_file_empty(struct fskv_file **out);
 /* Put f at path under the contexts ctxs (several: their union).  On
  * success, *out (if not NULL) gets a snapshot holding just the new version
  * (it is also cached). */
-int fskv_file_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctxs,
-    size_t nctx, const struct fsobj_file *f, struct fskv_file **out);
+int fskv_file_put(struct fskv *kv, const char *path,
+                  const struct dyn_ctx *ctxs, size_t nctx,
+                  const struct fsobj_file *f, struct fskv_file **out);
 /* A tombstone under ctxs; the cache forgets path. */
-int fskv_file_delete(
-    struct fskv *kv, const char *path, const struct dyn_ctx *ctxs, size_t nctx);
+int fskv_file_delete(struct fskv *kv, const char *path,
+                     const struct dyn_ctx *ctxs, size_t nctx);
 void fskv_file_forget(struct fskv *kv, const char *path);
 
 /* ---- directories ---- */
@@ -94,15 +98,15 @@ struct fskv_dir {
  * root always exists: when never written it reads as an empty directory
  * owned by root_uid/root_gid). */
 int fskv_dir_get(struct fskv *kv, const char *path, int flags,
-    struct fskv_dir **out);
+                 struct fskv_dir **out);
 /* Same, but 0 with exists == false instead of -ENOENT. */
 int fskv_dir_get_any(struct fskv *kv, const char *path, int flags,
-    struct fskv_dir **out);
+                     struct fskv_dir **out);
 void fskv_dir_unref(struct fskv_dir *s);
 
 /* A fresh tag for an add into the directory at path. */
 void fskv_dir_tag(struct fskv *kv, const char *path, uint64_t *actor,
-    uint64_t *counter);
+                  uint64_t *counter);
 
 /* Change the directory at path: fn edits a copy of it (from the cache unless
  * flags has FSKV_FRESH), then the copy is written under the snapshot's
@@ -110,12 +114,12 @@ void fskv_dir_tag(struct fskv *kv, const char *path, uint64_t *actor,
  * return 1 for "nothing to write".  The caller holds path's lock. */
 typedef int (*fskv_dir_fn)(struct fsobj_dir *d, void *arg);
 int fskv_dir_update(struct fskv *kv, const char *path, int flags,
-    fskv_dir_fn fn, void *arg);
+                    fskv_dir_fn fn, void *arg);
 /* Write d at path under ctx (e.g. a new directory over tombstones). */
 int fskv_dir_put(struct fskv *kv, const char *path, const struct dyn_ctx *ctx,
-    const struct fsobj_dir *d);
+                 const struct fsobj_dir *d);
 int fskv_dir_delete(struct fskv *kv, const char *path,
-    const struct dyn_ctx *ctx);
+                    const struct dyn_ctx *ctx);
 void fskv_dir_forget(struct fskv *kv, const char *path);
 /* Forget every cached object at or below the directory path. */
 void fskv_forget_tree(struct fskv *kv, const char *path);
@@ -126,14 +130,15 @@ void fskv_forget_tree(struct fskv *kv, const char *path);
  * earlier put of the same chunk (NULL for the first).  *nctx gets the new
  * context, mem_alloc'd. */
 int fskv_chunk_put(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
-    uint32_t index, const uint8_t *ctx, size_t ctx_len, const void *data,
-    size_t len, uint8_t **nctx, uint32_t *nctx_len);
+                   uint32_t index, const uint8_t *ctx, size_t ctx_len,
+                   const void *data, size_t len, uint8_t **nctx,
+                   uint32_t *nctx_len);
 /* Read chunk (gen, index) into buf (cap bytes); *len gets its length.
  * -ESTALE when the chunk is gone. */
 int fskv_chunk_get(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
-    uint32_t index, void *buf, size_t cap, size_t *len);
+                   uint32_t index, void *buf, size_t cap, size_t *len);
 int fskv_chunk_delete(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
-    uint32_t index, const uint8_t *ctx, size_t ctx_len);
+                      uint32_t index, const uint8_t *ctx, size_t ctx_len);
 /* Delete every chunk f names (best effort: failures are logged; a chunk
  * left behind is garbage, never a loss). */
 void fskv_chunks_release(struct fskv *kv, const struct fsobj_file *f);
@@ -142,9 +147,12 @@ void fskv_gen_new(uint8_t gen[FSOBJ_GEN_LEN]);
 
 /* ---- the rest ---- */
 
-/* The preference list of the object at path, as text (for now, the node
- * addresses this mount talks to).  Like snprintf. */
-int fskv_preflist(struct fskv *kv, const char *path, char *out, size_t cap);
+/* The preference list of the object at path ('F' file, 'D' directory) as
+ * text: the node addresses the client routes its key to, comma separated,
+ * or, before the client has a ring, the addresses the mount was given.
+ * Like snprintf. */
+int fskv_preflist(struct fskv *kv, char kind, const char *path, char *out,
+                  size_t cap);
 
 /* Lock stripes: lock the stripes of up to FSKV_LOCK_MAX paths (in a fixed
  * order, so two callers never deadlock); all: every stripe. */
@@ -155,7 +163,7 @@ struct fskv_lock {
 	bool all;
 };
 void fskv_lock(struct fskv *kv, struct fskv_lock *l, const char *const *paths,
-    int n);
+               int n);
 void fskv_lock_all(struct fskv *kv, struct fskv_lock *l);
 void fskv_unlock(struct fskv *kv, struct fskv_lock *l);
 

@@ -52,8 +52,8 @@ fsobj_key_dir(struct buf *out, const char *path)
 }
 
 void
-fsobj_key_chunk(
-    struct buf *out, const uint8_t gen[FSOBJ_GEN_LEN], uint32_t index)
+fsobj_key_chunk(struct buf *out, const uint8_t gen[FSOBJ_GEN_LEN],
+                uint32_t index)
 {
 	buf_put_u8(out, 'C');
 	buf_put(out, gen, FSOBJ_GEN_LEN);
@@ -159,7 +159,7 @@ xattrs_bytes(const struct fsobj_attr *a)
 
 int
 fsobj_xattr_set(struct fsobj_attr *a, const char *name, const void *value,
-    size_t len, int flags)
+                size_t len, int flags)
 {
 	size_t nl = strlen(name);
 	int i = xattr_search(a, name);
@@ -172,7 +172,7 @@ fsobj_xattr_set(struct fsobj_attr *a, const char *name, const void *value,
 	if (i < 0 && (flags & XATTR_REPLACE))
 		return -ENODATA;
 	size_t total = xattrs_bytes(a) + len + (i < 0 ? nl : 0) -
-	    (i >= 0 ? a->xattr[i].len : 0);
+	               (i >= 0 ? a->xattr[i].len : 0);
 	if (total > FSOBJ_XATTRS_MAX)
 		return -ENOSPC;
 	if (len > 0 && !(v = mem_dup(value, len)))
@@ -210,7 +210,7 @@ fsobj_xattr_remove(struct fsobj_attr *a, const char *name)
 	mem_free(a->xattr[i].name);
 	mem_free(a->xattr[i].value);
 	memmove(&a->xattr[i], &a->xattr[i + 1],
-	    (a->nxattr - (uint32_t)i - 1) * sizeof(a->xattr[0]));
+	        (a->nxattr - (uint32_t)i - 1) * sizeof(a->xattr[0]));
 	a->nxattr--;
 	return 0;
 }
@@ -304,7 +304,8 @@ attr_decode(struct rd *in, struct fsobj_attr *a)
 		    (rc = rd_blob(in, FSOBJ_XVALUE_MAX, &vp, &vl)) != 0)
 			return rc;
 		total += nl + vl;
-		if (nl == 0 || memchr(np, '\0', nl) || total > FSOBJ_XATTRS_MAX)
+		if (nl == 0 || memchr(np, '\0', nl) ||
+		    total > FSOBJ_XATTRS_MAX)
 			return DYN_EBADMSG;
 		struct fsobj_xattr *x = &a->xattr[i];
 		x->name = mem_alloc(nl + 1);
@@ -473,8 +474,8 @@ fsobj_file_decode(const void *p, size_t len, struct fsobj_file *out)
 		    (size_t)nc * CHUNK_MIN_WIRE > rd_left(&in) ||
 		    S_ISLNK(out->a.mode))
 			goto out;
-		if (nc > 0 && !(out->chunks = mem_calloc(nc, sizeof(
-		    *out->chunks)))) {
+		if (nc > 0 &&
+		    !(out->chunks = mem_calloc(nc, sizeof(*out->chunks)))) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -628,7 +629,7 @@ type_ok(uint8_t t)
 
 int
 fsobj_dir_find(const struct fsobj_dir *d, const char *name, size_t nlen,
-    uint8_t *type)
+               uint8_t *type)
 {
 	uint32_t i = dent_lower(d, name, nlen);
 	bool found = false;
@@ -680,8 +681,8 @@ rm_covers(const struct fsobj_dir *d, uint64_t actor, uint64_t c)
  * is unchanged.
  */
 static int
-rm_insert(struct fsobj_range **rmp, uint32_t *np, uint64_t actor,
-    uint64_t lo, uint64_t hi)
+rm_insert(struct fsobj_range **rmp, uint32_t *np, uint64_t actor, uint64_t lo,
+          uint64_t hi)
 {
 	struct fsobj_range *rm = *rmp;
 	uint32_t n = *np;
@@ -689,12 +690,13 @@ rm_insert(struct fsobj_range **rmp, uint32_t *np, uint64_t actor,
 
 	/* First range of actor that ends at or after lo - 1. */
 	while (a < n && (rm[a].actor < actor ||
-	    (rm[a].actor == actor && rm[a].hi + 1 < lo && rm[a].hi != UINT64_MAX)))
+	                 (rm[a].actor == actor && rm[a].hi + 1 < lo &&
+	                  rm[a].hi != UINT64_MAX)))
 		a++;
 	uint32_t b = a;
 	uint64_t nlo = lo, nhi = hi;
 	while (b < n && rm[b].actor == actor &&
-	    (hi == UINT64_MAX || rm[b].lo <= hi + 1)) {
+	       (hi == UINT64_MAX || rm[b].lo <= hi + 1)) {
 		if (rm[b].lo < nlo)
 			nlo = rm[b].lo;
 		if (rm[b].hi > nhi)
@@ -753,7 +755,7 @@ dir_remove_name(struct fsobj_dir *d, const char *name, size_t nlen)
 	uint32_t i = dent_lower(d, name, nlen);
 	uint32_t j = i;
 	while (j < d->nent &&
-	    name_cmp(d->ent[j].name, d->ent[j].nlen, name, nlen) == 0)
+	       name_cmp(d->ent[j].name, d->ent[j].nlen, name, nlen) == 0)
 		j++;
 	if (j == i)
 		return 0;
@@ -780,17 +782,17 @@ dir_remove_name(struct fsobj_dir *d, const char *name, size_t nlen)
 }
 
 int
-fsobj_dir_add(struct fsobj_dir *d, const char *name, size_t nlen,
-    uint8_t type, uint64_t actor, uint64_t counter)
+fsobj_dir_add(struct fsobj_dir *d, const char *name, size_t nlen, uint8_t type,
+              uint64_t actor, uint64_t counter)
 {
 	if (!name_ok(name, nlen) || !type_ok(type) || counter == 0 ||
 	    tag_used(d, actor, counter))
 		return -EINVAL;
 	struct fsobj_dent e = {
-		.nlen = (uint16_t)nlen,
-		.type = type,
-		.actor = actor,
-		.counter = counter,
+	    .nlen = (uint16_t)nlen,
+	    .type = type,
+	    .actor = actor,
+	    .counter = counter,
 	};
 	e.name = mem_alloc(nlen + 1);
 	struct fsobj_dent *x =
@@ -844,7 +846,7 @@ attr_cmp(const struct fsobj_attr *a, const struct fsobj_attr *b)
 	int c = 0;
 	if (!buf_err(&x) && !buf_err(&y))
 		c = name_cmp((const char *)x.data, x.len, (const char *)y.data,
-		    y.len);
+		             y.len);
 	buf_fini(&x);
 	buf_fini(&y);
 	return c;
@@ -869,7 +871,7 @@ fsobj_dir_merge(struct fsobj_dir *dst, const struct fsobj_dir *src)
 	t.nrm = dst->nrm;
 	for (uint32_t k = 0; k < src->nrm; k++)
 		if (rm_insert(&t.rm, &t.nrm, src->rm[k].actor, src->rm[k].lo,
-			src->rm[k].hi) != 0)
+		              src->rm[k].hi) != 0)
 			goto out;
 	/* Adds: the union of two sorted lists, minus the removed. */
 	if (dst->nent + src->nent > 0 &&
@@ -916,15 +918,15 @@ fsobj_dir_top(const struct fsobj_dir *d, uint64_t actor)
 
 bool
 fsobj_dir_next(const struct fsobj_dir *d, uint32_t *i, const char **name,
-    size_t *nlen, uint8_t *type)
+               size_t *nlen, uint8_t *type)
 {
 	if (*i >= d->nent)
 		return false;
 	const struct fsobj_dent *e = &d->ent[*i];
 	uint8_t t = e->type;
 	uint32_t k = *i + 1;
-	while (k < d->nent &&
-	    name_cmp(d->ent[k].name, d->ent[k].nlen, e->name, e->nlen) == 0) {
+	while (k < d->nent && name_cmp(d->ent[k].name, d->ent[k].nlen, e->name,
+	                               e->nlen) == 0) {
 		if (d->ent[k].type == FSOBJ_T_DIR)
 			t = FSOBJ_T_DIR;
 		k++;
@@ -1060,8 +1062,8 @@ out:
 /* ---- siblings ---- */
 
 int
-fsobj_sibling_parse(
-    const char *name, size_t nlen, size_t *baselen, uint32_t *k)
+fsobj_sibling_parse(const char *name, size_t nlen, size_t *baselen,
+                    uint32_t *k)
 {
 	size_t i = nlen;
 	uint32_t v = 0, mul = 1;
@@ -1085,8 +1087,8 @@ fsobj_sibling_parse(
 }
 
 int
-fsobj_sibling_name(
-    const char *base, size_t blen, uint32_t k, char *out, size_t cap)
+fsobj_sibling_name(const char *base, size_t blen, uint32_t k, char *out,
+                   size_t cap)
 {
 	char suf[16];
 	int sl = snprintf(suf, sizeof(suf), ".v%" PRIu32, k);
@@ -1131,7 +1133,7 @@ fsobj_clock_text(const struct vclock *c, char *out, size_t cap)
 	for (uint32_t i = 0; i < c->n; i++) {
 		char one[64];
 		int n = snprintf(one, sizeof(one), "%s%016" PRIx64 ":%" PRIu64,
-		    i ? " " : "", c->e[i].actor, c->e[i].counter);
+		                 i ? " " : "", c->e[i].actor, c->e[i].counter);
 		if (n < 0)
 			return -EINVAL;
 		if (at + (size_t)n < cap)

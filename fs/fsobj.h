@@ -29,11 +29,11 @@
 #include "vset.h"
 
 #define FSOBJ_GEN_LEN      16
-#define FSOBJ_NAME_MAX     255         /* one path component */
-#define FSOBJ_XNAME_MAX    255         /* xattr name */
-#define FSOBJ_XVALUE_MAX   (64u << 10) /* one xattr value */
+#define FSOBJ_NAME_MAX     255          /* one path component */
+#define FSOBJ_XNAME_MAX    255          /* xattr name */
+#define FSOBJ_XVALUE_MAX   (64u << 10)  /* one xattr value */
 #define FSOBJ_XATTRS_MAX   (256u << 10) /* all xattrs of one object */
-#define FSOBJ_CTX_MAX      512         /* = CONTEXT_MAX_LEN */
+#define FSOBJ_CTX_MAX      512          /* = CONTEXT_MAX_LEN */
 #define FSOBJ_CHUNK_MIN    4096u
 #define FSOBJ_CHUNK_MAX    (8u << 20)
 #define FSOBJ_SIBLINGS_MAX VSET_MAX_VERSIONS
@@ -56,8 +56,8 @@ enum fsobj_layout {
  * (errors are sticky in out, see buf_err). */
 void fsobj_key_file(struct buf *out, const char *path);
 void fsobj_key_dir(struct buf *out, const char *path);
-void fsobj_key_chunk(
-    struct buf *out, const uint8_t gen[FSOBJ_GEN_LEN], uint32_t index);
+void fsobj_key_chunk(struct buf *out, const uint8_t gen[FSOBJ_GEN_LEN],
+                     uint32_t index);
 
 /* ---- attributes (shared by files and directories) ---- */
 
@@ -90,7 +90,7 @@ int fsobj_xattr_find(const struct fsobj_attr *a, const char *name);
  * -ENODATA if absent).  -ERANGE when name or value is over its cap, -ENOSPC
  * when the object's xattrs would exceed FSOBJ_XATTRS_MAX. */
 int fsobj_xattr_set(struct fsobj_attr *a, const char *name, const void *value,
-    size_t len, int flags);
+                    size_t len, int flags);
 /* -ENODATA when absent. */
 int fsobj_xattr_remove(struct fsobj_attr *a, const char *name);
 /* listxattr's format: the names, each NUL-terminated.  With cap 0 returns
@@ -175,12 +175,12 @@ int fsobj_dir_copy(struct fsobj_dir *dst, const struct fsobj_dir *src);
  * added both as a directory and as a file (concurrent creates), the
  * directory wins. */
 int fsobj_dir_find(const struct fsobj_dir *d, const char *name, size_t nlen,
-    uint8_t *type);
+                   uint8_t *type);
 /* Add name with tag (actor, counter), removing the adds of name it
  * observes (so one name has one add).  -EINVAL for a bad name or a tag that
  * is already used or removed, -ENOMEM. */
 int fsobj_dir_add(struct fsobj_dir *d, const char *name, size_t nlen,
-    uint8_t type, uint64_t actor, uint64_t counter);
+                  uint8_t type, uint64_t actor, uint64_t counter);
 /* Remove every add of name.  -ENOENT when there is none. */
 int fsobj_dir_remove(struct fsobj_dir *d, const char *name, size_t nlen);
 /* dst = merge(dst, src).  On error dst is unchanged. */
@@ -190,7 +190,7 @@ uint64_t fsobj_dir_top(const struct fsobj_dir *d, uint64_t actor);
 /* Walk the visible names: *i starts at 0; each call gives the next name
  * and its type (the directory wins a name), or returns false at the end. */
 bool fsobj_dir_next(const struct fsobj_dir *d, uint32_t *i, const char **name,
-    size_t *nlen, uint8_t *type);
+                    size_t *nlen, uint8_t *type);
 /* Number of visible subdirectories (for st_nlink). */
 uint32_t fsobj_dir_nsubdirs(const struct fsobj_dir *d);
 
@@ -210,12 +210,12 @@ int fsobj_dir_decode(const void *p, size_t len, struct fsobj_dir *out);
 /* Is name of the form BASE.vK, K a decimal in 1..FSOBJ_SIBLINGS_MAX
  * without leading zeros, BASE not empty?  0 with *baselen and *k, or
  * -EINVAL. */
-int fsobj_sibling_parse(
-    const char *name, size_t nlen, size_t *baselen, uint32_t *k);
+int fsobj_sibling_parse(const char *name, size_t nlen, size_t *baselen,
+                        uint32_t *k);
 /* BASE.vK into out (NUL-terminated).  -ENAMETOOLONG when it would not fit
  * cap or be over FSOBJ_NAME_MAX. */
-int fsobj_sibling_name(
-    const char *base, size_t blen, uint32_t k, char *out, size_t cap);
+int fsobj_sibling_name(const char *base, size_t blen, uint32_t k, char *out,
+                       size_t cap);
 /* Index in s of the k-th (from 1) live version, or -1. */
 int fsobj_live_nth(const struct vset *s, uint32_t k);
 /* Index of the newest live version by ts_ms (ties: the later in dot

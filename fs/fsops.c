@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "keypos.h"
 #include "err.h"
 #include "fsfile.h"
 #include "fskv.h"
@@ -134,13 +135,13 @@ enum res_kind { R_DIR = 1, R_FILE, R_SIB };
 
 struct res {
 	enum res_kind kind;
-	uint8_t type;          /* R_FILE: FSOBJ_T_REG or FSOBJ_T_LNK */
-	struct fskv_dir *dir;  /* R_DIR */
-	struct fsfile *f;      /* R_FILE, when open here */
-	struct fskv_file *s;   /* R_FILE (not open) and R_SIB */
-	int vi;                /* R_SIB: version index in s */
-	uint32_t k;            /* R_SIB: sibling number */
-	char *base;            /* R_SIB: path of the file */
+	uint8_t type;         /* R_FILE: FSOBJ_T_REG or FSOBJ_T_LNK */
+	struct fskv_dir *dir; /* R_DIR */
+	struct fsfile *f;     /* R_FILE, when open here */
+	struct fskv_file *s;  /* R_FILE (not open) and R_SIB */
+	int vi;               /* R_SIB: version index in s */
+	uint32_t k;           /* R_SIB: sibling number */
+	char *base;           /* R_SIB: path of the file */
 };
 
 static void
@@ -156,7 +157,7 @@ res_fini(struct res *r)
 /* The sibling entry called name in directory pd (at parent), if any. */
 static int
 resolve_sibling(struct fs *fs, const struct fskv_dir *pd, const char *parent,
-    const char *name, int flags, struct res *r)
+                const char *name, int flags, struct res *r)
 {
 	size_t bl;
 	uint32_t k;
@@ -281,34 +282,39 @@ op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->nullpath_ok = 0;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	conn->max_write = c->chunk_size < (1u << 20) ? c->chunk_size : 1u << 20;
+	/* Requests as large as a chunk (up to 1 MiB): fewer round trips
+	 * through the kernel for big files. */
+	conn->max_write =
+	    c->chunk_size < (1u << 20) ? c->chunk_size : 1u << 20;
+	if (conn->max_readahead < conn->max_write)
+		conn->max_readahead = conn->max_write;
 	if (!fs)
 		goto fail;
 	fs->cfg = c;
 	struct dyn_client_opts co = {
-		.nodes = (const char *const *)c->nodes,
-		.nnodes = c->nnodes,
-		.key = c->key,
-		.timeout_ms = c->timeout_ms,
+	    .nodes = (const char *const *)c->nodes,
+	    .nnodes = c->nnodes,
+	    .key = c->key,
+	    .timeout_ms = c->timeout_ms,
 	};
 	if ((rc = dyn_client_new(&co, &fs->cl)) != 0)
 		goto fail;
 	struct fskv_opts ko = {
-		.client = fs->cl,
-		.nodes = c->nodes_text,
-		.attr_ttl_ms = (uint64_t)(cfg->attr_timeout * 1000),
-		.entry_ttl_ms = (uint64_t)(cfg->entry_timeout * 1000),
-		.chunk_size = c->chunk_size,
-		.inline_max = c->inline_max,
-		.root_uid = getuid(),
-		.root_gid = getgid(),
+	    .client = fs->cl,
+	    .nodes = c->nodes_text,
+	    .attr_ttl_ms = (uint64_t)(cfg->attr_timeout * 1000),
+	    .entry_ttl_ms = (uint64_t)(cfg->entry_timeout * 1000),
+	    .chunk_size = c->chunk_size,
+	    .inline_max = c->inline_max,
+	    .root_uid = getuid(),
+	    .root_gid = getgid(),
 	};
 	if ((rc = fskv_new(&ko, &fs->kv)) != 0 ||
 	    (rc = fsfile_tab_new(fs->kv, &fs->tab)) != 0)
 		goto fail;
 	LOG_INFO("mounted: nodes %s, timeout %d ms, caches %.3g/%.3g s",
-	    c->nodes_text, c->timeout_ms, cfg->attr_timeout,
-	    cfg->entry_timeout);
+	         c->nodes_text, c->timeout_ms, cfg->attr_timeout,
+	         cfg->entry_timeout);
 	return fs;
 fail:
 	LOG_ERROR("cannot start: %s", dyn_strerror(rc));
@@ -393,7 +399,7 @@ dir_attr_fn(struct fsobj_dir *d, void *arg)
 		break;
 	case 3:
 		rc = fsobj_xattr_set(&d->a, a->name, a->value, a->len,
-		    a->flags);
+		                     a->flags);
 		break;
 	case 4:
 		rc = fsobj_xattr_remove(&d->a, a->name);
@@ -481,7 +487,7 @@ op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 
 static int
 op_utimens(const char *path, const struct timespec tv[2],
-    struct fuse_file_info *fi)
+           struct fuse_file_info *fi)
 {
 	struct timespec now[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
 	struct dattr_arg a = {.what = 2, .tv = tv ? tv : now};
@@ -539,9 +545,10 @@ op_readlink(const char *path, char *buf, size_t size)
 		if (!S_ISLNK(v->a.mode)) {
 			rc = -EINVAL;
 		} else if (size > 0) {
-			size_t n = v->size < size - 1 ? (size_t)v->size
-			                              : size - 1;
-			memcpy(buf, v->data, n);
+			size_t n =
+			    v->size < size - 1 ? (size_t)v->size : size - 1;
+			if (n > 0)
+				memcpy(buf, v->data, n);
 			buf[n] = '\0';
 		}
 	}
@@ -567,7 +574,7 @@ dent_fn(struct fsobj_dir *d, void *arg)
 		fsobj_dir_remove(d, a->rm, strlen(a->rm));
 	if (a->type)
 		rc = fsobj_dir_add(d, a->name, strlen(a->name), a->type,
-		    a->actor, a->counter);
+		                   a->actor, a->counter);
 	else if (a->name)
 		rc = fsobj_dir_remove(d, a->name, strlen(a->name));
 	if (rc == -ENOENT)
@@ -579,11 +586,27 @@ dent_fn(struct fsobj_dir *d, void *arg)
 
 static int
 dir_add(struct fs *fs, const char *dir, const char *name, uint8_t type,
-    const char *rm)
+        const char *rm)
 {
 	struct dent_arg a = {.name = name, .rm = rm, .type = type};
 	fskv_dir_tag(fs->kv, dir, &a.actor, &a.counter);
-	return fskv_dir_update(fs->kv, dir, 0, dent_fn, &a);
+	int rc = fskv_dir_update(fs->kv, dir, 0, dent_fn, &a);
+	/* A directory object over the store's value cap is a full
+	 * directory. */
+	return rc == DYN_ETOOBIG ? -ENOSPC : rc;
+}
+
+/* A name this filesystem can hold (before touching anything). */
+static int
+name_check(const char *path)
+{
+	const char *name = strrchr(path, '/');
+	name = name ? name + 1 : path;
+	if (strlen(name) > FSOBJ_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (strlen(path) + 1 > KEY_MAX_LEN)
+		return -ENAMETOOLONG;
+	return 0;
 }
 
 static int
@@ -630,7 +653,8 @@ op_mkdir(const char *path, mode_t mode)
 	int rc;
 
 	fsobj_dir_init(&nd);
-	if ((rc = path_split(path, &parent, &name)) != 0)
+	if ((rc = name_check(path)) != 0 ||
+	    (rc = path_split(path, &parent, &name)) != 0)
 		return rc;
 	const char *lp[2] = {parent, path};
 	fskv_lock(fs->kv, &l, lp, 2);
@@ -714,8 +738,8 @@ out:
 /* Emit one entry and, for a file with siblings, its name.vK entries. */
 static int
 readdir_one(struct fs *fs, const struct fskv_dir *dir, const char *dpath,
-    const char *name, size_t nl, uint8_t type, void *buf,
-    fuse_fill_dir_t filler)
+            const char *name, size_t nl, uint8_t type, void *buf,
+            fuse_fill_dir_t filler)
 {
 	struct stat st;
 	char nm[FSOBJ_NAME_MAX + 1];
@@ -782,7 +806,7 @@ out:
 
 static int
 op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
-    struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+           struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	struct fs *fs = fs_get();
 	struct fskv_dir *d;
@@ -841,7 +865,8 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	uint8_t t;
 	int rc;
 
-	if ((rc = path_split(path, &parent, &name)) != 0)
+	if ((rc = name_check(path)) != 0 ||
+	    (rc = path_split(path, &parent, &name)) != 0)
 		return rc;
 	const char *lp[2] = {parent, path};
 	fskv_lock(fs->kv, &l, lp, 2);
@@ -859,7 +884,7 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		}
 		/* An existing file: this is an open. */
 		if ((rc = fsfile_get(fs->tab, path,
-			 FSFILE_FRESH | FSFILE_HANDLE, &f)) != 0)
+		                     FSFILE_FRESH | FSFILE_HANDLE, &f)) != 0)
 			goto out;
 		if (fi->flags & O_TRUNC) {
 			rc = fsfile_truncate(f, 0);
@@ -867,7 +892,7 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		}
 	} else {
 		rc = fsfile_create(fs->tab, path, S_IFREG | (mode & 07777),
-		    cx->uid, cx->gid, &f);
+		                   cx->uid, cx->gid, &f);
 		if (rc == 0 &&
 		    (rc = dir_add(fs, parent, name, FSOBJ_T_REG, NULL)) != 0)
 			fsfile_unlink(fs->tab, path); /* drop it unwritten */
@@ -921,7 +946,7 @@ op_open(const char *path, struct fuse_file_info *fi)
 			rc = fsview_open(fs->tab, r.base, r.k, &v);
 	} else {
 		rc = fsfile_get(fs->tab, path, FSFILE_FRESH | FSFILE_HANDLE,
-		    &f);
+		                &f);
 		if (rc == 0 && (fi->flags & O_TRUNC)) {
 			rc = fsfile_truncate(f, 0);
 			fsfile_replace(f);
@@ -939,21 +964,21 @@ op_open(const char *path, struct fuse_file_info *fi)
 
 static int
 op_read(const char *path, char *buf, size_t size, off_t off,
-    struct fuse_file_info *fi)
+        struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
 	(void)path;
 	if (off < 0)
 		return -EINVAL;
 	int rc = h->kind == FH_FILE
-	    ? fsfile_read(h->f, buf, size, (uint64_t)off)
-	    : fsview_read(h->v, buf, size, (uint64_t)off);
+	             ? fsfile_read(h->f, buf, size, (uint64_t)off)
+	             : fsview_read(h->v, buf, size, (uint64_t)off);
 	return fskv_errno(rc);
 }
 
 static int
 op_write(const char *path, const char *buf, size_t size, off_t off,
-    struct fuse_file_info *fi)
+         struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
 	(void)path;
@@ -1057,7 +1082,8 @@ op_symlink(const char *target, const char *path)
 	int rc;
 
 	fsobj_file_init(&nf);
-	if ((rc = path_split(path, &parent, &name)) != 0)
+	if ((rc = name_check(path)) != 0 ||
+	    (rc = path_split(path, &parent, &name)) != 0)
 		return rc;
 	const char *lp[2] = {parent, path};
 	fskv_lock(fs->kv, &l, lp, 2);
@@ -1175,14 +1201,16 @@ op_rename(const char *from, const char *to, unsigned int flags)
 		return -EINVAL;
 	if (strcmp(from, to) == 0)
 		return 0;
-	if ((rc = path_split(from, &fparent, &fname)) != 0 ||
+	if ((rc = name_check(to)) != 0 ||
+	    (rc = path_split(from, &fparent, &fname)) != 0 ||
 	    (rc = path_split(to, &tparent, &tname)) != 0)
 		goto out_free;
 	fskv_lock_all(fs->kv, &l);
 	if ((rc = resolve(fs, from, FSKV_FRESH, &rf)) != 0 ||
 	    (rc = fskv_dir_get(fs->kv, tparent, 0, &td)) != 0)
 		goto out;
-	bool texists = fsobj_dir_find(&td->d, tname, strlen(tname), &tt) == 0 &&
+	bool texists =
+	    fsobj_dir_find(&td->d, tname, strlen(tname), &tt) == 0 &&
 	    entry_live(fs, to, tt, FSKV_FRESH);
 	if (texists && (flags & RENAME_NOREPLACE)) {
 		rc = -EEXIST;
@@ -1198,12 +1226,14 @@ op_rename(const char *from, const char *to, unsigned int flags)
 		if ((rc = fsfile_get(fs->tab, rf.base, FSFILE_FRESH, &f)) != 0)
 			goto out;
 		if (strcmp(rf.base, to) == 0) {
-			rc = fsfile_sibling_pick(f, rf.k); /* mv name.vK name */
+			rc =
+			    fsfile_sibling_pick(f, rf.k); /* mv name.vK name */
 		} else {
 			rc = fsfile_sibling_move(f, rf.k, to);
 			if (rc == 0) {
 				uint8_t ty = S_ISLNK(rf.s->f[rf.vi].a.mode)
-				    ? FSOBJ_T_LNK : FSOBJ_T_REG;
+				                 ? FSOBJ_T_LNK
+				                 : FSOBJ_T_REG;
 				rc = dir_add(fs, tparent, tname, ty, NULL);
 			}
 		}
@@ -1229,7 +1259,8 @@ op_rename(const char *from, const char *to, unsigned int flags)
 		}
 		if (texists) {
 			struct fskv_dir *x;
-			if ((rc = fskv_dir_get(fs->kv, to, FSKV_FRESH, &x)) != 0)
+			if ((rc = fskv_dir_get(fs->kv, to, FSKV_FRESH, &x)) !=
+			    0)
 				goto out;
 			rc = dir_busy(fs, to, x);
 			fskv_dir_unref(x);
@@ -1297,20 +1328,24 @@ copy_out(const char *text, size_t len, char *buf, size_t size)
 		return (int)len;
 	if (size < len)
 		return -ERANGE;
-	memcpy(buf, text, len);
+	if (len > 0)
+		memcpy(buf, text, len);
 	return (int)len;
 }
 
 static int
 dynamo_xattr(struct fs *fs, const char *path, const struct res *r,
-    const char *name, char *buf, size_t size)
+             const char *name, char *buf, size_t size)
 {
 	char text[1024];
 	int n;
 
 	if (strcmp(name, XA_NODES) == 0) {
-		n = fskv_preflist(fs->kv, r->base ? r->base : path, text,
-		    sizeof(text));
+		n = fskv_preflist(fs->kv, r->kind == R_DIR ? 'D' : 'F',
+		                  r->base ? r->base : path, text,
+		                  sizeof(text));
+		if (n < 0)
+			return n;
 		return copy_out(text, strlen(text), buf, size);
 	}
 	if (strcmp(name, XA_SIBLINGS) == 0) {
@@ -1343,7 +1378,8 @@ dynamo_xattr(struct fs *fs, const char *path, const struct res *r,
 			if (rc != 0)
 				return rc;
 			int vi = r->kind == R_SIB
-			    ? fsobj_live_nth(&s->vs, r->k) : -1;
+			             ? fsobj_live_nth(&s->vs, r->k)
+			             : -1;
 			if (vi >= 0)
 				version_context(&s->vs.v[vi], &c);
 			else
@@ -1375,13 +1411,14 @@ op_getxattr(const char *path, const char *name, char *buf, size_t size)
 	} else if (r.kind == R_FILE && r.f) {
 		rc = fsfile_getxattr(r.f, name, buf, size);
 	} else {
-		const struct fsobj_attr *a = r.kind == R_DIR
-		    ? &r.dir->d.a
-		    : &r.s->f[r.kind == R_SIB ? r.vi : r.s->newest].a;
+		const struct fsobj_attr *a =
+		    r.kind == R_DIR
+		        ? &r.dir->d.a
+		        : &r.s->f[r.kind == R_SIB ? r.vi : r.s->newest].a;
 		int i = fsobj_xattr_find(a, name);
 		rc = i < 0 ? -ENODATA
 		           : copy_out((const char *)a->xattr[i].value,
-		                 a->xattr[i].len, buf, size);
+		                      a->xattr[i].len, buf, size);
 	}
 	res_fini(&r);
 	return fskv_errno(rc);
@@ -1398,9 +1435,10 @@ op_listxattr(const char *path, char *buf, size_t size)
 	if (r.kind == R_FILE && r.f) {
 		rc = fsfile_listxattr(r.f, buf, size);
 	} else {
-		const struct fsobj_attr *a = r.kind == R_DIR
-		    ? &r.dir->d.a
-		    : &r.s->f[r.kind == R_SIB ? r.vi : r.s->newest].a;
+		const struct fsobj_attr *a =
+		    r.kind == R_DIR
+		        ? &r.dir->d.a
+		        : &r.s->f[r.kind == R_SIB ? r.vi : r.s->newest].a;
 		rc = fsobj_xattr_list(a, buf, size);
 	}
 	res_fini(&r);
@@ -1408,16 +1446,18 @@ op_listxattr(const char *path, char *buf, size_t size)
 }
 
 static int
-op_setxattr(const char *path, const char *name, const char *value,
-    size_t size, int flags)
+op_setxattr(const char *path, const char *name, const char *value, size_t size,
+            int flags)
 {
 	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)) != 0)
 		return -ENOTSUP;
 	if (strncmp(name, XA_DYNAMO, strlen(XA_DYNAMO)) == 0)
 		return -EPERM; /* read-only, computed */
-	struct dattr_arg a = {
-		.what = 3, .name = name, .value = value, .len = size,
-		.flags = flags};
+	struct dattr_arg a = {.what = 3,
+	                      .name = name,
+	                      .value = value,
+	                      .len = size,
+	                      .flags = flags};
 	return set_attr(path, NULL, &a);
 }
 
@@ -1433,34 +1473,34 @@ op_removexattr(const char *path, const char *name)
 }
 
 static const struct fuse_operations ops = {
-	.init = op_init,
-	.destroy = op_destroy,
-	.getattr = op_getattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.chmod = op_chmod,
-	.chown = op_chown,
-	.truncate = op_truncate,
-	.open = op_open,
-	.read = op_read,
-	.write = op_write,
-	.statfs = op_statfs,
-	.flush = op_flush,
-	.release = op_release,
-	.fsync = op_fsync,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
-	.readdir = op_readdir,
-	.create = op_create,
-	.utimens = op_utimens,
+    .init = op_init,
+    .destroy = op_destroy,
+    .getattr = op_getattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .chmod = op_chmod,
+    .chown = op_chown,
+    .truncate = op_truncate,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .statfs = op_statfs,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .readdir = op_readdir,
+    .create = op_create,
+    .utimens = op_utimens,
 };
 
 const struct fuse_operations *

@@ -100,7 +100,10 @@ mount_fs() {
 	local dir=$1
 	shift
 	mkdir -p "$dir"
-	"$DYNAMOFS" --node "$NODE_ADDR" --cluster-key "$KEY" "$dir" -f "$@" \
+	# A background job of a script starts with SIGINT ignored, and libfuse
+	# leaves an ignored signal alone: give it back its default.
+	env --default-signal=INT "$DYNAMOFS" --node "$NODE_ADDR" \
+		--cluster-key "$KEY" "$dir" -f "$@" \
 		> "$T/mount-$(basename "$dir").log" 2>&1 &
 	FS_PIDS+=($!)
 	FS_MOUNTS+=("$dir")

@@ -137,6 +137,21 @@ expect_eq "moved sibling" "$(cat "$B/d/h-theirs")" "$other"
 expect_eq "remaining" "$(cat "$B/d/h")" "$stay"
 rm "$A/d/h" "$A/d/h-theirs"
 
+step "chmod changes the shown sibling only; mv keeps the siblings"
+echo base > "$A/d/p"
+conflict d/p a1 a2
+chmod 600 "$A/d/p"
+expect_eq "ls after chmod" "$(names "$B/d")" "p p.v1 p.v2"
+expect_eq "mode of p" "$(stat -c %a "$B/d/p")" "600"
+expect_eq "modes of the siblings" "$(stat -c %a "$B/d/p.v1" "$B/d/p.v2" | sort | tr '\n' ' ')" "400 444 "
+expect_eq "p still the newest" "$(cat "$B/d/p")" "a2"
+mv "$A/d/p" "$A/d/p2"
+expect_eq "ls after mv" "$(names "$B/d")" "p2 p2.v1 p2.v2"
+expect_eq "siblings moved" "$(sibs "$B/d" p2 | tr '|' '\n' | sort | tr '\n' ' ')" "a1 a2 "
+if echo x 2>/dev/null > "$A/d/p2.v1"; then fail "created over a sibling entry"; fi
+rm "$A/d/p2"
+expect_eq "ls" "$(names "$B/d")" ""
+
 step "collision rule: a real file named f.v1 wins over the sibling entry"
 echo base > "$A/d/k"
 echo real > "$A/d/k.v1"

@@ -42,8 +42,8 @@ t_free(void *p)
 	test_free(p);
 }
 
-static const struct mem_allocator test_alloc = {
-    t_malloc, t_calloc, t_realloc, t_free};
+static const struct mem_allocator test_alloc = {t_malloc, t_calloc, t_realloc,
+                                                t_free};
 
 /* Fails every allocation after the first `budget`. */
 static int budget;
@@ -66,8 +66,8 @@ f_realloc(void *p, size_t n)
 	return budget-- > 0 ? test_realloc(p, n) : NULL;
 }
 
-static const struct mem_allocator failing_alloc = {
-    f_malloc, f_calloc, f_realloc, t_free};
+static const struct mem_allocator failing_alloc = {f_malloc, f_calloc,
+                                                   f_realloc, t_free};
 
 static int
 setup(void **state)
@@ -134,10 +134,10 @@ test_xattrs(void **state)
 	assert_int_equal(fsobj_xattr_set(&a, "user.c", NULL, 0, 0), 0);
 	assert_int_equal(a.nxattr, 3);
 	assert_string_equal(a.xattr[0].name, "user.a");
-	assert_int_equal(
-	    fsobj_xattr_set(&a, "user.a", "x", 1, XATTR_CREATE), -EEXIST);
-	assert_int_equal(
-	    fsobj_xattr_set(&a, "user.z", "x", 1, XATTR_REPLACE), -ENODATA);
+	assert_int_equal(fsobj_xattr_set(&a, "user.a", "x", 1, XATTR_CREATE),
+	                 -EEXIST);
+	assert_int_equal(fsobj_xattr_set(&a, "user.z", "x", 1, XATTR_REPLACE),
+	                 -ENODATA);
 	assert_int_equal(
 	    fsobj_xattr_set(&a, "user.a", "xyz", 3, XATTR_REPLACE), 0);
 	assert_int_equal(a.xattr[0].len, 3);
@@ -264,7 +264,8 @@ test_file_chunked(void **state)
 	assert_memory_equal(g.chunks[3].ctx, "ctx3!", 5);
 	assert_memory_equal(g.gen, f.gen, FSOBJ_GEN_LEN);
 	for (size_t n = 0; n < b.len; n++)
-		assert_int_equal(fsobj_file_decode(b.data, n, &g), DYN_EBADMSG);
+		assert_int_equal(fsobj_file_decode(b.data, n, &g),
+		                 DYN_EBADMSG);
 
 	/* A chunk count that disagrees with the size. */
 	f.size = 10ull << 20;
@@ -586,7 +587,8 @@ test_dir_oom(void **state)
 			buf_reset(&after);
 			fsobj_dir_encode(&c, &after);
 			assert_int_equal(after.len, before.len);
-			assert_memory_equal(after.data, before.data, after.len);
+			assert_memory_equal(after.data, before.data,
+			                    after.len);
 		}
 		assert_int_equal(fsobj_dir_copy(&c, &d), 0);
 		budget = n;
@@ -636,11 +638,12 @@ test_sibling_names(void **state)
 	assert_int_equal(fsobj_sibling_parse("f.v99999", 8, &bl, &k), -EINVAL);
 	assert_int_equal(fsobj_sibling_name("a.b", 3, 7, out, sizeof(out)), 0);
 	assert_string_equal(out, "a.b.v7");
-	assert_int_equal(
-	    fsobj_sibling_name("a.b", 3, 7, out, 6), -ENAMETOOLONG);
+	assert_int_equal(fsobj_sibling_name("a.b", 3, 7, out, 6),
+	                 -ENAMETOOLONG);
 	char longname[255];
 	memset(longname, 'x', sizeof(longname));
-	assert_int_equal(fsobj_sibling_name(longname, 254, 1, out, sizeof(out)),
+	assert_int_equal(
+	    fsobj_sibling_name(longname, 254, 1, out, sizeof(out)),
 	    -ENAMETOOLONG);
 }
 
@@ -701,18 +704,19 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_file_inline, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_file_chunked, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-		test_file_hostile_counts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_chunked, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_file_hostile_counts, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_dir_basic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dir_compact, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dir_merge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dir_ranges, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dir_oom, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-		test_sibling_names, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-		test_sibling_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sibling_names, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_sibling_order, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_clock_text, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The mount's life: the key from $DYNAMO_CLUSTER_KEY_FILE, calls failing
+# with ETIMEDOUT/EIO within the -o timeout while the node is down and
+# working again when it is back, unmount by fusermount3 -u, SIGTERM and
+# SIGINT, and the background (daemon) mode.
+. "$(dirname "$0")/lib.sh"
+
+start_node n1
+ADDR=$NODE_ADDR
+M=$T/m
+
+step "key from the environment"
+mkdir -p "$M"
+DYNAMO_CLUSTER_KEY_FILE=$KEY "$DYNAMOFS" --node "$ADDR" "$M" -f $NOCACHE \
+	-otimeout=300 > "$T/mount-m.log" 2>&1 &
+FS_PIDS+=($!)
+FS_MOUNTS+=("$M")
+wait_until 20 is_mounted "$M"
+echo hello > "$M/x"
+expect_eq "read" "$(cat "$M/x")" "hello"
+
+step "node down: calls fail after the timeout, never hang"
+kill "${NODE_PIDS[0]}"
+wait "${NODE_PIDS[0]}" || true
+t0=$SECONDS
+err=$(timeout 20 cat "$M/x" 2>&1) && fail "read with the node down worked"
+[ $((SECONDS - t0)) -lt 10 ] || fail "took $((SECONDS - t0)) s"
+grep -Eq 'timed out|Input/output error' <<<"$err" || fail "error: $err"
+err=$(timeout 20 ls "$M" 2>&1) && fail "ls with the node down worked"
+err=$(timeout 20 touch "$M/y" 2>&1) && fail "create with the node down worked"
+
+step "node back on the same address: the mount works again"
+restart() {
+	"$DYNAMOD" --name n1 --listen "$ADDR" --data "$T/n1/data" \
+		--cluster-key "$KEY" --ready-file "$T/n1.ready2" \
+		--log-level warn >> "$T/n1.log" 2>&1 &
+	NODE_PIDS+=($!)
+}
+rm -f "$T/n1.ready2"
+restart
+wait_until 20 test -s "$T/n1.ready2"
+wait_until 20 test "$(cat "$M/x")" = hello
+echo again > "$M/y"
+expect_eq "write after" "$(cat "$M/y")" "again"
+
+step "SIGTERM unmounts"
+pid=${FS_PIDS[0]}
+kill -TERM "$pid"
+wait "$pid" || fail "dynamofs exited $? on SIGTERM"
+is_mounted "$M" && fail "still mounted after SIGTERM"
+
+step "SIGINT unmounts"
+mount_fs "$M"
+pid=${FS_PIDS[-1]}
+expect_eq "data survived" "$(cat "$M/y")" "again"
+kill -INT "$pid"
+wait "$pid" || fail "dynamofs exited $? on SIGINT"
+is_mounted "$M" && fail "still mounted after SIGINT"
+
+step "background mode, fusermount3 -u"
+"$DYNAMOFS" --node "$ADDR" --cluster-key "$KEY" "$M" ||
+	fail "dynamofs failed to start in the background"
+FS_MOUNTS+=("$M")
+wait_until 20 is_mounted "$M"
+expect_eq "read" "$(cat "$M/x")" "hello"
+fusermount3 -u "$M"
+is_mounted "$M" && fail "still mounted"
+
+step "bad arguments fail clearly"
+out=$("$DYNAMOFS" --cluster-key "$KEY" "$M" 2>&1) && fail "no --node accepted"
+grep -q -- '--node' <<<"$out" || fail "message: $out"
+out=$("$DYNAMOFS" --node "$ADDR" --cluster-key "$T/nope" "$M" 2>&1) &&
+	fail "missing key accepted"
+grep -q 'cluster key' <<<"$out" || fail "message: $out"
+out=$("$DYNAMOFS" --node "$ADDR" --cluster-key "$KEY" "$M" -otimeout=x 2>&1) &&
+	fail "bad timeout accepted"
+echo "ok"

@@ -12,77 +12,7 @@
 #include "buf.h"
 #include "err.h"
 #include "mem.h"
-
-/* cmocka's test_* are macros; wrap them to install them as the hook. */
-static void *
-t_malloc(size_t n)
-{
-	return test_malloc(n);
-}
-
-static void *
-t_calloc(size_t nmemb, size_t n)
-{
-	return test_calloc(nmemb, n);
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	return test_realloc(p, n);
-}
-
-static void
-t_free(void *p)
-{
-	test_free(p);
-}
-
-static const struct mem_allocator test_alloc = {t_malloc, t_calloc, t_realloc,
-                                                t_free};
-
-/* An allocator that always fails, for the out-of-memory paths. */
-static void *
-fail_malloc(size_t n)
-{
-	(void)n;
-	return NULL;
-}
-
-static void *
-fail_calloc(size_t nmemb, size_t n)
-{
-	(void)nmemb;
-	(void)n;
-	return NULL;
-}
-
-static void *
-fail_realloc(void *p, size_t n)
-{
-	(void)p;
-	(void)n;
-	return NULL;
-}
-
-static const struct mem_allocator failing_alloc = {fail_malloc, fail_calloc,
-                                                   fail_realloc, t_free};
-
-static int
-setup(void **state)
-{
-	(void)state;
-	mem_set_allocator(&test_alloc);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	mem_set_allocator(NULL);
-	return 0;
-}
+#include "testmem.h"
 
 static void
 test_round_trip(void **state)
@@ -267,11 +197,12 @@ test_sticky_oom(void **state)
 
 	(void)state;
 	buf_init(&b);
-	mem_set_allocator(&failing_alloc);
+	testmem_fail_after(0);
+	mem_set_allocator(&testmem_failing);
 	buf_put_u32(&b, 1);
 	assert_int_equal(buf_err(&b), -ENOMEM);
 	assert_int_equal(b.len, 0);
-	mem_set_allocator(&test_alloc);
+	mem_set_allocator(&testmem_checked);
 	/* Later writes are no-ops even though memory is back. */
 	buf_put_u32(&b, 2);
 	assert_int_equal(buf_err(&b), -ENOMEM);
@@ -296,11 +227,12 @@ test_sticky_oom_on_growth(void **state)
 	buf_init(&b);
 	buf_put_u32(&b, 1);
 	len = b.len;
-	mem_set_allocator(&failing_alloc);
+	testmem_fail_after(0);
+	mem_set_allocator(&testmem_failing);
 	/* Past the first block: needs a realloc, which fails. */
 	for (int i = 0; i < 1000; i++)
 		buf_put_u32(&b, 2);
-	mem_set_allocator(&test_alloc);
+	mem_set_allocator(&testmem_checked);
 	assert_int_equal(buf_err(&b), -ENOMEM);
 	assert_true(b.len < 1000 * 4 + len);
 	assert_int_equal(be_get_u32(b.data), 1); /* old bytes intact */
@@ -380,5 +312,5 @@ main(void)
 	    cmocka_unit_test(test_reset_keeps_memory),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, testmem_setup, testmem_teardown);
 }

@@ -12,34 +12,7 @@
 #include "context.h"
 #include "err.h"
 #include "mem.h"
-
-/* cmocka's test_* are macros; wrap them to install them as the hook. */
-static void *
-t_malloc(size_t n)
-{
-	return test_malloc(n);
-}
-
-static void *
-t_calloc(size_t nmemb, size_t n)
-{
-	return test_calloc(nmemb, n);
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	return test_realloc(p, n);
-}
-
-static void
-t_free(void *p)
-{
-	test_free(p);
-}
-
-static const struct mem_allocator test_alloc = {t_malloc, t_calloc, t_realloc,
-                                                t_free};
+#include "testmem.h"
 
 static const char context_domain[] = "dynamo-context-v1";
 
@@ -56,7 +29,7 @@ setup(void **state)
 {
 	struct fixture *fx;
 
-	mem_set_allocator(&test_alloc);
+	mem_set_allocator(&testmem_checked);
 	/* Plain calloc: cmocka checks for leaks after each fixture and
 	 * test separately, so what lives across them cannot be its. */
 	fx = calloc(1, sizeof(*fx));

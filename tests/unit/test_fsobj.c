@@ -17,73 +17,7 @@
 #include "err.h"
 #include "fsobj.h"
 #include "mem.h"
-
-static void *
-t_malloc(size_t n)
-{
-	return test_malloc(n);
-}
-
-static void *
-t_calloc(size_t nmemb, size_t n)
-{
-	return test_calloc(nmemb, n);
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	return test_realloc(p, n);
-}
-
-static void
-t_free(void *p)
-{
-	test_free(p);
-}
-
-static const struct mem_allocator test_alloc = {t_malloc, t_calloc, t_realloc,
-                                                t_free};
-
-/* Fails every allocation after the first `budget`. */
-static int budget;
-
-static void *
-f_malloc(size_t n)
-{
-	return budget-- > 0 ? test_malloc(n) : NULL;
-}
-
-static void *
-f_calloc(size_t nmemb, size_t n)
-{
-	return budget-- > 0 ? test_calloc(nmemb, n) : NULL;
-}
-
-static void *
-f_realloc(void *p, size_t n)
-{
-	return budget-- > 0 ? test_realloc(p, n) : NULL;
-}
-
-static const struct mem_allocator failing_alloc = {f_malloc, f_calloc,
-                                                   f_realloc, t_free};
-
-static int
-setup(void **state)
-{
-	(void)state;
-	mem_set_allocator(&test_alloc);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	mem_set_allocator(NULL);
-	return 0;
-}
+#include "testmem.h"
 
 static void
 sample_attr(struct fsobj_attr *a, uint32_t mode)
@@ -305,10 +239,10 @@ test_file_hostile_counts(void **state)
 	/* nxattr sits after magic, version, mode, uid, gid, 3 times. */
 	size_t at = 2 + 12 + 36;
 	be_put_u32(b.data + at, 0xffffffffu);
-	budget = 0;
-	mem_set_allocator(&failing_alloc);
+	testmem_fail_after(0);
+	mem_set_allocator(&testmem_failing);
 	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EBADMSG);
-	mem_set_allocator(&test_alloc);
+	mem_set_allocator(&testmem_checked);
 
 	fsobj_dir_init(&d);
 	fsobj_dir_init(&e);
@@ -316,9 +250,9 @@ test_file_hostile_counts(void **state)
 	buf_reset(&b);
 	fsobj_dir_encode(&d, &b);
 	be_put_u32(b.data + at + 4, 0x7fffffffu); /* nent */
-	mem_set_allocator(&failing_alloc);
+	mem_set_allocator(&testmem_failing);
 	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), DYN_EBADMSG);
-	mem_set_allocator(&test_alloc);
+	mem_set_allocator(&testmem_checked);
 	fsobj_dir_fini(&d);
 	fsobj_file_fini(&f);
 	buf_fini(&b);
@@ -578,10 +512,10 @@ test_dir_oom(void **state)
 	fsobj_dir_encode(&d, &before);
 	for (int n = 0; n < 40; n++) {
 		assert_int_equal(fsobj_dir_copy(&c, &d), 0);
-		budget = n;
-		mem_set_allocator(&failing_alloc);
+		testmem_fail_after(n);
+		mem_set_allocator(&testmem_failing);
 		int r1 = fsobj_dir_merge(&c, &o);
-		mem_set_allocator(&test_alloc);
+		mem_set_allocator(&testmem_checked);
 		if (r1 != 0) {
 			assert_int_equal(r1, -ENOMEM);
 			buf_reset(&after);
@@ -591,18 +525,18 @@ test_dir_oom(void **state)
 			                    after.len);
 		}
 		assert_int_equal(fsobj_dir_copy(&c, &d), 0);
-		budget = n;
-		mem_set_allocator(&failing_alloc);
+		testmem_fail_after(n);
+		mem_set_allocator(&testmem_failing);
 		int r2 = fsobj_dir_remove(&c, "a", 1);
-		mem_set_allocator(&test_alloc);
+		mem_set_allocator(&testmem_checked);
 		if (r2 != 0) {
 			assert_int_equal(r2, -ENOMEM);
 			assert_int_equal(find_type(&c, "a"), FSOBJ_T_REG);
 		}
-		budget = n;
-		mem_set_allocator(&failing_alloc);
+		testmem_fail_after(n);
+		mem_set_allocator(&testmem_failing);
 		int r3 = add(&c, "z", FSOBJ_T_REG, 9, 1);
-		mem_set_allocator(&test_alloc);
+		mem_set_allocator(&testmem_checked);
 		assert_true(r3 == 0 || r3 == -ENOMEM);
 		if (r3 != 0)
 			assert_int_equal(find_type(&c, "z"), 0);
@@ -697,27 +631,27 @@ test_clock_text(void **state)
 	assert_int_equal(fsobj_clock_text(&c, out, 4), n);
 }
 
+/* Each test under cmocka's leak-checked allocator. */
+#define T(fn)                                                                 \
+	cmocka_unit_test_setup_teardown(fn, testmem_setup, testmem_teardown)
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_file_inline, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_file_chunked, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_file_hostile_counts, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_dir_basic, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_dir_compact, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_dir_merge, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_dir_ranges, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_dir_oom, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_sibling_names, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_sibling_order, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_clock_text, setup, teardown),
+	    T(test_keys),
+	    T(test_xattrs),
+	    T(test_file_inline),
+	    T(test_file_chunked),
+	    T(test_file_hostile_counts),
+	    T(test_dir_basic),
+	    T(test_dir_compact),
+	    T(test_dir_merge),
+	    T(test_dir_ranges),
+	    T(test_dir_oom),
+	    T(test_sibling_names),
+	    T(test_sibling_order),
+	    T(test_clock_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

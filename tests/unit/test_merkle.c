@@ -24,80 +24,7 @@
 #include "mem.h"
 #include "merkle.h"
 #include "ring.h"
-
-/* cmocka's test_* are macros; the hook wants functions. */
-static void *
-t_malloc(size_t n)
-{
-	return test_malloc(n);
-}
-
-static void *
-t_calloc(size_t nmemb, size_t n)
-{
-	return test_calloc(nmemb, n);
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	return test_realloc(p, n);
-}
-
-static void
-t_free(void *p)
-{
-	test_free(p);
-}
-
-static const struct mem_allocator t_alloc = {t_malloc, t_calloc, t_realloc,
-                                             t_free};
-
-/* An allocator that fails once fail_after allocations have succeeded. */
-static int fail_after;
-
-static bool
-fail_now(void)
-{
-	return fail_after-- <= 0;
-}
-
-static void *
-f_malloc(size_t n)
-{
-	return fail_now() ? NULL : test_malloc(n);
-}
-
-static void *
-f_calloc(size_t nmemb, size_t n)
-{
-	return fail_now() ? NULL : test_calloc(nmemb, n);
-}
-
-static void *
-f_realloc(void *p, size_t n)
-{
-	return fail_now() ? NULL : test_realloc(p, n);
-}
-
-static const struct mem_allocator f_alloc = {f_malloc, f_calloc, f_realloc,
-                                             t_free};
-
-static int
-setup(void **state)
-{
-	(void)state;
-	mem_set_allocator(&t_alloc);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	mem_set_allocator(NULL);
-	return 0;
-}
+#include "testmem.h"
 
 /* ---- Helpers ------------------------------------------------------- */
 
@@ -1425,10 +1352,10 @@ test_out_of_memory(void **state)
 	(void)state;
 	/* merkle_new fails cleanly at every allocation. */
 	for (i = 0;; i++) {
-		fail_after = i;
-		mem_set_allocator(&f_alloc);
+		testmem_fail_after(i);
+		mem_set_allocator(&testmem_failing);
 		rc = merkle_new(64, 2, NULL, &t);
-		mem_set_allocator(&t_alloc);
+		mem_set_allocator(&testmem_checked);
 		if (rc == 0)
 			break;
 		assert_int_equal(rc, -ENOMEM);
@@ -1442,18 +1369,18 @@ test_out_of_memory(void **state)
 	assert_int_equal(merkle_root_encode(a, &m), 0);
 	rd_init(&in, m.data, m.len);
 	assert_int_equal(merkle_level_decode(&in, &lv), 0);
-	fail_after = 0;
-	mem_set_allocator(&f_alloc);
+	testmem_fail_after(0);
+	mem_set_allocator(&testmem_failing);
 	rc = merkle_diff(b, &lv, &d, &nd);
-	mem_set_allocator(&t_alloc);
+	mem_set_allocator(&testmem_checked);
 	assert_int_equal(rc, -ENOMEM);
 	assert_null(d);
 	for (i = 0;; i++) {
 		buf_init(&out);
-		fail_after = i;
-		mem_set_allocator(&f_alloc);
+		testmem_fail_after(i);
+		mem_set_allocator(&testmem_failing);
 		rc = merkle_step(b, &lv, &out, &d, &nd);
-		mem_set_allocator(&t_alloc);
+		mem_set_allocator(&testmem_checked);
 		buf_fini(&out);
 		if (rc >= 0)
 			break;
@@ -1464,11 +1391,11 @@ test_out_of_memory(void **state)
 	assert_true(i > 0);
 	/* A broken output buffer. */
 	buf_init(&out);
-	fail_after = 0;
-	mem_set_allocator(&f_alloc);
+	testmem_fail_after(0);
+	mem_set_allocator(&testmem_failing);
 	assert_int_equal(merkle_root_encode(a, &out), -ENOMEM);
 	assert_int_equal(merkle_leaves_encode(a, NULL, 0, &out), -ENOMEM);
-	mem_set_allocator(&t_alloc);
+	mem_set_allocator(&testmem_checked);
 	buf_fini(&out);
 	buf_fini(&m);
 	merkle_free(a);
@@ -1538,37 +1465,32 @@ test_large(void **state)
 	test_free(v);
 }
 
+/* Each test under cmocka's leak-checked allocator. */
+#define T(fn)                                                                 \
+	cmocka_unit_test_setup_teardown(fn, testmem_setup, testmem_teardown)
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_new, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_hash_definition, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_order_independent, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_changed_digest, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_one_sided, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_many_diffs, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_leaf_ranges, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_partition_edges, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_updates, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_codec_roundtrip, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_codec_truncated, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_codec_corrupt, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_codec_bitflips, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_diff_checks, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_large, setup, teardown),
+	    T(test_new),
+	    T(test_digest),
+	    T(test_hash_definition),
+	    T(test_order_independent),
+	    T(test_changed_digest),
+	    T(test_one_sided),
+	    T(test_empty),
+	    T(test_many_diffs),
+	    T(test_leaf_ranges),
+	    T(test_partition_edges),
+	    T(test_updates),
+	    T(test_codec_roundtrip),
+	    T(test_codec_truncated),
+	    T(test_codec_corrupt),
+	    T(test_codec_bitflips),
+	    T(test_diff_checks),
+	    T(test_out_of_memory),
+	    T(test_large),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

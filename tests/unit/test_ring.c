@@ -19,80 +19,7 @@
 #include "keypos.h"
 #include "mem.h"
 #include "ring.h"
-
-/* cmocka's test_* are macros; the hook wants functions. */
-static void *
-t_malloc(size_t n)
-{
-	return test_malloc(n);
-}
-
-static void *
-t_calloc(size_t nmemb, size_t n)
-{
-	return test_calloc(nmemb, n);
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	return test_realloc(p, n);
-}
-
-static void
-t_free(void *p)
-{
-	test_free(p);
-}
-
-static const struct mem_allocator t_alloc = {t_malloc, t_calloc, t_realloc,
-                                             t_free};
-
-/* An allocator that fails once fail_after allocations have succeeded. */
-static int fail_after;
-
-static bool
-fail_now(void)
-{
-	return fail_after-- <= 0;
-}
-
-static void *
-f_malloc(size_t n)
-{
-	return fail_now() ? NULL : test_malloc(n);
-}
-
-static void *
-f_calloc(size_t nmemb, size_t n)
-{
-	return fail_now() ? NULL : test_calloc(nmemb, n);
-}
-
-static void *
-f_realloc(void *p, size_t n)
-{
-	return fail_now() ? NULL : test_realloc(p, n);
-}
-
-static const struct mem_allocator f_alloc = {f_malloc, f_calloc, f_realloc,
-                                             t_free};
-
-static int
-setup(void **state)
-{
-	(void)state;
-	mem_set_allocator(&t_alloc);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	mem_set_allocator(NULL);
-	return 0;
-}
+#include "testmem.h"
 
 #define MAXM 16
 
@@ -1189,10 +1116,10 @@ test_out_of_memory(void **state)
 	 * allocation until it has all it needs. */
 	for (rc = -ENOMEM; rc == -ENOMEM; steps++) {
 		struct ring *p = (struct ring *)1;
-		fail_after = steps;
-		mem_set_allocator(&f_alloc);
+		testmem_fail_after(steps);
+		mem_set_allocator(&testmem_failing);
 		rc = ring_plan(r, name_ptrs, 3, &p);
-		mem_set_allocator(&t_alloc);
+		mem_set_allocator(&testmem_checked);
 		if (rc == -ENOMEM)
 			assert_null(p);
 		ring_free(p == (struct ring *)1 ? NULL : p);
@@ -1202,29 +1129,29 @@ test_out_of_memory(void **state)
 		struct ring *d;
 		struct rd in;
 		rd_init(&in, e, len);
-		fail_after = steps;
-		mem_set_allocator(&f_alloc);
+		testmem_fail_after(steps);
+		mem_set_allocator(&testmem_failing);
 		rc = ring_decode(&in, &d);
-		mem_set_allocator(&t_alloc);
+		mem_set_allocator(&testmem_checked);
 		ring_free(d);
 	}
 	assert_int_equal(rc, 0);
 	for (rc = -ENOMEM, steps = 0; rc == -ENOMEM; steps++) {
 		struct ring *d;
-		fail_after = steps;
-		mem_set_allocator(&f_alloc);
+		testmem_fail_after(steps);
+		mem_set_allocator(&testmem_failing);
 		rc = ring_dup(r, &d);
-		mem_set_allocator(&t_alloc);
+		mem_set_allocator(&testmem_checked);
 		ring_free(d);
 	}
 	assert_int_equal(rc, 0);
 	/* A failed member_set leaves the ring as it was. */
 	{
 		uint64_t epoch = ring_epoch(r);
-		fail_after = 0;
-		mem_set_allocator(&f_alloc);
+		testmem_fail_after(0);
+		mem_set_allocator(&testmem_failing);
 		rc = ring_member_set(r, "new", "tcp://new:1");
-		mem_set_allocator(&t_alloc);
+		mem_set_allocator(&testmem_checked);
 		assert_int_equal(rc, -ENOMEM);
 		assert_int_equal(ring_epoch(r), epoch);
 		assert_int_equal(ring_member_find(r, "new"), -ENOENT);
@@ -1233,44 +1160,36 @@ test_out_of_memory(void **state)
 	ring_free(r);
 }
 
+/* Each test under cmocka's leak-checked allocator. */
+#define T(fn)                                                                 \
+	cmocka_unit_test_setup_teardown(fn, testmem_setup, testmem_teardown)
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_new, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_members, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_members_full, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_plan_errors, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_balance, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_join_moves, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_leave_moves, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_replace_member, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_random_churn, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_large, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_determinism, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_preflist_keys, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_spread, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_preflist_edges, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_replicas_union, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_partition_range, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_codec_roundtrip, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_codec_truncated, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_codec_corrupt, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_codec_bitflips, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_newer, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup,
-	                                    teardown),
+	    T(test_new),
+	    T(test_members),
+	    T(test_members_full),
+	    T(test_plan_errors),
+	    T(test_balance),
+	    T(test_join_moves),
+	    T(test_leave_moves),
+	    T(test_replace_member),
+	    T(test_random_churn),
+	    T(test_large),
+	    T(test_determinism),
+	    T(test_preflist_keys),
+	    T(test_spread),
+	    T(test_preflist_edges),
+	    T(test_replicas_union),
+	    T(test_partition_range),
+	    T(test_codec_roundtrip),
+	    T(test_codec_truncated),
+	    T(test_codec_corrupt),
+	    T(test_codec_bitflips),
+	    T(test_newer),
+	    T(test_out_of_memory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,6 +30,7 @@
 #include "keypos.h"
 #include "mem.h"
 #include "store.h"
+#include "testmem.h"
 #include "vset.h"
 
 #define ACTOR 7
@@ -37,37 +38,6 @@
 struct fixture {
 	char dir[64];
 	struct store *s;
-};
-
-static void *
-t_malloc(size_t n)
-{
-	return test_malloc(n);
-}
-
-static void *
-t_calloc(size_t nmemb, size_t n)
-{
-	return test_calloc(nmemb, n);
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	return test_realloc(p, n);
-}
-
-static void
-t_free(void *p)
-{
-	test_free(p);
-}
-
-static const struct mem_allocator cmocka_alloc = {
-    t_malloc,
-    t_calloc,
-    t_realloc,
-    t_free,
 };
 
 static void
@@ -109,7 +79,7 @@ setup_leakcheck(void **state)
 {
 	if (setup_dir(state) != 0)
 		return -1;
-	mem_set_allocator(&cmocka_alloc);
+	mem_set_allocator(&testmem_checked);
 	return 0;
 }
 

@@ -13,51 +13,8 @@
 #include "buf.h"
 #include "err.h"
 #include "mem.h"
+#include "testmem.h"
 #include "vclock.h"
-
-/* cmocka's test_* are macros; the hook wants functions. */
-static void *
-t_malloc(size_t n)
-{
-	return test_malloc(n);
-}
-
-static void *
-t_calloc(size_t nmemb, size_t n)
-{
-	return test_calloc(nmemb, n);
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	return test_realloc(p, n);
-}
-
-static void
-t_free(void *p)
-{
-	test_free(p);
-}
-
-static const struct mem_allocator t_alloc = {t_malloc, t_calloc, t_realloc,
-                                             t_free};
-
-static int
-setup(void **state)
-{
-	(void)state;
-	mem_set_allocator(&t_alloc);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	mem_set_allocator(NULL);
-	return 0;
-}
 
 /* Build a clock from (actor, counter) pairs, ts = 100 * counter. */
 static struct vclock
@@ -445,5 +402,5 @@ main(void)
 	    cmocka_unit_test(test_decode_truncated),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, testmem_setup, testmem_teardown);
 }

@@ -17,69 +17,9 @@
 #include "buf.h"
 #include "err.h"
 #include "mem.h"
+#include "testmem.h"
 #include "vclock.h"
 #include "vset.h"
-
-/*
- * Allocation hook: cmocka's leak-checking allocator, which can also be told
- * to fail.  fail_after counts down the allocations that still succeed; -1
- * never fails.  Only tests touch it, from one thread.
- */
-static long fail_after = -1;
-
-static bool
-t_fail(void)
-{
-	if (fail_after < 0)
-		return false;
-	if (fail_after == 0)
-		return true;
-	fail_after--;
-	return false;
-}
-
-static void *
-t_malloc(size_t n)
-{
-	return t_fail() ? NULL : test_malloc(n);
-}
-
-static void *
-t_calloc(size_t nmemb, size_t n)
-{
-	return t_fail() ? NULL : test_calloc(nmemb, n);
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	return t_fail() ? NULL : test_realloc(p, n);
-}
-
-static void
-t_free(void *p)
-{
-	test_free(p);
-}
-
-static const struct mem_allocator t_alloc = {t_malloc, t_calloc, t_realloc,
-                                             t_free};
-
-static int
-setup(void **state)
-{
-	(void)state;
-	mem_set_allocator(&t_alloc);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	mem_set_allocator(NULL);
-	return 0;
-}
 
 /* ---- helpers ---- */
 
@@ -597,9 +537,10 @@ test_enomem(void **state)
 	/* put */
 	for (long k = 0;; k++) {
 		assert_int_equal(vset_copy(&w, &a), 0);
-		fail_after = k;
+		testmem_fail_after(k);
+		mem_set_allocator(&testmem_failing);
 		rc = vset_put(&w, &ctx, 1, 99, "new", 3, false, NULL);
-		fail_after = -1;
+		mem_set_allocator(&testmem_checked);
 		if (rc == 0)
 			break;
 		assert_int_equal(rc, -ENOMEM);
@@ -612,9 +553,10 @@ test_enomem(void **state)
 	assert_int_equal(vset_merge(&ref, &b), 1);
 	for (long k = 0;; k++) {
 		assert_int_equal(vset_copy(&w, &a), 0);
-		fail_after = k;
+		testmem_fail_after(k);
+		mem_set_allocator(&testmem_failing);
 		rc = vset_merge(&w, &b);
-		fail_after = -1;
+		mem_set_allocator(&testmem_checked);
 		if (rc == 1)
 			break;
 		assert_int_equal(rc, -ENOMEM);
@@ -625,9 +567,10 @@ test_enomem(void **state)
 	/* copy */
 	for (long k = 0;; k++) {
 		assert_int_equal(vset_copy(&w, &b), 0);
-		fail_after = k;
+		testmem_fail_after(k);
+		mem_set_allocator(&testmem_failing);
 		rc = vset_copy(&w, &a);
-		fail_after = -1;
+		mem_set_allocator(&testmem_checked);
 		if (rc == 0)
 			break;
 		assert_int_equal(rc, -ENOMEM);
@@ -642,9 +585,10 @@ test_enomem(void **state)
 	for (long k = 0;; k++) {
 		struct rd r;
 		rd_init(&r, enc.data, enc.len);
-		fail_after = k;
+		testmem_fail_after(k);
+		mem_set_allocator(&testmem_failing);
 		rc = vset_decode(&r, 100, &w);
-		fail_after = -1;
+		mem_set_allocator(&testmem_checked);
 		if (rc == 0)
 			break;
 		assert_int_equal(rc, -ENOMEM);
@@ -1092,5 +1036,5 @@ main(void)
 	    cmocka_unit_test(test_random_replicas),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, testmem_setup, testmem_teardown);
 }

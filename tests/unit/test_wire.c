@@ -11,35 +11,8 @@
 
 #include "err.h"
 #include "mem.h"
+#include "testmem.h"
 #include "wire.h"
-
-/* cmocka's test_* are macros; wrap them to install them as the hook. */
-static void *
-t_malloc(size_t n)
-{
-	return test_malloc(n);
-}
-
-static void *
-t_calloc(size_t nmemb, size_t n)
-{
-	return test_calloc(nmemb, n);
-}
-
-static void *
-t_realloc(void *p, size_t n)
-{
-	return test_realloc(p, n);
-}
-
-static void
-t_free(void *p)
-{
-	test_free(p);
-}
-
-static const struct mem_allocator test_alloc = {t_malloc, t_calloc, t_realloc,
-                                                t_free};
 
 static void *
 fail_realloc(void *p, size_t n)
@@ -49,8 +22,13 @@ fail_realloc(void *p, size_t n)
 	return NULL;
 }
 
-static const struct mem_allocator failing_alloc = {t_malloc, t_calloc,
-                                                   fail_realloc, t_free};
+/* Only realloc fails: a buffer can start but not grow. */
+static const struct mem_allocator failing_alloc = {
+    testmem_malloc,
+    testmem_calloc,
+    fail_realloc,
+    testmem_free,
+};
 
 /* Header offsets (wire.h). */
 #define OFF_VERSION 4
@@ -69,7 +47,7 @@ setup(void **state)
 {
 	struct fixture *fx;
 
-	mem_set_allocator(&test_alloc);
+	mem_set_allocator(&testmem_checked);
 	/* Plain calloc: cmocka checks for leaks after each fixture and
 	 * test separately, so what lives across them cannot be its. */
 	fx = calloc(1, sizeof(*fx));
@@ -622,7 +600,7 @@ test_encoder_errors(void **state)
 		static uint8_t big[1 << 16];
 		wire_put(&fx->b, F_VALUE, big, sizeof(big));
 	}
-	mem_set_allocator(&test_alloc);
+	mem_set_allocator(&testmem_checked);
 	wire_put_u32(&fx->b, F_W, 1);
 	assert_int_equal(wire_seal(&fx->b, &fx->key), -ENOMEM);
 	buf_fini(&fx->b);

@@ -34,7 +34,7 @@ struct dyn_client {
 	pthread_mutex_t ring_lock;
 	struct ring *ring; /* NULL: none yet, or the nodes have none */
 	uint32_t n;        /* the cluster's N */
-	long long ring_ms; /* when it was fetched */
+	long long ring_ms; /* when it was last fetched (or tried) */
 };
 
 static long long
@@ -159,8 +159,13 @@ call_key(struct dyn_client *c, const void *key, size_t klen,
 	size_t na = 0;
 	memset(r, 0, sizeof(*r));
 	if (!c->no_routing) {
+		/* One caller refreshes a stale ring; the others go on with
+		 * the one they have (or none). */
 		pthread_mutex_lock(&c->ring_lock);
-		bool stale = !c->ring || mono_ms() - c->ring_ms > RING_TTL_MS;
+		bool stale = mono_ms() - c->ring_ms > RING_TTL_MS ||
+		    c->ring_ms == 0;
+		if (stale)
+			c->ring_ms = mono_ms();
 		pthread_mutex_unlock(&c->ring_lock);
 		if (stale)
 			fetch_ring(c);
@@ -470,7 +475,6 @@ fetch_ring(struct dyn_client *c)
 				r = NULL;
 			}
 			c->n = nrw[0];
-			c->ring_ms = mono_ms();
 			pthread_mutex_unlock(&c->ring_lock);
 			ring_free(r);
 			return 0;
@@ -478,11 +482,7 @@ fetch_ring(struct dyn_client *c)
 		if (!retryable(rc))
 			break;
 	}
-	/* Nothing to route by: do not ask again at once. */
-	pthread_mutex_lock(&c->ring_lock);
-	c->ring_ms = mono_ms();
-	pthread_mutex_unlock(&c->ring_lock);
-	return rc;
+	return rc; /* asked again after RING_TTL_MS (call_key) */
 }
 
 int

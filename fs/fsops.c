@@ -640,6 +640,35 @@ entry_live(struct fs *fs, const char *path, uint8_t type, int flags)
 	return live;
 }
 
+/*
+ * The start of every create (mkdir, symlink, create): check the name,
+ * split it, lock the parent and the path, read the parent and tell whether
+ * a live entry already has the name (*live; its type in *t).  On success
+ * the locks, *parent and *pd are the caller's to release; on failure
+ * nothing is held.
+ */
+static int
+create_begin(struct fs *fs, const char *path, char **parent,
+    const char **name, struct fskv_lock *l, struct fskv_dir **pd, bool *live,
+    uint8_t *t)
+{
+	int rc;
+	if ((rc = name_check(path)) != 0 ||
+	    (rc = path_split(path, parent, name)) != 0)
+		return rc;
+	const char *lp[2] = {*parent, path};
+	fskv_lock(fs->kv, l, lp, 2);
+	if ((rc = fskv_dir_get(fs->kv, *parent, 0, pd)) != 0) {
+		fskv_unlock(fs->kv, l);
+		mem_free(*parent);
+		*parent = NULL;
+		return rc;
+	}
+	*live = fsobj_dir_find(&(*pd)->d, *name, strlen(*name), t) == 0 &&
+	    entry_live(fs, path, *t, 0);
+	return 0;
+}
+
 static int
 op_mkdir(const char *path, mode_t mode)
 {
@@ -653,16 +682,11 @@ op_mkdir(const char *path, mode_t mode)
 	int rc;
 
 	fsobj_dir_init(&nd);
-	if ((rc = name_check(path)) != 0 ||
-	    (rc = path_split(path, &parent, &name)) != 0)
-		return rc;
-	const char *lp[2] = {parent, path};
-	fskv_lock(fs->kv, &l, lp, 2);
-	if ((rc = fskv_dir_get(fs->kv, parent, 0, &pd)) != 0)
-		goto out;
 	uint8_t t;
-	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) == 0 &&
-	    entry_live(fs, path, t, 0)) {
+	bool live;
+	if ((rc = create_begin(fs, path, &parent, &name, &l, &pd, &live, &t)))
+		return fskv_errno(rc);
+	if (live) {
 		rc = -EEXIST;
 		goto out;
 	}
@@ -865,15 +889,10 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	uint8_t t;
 	int rc;
 
-	if ((rc = name_check(path)) != 0 ||
-	    (rc = path_split(path, &parent, &name)) != 0)
-		return rc;
-	const char *lp[2] = {parent, path};
-	fskv_lock(fs->kv, &l, lp, 2);
-	if ((rc = fskv_dir_get(fs->kv, parent, 0, &pd)) != 0)
-		goto out;
-	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) == 0 &&
-	    entry_live(fs, path, t, 0)) {
+	bool live;
+	if ((rc = create_begin(fs, path, &parent, &name, &l, &pd, &live, &t)))
+		return fskv_errno(rc);
+	if (live) {
 		if (fi->flags & O_EXCL) {
 			rc = -EEXIST;
 			goto out;
@@ -1082,15 +1101,10 @@ op_symlink(const char *target, const char *path)
 	int rc;
 
 	fsobj_file_init(&nf);
-	if ((rc = name_check(path)) != 0 ||
-	    (rc = path_split(path, &parent, &name)) != 0)
-		return rc;
-	const char *lp[2] = {parent, path};
-	fskv_lock(fs->kv, &l, lp, 2);
-	if ((rc = fskv_dir_get(fs->kv, parent, 0, &pd)) != 0)
-		goto out;
-	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) == 0 &&
-	    entry_live(fs, path, t, 0)) {
+	bool live;
+	if ((rc = create_begin(fs, path, &parent, &name, &l, &pd, &live, &t)))
+		return fskv_errno(rc);
+	if (live) {
 		rc = -EEXIST;
 		goto out;
 	}

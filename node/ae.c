@@ -234,15 +234,14 @@ ae_handle_merge(struct node *n, const struct wire_msg *m, struct buf *out)
 
 /* ---- rounds -------------------------------------------------------- */
 
-/* Compare partition part with the replica at addr and repair both. */
+/* Compare our tree t of partition part with the replica at addr and
+ * repair both. */
 static int
-sync_with(struct ae *a, uint32_t q, uint32_t part, const char *addr)
+sync_with(struct ae *a, const struct merkle *t, uint32_t part,
+    const char *addr)
 {
 	struct node *n = a->node;
-	struct merkle *t;
-	int rc = build_tree(n, q, part, &t);
-	if (rc)
-		return rc;
+	int rc;
 	struct buf b;
 	buf_init(&b);
 	node_req_begin(n, &b, WIRE_AE_REQ);
@@ -293,7 +292,6 @@ sync_with(struct ae *a, uint32_t q, uint32_t part, const char *addr)
 	pthread_mutex_unlock(&a->lock);
 	mem_free(leaves);
 	buf_fini(&b);
-	merkle_free(t);
 	return rc;
 }
 
@@ -319,15 +317,21 @@ round_once(struct ae *a)
 			mine |= (int)idx[i] == me;
 		if (!mine)
 			continue;
-		for (uint32_t i = 0; i < cnt; i++) {
+		/* One tree, built once, against every other replica (what
+		 * the first one sends us is in our store by the second, and
+		 * reaches it the next time round). */
+		struct merkle *t = NULL;
+		int rc = build_tree(n, q, part, &t);
+		for (uint32_t i = 0; rc == 0 && i < cnt; i++) {
 			const char *addr = ring_member_addr(r, idx[i]);
 			if ((int)idx[i] == me || !rpc_peer_usable(n->pool, addr))
 				continue;
-			int rc = sync_with(a, q, part, addr);
-			if (rc)
+			int src = sync_with(a, t, part, addr);
+			if (src)
 				LOG_DEBUG("anti-entropy with %s: %s", addr,
-				    dyn_strerror(rc));
+				    dyn_strerror(src));
 		}
+		merkle_free(t);
 		break;
 	}
 	ring_free(r);

@@ -153,15 +153,17 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 
 	struct buf b;
 	buf_init(&b);
-	node_req_begin(n, &b, WIRE_GET_REQ);
-	wire_put(&b, F_KEY, rq->key, rq->klen);
-	wire_put_u32(&b, F_FLAGS, WIRE_F_LOCAL);
 	struct rpc_reply rr[REPLICAS_MAX];
 	size_t need = r > got ? r - got : 0;
-	if ((rc = wire_seal(&b, &n->cfg.key)) != 0)
-		goto out;
-	rpc_call_many(n->pool, addrs, na, &b, need, n->cfg.timeout_ms,
-	    READ_GRACE_MS, rr);
+	if (na > 0) { /* a one-node cluster asks nobody */
+		node_req_begin(n, &b, WIRE_GET_REQ);
+		wire_put(&b, F_KEY, rq->key, rq->klen);
+		wire_put_u32(&b, F_FLAGS, WIRE_F_LOCAL);
+		if ((rc = wire_seal(&b, &n->cfg.key)) != 0)
+			goto out;
+		rpc_call_many(n->pool, addrs, na, &b, need, n->cfg.timeout_ms,
+		    READ_GRACE_MS, rr);
+	}
 
 	/* Merge every answer; remember each one's set for read repair. */
 	struct vset theirs[REPLICAS_MAX];
@@ -220,6 +222,18 @@ out:
 	return rc;
 }
 
+/* Advance *next to the next healthy node of the walk past the preference
+ * list (not this one): a stand-in.  False when there is none left. */
+static bool
+next_standin(struct node *n, const struct replicas *rp, uint32_t *next)
+{
+	uint32_t total = rp->count + rp->ext_count;
+	while (*next < total &&
+	    (is_self(n, rp->name[*next]) || !usable(n, rp->addr[*next])))
+		(*next)++;
+	return *next < total;
+}
+
 struct put_arg {
 	const struct vclock *ctx;
 	uint64_t actor;
@@ -266,13 +280,13 @@ coord_put(struct node *n, const struct coord_req *rq,
 	if ((rc = store_update(n->store, rq->key, rq->klen, apply_put, &a)))
 		goto out;
 	version_context(&a.nv, newctx);
+	struct vset one = {.n = 1, .v = &a.nv}; /* what replicas get */
 
 	/* Every replica that is up gets the version; each one that is down
 	 * is stood in for by the next healthy node of the walk, which keeps
 	 * it as a hint for the replica (sloppy quorum, hinted handoff). */
 	struct dest d[REPLICAS_MAX];
 	size_t nd = 0;
-	uint32_t total = rp.count + rp.ext_count;
 	const char *missed[REPLICAS_MAX];
 	size_t nmissed = 0;
 	for (uint32_t i = 0; i < rp.count; i++) {
@@ -288,21 +302,15 @@ coord_put(struct node *n, const struct coord_req *rq,
 	size_t acks = rp.self_in ? 1 : 0;
 	size_t first = 0;
 	if (!rp.self_in && nmissed > 0) {
-		struct vset mine = {.n = 1, .v = &a.nv};
 		if (store_hint_add(n->store, missed[0], rq->key, rq->klen,
-		        &mine) == 0)
+		        &one) == 0)
 			acks++;
 		first = 1;
 	}
 	uint32_t next_ext = rp.count;
 	for (size_t m = first; m < nmissed; m++) {
-		while (next_ext < total &&
-		    (is_self(n, rp.name[next_ext]) ||
-		        !usable(n, rp.addr[next_ext])))
-			next_ext++;
-		if (next_ext == total) {
+		if (!next_standin(n, &rp, &next_ext)) {
 			/* Nobody to stand in: keep the hint here. */
-			struct vset one = {.n = 1, .v = &a.nv};
 			store_hint_add(n->store, missed[m], rq->key, rq->klen,
 			    &one);
 			continue;
@@ -313,7 +321,6 @@ coord_put(struct node *n, const struct coord_req *rq,
 	}
 
 	size_t need = w > acks ? w - acks : 0;
-	struct vset one = {.n = 1, .v = &a.nv};
 	if (nd > 0)
 		acks += replicate_to(n, d, nd, rq->key, rq->klen, &one, need);
 
@@ -324,12 +331,8 @@ coord_put(struct node *n, const struct coord_req *rq,
 		for (size_t i = 0; i < nd; i++) {
 			if (d[i].rc == 0 || d[i].rc == DYN_ETIMEDOUT)
 				continue; /* acked, or maybe still landing */
-			while (next_ext < total &&
-			    (is_self(n, rp.name[next_ext]) ||
-			        !usable(n, rp.addr[next_ext])))
-				next_ext++;
 			const char *intended = d[i].hint ? d[i].hint : d[i].name;
-			if (next_ext == total) {
+			if (!next_standin(n, &rp, &next_ext)) {
 				store_hint_add(n->store, intended, rq->key,
 				    rq->klen, &one);
 				continue;

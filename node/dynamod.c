@@ -216,6 +216,14 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	/* Names travel in JSON, logs and hint keys: keep them plain. */
+	size_t nl = strlen(cfg.name);
+	if (nl == 0 || nl > 63 ||
+	    strspn(cfg.name, "abcdefghijklmnopqrstuvwxyz"
+	                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != nl) {
+		fprintf(stderr, "dynamod: --name: 1 to 63 of A-Z a-z 0-9 . _ -\n");
+		return 1;
+	}
 	cfg.seeds = seeds;
 	cfg.nseeds = nseeds;
 	if (cfg.n > 8 || cfg.r > cfg.n || cfg.w > cfg.n ||

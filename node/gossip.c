@@ -40,6 +40,7 @@ struct gossip {
 	struct cluster_settings settings;
 	bool have_settings;
 	struct ring *ring; /* NULL until joined */
+	bool ring_dirty;   /* changed since last persisted */
 	struct member members[MEMBERS_MAX];
 	size_t nmembers; /* members[0] is this node */
 	pthread_t thread;
@@ -76,17 +77,32 @@ bump_locked(struct gossip *g)
 
 /* ---- persistence --------------------------------------------------- */
 
+/* The ring changed: persist it soon.  The write (an fsync'd meta put)
+ * happens in persist_ring, outside the gossip lock, so request handlers
+ * looking up replicas never wait on the disk. */
 static void
-save_ring_locked(struct gossip *g)
+ring_dirty_locked(struct gossip *g)
+{
+	g->ring_dirty = true;
+}
+
+static void
+persist_ring(struct gossip *g)
 {
 	struct buf b;
 	buf_init(&b);
-	buf_put_u32(&b, g->settings.n);
-	buf_put_u32(&b, g->settings.r);
-	buf_put_u32(&b, g->settings.w);
-	ring_encode(g->ring, &b);
+	pthread_mutex_lock(&g->lock);
+	bool dirty = g->ring_dirty && g->ring;
+	if (dirty) {
+		buf_put_u32(&b, g->settings.n);
+		buf_put_u32(&b, g->settings.r);
+		buf_put_u32(&b, g->settings.w);
+		ring_encode(g->ring, &b);
+		g->ring_dirty = false;
+	}
+	pthread_mutex_unlock(&g->lock);
 	int rc = buf_err(&b);
-	if (rc == 0)
+	if (dirty && rc == 0)
 		rc = store_meta_put(g->node->store, "ring", b.data, b.len);
 	if (rc)
 		LOG_WARN("saving the ring: %s", dyn_strerror(rc));
@@ -259,7 +275,7 @@ merge_view(struct gossip *g, const uint8_t *p, size_t len)
 		ring = NULL;
 		self(g)->ring_seen = ring_epoch(g->ring);
 		bump_locked(g);
-		save_ring_locked(g);
+		ring_dirty_locked(g);
 		pthread_cond_broadcast(&g->cv);
 	}
 	pthread_mutex_unlock(&g->lock);
@@ -284,7 +300,7 @@ adopt_locked(struct gossip *g, struct ring *r)
 	g->ring = r;
 	self(g)->ring_seen = ring_epoch(r);
 	bump_locked(g);
-	save_ring_locked(g);
+	ring_dirty_locked(g);
 	pthread_cond_broadcast(&g->cv);
 }
 
@@ -514,6 +530,11 @@ gossip_main(void *arg)
 		pthread_mutex_lock(&g->lock);
 		claimant_locked(g);
 		check_left_locked(g);
+		if (g->ring_dirty) {
+			pthread_mutex_unlock(&g->lock);
+			persist_ring(g);
+			pthread_mutex_lock(&g->lock);
+		}
 		if (self(g)->status == MEMBER_LEFT) {
 			/* Tell everyone before going. */
 			char addrs[MEMBERS_MAX][RING_ADDR_MAX + 1];
@@ -812,7 +833,8 @@ gossip_start(struct node *n, const struct gossip_opts *o, struct gossip **out)
 		g->settings = o->settings;
 		g->have_settings = true;
 		me->ring_seen = me->ready = ring_epoch(g->ring);
-		save_ring_locked(g);
+		ring_dirty_locked(g);
+		persist_ring(g);
 		LOG_INFO("new cluster: %u partitions, N=%u R=%u W=%u",
 		    ring_q(g->ring), g->settings.n, g->settings.r,
 		    g->settings.w);
@@ -838,6 +860,7 @@ gossip_stop(struct gossip *g)
 	pthread_mutex_unlock(&g->lock);
 	if (g->started)
 		pthread_join(g->thread, NULL);
+	persist_ring(g);
 	for (size_t i = 0; i < g->nseeds; i++)
 		mem_free(g->seeds[i]);
 	mem_free(g->seeds);

@@ -39,7 +39,10 @@ restart() {
 rm -f "$T/n1.ready2"
 restart
 wait_until 20 test -s "$T/n1.ready2"
-wait_until 20 test "$(cat "$M/x")" = hello
+# Poll the read itself: $(cat ...) on the wait_until line would be read
+# once, before the first try.
+reads_hello() { [ "$(cat "$M/x")" = hello ]; }
+wait_until 20 reads_hello
 echo again > "$M/y"
 expect_eq "write after" "$(cat "$M/y")" "again"
 

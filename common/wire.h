@@ -55,6 +55,10 @@ enum wire_type {
 	WIRE_AE_RESP,   /* F_LEAVES F_RECORDS */
 	WIRE_MERGE_REQ, /* F_RECORDS: merge into the local store */
 	WIRE_MERGE_RESP,
+	WIRE_PURGE_CHECK_REQ,  /* may tombstones be purged? (ae.c) */
+	WIRE_PURGE_CHECK_RESP, /* F_EPOCH F_HINTMIN F_STRAYS */
+	WIRE_PURGE_REQ,        /* F_RECORDS: delete these exact sets */
+	WIRE_PURGE_RESP,       /* F_KEYS: how many were deleted */
 	WIRE_TYPE_END,
 };
 
@@ -87,6 +91,9 @@ enum wire_tag {
 	F_HINT,       /* text: the replica a stand-in holds a write for */
 	F_LEAFHASHES, /* u32 count, count * 32-byte Merkle leaf hashes */
 	F_LEAVES,     /* u32 count, count * u32 leaf index */
+	F_EPOCH,      /* u64 ring epoch; UINT64_MAX while a plan is pending */
+	F_HINTMIN,    /* u64 oldest version time (ms) in any hint; or max */
+	F_STRAYS,     /* u64 records held outside the node's partitions */
 };
 
 /* Request flags (F_FLAGS). */

@@ -19,24 +19,146 @@
 
 /* Records per message, in bytes (the rest waits for the next round). */
 #define AE_BATCH_BYTES (4u << 20)
+/* Tombstones purged, or stray records swept, per round at most. */
+#define AE_PURGE_MAX 1024
+#define AE_SWEEP_MAX 1024
+/* A peer's answer to a purge check (its hint scan may take a while). */
+#define AE_CHECK_TIMEOUT_MS 10000
 
 struct ae {
 	struct node *node;
 	int interval_ms;
+	int64_t grace_ms; /* < 0: tombstones are kept for ever */
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	bool stopping;
 	uint32_t next_part;
-	uint64_t rounds, merged;
+	struct ae_stats st;
 	pthread_t thread;
 	bool started;
 };
+
+static void
+count(struct ae *a, uint64_t *field, uint64_t k)
+{
+	pthread_mutex_lock(&a->lock);
+	*field += k;
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- record lists -------------------------------------------------- */
+
+/* Records picked from a scan, to delete if unchanged (purge, sweep). */
+struct recs {
+	uint32_t n, max;
+	size_t bytes;
+	struct buf *keys;
+	struct vset *sets;
+	uint64_t *ts; /* the newest version time of each set */
+};
+
+static void
+recs_fini(struct recs *l)
+{
+	for (uint32_t i = 0; i < l->n; i++) {
+		buf_fini(&l->keys[i]);
+		vset_fini(&l->sets[i]);
+	}
+	mem_free(l->keys);
+	mem_free(l->sets);
+	mem_free(l->ts);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Append a copy of (key, set); 1 when the list is full (stops a scan). */
+static int
+recs_add(struct recs *l, const uint8_t *key, size_t klen,
+    const struct vset *set, uint64_t ts)
+{
+	if (l->n >= l->max || l->bytes > AE_BATCH_BYTES)
+		return 1;
+	if (!l->keys) {
+		l->keys = mem_calloc(l->max, sizeof(*l->keys));
+		l->sets = mem_calloc(l->max, sizeof(*l->sets));
+		l->ts = mem_calloc(l->max, sizeof(*l->ts));
+		if (!l->keys || !l->sets || !l->ts)
+			return -ENOMEM;
+	}
+	struct buf *k = &l->keys[l->n];
+	buf_init(k);
+	buf_put(k, key, klen);
+	int rc = buf_err(k);
+	if (rc == 0)
+		rc = vset_copy(&l->sets[l->n], set);
+	if (rc) {
+		buf_fini(k);
+		return rc;
+	}
+	l->ts[l->n++] = ts;
+	l->bytes += klen;
+	for (uint32_t i = 0; i < set->n; i++)
+		l->bytes += set->v[i].len + 64;
+	return 0;
+}
+
+/* Delete each record of l from the local store if it still holds exactly
+ * the set listed; the number deleted. */
+static uint32_t
+recs_delete(struct node *n, const struct recs *l)
+{
+	struct store_update *ups = mem_calloc(l->n ? l->n : 1, sizeof(*ups));
+	uint32_t done = 0;
+	if (!ups)
+		return 0;
+	for (uint32_t i = 0; i < l->n; i++)
+		ups[i] = (struct store_update){l->keys[i].data, l->keys[i].len,
+		    store_apply_delete_exact, &l->sets[i], 0};
+	if (store_update_many(n->store, ups, l->n) == 0)
+		for (uint32_t i = 0; i < l->n; i++)
+			done += ups[i].rc == 0;
+	mem_free(ups);
+	return done;
+}
+
+/* Append l as an F_RECORDS field. */
+static void
+recs_put(const struct recs *l, struct buf *out)
+{
+	size_t at = wire_begin_field(out, F_RECORDS);
+	buf_put_u32(out, l->n);
+	struct buf rec;
+	buf_init(&rec);
+	for (uint32_t i = 0; i < l->n; i++) {
+		buf_reset(&rec);
+		store_record_encode(l->keys[i].data, l->keys[i].len,
+		    &l->sets[i], &rec);
+		buf_put_blob(out, rec.data, rec.len);
+	}
+	buf_fini(&rec);
+	wire_end_field(out, at);
+}
+
+/* A tombstone: every version is a delete; *ts gets the newest one's time. */
+static bool
+is_tombstone(const struct vset *set, uint64_t *ts)
+{
+	*ts = 0;
+	for (uint32_t i = 0; i < set->n; i++) {
+		if (!set->v[i].tombstone)
+			return false;
+		if (set->v[i].ts_ms > *ts)
+			*ts = set->v[i].ts_ms;
+	}
+	return set->n > 0;
+}
 
 /* ---- trees --------------------------------------------------------- */
 
 struct build {
 	struct merkle *t;
 	struct buf enc;
+	struct recs *cands; /* tombstones written before cutoff, or NULL */
+	uint64_t cutoff;
 };
 
 static int
@@ -52,14 +174,20 @@ add_one(const struct keypos *pos, const uint8_t *key, size_t klen,
 		rc = merkle_digest(b->enc.data, b->enc.len, d);
 	if (rc == 0)
 		rc = merkle_add(b->t, pos, key, klen, d);
+	uint64_t ts;
+	if (rc == 0 && b->cands && is_tombstone(set, &ts) && ts <= b->cutoff &&
+	    recs_add(b->cands, key, klen, set, ts) < 0)
+		rc = -ENOMEM;
 	return rc;
 }
 
-/* This node's tree of partition part, from a store snapshot. */
+/* This node's tree of partition part, from a store snapshot; with cands,
+ * also the tombstones in it whose newest version is from cutoff or older. */
 static int
-build_tree(struct node *n, uint32_t q, uint32_t part, struct merkle **out)
+build_tree(struct node *n, uint32_t q, uint32_t part, struct merkle **out,
+    struct recs *cands, uint64_t cutoff)
 {
-	struct build b = {0};
+	struct build b = {.cands = cands, .cutoff = cutoff};
 	buf_init(&b.enc);
 	int rc = merkle_new(q, part, NULL, &b.t);
 	if (rc == 0) {
@@ -175,7 +303,7 @@ ae_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 	if (part >= q)
 		return DYN_EBADMSG;
 	struct merkle *t;
-	if ((rc = build_tree(n, q, part, &t)) != 0)
+	if ((rc = build_tree(n, q, part, &t, NULL, 0)) != 0)
 		return rc;
 
 	/* Which leaves differ from the sender's? */
@@ -232,13 +360,274 @@ ae_handle_merge(struct node *n, const struct wire_msg *m, struct buf *out)
 	return wire_seal(out, &n->cfg.key);
 }
 
+/* ---- purge and sweep ------------------------------------------------ */
+
+/* Whether member me is among the first nrep of part's preference list
+ * (which goes to idx, *cnt). */
+static bool
+replicates(const struct ring *r, uint32_t part, uint32_t nrep, int me,
+    uint32_t *idx, uint32_t *cnt)
+{
+	*cnt = 0;
+	if (ring_preflist(r, RING_CUR, part, nrep < 16 ? nrep : 16, idx,
+	        cnt) != 0)
+		return false;
+	for (uint32_t i = 0; i < *cnt; i++)
+		if ((int)idx[i] == me)
+			return true;
+	return false;
+}
+
+struct stray_scan {
+	struct recs *l; /* NULL: only tell whether there is one */
+	uint64_t count;
+};
+
+static int
+stray_one(const struct keypos *pos, const uint8_t *key, size_t klen,
+    const struct vset *set, void *arg)
+{
+	(void)pos;
+	struct stray_scan *st = arg;
+	if (!st->l) {
+		st->count = 1;
+		return 1;
+	}
+	int rc = recs_add(st->l, key, klen, set, 0);
+	st->count += rc == 0;
+	return rc;
+}
+
+/* This node's records in partitions it does not replicate under the
+ * stable ring r: copied into l (up to its max) or, with l NULL, counted
+ * up to one.  Their number. */
+static uint64_t
+strays(struct node *n, const struct ring *r, struct recs *l)
+{
+	int me = ring_member_find(r, n->name);
+	uint32_t q = ring_q(r), nrep = gossip_settings(n->gossip).n;
+	struct stray_scan st = {l, 0};
+	for (uint32_t p = 0; p < q && me >= 0; p++) {
+		uint32_t idx[16], cnt;
+		struct keypos from, to;
+		bool to_end;
+		if (replicates(r, p, nrep, me, idx, &cnt) ||
+		    ring_partition_range(r, p, &from, &to, &to_end) != 0)
+			continue;
+		if (store_scan(n->store, &from, to_end ? NULL : &to, stray_one,
+		        &st) != 0)
+			break; /* full, or an error: what was found stands */
+	}
+	return st.count;
+}
+
+static int
+hint_min_one(const char *target, const uint8_t *key, size_t klen,
+    const struct vset *set, void *arg)
+{
+	(void)target, (void)key, (void)klen;
+	uint64_t *min = arg;
+	for (uint32_t i = 0; i < set->n; i++)
+		if (set->v[i].ts_ms < *min)
+			*min = set->v[i].ts_ms;
+	return 0;
+}
+
+/* What a node tells a purger (PURGE_CHECK). */
+struct check {
+	uint64_t epoch;   /* of its ring; UINT64_MAX while a plan is pending */
+	uint64_t hintmin; /* the oldest version in its hints (or UINT64_MAX) */
+	uint64_t strays;  /* 0, or 1 when it holds records it should not */
+};
+
+static int
+local_check(struct node *n, struct check *c)
+{
+	struct ring *r = gossip_ring_copy(n->gossip);
+	if (!r)
+		return DYN_EUNREACH;
+	bool stable = !ring_has_next(r);
+	c->epoch = stable ? ring_epoch(r) : UINT64_MAX;
+	c->hintmin = UINT64_MAX;
+	int rc = store_hint_scan(n->store, NULL, hint_min_one, &c->hintmin);
+	c->strays = rc == 0 && stable ? strays(n, r, NULL) : 0;
+	ring_free(r);
+	return rc;
+}
+
+int
+ae_handle_purge_check(struct node *n, const struct wire_msg *m,
+    struct buf *out)
+{
+	struct check c;
+	int rc = local_check(n, &c);
+	if (rc)
+		return rc;
+	wire_begin(out, WIRE_PURGE_CHECK_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	wire_put_u64(out, F_EPOCH, c.epoch);
+	wire_put_u64(out, F_HINTMIN, c.hintmin);
+	wire_put_u64(out, F_STRAYS, c.strays);
+	return wire_seal(out, &n->cfg.key);
+}
+
+int
+ae_handle_purge(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	const struct wire_field *f = wire_find(m, F_RECORDS);
+	if (!f)
+		return DYN_EBADMSG;
+	uint32_t cnt = 0, gone = 0;
+	int rc = xfer_apply_each(n, f, store_apply_delete_exact, &cnt, &gone);
+	if (rc)
+		return rc;
+	if (n->ae)
+		count(n->ae, &n->ae->st.purged, gone);
+	wire_begin(out, WIRE_PURGE_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	wire_put_u64(out, F_KEYS, gone);
+	return wire_seal(out, &n->cfg.key);
+}
+
+/* Send the sealed request b to every address and wait for all; true when
+ * every one answered without error (replies in rr, to be finished). */
+static bool
+ask_all(struct node *n, const char *const *addrs, size_t na,
+    const struct buf *b, int timeout_ms, struct rpc_reply *rr)
+{
+	size_t ok = na ? rpc_call_many(n->pool, addrs, na, b, na, timeout_ms,
+	                     0, rr)
+	               : 0;
+	return ok == na;
+}
+
+/*
+ * Ask every member of the stable ring r, this node too, whether tombstones
+ * may go: every one must answer, hold r, and keep no stray records.
+ * *hintmin gets the oldest version held in a hint anywhere.
+ */
+static bool
+cluster_check(struct ae *a, const struct ring *r, uint64_t *hintmin)
+{
+	struct node *n = a->node;
+	struct check c;
+	uint64_t epoch = ring_epoch(r);
+	if (local_check(n, &c) != 0 || c.epoch != epoch || c.strays)
+		return false;
+	*hintmin = c.hintmin;
+
+	uint32_t nm = ring_member_count(r);
+	const char **addrs = mem_calloc(nm ? nm : 1, sizeof(*addrs));
+	struct rpc_reply *rr = mem_calloc(nm ? nm : 1, sizeof(*rr));
+	size_t na = 0;
+	bool ok = addrs && rr;
+	for (uint32_t i = 0; ok && i < nm; i++) {
+		if (strcmp(ring_member_name(r, i), n->name) == 0)
+			continue;
+		addrs[na++] = ring_member_addr(r, i);
+		ok = rpc_peer_usable(n->pool, addrs[na - 1]); /* down: wait */
+	}
+	struct buf b;
+	buf_init(&b);
+	node_req_begin(n, &b, WIRE_PURGE_CHECK_REQ);
+	ok = ok && wire_seal(&b, &n->cfg.key) == 0 &&
+	     ask_all(n, addrs, na, &b, AE_CHECK_TIMEOUT_MS, rr);
+	for (size_t i = 0; rr && i < na; i++) {
+		uint64_t e = 0, h = 0, st = 1;
+		if (ok && (wire_get_u64(&rr[i].m, F_EPOCH, &e) != 0 ||
+		              wire_get_u64(&rr[i].m, F_HINTMIN, &h) != 0 ||
+		              wire_get_u64(&rr[i].m, F_STRAYS, &st) != 0 ||
+		              e != epoch || st != 0))
+			ok = false;
+		if (ok && h < *hintmin)
+			*hintmin = h;
+		rpc_reply_fini(&rr[i]);
+	}
+	buf_fini(&b);
+	mem_free(addrs);
+	mem_free(rr);
+	return ok;
+}
+
+/*
+ * Purge the tombstones in c, which every replica of the partition holds
+ * alike (their trees all agreed just now; idx[0..cnt) are the replicas,
+ * this node first).  See ae.h for the conditions and why they suffice.
+ */
+static void
+purge(struct ae *a, const struct ring *r, const uint32_t *idx, uint32_t cnt,
+    uint32_t part, struct recs *c)
+{
+	struct node *n = a->node;
+	uint64_t hintmin;
+	if (!cluster_check(a, r, &hintmin))
+		return;
+	/* Only tombstones older by the grace period than every hinted
+	 * version: no hint can hold a version one of them deleted. */
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < c->n; i++) {
+		if (c->ts[i] + (uint64_t)a->grace_ms < hintmin) {
+			c->keys[k] = c->keys[i];
+			c->sets[k] = c->sets[i];
+			c->ts[k++] = c->ts[i];
+		} else {
+			buf_fini(&c->keys[i]);
+			vset_fini(&c->sets[i]);
+		}
+	}
+	c->n = k;
+	if (k == 0)
+		return;
+
+	/* The other replicas first: if one fails, this node keeps its
+	 * tombstones and anti-entropy puts them back where they went. */
+	const char *addrs[16];
+	struct rpc_reply rr[16];
+	size_t na = 0;
+	for (uint32_t i = 1; i < cnt; i++)
+		addrs[na++] = ring_member_addr(r, idx[i]);
+	struct buf b;
+	buf_init(&b);
+	node_req_begin(n, &b, WIRE_PURGE_REQ);
+	recs_put(c, &b);
+	bool ok = wire_seal(&b, &n->cfg.key) == 0 &&
+	          ask_all(n, addrs, na, &b, 30000, rr);
+	for (size_t i = 0; i < na; i++)
+		rpc_reply_fini(&rr[i]);
+	buf_fini(&b);
+	if (!ok)
+		return;
+	uint32_t gone = recs_delete(n, c);
+	count(a, &a->st.purged, gone);
+	LOG_DEBUG("purged %u tombstones of partition %u", gone, part);
+}
+
+/* Drop copies of records this node does not replicate (left behind by a
+ * partition that moved, or held as a stand-in) once it holds no hints. */
+static void
+sweep(struct ae *a, const struct ring *r)
+{
+	struct node *n = a->node;
+	struct store_stats st;
+	if (store_stats(n->store, &st) != 0 || st.hints > 0)
+		return;
+	struct recs l = {.max = AE_SWEEP_MAX};
+	if (strays(n, r, &l) > 0) {
+		uint32_t gone = recs_delete(n, &l);
+		count(a, &a->st.swept, gone);
+		LOG_DEBUG("swept %u records of partitions not replicated here",
+		    gone);
+	}
+	recs_fini(&l);
+}
+
 /* ---- rounds -------------------------------------------------------- */
 
 /* Compare our tree t of partition part with the replica at addr and
- * repair both. */
+ * repair both; *ndiff gets the number of leaves that differed. */
 static int
 sync_with(struct ae *a, const struct merkle *t, uint32_t part,
-    const char *addr)
+    const char *addr, uint32_t *ndiff)
 {
 	struct node *n = a->node;
 	int rc;
@@ -287,16 +676,16 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 		LOG_DEBUG("anti-entropy partition %u with %s: %u leaves differ, "
 		          "%u records in",
 		    part, addr, nd, got);
-	pthread_mutex_lock(&a->lock);
-	a->merged += got;
-	pthread_mutex_unlock(&a->lock);
+	count(a, &a->st.merged, got);
+	*ndiff = nd;
 	mem_free(leaves);
 	buf_fini(&b);
 	return rc;
 }
 
-/* One round: the next partition this node replicates, with every other
- * replica of it that is reachable. */
+/* One round: strays swept, then the next partition this node replicates,
+ * with every other replica of it that is reachable, and its old
+ * tombstones purged when this node is its first replica and all agree. */
 static void
 round_once(struct ae *a)
 {
@@ -306,38 +695,47 @@ round_once(struct ae *a)
 		return;
 	uint32_t q = ring_q(r), nrep = gossip_settings(n->gossip).n;
 	int me = ring_member_find(r, n->name);
+	bool stable = !ring_has_next(r);
+	if (me >= 0 && stable)
+		sweep(a, r);
 	for (uint32_t k = 0; k < q && me >= 0; k++) {
 		uint32_t part = a->next_part++ % q;
 		uint32_t idx[16], cnt = 0;
-		if (ring_preflist(r, RING_CUR, part, nrep < 16 ? nrep : 16, idx,
-		        &cnt) != 0)
-			break;
-		bool mine = false;
-		for (uint32_t i = 0; i < cnt; i++)
-			mine |= (int)idx[i] == me;
-		if (!mine)
+		if (!replicates(r, part, nrep, me, idx, &cnt))
 			continue;
+		struct recs cands = {.max = AE_PURGE_MAX};
+		bool purger = a->grace_ms >= 0 && stable && (int)idx[0] == me;
+		uint64_t now = node_now_ms(), g = (uint64_t)a->grace_ms;
 		/* One tree, built once, against every other replica (what
 		 * the first one sends us is in our store by the second, and
 		 * reaches it the next time round). */
 		struct merkle *t = NULL;
-		int rc = build_tree(n, q, part, &t);
+		int rc = build_tree(n, q, part, &t, purger ? &cands : NULL,
+		    now > g ? now - g : 0);
+		bool equal = rc == 0;
 		for (uint32_t i = 0; rc == 0 && i < cnt; i++) {
 			const char *addr = ring_member_addr(r, idx[i]);
-			if ((int)idx[i] == me || !rpc_peer_usable(n->pool, addr))
+			if ((int)idx[i] == me)
 				continue;
-			int src = sync_with(a, t, part, addr);
+			if (!rpc_peer_usable(n->pool, addr)) {
+				equal = false;
+				continue;
+			}
+			uint32_t nd = 0;
+			int src = sync_with(a, t, part, addr, &nd);
 			if (src)
 				LOG_DEBUG("anti-entropy with %s: %s", addr,
 				    dyn_strerror(src));
+			equal = equal && src == 0 && nd == 0;
 		}
 		merkle_free(t);
+		if (purger && equal && cands.n > 0)
+			purge(a, r, idx, cnt, part, &cands);
+		recs_fini(&cands);
 		break;
 	}
 	ring_free(r);
-	pthread_mutex_lock(&a->lock);
-	a->rounds++;
-	pthread_mutex_unlock(&a->lock);
+	count(a, &a->st.rounds, 1);
 }
 
 static void *
@@ -365,13 +763,14 @@ ae_main(void *arg)
 }
 
 int
-ae_start(struct node *n, int interval_ms, struct ae **out)
+ae_start(struct node *n, int interval_ms, int64_t grace_ms, struct ae **out)
 {
 	struct ae *a = mem_calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->node = n;
 	a->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+	a->grace_ms = grace_ms;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	int rc = -pthread_create(&a->thread, NULL, ae_main, a);
@@ -401,10 +800,12 @@ ae_stop(struct ae *a)
 }
 
 void
-ae_stats(struct ae *a, uint64_t *rounds, uint64_t *merged)
+ae_stats(struct ae *a, struct ae_stats *out)
 {
+	memset(out, 0, sizeof(*out));
+	if (!a)
+		return;
 	pthread_mutex_lock(&a->lock);
-	*rounds = a->rounds;
-	*merged = a->merged;
+	*out = a->st;
 	pthread_mutex_unlock(&a->lock);
 }

@@ -43,6 +43,9 @@ usage(FILE *f)
 	    "  --gossip-interval MS gossip round (default 1000)\n"
 	    "  --ae-interval MS|off anti-entropy: one partition compared with\n"
 	    "                       its other replicas per MS (default 1000)\n"
+	    "  --tombstone-grace MS|off  a delete's tombstone is purged once\n"
+	    "                       every replica has it and it is MS old\n"
+	    "                       (default 3600000: an hour); off keeps them\n"
 	    "  --ready-file FILE    write the listen address here once serving\n"
 	    "  --log-level LEVEL    debug, info, warn or error (default info)\n");
 }
@@ -90,7 +93,7 @@ main(int argc, char **argv)
 		O_NAME = 256, O_LISTEN, O_DATA, O_KEY, O_NOFSYNC, O_NOGROUP,
 		O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
 		O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
-		O_AE,
+		O_AE, O_GRACE,
 	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, O_NAME},
@@ -114,6 +117,7 @@ main(int argc, char **argv)
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"gossip-interval", required_argument, NULL, O_GOSSIP},
 		{"ae-interval", required_argument, NULL, O_AE},
+		{"tombstone-grace", required_argument, NULL, O_GRACE},
 		{NULL, 0, NULL, 0},
 	};
 	struct node_config cfg;
@@ -153,6 +157,18 @@ main(int argc, char **argv)
 				return 1;
 			}
 			cfg.ae_ms = (int)v;
+			break;
+		case O_GRACE:
+			if (strcmp(optarg, "off") == 0) {
+				cfg.tomb_grace_ms = -1;
+				break;
+			}
+			if (parse_u64(optarg, &v) != 0 ||
+			    v > 366ull * 86400 * 1000) {
+				fprintf(stderr, "dynamod: bad --tombstone-grace\n");
+				return 1;
+			}
+			cfg.tomb_grace_ms = (int64_t)v;
 			break;
 		case O_PARTS:
 		case O_N:

@@ -128,6 +128,7 @@ node_config_default(struct node_config *c)
 	c->timeout_ms = 2000;
 	c->gossip_ms = 1000;
 	c->ae_ms = 1000;
+	c->tomb_grace_ms = 3600 * 1000;
 }
 
 /* The key field every key-addressed request carries. */
@@ -338,10 +339,16 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	struct buf js;
 	buf_init(&js);
 	gossip_status_json(n->gossip, &js);
-	char tail[128];
+	struct ae_stats as;
+	ae_stats(n->ae, &as);
+	char tail[384];
 	int tl = snprintf(tail, sizeof(tail),
 	    ", \"transfer\": {\"done\": %u, \"total\": %u}, "
-	    "\"hints\": {", xd, xt);
+	    "\"anti_entropy\": {\"rounds\": %llu, \"merged\": %llu, "
+	    "\"purged\": %llu, \"swept\": %llu}, \"hints\": {",
+	    xd, xt, (unsigned long long)as.rounds,
+	    (unsigned long long)as.merged, (unsigned long long)as.purged,
+	    (unsigned long long)as.swept);
 	/* Splice transfers and the hint backlog into gossip's object. */
 	if (buf_err(&js) == 0 && js.len > 0) {
 		js.len--; /* the closing brace */
@@ -435,6 +442,10 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 		return ae_handle(n, m, out);
 	case WIRE_MERGE_REQ:
 		return ae_handle_merge(n, m, out);
+	case WIRE_PURGE_CHECK_REQ:
+		return ae_handle_purge_check(n, m, out);
+	case WIRE_PURGE_REQ:
+		return ae_handle_purge(n, m, out);
 	default:
 		return DYN_EBADMSG;
 	}
@@ -533,7 +544,7 @@ node_start(const struct node_config *c, struct node **out)
 	if (rc == 0)
 		rc = handoff_start(n, &n->handoff);
 	if (rc == 0 && c->ae_ms >= 0)
-		rc = ae_start(n, c->ae_ms, &n->ae);
+		rc = ae_start(n, c->ae_ms, c->tomb_grace_ms, &n->ae);
 	atomic_store(&n->ready, rc == 0);
 	pthread_mutex_unlock(&n->start_lock);
 	if (rc)

@@ -30,6 +30,7 @@ struct node_config {
 	int timeout_ms;       /* node-to-node calls (0: 2000) */
 	int gossip_ms;        /* gossip round (0: 1000) */
 	int ae_ms;            /* a partition per this many ms (-1: off) */
+	int64_t tomb_grace_ms; /* tombstones purged after (-1: never) */
 };
 
 struct node;

@@ -1080,6 +1080,14 @@ apply_delete_if(struct vset *cur, void *arg)
 	return 0;
 }
 
+int
+store_apply_delete_exact(struct vset *cur, void *expected)
+{
+	struct delete_cond c = {expected, true};
+
+	return apply_delete_if(cur, &c);
+}
+
 /* Run fn on the record at r->dkey of dbi; STORE_SKIP comes back as 0. */
 static int
 store_update_dkey(struct store *s, struct store_req *r, MDB_dbi dbi,
@@ -1101,15 +1109,14 @@ int
 store_delete_if(struct store *s, const void *key, size_t klen,
                 const struct vset *expected)
 {
-	struct delete_cond c = {expected, true};
 	struct store_req r;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	if ((rc = store_dkey(s, key, klen, r.dkbuf, &r.dkey)) != 0)
 		return rc;
-	return store_update_dkey(s, &r, s->objects, key, klen, apply_delete_if,
-	                         &c);
+	return store_update_dkey(s, &r, s->objects, key, klen,
+	                         store_apply_delete_exact, (void *)expected);
 }
 
 int

@@ -126,6 +126,9 @@ int store_scan(struct store *s, const struct keypos *from,
  * anti-entropy purging tombstones that every replica has. */
 int store_delete_if(struct store *s, const void *key, size_t klen,
     const struct vset *expected);
+/* The same test as an apply function (arg: the expected set), for
+ * store_update_many: 0 deletes, STORE_KEPT or STORE_SKIP (absent) leave. */
+int store_apply_delete_exact(struct vset *cur, void *expected);
 
 /*
  * Hinted handoff.  A hint is the set of versions this node keeps for target

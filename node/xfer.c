@@ -111,8 +111,8 @@ xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 
 /* Merge one batch of records into the local store. */
 int
-xfer_apply_records(struct node *n, const struct wire_field *f,
-    uint32_t *count)
+xfer_apply_each(struct node *n, const struct wire_field *f,
+    store_apply_fn fn, uint32_t *count, uint32_t *changed)
 {
 	struct rd r;
 	uint32_t cnt;
@@ -123,7 +123,7 @@ xfer_apply_records(struct node *n, const struct wire_field *f,
 	struct buf *keys = mem_calloc(cnt ? cnt : 1, sizeof(*keys));
 	struct store_update *ups = mem_calloc(cnt ? cnt : 1, sizeof(*ups));
 	int rc = (!sets || !keys || !ups) ? -ENOMEM : 0;
-	uint32_t ok = 0;
+	uint32_t ok = 0, done = 0;
 	for (; rc == 0 && ok < cnt; ok++) {
 		const uint8_t *p;
 		size_t len;
@@ -134,23 +134,37 @@ xfer_apply_records(struct node *n, const struct wire_field *f,
 		         &keys[ok], &sets[ok])) != 0)
 			break;
 		ups[ok] = (struct store_update){keys[ok].data, keys[ok].len,
-		    xfer_apply_merge, &sets[ok], 0};
+		    fn, &sets[ok], 0};
 	}
 	if (rc == 0 && rd_left(&r) != 0)
 		rc = DYN_EBADMSG;
 	if (rc == 0 && (rc = store_update_many(n->store, ups, cnt)) == 0)
-		for (uint32_t i = 0; i < cnt && rc == 0; i++)
-			rc = ups[i].rc == STORE_SKIP ? 0 : ups[i].rc;
+		for (uint32_t i = 0; i < cnt && rc == 0; i++) {
+			if (ups[i].rc == 0)
+				done++;
+			else if (ups[i].rc < 0)
+				rc = ups[i].rc;
+		}
 	for (uint32_t i = 0; sets && keys && i < ok; i++) {
 		vset_fini(&sets[i]);
 		buf_fini(&keys[i]);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		*count += cnt;
+		if (changed)
+			*changed += done;
+	}
 	mem_free(sets);
 	mem_free(keys);
 	mem_free(ups);
 	return rc;
+}
+
+int
+xfer_apply_records(struct node *n, const struct wire_field *f,
+    uint32_t *count)
+{
+	return xfer_apply_each(n, f, xfer_apply_merge, count, NULL);
 }
 
 /* Pull every record of part from addr. */

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "store.h"
 #include "vset.h"
 #include "wire.h"
 
@@ -31,6 +32,11 @@ void xfer_progress(struct xfer *x, uint32_t *done, uint32_t *total);
  * *count += the records. */
 int xfer_apply_records(struct node *n, const struct wire_field *f,
     uint32_t *count);
+/* The same with any apply function (its arg: the record's set), in one
+ * store_update_many; *count += the records, *changed (if not NULL) += those
+ * fn wrote (returned 0).  A negative result of fn is the error returned. */
+int xfer_apply_each(struct node *n, const struct wire_field *f,
+    store_apply_fn fn, uint32_t *count, uint32_t *changed);
 
 /* Merge a replica's set into the local store (REPLICATE_REQ, read repair,
  * transfers): a store_apply_fn whose arg is the incoming struct vset. */

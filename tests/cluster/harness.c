@@ -43,6 +43,43 @@ rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 }
 
 void
+harness_wipe(struct harness *h, int i)
+{
+	CHECK(h->nodes[i].pid == 0);
+	CHECK(nftw(h->nodes[i].dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0);
+}
+
+uint64_t
+harness_keys(struct harness *h, int i)
+{
+	struct dyn_client *d = harness_client_direct(h, i);
+	struct dyn_status st;
+	uint64_t k = UINT64_MAX;
+	if (dyn_status(d, 0, &st) == 0)
+		k = st.keys;
+	dyn_status_fini(&st);
+	dyn_client_free(d);
+	return k;
+}
+
+void
+harness_put(struct dyn_client *c, const char *key, const char *val)
+{
+	CHECK_RC(dyn_put(c, key, strlen(key), NULL, 0, val, strlen(val), NULL,
+	             NULL, NULL),
+	    0);
+}
+
+void
+harness_delete_seen(struct dyn_client *c, const char *key)
+{
+	struct dyn_get_result r;
+	CHECK_RC(dyn_get(c, key, strlen(key), NULL, &r), 0);
+	CHECK_RC(dyn_delete(c, key, strlen(key), r.ctx, r.ctx_len, NULL), 0);
+	dyn_get_result_fini(&r);
+}
+
+void
 harness_dump_logs(struct harness *h)
 {
 	for (int i = 0; i < h->n; i++) {

@@ -61,6 +61,15 @@ struct dyn_client *harness_client_direct(struct harness *h, int i);
 int harness_stop(struct harness *h, int i, int sig);
 /* A client connected to the given nodes (-1 ends the list). */
 struct dyn_client *harness_client(struct harness *h, int timeout_ms, ...);
+/* Remove the data directory of node i (stopped). */
+void harness_wipe(struct harness *h, int i);
+/* Records in node i's store (dyn_status keys); UINT64_MAX when it does
+ * not answer. */
+uint64_t harness_keys(struct harness *h, int i);
+/* A blind put of the string val; the test fails unless it is acked. */
+void harness_put(struct dyn_client *c, const char *key, const char *val);
+/* Read key and delete every version read (it must exist). */
+void harness_delete_seen(struct dyn_client *c, const char *key);
 /* Print the tail of every node's log (on failure). */
 void harness_dump_logs(struct harness *h);
 /* Monotonic milliseconds. */

@@ -108,23 +108,6 @@ converged(struct dyn_client *any, const char *key)
 	return same;
 }
 
-static void
-put_plain(struct dyn_client *c, const char *key, const char *val)
-{
-	CHECK_RC(dyn_put(c, key, strlen(key), NULL, 0, val, strlen(val), NULL,
-	             NULL, NULL),
-	    0);
-}
-
-static void
-delete_seen(struct dyn_client *c, const char *key)
-{
-	struct dyn_get_result r;
-	CHECK_RC(dyn_get(c, key, strlen(key), NULL, &r), 0);
-	CHECK_RC(dyn_delete(c, key, strlen(key), r.ctx, r.ctx_len, NULL), 0);
-	dyn_get_result_fini(&r);
-}
-
 int
 main(void)
 {
@@ -140,7 +123,7 @@ main(void)
 	char key[32];
 	for (int k = 0; k < 10; k++) {
 		snprintf(key, sizeof(key), "gone/%d", k);
-		put_plain(all, key, "doomed");
+		harness_put(all, key, "doomed");
 	}
 
 	/* A node cut off from all others cannot gather W = 2: the put fails
@@ -191,10 +174,10 @@ main(void)
 	 * hints for the replicas across the split). */
 	for (int k = 0; k < 10; k++) {
 		snprintf(key, sizeof(key), "gone/%d", k);
-		delete_seen(a_all, key);
+		harness_delete_seen(a_all, key);
 		snprintf(key, sizeof(key), "late/%d", k);
-		put_plain(a_all, key, "short-lived");
-		delete_seen(a_all, key);
+		harness_put(a_all, key, "short-lived");
+		harness_delete_seen(a_all, key);
 	}
 
 	long long t0 = harness_now_ms();

@@ -5,7 +5,6 @@
  * wipe stay deleted (their tombstones come back, not their values).
  */
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -45,26 +44,6 @@ writer(void *arg)
 	return NULL;
 }
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-static uint64_t
-keys_on(int i)
-{
-	struct dyn_client *d = harness_client_direct(&h, i);
-	struct dyn_status st;
-	uint64_t k = 0;
-	if (dyn_status(d, 0, &st) == 0)
-		k = st.keys;
-	dyn_status_fini(&st);
-	dyn_client_free(d);
-	return k;
-}
-
 int
 main(void)
 {
@@ -98,16 +77,17 @@ main(void)
 	}
 	/* Every node holds every key (N = 3 of 3) before the wipe. */
 	long long dl = harness_now_ms() + 120000;
-	while (keys_on(2) < NKEYS && harness_now_ms() < dl)
+	while (harness_keys(&h, 2) < NKEYS && harness_now_ms() < dl)
 		harness_pause_ms(200);
-	CHECK(keys_on(2) == NKEYS);
+	CHECK(harness_keys(&h, 2) == NKEYS);
 
 	harness_stop(&h, 2, SIGKILL);
-	CHECK(nftw(h.nodes[2].dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0);
+	harness_wipe(&h, 2);
 	long long t1 = harness_now_ms();
 	harness_start_joined(&h, 2, 0, nofsync);
 	uint64_t k = 0;
-	while ((k = keys_on(2)) < NKEYS && harness_now_ms() - t1 < 300000)
+	while ((k = harness_keys(&h, 2)) < NKEYS &&
+	    harness_now_ms() - t1 < 300000)
 		harness_pause_ms(200);
 	printf("wiped node holds %llu of %d keys again %lld ms after its "
 	       "restart\n",

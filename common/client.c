@@ -529,6 +529,24 @@ dyn_leave(struct dyn_client *c, size_t i)
 }
 
 int
+dyn_remove(struct dyn_client *c, size_t i, const char *name)
+{
+	if (i >= c->nnodes)
+		return -EINVAL;
+	struct buf b;
+	buf_init(&b);
+	begin_req(c, &b, WIRE_REMOVE_REQ);
+	wire_put_str(&b, F_NAME, name);
+	struct rpc_reply reply = {0};
+	int rc = wire_seal(&b, &c->key);
+	if (rc == 0)
+		rc = call(c, i, &b, WIRE_REMOVE_RESP, &reply);
+	buf_fini(&b);
+	rpc_reply_fini(&reply);
+	return rc;
+}
+
+int
 dyn_fault(struct dyn_client *c, size_t i, const char *const *names, size_t n)
 {
 	if (i >= c->nnodes || n > 16)

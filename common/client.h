@@ -101,6 +101,12 @@ int dyn_ring(struct dyn_client *c, size_t i, struct ring **out,
 /* Ask the node at index i to leave the cluster: it hands its partitions
  * over, then exits. */
 int dyn_leave(struct dyn_client *c, size_t i);
+/* Ask the node at index i to remove member `name`, which is down for good
+ * (a dead disk, a lost host), from the cluster: the others take its
+ * partitions from the remaining replicas and redirect the hints held for
+ * it.  -EBUSY while that node reaches it (make it leave instead), -ENOENT
+ * for a name it does not know, -EINVAL for itself. */
+int dyn_remove(struct dyn_client *c, size_t i, const char *name);
 /* The preference list of key as the client routes it (the node addresses
  * in order, copied into addrs[0..*n), at most max).  Uses the cached ring;
  * -ENOENT when the client has none. */

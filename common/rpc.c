@@ -32,6 +32,8 @@ struct rpc_pool {
 	struct peer **peers; /* each peer is its own allocation: pipe
 	                        callbacks hold pointers to them */
 	size_t n, cap;
+	size_t detached;   /* calls left running by their caller */
+	pthread_cond_t idle; /* detached went to 0 */
 };
 
 static long long
@@ -50,6 +52,7 @@ rpc_pool_new(const struct auth_key *key, struct rpc_pool **out)
 		return -ENOMEM;
 	p->key = *key;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->idle, NULL);
 	*out = p;
 	return 0;
 }
@@ -59,12 +62,20 @@ rpc_pool_free(struct rpc_pool *p)
 {
 	if (!p)
 		return;
+	/* Calls still running touch their peer and socket until their aio
+	 * finishes (at its timeout at the latest): closing the sockets under
+	 * them races nng's own teardown.  Wait for them. */
+	pthread_mutex_lock(&p->lock);
+	while (p->detached > 0)
+		pthread_cond_wait(&p->idle, &p->lock);
+	pthread_mutex_unlock(&p->lock);
 	for (size_t i = 0; i < p->n; i++) {
 		nng_close(p->peers[i]->sock);
 		mem_free(p->peers[i]->addr);
 		mem_free(p->peers[i]);
 	}
 	mem_free(p->peers);
+	pthread_cond_destroy(&p->idle);
 	pthread_mutex_destroy(&p->lock);
 	mem_free(p);
 }
@@ -248,6 +259,7 @@ struct call {
 struct group {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
+	struct rpc_pool *pool;
 	struct auth_key key;
 	size_t pending, ok;
 	size_t refs; /* the caller + every call not finished */
@@ -303,6 +315,11 @@ call_done(struct call *c, int rc, nng_msg *msg)
 	if (c->ctx_open)
 		nng_ctx_close(c->ctx);
 	nng_aio_reap(c->aio);
+	struct rpc_pool *p = g->pool;
+	pthread_mutex_lock(&p->lock);
+	if (--p->detached == 0)
+		pthread_cond_broadcast(&p->idle);
+	pthread_mutex_unlock(&p->lock);
 	bool free_it;
 	group_unref_locked(g, &free_it);
 	if (free_it)
@@ -423,6 +440,7 @@ call_group(struct rpc_pool *p, const char *const *addrs, size_t n,
 		return 0;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cv, NULL);
+	g->pool = p;
 	g->key = p->key;
 	g->refs = 1;
 	g->n = n;
@@ -454,6 +472,9 @@ call_group(struct rpc_pool *p, const char *const *addrs, size_t n,
 		struct call *c = &g->calls[i];
 		if (!c->done) {
 			out[i].rc = DYN_ETIMEDOUT;
+			pthread_mutex_lock(&p->lock);
+			p->detached++;
+			pthread_mutex_unlock(&p->lock);
 			continue;
 		}
 		out[i] = c->res;

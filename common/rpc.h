@@ -29,7 +29,8 @@ struct rpc_reply {
 };
 
 int rpc_pool_new(const struct auth_key *key, struct rpc_pool **out);
-/* Closes every socket; calls in flight fail with DYN_ECLOSED. NULL ok. */
+/* Waits for the calls that callers left running (each ends at its
+ * timeout at the latest), then closes every socket.  NULL is fine. */
 void rpc_pool_free(struct rpc_pool *p);
 
 /* Send the sealed request to addr and wait for the reply (timeout per

@@ -59,6 +59,8 @@ enum wire_type {
 	WIRE_PURGE_CHECK_RESP, /* F_EPOCH F_HINTMIN F_STRAYS */
 	WIRE_PURGE_REQ,        /* F_RECORDS: delete these exact sets */
 	WIRE_PURGE_RESP,       /* F_KEYS: how many were deleted */
+	WIRE_REMOVE_REQ,       /* F_NAME: a dead member, out of the ring */
+	WIRE_REMOVE_RESP,
 	WIRE_TYPE_END,
 };
 

@@ -502,9 +502,9 @@ ask_all(struct node *n, const char *const *addrs, size_t na,
 }
 
 /*
- * Ask every member of the stable ring r, this node too, whether tombstones
- * may go: every one must answer, hold r, and keep no stray records.
- * *hintmin gets the oldest version held in a hint anywhere.
+ * Ask every member that has not left, this node too, whether tombstones
+ * may go: every one must answer, hold the stable ring r, and keep no stray
+ * records.  *hintmin gets the oldest version held in a hint anywhere.
  */
 static bool
 cluster_check(struct ae *a, const struct ring *r, uint64_t *hintmin)
@@ -516,16 +516,15 @@ cluster_check(struct ae *a, const struct ring *r, uint64_t *hintmin)
 		return false;
 	*hintmin = c.hintmin;
 
-	uint32_t nm = ring_member_count(r);
-	const char **addrs = mem_calloc(nm ? nm : 1, sizeof(*addrs));
-	struct rpc_reply *rr = mem_calloc(nm ? nm : 1, sizeof(*rr));
-	size_t na = 0;
-	bool ok = addrs && rr;
-	for (uint32_t i = 0; ok && i < nm; i++) {
-		if (strcmp(ring_member_name(r, i), n->name) == 0)
-			continue;
-		addrs[na++] = ring_member_addr(r, i);
-		ok = rpc_peer_usable(n->pool, addrs[na - 1]); /* down: wait */
+	size_t max = GOSSIP_MEMBERS_MAX;
+	char(*peers)[RING_ADDR_MAX + 1] = mem_calloc(max, sizeof(*peers));
+	const char **addrs = mem_calloc(max, sizeof(*addrs));
+	struct rpc_reply *rr = mem_calloc(max, sizeof(*rr));
+	bool ok = peers && addrs && rr;
+	size_t na = ok ? gossip_peers(n->gossip, peers, max) : 0;
+	for (size_t i = 0; ok && i < na; i++) {
+		addrs[i] = peers[i];
+		ok = rpc_peer_usable(n->pool, addrs[i]); /* one is down: wait */
 	}
 	struct buf b;
 	buf_init(&b);
@@ -544,6 +543,7 @@ cluster_check(struct ae *a, const struct ring *r, uint64_t *hintmin)
 		rpc_reply_fini(&rr[i]);
 	}
 	buf_fini(&b);
+	mem_free(peers);
 	mem_free(addrs);
 	mem_free(rr);
 	return ok;

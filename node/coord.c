@@ -49,14 +49,8 @@ replicate_to(struct node *n, struct dest *d, size_t nd, const void *key,
 	 * requests then go out together. */
 	for (size_t i = 0; i < nd; i++) {
 		buf_init(&b[i]);
-		node_req_begin(n, &b[i], WIRE_REPLICATE_REQ);
-		wire_put(&b[i], F_KEY, key, klen);
-		if (d[i].hint)
-			wire_put_str(&b[i], F_HINT, d[i].hint);
-		size_t at = wire_begin_field(&b[i], F_VSET);
-		vset_encode(set, &b[i]);
-		wire_end_field(&b[i], at);
-		d[i].rc = wire_seal(&b[i], &n->cfg.key);
+		d[i].rc = coord_replicate_req(n, &b[i], key, klen, set,
+		    d[i].hint);
 		addrs[i] = d[i].addr;
 	}
 	ok = rpc_call_each(n->pool, addrs, nd, b, need, n->cfg.timeout_ms, rr);
@@ -67,6 +61,20 @@ replicate_to(struct node *n, struct dest *d, size_t nd, const void *key,
 		buf_fini(&b[i]);
 	}
 	return ok;
+}
+
+int
+coord_replicate_req(struct node *n, struct buf *b, const void *key,
+    size_t klen, const struct vset *set, const char *hint)
+{
+	node_req_begin(n, b, WIRE_REPLICATE_REQ);
+	wire_put(b, F_KEY, key, klen);
+	if (hint)
+		wire_put_str(b, F_HINT, hint);
+	size_t at = wire_begin_field(b, F_VSET);
+	vset_encode(set, b);
+	wire_end_field(b, at);
+	return wire_seal(b, &n->cfg.key);
 }
 
 int

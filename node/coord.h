@@ -46,4 +46,10 @@ int coord_put(struct node *n, const struct coord_req *rq,
 int coord_replicate(struct node *n, const void *key, size_t klen,
     const struct vset *set);
 
+/* A sealed REPLICATE_REQ of set under key into b (initialised), with
+ * F_HINT when hint is not NULL (the receiver stands in for that node). */
+struct buf;
+int coord_replicate_req(struct node *n, struct buf *b, const void *key,
+    size_t klen, const struct vset *set, const char *hint);
+
 #endif

@@ -90,6 +90,7 @@ static const char usage_text[] =
     "  status [--json]\n"
     "  ring [--json]\n"
     "  leave\n"
+    "  remove NAME\n"
     "  fault drop NODE... | fault heal\n"
     "  keygen FILE\n";
 
@@ -121,6 +122,13 @@ static const char help_text[] =
     "               partition's preference list (--json: one object).\n"
     "  leave        Make the (first) node leave the cluster: it hands its\n"
     "               partitions to their new owners, then exits 0.\n"
+    "  remove NAME  Tell the (first) node that member NAME is gone for\n"
+    "               good (a dead disk or host) and cannot leave: the ring\n"
+    "               is planned without it, its partitions are copied from\n"
+    "               the other replicas, hints held for it go to the keys'\n"
+    "               replicas.  Refused while the node reaches NAME.  NAME\n"
+    "               cannot join again, and if it comes back it stops\n"
+    "               (exit 3); a replacement takes a new name.\n"
     "  fault drop NODE...\n"
     "               For tests: cut the (first) node off from the named\n"
     "               nodes, both ways, as a network partition would.\n"
@@ -704,6 +712,26 @@ cmd_leave(struct ctl *ctl, struct dyn_client *c)
 }
 
 static int
+cmd_remove(struct ctl *ctl, struct dyn_client *c)
+{
+	int rv = dyn_remove(c, 0, ctl->args[1]);
+	if (rv == -EBUSY) {
+		fprintf(stderr, "dynamoctl: remove: %s still reaches %s: make "
+		                "it leave instead (dynamoctl --node ITS-ADDRESS "
+		                "leave)\n",
+		    ctl->nodes[0], ctl->args[1]);
+		return EXIT_ERR;
+	}
+	if (rv != 0) {
+		fail("remove", rv);
+		return EXIT_ERR;
+	}
+	fprintf(stderr, "%s is removed: the others take over its "
+	                "partitions\n", ctl->args[1]);
+	return EXIT_OK;
+}
+
+static int
 cmd_fault(struct ctl *ctl, struct dyn_client *c)
 {
 	const char *what = ctl->args[1];
@@ -731,6 +759,7 @@ static const struct cmd cmds[] = {
     {"status", 0, 0, CO_JSON, true, cmd_status},
     {"ring", 0, 0, CO_JSON, true, cmd_ring},
     {"leave", 0, 0, 0, true, cmd_leave},
+    {"remove", 1, 1, 0, true, cmd_remove},
     {"fault", 1, 17, 0, true, cmd_fault},
     {"keygen", 1, 1, 0, false, cmd_keygen},
 };

@@ -1,6 +1,8 @@
 /*
  * dynamod — one storage node, in the foreground, logging to stderr.
  * SIGINT / SIGTERM: finish the requests in flight, close LMDB, exit 0.
+ * Also exit 0 once `dynamoctl leave` is done; exit 3 when the node learns
+ * that it was removed from the cluster (`dynamoctl remove`).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -286,11 +288,14 @@ main(int argc, char **argv)
 		if (sig < 0 && errno != EAGAIN && errno != EINTR)
 			break;
 	}
+	bool removed = sig < 0 && node_removed(n);
 	if (sig >= 0)
 		LOG_INFO("signal %d: stopping", sig);
+	else if (removed)
+		LOG_ERROR("removed from the cluster: stopping");
 	else
 		LOG_INFO("left the cluster: stopping");
 	node_stop(n);
 	LOG_INFO("stopped");
-	return 0;
+	return removed ? 3 : 0;
 }

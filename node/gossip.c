@@ -15,7 +15,7 @@
 #include "rpc.h"
 #include "store.h"
 
-#define MEMBERS_MAX 256
+#define MEMBERS_MAX GOSSIP_MEMBERS_MAX
 
 struct member {
 	char name[RING_NAME_MAX + 1];
@@ -37,6 +37,7 @@ struct gossip {
 	pthread_cond_t cv;
 	bool stopping;
 	bool left;
+	bool removed; /* left because an operator removed this node */
 	struct cluster_settings settings;
 	bool have_settings;
 	struct ring *ring; /* NULL until joined */
@@ -248,16 +249,32 @@ merge_view(struct gossip *g, const uint8_t *p, size_t len)
 	for (uint16_t i = 0; i < n; i++) {
 		struct member *mine = find_member(g, in[i].name);
 		if (mine == self(g)) {
-			/* Someone holds a newer record of us (we restarted
-			 * with a clock behind): out-version it. */
-			if (newer_record(&in[i], mine))
+			if (in[i].status == MEMBER_LEFT &&
+			    mine->status != MEMBER_LEFT) {
+				/* Removed by an operator while away. */
+				LOG_ERROR("this node was removed from the "
+				          "cluster: stopping (to join again, "
+				          "wipe its data directory)");
+				mine->status = MEMBER_LEFT;
+				g->removed = true;
+				bump_locked(g);
+			} else if (newer_record(&in[i], mine)) {
+				/* Someone holds a newer record of us (we
+				 * restarted with a clock behind). */
 				mine->incarnation = in[i].incarnation + 1;
+			}
 			continue;
 		}
+		/* Leaving is final for a name: a left record is never
+		 * replaced by another status, and always wins over one. */
+		bool left_in = in[i].status == MEMBER_LEFT;
+		if (mine && mine->status == MEMBER_LEFT && !left_in)
+			continue;
 		if (!mine && g->nmembers < MEMBERS_MAX) {
 			g->members[g->nmembers++] = in[i];
 			LOG_INFO("member %s at %s", in[i].name, in[i].addr);
-		} else if (mine && newer_record(&in[i], mine)) {
+		} else if (mine && ((left_in && mine->status != MEMBER_LEFT) ||
+		                       newer_record(&in[i], mine))) {
 			if (mine->status != in[i].status)
 				LOG_INFO("member %s is now %s", in[i].name,
 				    in[i].status == MEMBER_UP        ? "up"
@@ -398,13 +415,13 @@ out:
 }
 
 /* A leaving node is done once a committed ring that every member holds
- * gives it nothing. */
+ * gives it nothing and it holds no hints (they would go with it). */
 static void
-check_left_locked(struct gossip *g)
+check_left_locked(struct gossip *g, bool hints)
 {
 	struct member *me = self(g);
 	if (me->status != MEMBER_LEAVING || !g->ring ||
-	    ring_has_next(g->ring))
+	    ring_has_next(g->ring) || hints)
 		return;
 	int idx = ring_member_find(g->ring, me->name);
 	if (idx >= 0) {
@@ -527,9 +544,12 @@ gossip_main(void *arg)
 				    dyn_strerror(rc));
 		}
 		probe_down(g);
+		struct store_stats st;
+		bool hints = store_stats(g->node->store, &st) != 0 ||
+		             st.hints > 0;
 		pthread_mutex_lock(&g->lock);
 		claimant_locked(g);
-		check_left_locked(g);
+		check_left_locked(g, hints);
 		if (g->ring_dirty) {
 			pthread_mutex_unlock(&g->lock);
 			persist_ring(g);
@@ -673,6 +693,52 @@ gossip_leave(struct gossip *g)
 	return 0;
 }
 
+int
+gossip_remove(struct gossip *g, const char *name)
+{
+	char addr[RING_ADDR_MAX + 1];
+	pthread_mutex_lock(&g->lock);
+	struct member *m = find_member(g, name);
+	int rc = !m ? -ENOENT : m == self(g) ? -EINVAL : 0;
+	if (rc == 0)
+		snprintf(addr, sizeof(addr), "%s", m->addr);
+	pthread_mutex_unlock(&g->lock);
+	if (rc)
+		return rc;
+	/* Only a member that is down: a live one hands its data over by
+	 * leaving.  (Unlocked: the check may block on the pool.) */
+	if (rpc_peer_usable(g->node->pool, addr))
+		return -EBUSY;
+	pthread_mutex_lock(&g->lock);
+	if ((m = find_member(g, name)) != NULL && m->status != MEMBER_LEFT) {
+		m->status = MEMBER_LEFT;
+		m->version++;
+		bump_locked(g);
+		LOG_INFO("member %s removed by an operator", name);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+bool
+gossip_removed(struct gossip *g)
+{
+	pthread_mutex_lock(&g->lock);
+	bool removed = g->removed;
+	pthread_mutex_unlock(&g->lock);
+	return removed;
+}
+
+bool
+gossip_is_left(struct gossip *g, const char *name)
+{
+	pthread_mutex_lock(&g->lock);
+	const struct member *m = find_member(g, name);
+	bool left = m && m->status == MEMBER_LEFT;
+	pthread_mutex_unlock(&g->lock);
+	return left;
+}
+
 bool
 gossip_left(struct gossip *g)
 {
@@ -707,6 +773,19 @@ gossip_member_addr(struct gossip *g, const char *name, char *out, size_t cap)
 	}
 	pthread_mutex_unlock(&g->lock);
 	return rc;
+}
+
+size_t
+gossip_peers(struct gossip *g, char (*addrs)[RING_ADDR_MAX + 1], size_t max)
+{
+	size_t k = 0;
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 1; i < g->nmembers && k < max; i++)
+		if (g->members[i].status != MEMBER_LEFT)
+			snprintf(addrs[k++], RING_ADDR_MAX + 1, "%s",
+			    g->members[i].addr);
+	pthread_mutex_unlock(&g->lock);
+	return k;
 }
 
 struct ring *

@@ -55,6 +55,9 @@ struct gossip_opts {
 	int interval_ms;                  /* gossip round (0: 1000) */
 };
 
+/* Members a view holds at most (the cluster's size limit). */
+#define GOSSIP_MEMBERS_MAX 256
+
 /* The replicas of one key as this node sees them, copied out. */
 #define REPLICAS_MAX 32
 struct replicas {
@@ -85,6 +88,15 @@ int gossip_ring_reply(struct gossip *g, uint64_t reqid, struct buf *out);
 /* Start leaving: hand every partition over, then gossip_left() is true. */
 int gossip_leave(struct gossip *g);
 bool gossip_left(struct gossip *g);
+/* Mark member name, which must be unreachable from here, as left for good
+ * (`dynamoctl remove`): the claimant plans a ring without it, transfers
+ * skip it, hints for it go to the keys' replicas.  -ENOENT, -EINVAL (this
+ * node), -EBUSY (it is reachable). */
+int gossip_remove(struct gossip *g, const char *name);
+/* This node learnt it was removed (gossip_left() is then true too). */
+bool gossip_removed(struct gossip *g);
+/* Whether member name has left or was removed. */
+bool gossip_is_left(struct gossip *g, const char *name);
 /* The members and the ring as JSON (for status --json), appended. */
 void gossip_status_json(struct gossip *g, struct buf *out);
 
@@ -97,6 +109,10 @@ const char *gossip_self(const struct gossip *g);
 /* The address of the member called name (copied); -ENOENT. */
 int gossip_member_addr(struct gossip *g, const char *name, char *out,
     size_t cap);
+/* The addresses of the other members that have not left (up to max;
+ * GOSSIP_MEMBERS_MAX is always enough); their number. */
+size_t gossip_peers(struct gossip *g, char (*addrs)[RING_ADDR_MAX + 1],
+    size_t max);
 /* A copy of the ring (the caller frees it), or NULL before joining. */
 struct ring *gossip_ring_copy(struct gossip *g);
 struct cluster_settings gossip_settings(struct gossip *g);

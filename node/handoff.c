@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "coord.h"
 #include "err.h"
 #include "gossip.h"
 #include "log.h"
@@ -88,12 +89,8 @@ deliver(struct handoff *ho, struct batch *b)
 	struct rpc_reply rr[HANDOFF_BATCH];
 	for (size_t i = 0; i < b->n; i++) {
 		buf_init(&req[i]);
-		node_req_begin(n, &req[i], WIRE_REPLICATE_REQ);
-		wire_put(&req[i], F_KEY, b->h[i].key.data, b->h[i].key.len);
-		size_t at = wire_begin_field(&req[i], F_VSET);
-		vset_encode(&b->h[i].set, &req[i]);
-		wire_end_field(&req[i], at);
-		wire_seal(&req[i], &n->cfg.key);
+		coord_replicate_req(n, &req[i], b->h[i].key.data,
+		    b->h[i].key.len, &b->h[i].set, NULL);
 		addrs[i] = addr;
 	}
 	rpc_call_each(n->pool, addrs, b->n, req, b->n, n->cfg.timeout_ms, rr);
@@ -105,6 +102,52 @@ deliver(struct handoff *ho, struct batch *b)
 			done++;
 		rpc_reply_fini(&rr[i]);
 		buf_fini(&req[i]);
+	}
+	return done;
+}
+
+/* Hints for a member that was removed go to the replicas their keys have
+ * now (this node merges its own share); a hint is done when every one of
+ * them has it.  The number done. */
+static size_t
+reroute(struct handoff *ho, struct batch *b)
+{
+	struct node *n = ho->node;
+	size_t done = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct hint *h = &b->h[i];
+		struct keypos pos;
+		struct replicas rp;
+		if (keypos_of(h->key.data, h->key.len, &pos) != 0 ||
+		    gossip_replicas(n->gossip, &pos, &rp) != 0)
+			continue;
+		const char *addrs[REPLICAS_MAX];
+		size_t na = 0;
+		bool ok = true;
+		for (uint32_t k = 0; k < rp.count; k++) {
+			if (strcmp(rp.name[k], n->name) == 0)
+				ok = ok && coord_replicate(n, h->key.data,
+				               h->key.len, &h->set) == 0;
+			else if (rpc_peer_usable(n->pool, rp.addr[k]))
+				addrs[na++] = rp.addr[k];
+			else
+				ok = false; /* a replica is away: next time */
+		}
+		struct buf req;
+		buf_init(&req);
+		struct rpc_reply rr[REPLICAS_MAX];
+		ok = ok && coord_replicate_req(n, &req, h->key.data, h->key.len,
+		               &h->set, NULL) == 0;
+		if (ok && na > 0) {
+			ok = rpc_call_many(n->pool, addrs, na, &req, na,
+			         n->cfg.timeout_ms, 0, rr) == na;
+			for (size_t k = 0; k < na; k++)
+				rpc_reply_fini(&rr[k]);
+		}
+		buf_fini(&req);
+		if (ok && store_hint_remove(n->store, b->target, h->key.data,
+		              h->key.len, &h->set) == 0)
+			done++;
 	}
 	return done;
 }
@@ -143,7 +186,10 @@ handoff_main(void *arg)
 				    collect, b);
 				if (b->n == 0)
 					break;
-				size_t done = deliver(ho, b);
+				size_t done =
+				    gossip_is_left(ho->node->gossip, b->target)
+				        ? reroute(ho, b)
+				        : deliver(ho, b);
 				batch_fini(b);
 				if (done == 0)
 					break;

@@ -396,6 +396,20 @@ handle_replicate(struct node *n, const struct wire_msg *m, struct buf *out)
 }
 
 static int
+handle_remove(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	char name[RING_NAME_MAX + 1];
+	if (wire_get_str(m, F_NAME, name, sizeof(name)) != 0)
+		return DYN_EBADMSG;
+	int rc = gossip_remove(n->gossip, name);
+	if (rc)
+		return rc;
+	wire_begin(out, WIRE_REMOVE_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	return wire_seal(out, &n->cfg.key);
+}
+
+static int
 handle_leave(struct node *n, const struct wire_msg *m, struct buf *out)
 {
 	int rc = gossip_leave(n->gossip);
@@ -438,6 +452,8 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 		return xfer_handle(n, m, out);
 	case WIRE_LEAVE_REQ:
 		return handle_leave(n, m, out);
+	case WIRE_REMOVE_REQ:
+		return handle_remove(n, m, out);
 	case WIRE_AE_REQ:
 		return ae_handle(n, m, out);
 	case WIRE_MERGE_REQ:
@@ -568,6 +584,12 @@ bool
 node_left(struct node *n)
 {
 	return gossip_left(n->gossip);
+}
+
+bool
+node_removed(struct node *n)
+{
+	return gossip_removed(n->gossip);
 }
 
 void

@@ -42,6 +42,9 @@ const char *node_addr(const struct node *n);
 /* True once `dynamoctl leave` has handed every partition over: the
  * process should stop. */
 bool node_left(struct node *n);
+/* True when the node stopped because an operator removed it (`dynamoctl
+ * remove` while it was down); node_left() is then true as well. */
+bool node_removed(struct node *n);
 /* Finish in-flight requests, close the store, free n. NULL is fine. */
 void node_stop(struct node *n);
 

@@ -247,10 +247,12 @@ pull_plan(struct xfer *x, const struct ring *r)
 		ring_preflist(r, RING_CUR, todo[i], nrep, cur, &cc);
 		rc = DYN_EUNREACH;
 		/* Every current replica may hold writes the others lack. */
-		uint32_t pulled = 0;
+		uint32_t pulled = 0, asked = 0;
 		for (uint32_t k = 0; k < cc; k++) {
-			if ((int)cur[k] == me)
-				continue;
+			if ((int)cur[k] == me ||
+			    gossip_is_left(n->gossip, ring_member_name(r, cur[k])))
+				continue; /* removed: its data is gone */
+			asked++;
 			int prc = pull_from(n, todo[i],
 			    ring_member_addr(r, cur[k]), &records);
 			if (prc == 0)
@@ -260,7 +262,7 @@ pull_plan(struct xfer *x, const struct ring *r)
 				    todo[i], ring_member_name(r, cur[k]),
 				    dyn_strerror(prc));
 		}
-		if (pulled == 0)
+		if (pulled == 0 && asked > 0)
 			break;
 		rc = 0;
 		pthread_mutex_lock(&x->lock);

@@ -722,6 +722,12 @@ cmd_remove(struct ctl *ctl, struct dyn_client *c)
 		    ctl->nodes[0], ctl->args[1]);
 		return EXIT_ERR;
 	}
+	if (rv == -ENOENT || rv == -EINVAL) {
+		fprintf(stderr, "dynamoctl: remove: %s\n",
+		    rv == -ENOENT ? "no member by that name"
+		                  : "a node cannot remove itself (use leave)");
+		return EXIT_ERR;
+	}
 	if (rv != 0) {
 		fail("remove", rv);
 		return EXIT_ERR;

@@ -463,6 +463,18 @@ rand_u32(void)
 	return v;
 }
 
+/* The addresses of the other members that have not left (up to max). */
+static size_t
+peers_locked(struct gossip *g, char (*addrs)[RING_ADDR_MAX + 1], size_t max)
+{
+	size_t k = 0;
+	for (size_t i = 1; i < g->nmembers && k < max; i++)
+		if (g->members[i].status != MEMBER_LEFT)
+			snprintf(addrs[k++], RING_ADDR_MAX + 1, "%s",
+			    g->members[i].addr);
+	return k;
+}
+
 /* A random peer to talk to: a live member, or a seed while we know none. */
 static bool
 pick_peer_locked(struct gossip *g, char *addr, size_t cap)
@@ -558,11 +570,7 @@ gossip_main(void *arg)
 		if (self(g)->status == MEMBER_LEFT) {
 			/* Tell everyone before going. */
 			char addrs[MEMBERS_MAX][RING_ADDR_MAX + 1];
-			size_t na = 0;
-			for (size_t i = 1; i < g->nmembers; i++)
-				if (g->members[i].status != MEMBER_LEFT)
-					snprintf(addrs[na++], sizeof(addrs[0]),
-					    "%s", g->members[i].addr);
+			size_t na = peers_locked(g, addrs, MEMBERS_MAX);
 			pthread_mutex_unlock(&g->lock);
 			for (size_t i = 0; i < na; i++)
 				exchange(g, addrs[i], 1000);
@@ -778,12 +786,8 @@ gossip_member_addr(struct gossip *g, const char *name, char *out, size_t cap)
 size_t
 gossip_peers(struct gossip *g, char (*addrs)[RING_ADDR_MAX + 1], size_t max)
 {
-	size_t k = 0;
 	pthread_mutex_lock(&g->lock);
-	for (size_t i = 1; i < g->nmembers && k < max; i++)
-		if (g->members[i].status != MEMBER_LEFT)
-			snprintf(addrs[k++], RING_ADDR_MAX + 1, "%s",
-			    g->members[i].addr);
+	size_t k = peers_locked(g, addrs, max);
 	pthread_mutex_unlock(&g->lock);
 	return k;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "keypos.h"
 #include "ring.h"
 
 static struct harness *active;
@@ -60,6 +61,17 @@ harness_keys(struct harness *h, int i)
 	dyn_status_fini(&st);
 	dyn_client_free(d);
 	return k;
+}
+
+uint32_t
+harness_replicas(const struct ring *r, uint32_t nrep, const char *key,
+    uint32_t *idx)
+{
+	struct keypos pos;
+	uint32_t n = 0;
+	CHECK_RC(keypos_of(key, strlen(key), &pos), 0);
+	CHECK_RC(ring_preflist_key(r, RING_CUR, &pos, nrep, idx, &n), 0);
+	return n;
 }
 
 void

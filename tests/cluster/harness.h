@@ -66,6 +66,11 @@ void harness_wipe(struct harness *h, int i);
 /* Records in node i's store (dyn_status keys); UINT64_MAX when it does
  * not answer. */
 uint64_t harness_keys(struct harness *h, int i);
+/* The members replicating key under ring r's current table (N = nrep):
+ * their number, their indices in idx (room for nrep). */
+struct ring;
+uint32_t harness_replicas(const struct ring *r, uint32_t nrep,
+    const char *key, uint32_t *idx);
 /* A blind put of the string val; the test fails unless it is acked. */
 void harness_put(struct dyn_client *c, const char *key, const char *val);
 /* Read key and delete every version read (it must exist). */

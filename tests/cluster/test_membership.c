@@ -17,7 +17,6 @@
 
 #include "err.h"
 #include "harness.h"
-#include "keypos.h"
 #include "ring.h"
 #include "wire.h"
 
@@ -97,19 +96,6 @@ check_all(struct dyn_client *c)
 	printf("all %d acknowledged keys read back\n", n);
 }
 
-/* The members replicating key under ring r (N = nrep): their number, and
- * their indices in idx. */
-static uint32_t
-replicas_of(const struct ring *r, uint32_t nrep, const char *key,
-    uint32_t *idx)
-{
-	struct keypos pos;
-	uint32_t n = 0;
-	CHECK_RC(keypos_of(key, strlen(key), &pos), 0);
-	CHECK_RC(ring_preflist_key(r, RING_CUR, &pos, nrep, idx, &n), 0);
-	return n;
-}
-
 int
 main(void)
 {
@@ -158,7 +144,7 @@ main(void)
 	for (int i = 0; i < NPUTS; i++) {
 		char key[32];
 		key_of(i, key, sizeof(key));
-		uint32_t idx[8], n = replicas_of(r, nrw[0], key, idx);
+		uint32_t idx[8], n = harness_replicas(r, nrw[0], key, idx);
 		bool mine = false;
 		for (uint32_t k = 0; k < n; k++)
 			mine |= (int)idx[k] == me;
@@ -178,27 +164,19 @@ main(void)
 	for (int i = 0; i < NPUTS; i++) {
 		char key[32];
 		key_of(i, key, sizeof(key));
-		uint32_t idx[8], n = replicas_of(r, nrw[0], key, idx);
+		uint32_t idx[8], n = harness_replicas(r, nrw[0], key, idx);
 		for (uint32_t k = 0; k < n; k++)
 			want[atoi(ring_member_name(r, idx[k]) + 1)]++;
 	}
 	t0 = harness_now_ms();
 	for (int i = 0; i < 4; i++) {
-		struct dyn_client *d = harness_client_direct(&h, i);
-		struct dyn_status st;
-		uint64_t got = 0;
-		while (harness_now_ms() - t0 < 30000) {
-			CHECK_RC(dyn_status(d, 0, &st), 0);
-			got = st.keys;
-			dyn_status_fini(&st);
-			if (got == want[i])
-				break;
+		uint64_t got;
+		while ((got = harness_keys(&h, i)) != want[i] &&
+		    harness_now_ms() - t0 < 30000)
 			harness_pause_ms(100);
-		}
 		printf("n%d holds %llu records, the keys it replicates: %llu\n",
 		    i, (unsigned long long)got, (unsigned long long)want[i]);
 		CHECK(got == want[i]);
-		dyn_client_free(d);
 	}
 	ring_free(r);
 

@@ -18,7 +18,6 @@
 
 #include "err.h"
 #include "harness.h"
-#include "keypos.h"
 #include "ring.h"
 #include "wire.h"
 
@@ -66,11 +65,7 @@ all_placed(struct dyn_client *const *direct)
 	for (int i = 0; i < NKEYS && ok; i++) {
 		char key[32];
 		snprintf(key, sizeof(key), "rm/%d", i);
-		struct keypos pos;
-		uint32_t idx[8], n = 0;
-		CHECK_RC(keypos_of(key, strlen(key), &pos), 0);
-		CHECK_RC(ring_preflist_key(r, RING_CUR, &pos, nrw[0], idx, &n),
-		    0);
+		uint32_t idx[8], n = harness_replicas(r, nrw[0], key, idx);
 		ok = n == 3;
 		for (uint32_t k = 0; k < n && ok; k++) {
 			int who = atoi(ring_member_name(r, idx[k]) + 1);

@@ -319,11 +319,13 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	char stats[512];
 	snprintf(stats, sizeof(stats),
 	    "requests=%llu\nrejected=%llu\nauth_failures=%llu\n"
-	    "commits=%llu\nupdates=%llu\nmap_bytes=%llu\n",
+	    "commits=%llu\nupdates=%llu\nmap_bytes=%llu\n"
+	    "rx_bytes=%llu\ntx_bytes=%llu\n",
 	    (unsigned long long)ss.requests, (unsigned long long)ss.rejected,
 	    (unsigned long long)ss.auth_failures,
 	    (unsigned long long)st.commits, (unsigned long long)st.updates,
-	    (unsigned long long)st.map_bytes);
+	    (unsigned long long)st.map_bytes,
+	    (unsigned long long)ss.rx_bytes, (unsigned long long)ss.tx_bytes);
 
 	wire_begin(out, WIRE_STATUS_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);

@@ -39,6 +39,8 @@ struct server {
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t rejected;
 	atomic_uint_fast64_t auth_failures;
+	atomic_uint_fast64_t rx_bytes;
+	atomic_uint_fast64_t tx_bytes;
 };
 
 static void
@@ -67,6 +69,7 @@ serve_one(struct worker *w, nng_msg *msg)
 {
 	struct server *s = w->srv;
 	struct wire_msg req;
+	atomic_fetch_add(&s->rx_bytes, nng_msg_len(msg));
 	int rc = wire_decode(&s->key, nng_msg_body(msg), nng_msg_len(msg),
 	    &req);
 	if (rc != 0) {
@@ -95,6 +98,7 @@ serve_one(struct worker *w, nng_msg *msg)
 		return;
 	}
 	atomic_fetch_add(&s->requests, 1);
+	atomic_fetch_add(&s->tx_bytes, w->reply.len);
 	send_reply(w, msg);
 }
 
@@ -209,6 +213,8 @@ server_stats(const struct server *s, struct server_stats *out)
 	out->requests = atomic_load(&s->requests);
 	out->rejected = atomic_load(&s->rejected);
 	out->auth_failures = atomic_load(&s->auth_failures);
+	out->rx_bytes = atomic_load(&s->rx_bytes);
+	out->tx_bytes = atomic_load(&s->tx_bytes);
 }
 
 void

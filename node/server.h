@@ -37,6 +37,8 @@ struct server_stats {
 	uint64_t requests; /* answered */
 	uint64_t rejected; /* dropped: malformed, bad tag, other version */
 	uint64_t auth_failures; /* of which: bad or missing tag */
+	uint64_t rx_bytes; /* request bytes received (all messages) */
+	uint64_t tx_bytes; /* reply bytes sent */
 };
 
 struct server;

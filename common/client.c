@@ -9,6 +9,7 @@
 
 #include <openssl/rand.h>
 
+#include "blob.h"
 #include "buf.h"
 #include "context.h"
 #include "err.h"
@@ -23,6 +24,7 @@
 
 struct dyn_client {
 	struct auth_key key;
+	struct blob_key bkey;
 	int timeout_ms;
 	bool no_routing;
 	size_t nnodes;
@@ -55,6 +57,7 @@ dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out)
 	if (!c)
 		return -ENOMEM;
 	c->key = o->key;
+	blob_key_derive(&c->key, &c->bkey);
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	c->no_routing = o->no_routing;
 	pthread_mutex_init(&c->ring_lock, NULL);
@@ -334,6 +337,59 @@ do_put(struct dyn_client *c, const void *key, size_t klen,
 			rc = DYN_EBADMSG;
 		else if (!*new_ctx)
 			rc = -ENOMEM;
+	}
+	rpc_reply_fini(&reply);
+	return rc;
+}
+
+int
+dyn_blob_put(struct dyn_client *c, uint8_t kind, const void *data,
+    size_t len, const struct dyn_req_opts *o, uint8_t key[BLOB_KEY_LEN])
+{
+	uint8_t name[BLOB_NAME_LEN];
+	if (kind != BLOB_DATA && kind != BLOB_REFS)
+		return -EINVAL;
+	blob_name(&c->bkey, data, len, name);
+	blob_key(kind, name, key);
+	return do_put(c, key, BLOB_KEY_LEN, NULL, 0, data, len, o,
+	    WIRE_F_BLOB, NULL, NULL);
+}
+
+int
+dyn_blob_get(struct dyn_client *c, const uint8_t key[BLOB_KEY_LEN],
+    void *buf, size_t cap, size_t *len)
+{
+	if (!blob_is_key(key, BLOB_KEY_LEN))
+		return -EINVAL;
+	struct buf b;
+	buf_init(&b);
+	begin_req(c, &b, WIRE_GET_REQ);
+	wire_put(&b, F_KEY, key, BLOB_KEY_LEN);
+	wire_put_u32(&b, F_FLAGS, WIRE_F_BLOB);
+	struct rpc_reply reply = {0};
+	int rc = wire_seal(&b, &c->key);
+	if (rc == 0)
+		rc = call_key(c, key, BLOB_KEY_LEN, &b, WIRE_GET_RESP, &reply);
+	buf_fini(&b);
+	int32_t st = 0;
+	const struct wire_field *v = NULL;
+	if (rc == 0 && (rc = wire_get_i32(&reply.m, F_STATUS, &st)) == 0)
+		rc = st;
+	if (rc == 0 && !(v = wire_find(&reply.m, F_VALUE)))
+		rc = DYN_EBADMSG;
+	if (rc == 0 && v->len > cap)
+		rc = DYN_ETOOBIG;
+	if (rc == 0) {
+		/* The name is a MAC of the content: a replica's bad disk (or
+		 * anyone) cannot hand back other bytes unnoticed. */
+		uint8_t name[BLOB_NAME_LEN];
+		blob_name(&c->bkey, v->data, v->len, name);
+		if (memcmp(name, key + 1, BLOB_NAME_LEN) != 0)
+			rc = DYN_EBADMSG;
+	}
+	if (rc == 0) {
+		memcpy(buf, v->data, v->len);
+		*len = v->len;
 	}
 	rpc_reply_fini(&reply);
 	return rc;

@@ -75,6 +75,18 @@ int dyn_put(struct dyn_client *c, const void *key, size_t klen,
 int dyn_put_ctxs(struct dyn_client *c, const void *key, size_t klen,
     const struct dyn_ctx *ctxs, size_t nctx, const void *value, size_t len,
     const struct dyn_req_opts *o, uint8_t **new_ctx, size_t *new_ctx_len);
+/* Blobs (common/blob.h): content-addressed, immutable values.
+ * dyn_blob_put stores data as a blob of kind BLOB_DATA or BLOB_REFS and
+ * gives its key (kind || name, the name computed here); putting the same
+ * bytes again changes nothing stored.  dyn_blob_get copies the blob's
+ * bytes into buf (cap bytes; DYN_ETOOBIG when it is bigger), checking them
+ * against the name (DYN_EBADMSG when they do not match); -ENOENT when no
+ * replica has it. */
+int dyn_blob_put(struct dyn_client *c, uint8_t kind, const void *data,
+    size_t len, const struct dyn_req_opts *o, uint8_t key[33]);
+int dyn_blob_get(struct dyn_client *c, const uint8_t key[33], void *buf,
+    size_t cap, size_t *len);
+
 /* A put of a tombstone. */
 int dyn_delete(struct dyn_client *c, const void *key, size_t klen,
     const uint8_t *ctx, size_t ctx_len, const struct dyn_req_opts *o);

@@ -103,6 +103,8 @@ enum wire_tag {
 #define WIRE_F_LOCAL     0x2u /* GET_REQ: read only this node's store */
 #define WIRE_F_FORWARDED 0x4u /* sent on by a node: coordinate, no hop */
 #define WIRE_F_HEAL      0x8u /* FAULT_REQ: undo every injected fault */
+#define WIRE_F_BLOB      0x10u /* GET_REQ, PUT_REQ: the key is a blob's
+                                  (common/blob.h); a get answers F_VALUE */
 
 struct wire_field {
 	uint16_t tag;

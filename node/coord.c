@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "blob.h"
 #include "err.h"
 #include "gossip.h"
 #include "log.h"
@@ -136,11 +137,59 @@ read_set(struct node *n, const struct replicas *rp, const char **addrs,
 	return k;
 }
 
+/*
+ * A blob is the same on every replica that has it, so one copy answers:
+ * this node's own when it has one, else the first replica that does.  No
+ * read repair (anti-entropy fills in a replica that lacks it).
+ */
+static int
+blob_get(struct node *n, const struct coord_req *rq, struct vset *out)
+{
+	int rc = local_get(n, rq, out);
+	if (rc != 0 || vset_live(out) > 0)
+		return rc;
+	struct replicas rp;
+	if ((rc = gossip_replicas(n->gossip, &rq->pos, &rp)) != 0)
+		return rc;
+	bool self;
+	const char *addrs[REPLICAS_MAX];
+	size_t na = read_set(n, &rp, addrs, &self);
+	if (na == 0)
+		return 0;
+	struct buf b;
+	buf_init(&b);
+	node_req_begin(n, &b, WIRE_GET_REQ);
+	wire_put(&b, F_KEY, rq->key, rq->klen);
+	wire_put_u32(&b, F_FLAGS, WIRE_F_LOCAL);
+	if ((rc = wire_seal(&b, &n->cfg.key)) != 0) {
+		buf_fini(&b);
+		return rc;
+	}
+	struct rpc_reply rr[REPLICAS_MAX];
+	rpc_call_many(n->pool, addrs, na, &b, na, n->cfg.timeout_ms, 0, rr);
+	for (size_t i = 0; i < na; i++) {
+		const struct wire_field *f =
+		    rr[i].rc ? NULL : wire_find(&rr[i].m, F_VSET);
+		if (f && vset_live(out) == 0) {
+			struct rd rd;
+			rd_init(&rd, f->data, f->len);
+			vset_fini(out);
+			if (vset_decode(&rd, n->cfg.max_value, out) != 0)
+				vset_fini(out);
+		}
+		rpc_reply_fini(&rr[i]);
+	}
+	buf_fini(&b);
+	return 0;
+}
+
 int
 coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 {
 	if (rq->flags & WIRE_F_LOCAL)
 		return local_get(n, rq, out);
+	if (rq->flags & WIRE_F_BLOB)
+		return blob_get(n, rq, out);
 
 	struct replicas rp;
 	int rc = gossip_replicas(n->gossip, &rq->pos, &rp);
@@ -252,6 +301,27 @@ struct put_arg {
 	struct version nv; /* out: a copy of the new version */
 };
 
+/* A blob's one version (blob.h): the same from every writer, so a blob
+ * already stored is left as it is. */
+static int
+apply_blob(struct vset *cur, void *arg)
+{
+	struct put_arg *a = arg;
+	struct version v = {
+	    .dot = {.actor = BLOB_ACTOR, .counter = 1},
+	    .value = (uint8_t *)a->value,
+	    .len = a->len,
+	};
+	vclock_init(&v.past);
+	version_fini(&a->nv);
+	int rc = version_copy(&a->nv, &v);
+	if (rc != 0)
+		return rc;
+	struct vset one = {.n = 1, .v = &v};
+	rc = vset_merge(cur, &one);
+	return rc == 0 ? STORE_SKIP : rc < 0 ? rc : 0;
+}
+
 static int
 apply_put(struct vset *cur, void *arg)
 {
@@ -285,7 +355,11 @@ coord_put(struct node *n, const struct coord_req *rq,
 		.len = len,
 		.tombstone = (rq->flags & WIRE_F_TOMBSTONE) != 0,
 	};
-	if ((rc = store_update(n->store, rq->key, rq->klen, apply_put, &a)))
+	rc = store_update(n->store, rq->key, rq->klen,
+	    rq->flags & WIRE_F_BLOB ? apply_blob : apply_put, &a);
+	if (rc == STORE_SKIP)
+		rc = 0;
+	if (rc)
 		goto out;
 	version_context(&a.nv, newctx);
 	struct vset one = {.n = 1, .v = &a.nv}; /* what replicas get */

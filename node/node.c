@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "ae.h"
+#include "blob.h"
 #include "context.h"
 #include "coord.h"
 #include "gossip.h"
@@ -217,10 +218,21 @@ handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
 	if (rc <= 0)
 		return rc;
 
+	if (((rq.flags & WIRE_F_BLOB) != 0) != blob_is_key(rq.key, rq.klen))
+		return -EINVAL;
 	struct vset set;
 	vset_init(&set);
 	rc = coord_get(n, &rq, &set);
-	if (rc == 0) {
+	if (rc == 0 && (rq.flags & WIRE_F_BLOB)) {
+		/* Just the bytes: a blob has one version and needs no
+		 * context. */
+		int live = vset_live(&set) > 0 ? 0 : -ENOENT;
+		wire_begin(out, WIRE_GET_RESP, 0, m->reqid);
+		wire_put_u32(out, F_STATUS, (uint32_t)live);
+		if (live == 0)
+			wire_put(out, F_VALUE, set.v[0].value, set.v[0].len);
+		rc = wire_seal(out, &n->cfg.key);
+	} else if (rc == 0) {
 		struct vclock ctx;
 		vset_context(&set, &ctx);
 		wire_begin(out, WIRE_GET_RESP, 0, m->reqid);
@@ -277,6 +289,10 @@ handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
 	bool tomb = rq.flags & WIRE_F_TOMBSTONE;
 	if (!val && !tomb)
 		return DYN_EBADMSG;
+	/* Blob keys take blob puts only, and those are never deletes. */
+	bool blob = rq.flags & WIRE_F_BLOB;
+	if (blob != blob_is_key(rq.key, rq.klen) || (blob && tomb))
+		return -EINVAL;
 	if (val && val->len > n->cfg.max_value)
 		return DYN_ETOOBIG;
 

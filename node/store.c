@@ -904,7 +904,8 @@ writer_batch(struct store *s, struct store_req **b, uint32_t n)
 				b[i]->rc = store_error_from_lmdb(rc);
 	}
 	for (ok = 0, i = 0; i < n; i++)
-		ok += !b[i]->failed && b[i]->kind == REQ_UPDATE;
+		ok += !b[i]->failed && b[i]->kind == REQ_UPDATE &&
+		    b[i]->rc == 0;
 	atomic_fetch_add(&s->commits, 1);
 	atomic_fetch_add(&s->updates, ok);
 }

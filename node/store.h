@@ -54,7 +54,7 @@ struct store_stats {
 	uint64_t db_bytes;   /* bytes of the data file in use */
 	uint64_t map_bytes;  /* current map size */
 	uint64_t commits;    /* write transactions committed */
-	uint64_t updates;    /* updates committed */
+	uint64_t updates;    /* updates that wrote (not skipped) */
 };
 
 void store_opts_default(struct store_opts *o);

@@ -26,7 +26,8 @@
 #include "mem.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
-#define DEFAULT_CHUNK      (1u << 20)
+#define DEFAULT_CHUNK      (128u << 10)
+#define DEFAULT_CACHE      (256u << 20)
 #define DEFAULT_INLINE     (64u << 10)
 
 struct cli {
@@ -35,6 +36,7 @@ struct cli {
 	char *timeout;
 	char *chunk;
 	char *inline_max;
+	char *cache_size;
 	char *log_level;
 	int help;
 	int version;
@@ -55,6 +57,7 @@ static const struct fuse_opt cli_opts[] = {
     OPT("timeout=%s", timeout),
     OPT("chunk_size=%s", chunk),
     OPT("inline_max=%s", inline_max),
+    OPT("cache_size=%s", cache_size),
     OPT("log_level=%s", log_level),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
@@ -81,7 +84,10 @@ usage(const char *prog)
 	    "  -o attr_timeout=S    attribute cache, seconds (default 1)\n"
 	    "  -o entry_timeout=S   directory entry cache, seconds "
 	    "(default 1)\n"
-	    "  -o chunk_size=BYTES  content chunk size (default 1M, 4K..8M)\n"
+	    "  -o chunk_size=BYTES  content chunk size of new files (default "
+	    "128K, 4K..8M)\n"
+	    "  -o cache_size=BYTES  content cached in memory, shared by all "
+	    "files (default 256M)\n"
 	    "  -o inline_max=BYTES  largest file kept inline in its object "
 	    "(default 64K)\n"
 	    "  -o log_level=LEVEL   debug, info, warn, error (default "
@@ -292,6 +298,11 @@ main(int argc, char **argv)
 		goto out;
 	if (cfg.inline_max > cfg.chunk_size)
 		cfg.inline_max = cfg.chunk_size;
+	cfg.cache_size = DEFAULT_CACHE;
+	if (c.cache_size &&
+	    parse_size_opt("cache_size", c.cache_size, 1u << 20, UINT32_MAX,
+	                   &cfg.cache_size) != 0)
+		goto out;
 	/* The kernel checks permissions against the stored modes. */
 	if (fuse_opt_add_arg(&args, "-odefault_permissions") != 0 ||
 	    fuse_opt_add_arg(&args, "-ofsname=dynamofs") != 0 ||
@@ -307,6 +318,7 @@ out:
 	free(c.timeout);
 	free(c.chunk);
 	free(c.inline_max);
+	free(c.cache_size);
 	free(c.log_level);
 	config_fini(&cfg);
 	return rc;

@@ -1,20 +1,23 @@
 /*
  * fsfile — open files and every write of a file object.
  *
- * The content of an open file, byte by byte, comes from one of three
- * places, checked in this order for the chunk the byte falls in:
+ * An open file's content is a chunk map (struct fmap): its pages, loaded
+ * when first touched, and per chunk either a stored blob (shared with the
+ * version it came from), a hole, or a buffer in memory.  Buffers are dirty
+ * until stored: a chunk that fills up is handed to the cache's workers at
+ * once (several puts in flight), and so are the others when a file holds
+ * more than DIRTY_MAX in memory.  flush waits for the puts, writes the pages
+ * that changed, then the object naming them:
  *
- *   pc[i].buf        the chunk in memory (maybe dirty)
- *   pc[i].ctx        the chunk as stored under the pending generation
- *                    (written when it filled up, or evicted)
- *   src version      the version shown when the file was read, for bytes
- *                    below `keep` (a truncation lowers keep; bytes at or
- *                    over it, and over src's size, read as zeros)
+ *   write --> buffer --(full, or over budget)--> blob put (worker)
+ *   flush: remaining buffers --> puts; changed pages --> 'R' blobs;
+ *          file object (names the pages) --> put under the read context
  *
- * flush turns this into a new version: small files inline, others as the
- * pending generation's chunks (every chunk of the new version is written
- * under that generation, copied from src where unchanged), then the
- * manifest, then the chunks of the superseded versions are deleted.
+ * Nothing is ever deleted here: blobs are shared by every version that has
+ * the same bytes, and the nodes' collector reclaims those no version names.
+ * The one rule that keeps it safe: a file object names only blobs this
+ * mount stored or saw named by a stored object less than half the
+ * collector's grace period ago (see stale_refs).
  */
 #include "fsfile.h"
 
@@ -24,25 +27,46 @@
 #include <sys/xattr.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "err.h"
-#include "fsread.h"
+#include "fscache.h"
 #include "log.h"
 #include "mem.h"
 
-#define MAX_BUFS      8 /* chunks in memory per open file */
-#define NBUCKETS      256
-#define MAX_FILE_SIZE (1ull << 50)
-#define MIN_BUF       4096
-#define READ_THREADS  3 /* read-ahead workers per mount */
+#define NBUCKETS     256
+#define DIRTY_MAX    (64u << 20) /* bytes of buffers per open file */
+#define PUTS_MAX     16          /* puts in flight per open file */
+#define AHEAD        16          /* chunks read ahead */
+#define IO_THREADS   8           /* the cache's workers */
+#define PC           FSOBJ_PAGE_CHUNKS
 
-struct pchunk {
-	uint8_t *buf; /* NULL: not in memory */
-	uint32_t cap; /* bytes allocated (zeroed past len) */
-	uint32_t len; /* past len, the chunk is zeros */
-	bool dirty;   /* buf differs from what ctx (or src) holds */
-	uint8_t *ctx; /* stored under the pending generation */
-	uint32_t ctx_len;
-	uint64_t used; /* for eviction */
+enum { CE_CLEAN, CE_DIRTY, CE_PUTTING };
+
+/* One chunk of an open file. */
+struct cent {
+	struct fsobj_ref ref; /* stored content (none: a hole, zeros) */
+	uint32_t rlen;        /* its length */
+	uint8_t *buf;         /* in memory (chunk_size bytes), or NULL */
+	uint32_t len;         /* bytes of buf that count; zeros past it */
+	uint8_t st;           /* CE_*: buf differs from ref (DIRTY), or is
+	                         being stored (PUTTING) */
+};
+
+struct fpage {
+	struct fsobj_ref ref; /* the page as stored (none: all holes) */
+	uint64_t stored;      /* bytes of its chunk blobs, as stored */
+	struct cent *e;       /* PC entries once loaded, else NULL */
+	bool dirty;           /* e differs from ref */
+};
+
+/* The chunk map of a file: chunk i is entry i % PC of page i / PC. */
+struct fmap {
+	uint32_t cs;
+	uint32_t npages;
+	struct fpage *pg;
+	uint64_t ahead; /* read-ahead reached up to this chunk */
+	uint64_t last;  /* last chunk read */
 };
 
 struct fsfile {
@@ -54,37 +78,35 @@ struct fsfile {
 	int closers; /* under t->mu: threads flushing after the last ref */
 	bool in_table;
 	pthread_mutex_t mu; /* everything below */
+	pthread_cond_t cv;  /* a put ended */
 	bool unlinked;
 	struct fskv_file *base; /* versions read or last written */
 	int src;                /* the version shown, -1: none */
-	struct fsread rd;       /* over base->f[src] */
+	uint64_t seen_ms;       /* when base's blobs were last seen stored */
 	struct fsobj_attr attr;
 	uint64_t size;
-	uint64_t keep;
 	bool cdirty; /* content changed */
 	bool adirty; /* attributes changed */
-	uint32_t cs;
-	uint8_t gen[FSOBJ_GEN_LEN];
-	struct pchunk *pc;
-	uint32_t npc;
-	uint32_t nbuf;
-	uint64_t tick;
-	struct fskv_file **defer; /* chunks to release when the last ref
-	                             goes (unlinked while open) */
-	uint32_t ndefer;
+	struct fmap m;
+	uint32_t nbuf;  /* buffers in memory */
+	uint32_t nputs; /* puts in flight */
+	int put_rc;     /* first failed put since the last flush */
 };
 
 struct fsfile_tab {
 	struct fskv *kv;
-	struct fsread_pool *pool;
+	struct fscache *cache;
+	uint64_t grace_ms; /* the collector's (the smallest the nodes said) */
 	pthread_mutex_t mu;
 	struct fsfile *b[NBUCKETS];
 };
 
 struct fsview {
 	pthread_mutex_t mu;
+	struct fsfile_tab *t;
 	struct fskv_file *s;
-	struct fsread rd;
+	const struct fsobj_file *v;
+	struct fmap m;
 };
 
 static struct timespec
@@ -101,181 +123,396 @@ min64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* ---- pending chunks ---- */
+/* ---- the chunk map ---- */
 
-static int
-pc_slot(struct fsfile *f, uint32_t idx)
+static void
+fmap_init(struct fmap *m, uint32_t cs)
 {
-	if (idx < f->npc)
-		return 0;
-	uint32_t n = f->npc ? f->npc : 4;
-	while (n <= idx)
-		n = n > UINT32_MAX / 2 ? idx + 1 : n * 2;
-	struct pchunk *p = mem_realloc(f->pc, (size_t)n * sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	memset(p + f->npc, 0, (size_t)(n - f->npc) * sizeof(*p));
-	f->pc = p;
-	f->npc = n;
-	return 0;
+	memset(m, 0, sizeof(*m));
+	m->cs = cs;
+	m->last = UINT64_MAX;
 }
 
-/* Make room for need bytes in the chunk's buffer (zeroed past len). */
-static int
-pc_reserve(struct fsfile *f, struct pchunk *p, size_t need)
+static void
+page_drop(struct fpage *p)
 {
-	if (need < MIN_BUF)
-		need = MIN_BUF;
-	if (need > f->cs)
-		need = f->cs;
-	if (p->buf && p->cap >= need)
-		return 0;
-	size_t cap = p->cap ? p->cap : MIN_BUF;
-	while (cap < need)
-		cap *= 2;
-	if (cap > f->cs)
-		cap = f->cs;
-	uint8_t *b = mem_realloc(p->buf, cap);
-	if (!b)
-		return -ENOMEM;
-	if (!p->buf)
-		f->nbuf++;
-	memset(b + p->cap, 0, cap - p->cap);
-	p->buf = b;
-	p->cap = (uint32_t)cap;
+	for (uint32_t i = 0; p->e && i < PC; i++)
+		mem_free(p->e[i].buf);
+	mem_free(p->e);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Pages past npages go (their puts must have ended); new ones are
+ * holes. */
+static int
+fmap_resize(struct fmap *m, uint32_t npages)
+{
+	for (uint32_t i = npages; i < m->npages; i++)
+		page_drop(&m->pg[i]);
+	if (npages > m->npages) {
+		struct fpage *pg = mem_realloc(m->pg, npages * sizeof(*pg));
+		if (!pg)
+			return -ENOMEM;
+		memset(pg + m->npages, 0,
+		       (npages - m->npages) * sizeof(*pg));
+		m->pg = pg;
+	}
+	m->npages = npages;
+	if (npages == 0) {
+		mem_free(m->pg);
+		m->pg = NULL;
+	}
 	return 0;
 }
 
 static void
-pc_drop_buf(struct fsfile *f, struct pchunk *p)
+fmap_fini(struct fmap *m)
 {
-	if (!p->buf)
-		return;
-	mem_free(p->buf);
-	p->buf = NULL;
-	p->cap = 0;
-	p->len = 0;
-	p->dirty = false;
-	f->nbuf--;
+	fmap_resize(m, 0);
+	fmap_init(m, m->cs);
 }
 
-/* Bytes of chunk idx that are part of the file. */
-static size_t
-pc_logical(const struct fsfile *f, uint32_t idx)
-{
-	uint64_t lo = (uint64_t)idx * f->cs;
-	return lo >= f->size ? 0 : (size_t)min64(f->cs, f->size - lo);
-}
-
-/* Write chunk idx (in memory) under the pending generation. */
+/* The map of a stored version: its pages, not loaded.  An inline version
+ * is chunk 0 in memory (dirty: it is no blob yet). */
 static int
-pc_store(struct fsfile *f, uint32_t idx)
+fmap_from(struct fmap *m, const struct fsobj_file *v, uint32_t cs)
 {
-	struct pchunk *p = &f->pc[idx];
-	size_t n = pc_logical(f, idx);
-	uint8_t *nctx = NULL;
-	uint32_t nlen = 0;
-	int rc;
-
-	if (n == 0)
+	fmap_fini(m);
+	m->cs = v && v->layout == FSOBJ_CHUNKED ? v->chunk_size : cs;
+	if (!v)
 		return 0;
-	if ((rc = pc_reserve(f, p, n)) != 0)
+	int rc = fmap_resize(m, fsobj_npages(v->size, m->cs));
+	if (rc != 0 || v->layout == FSOBJ_CHUNKED) {
+		for (uint32_t i = 0; rc == 0 && i < m->npages; i++) {
+			m->pg[i].ref = v->pages[i];
+			m->pg[i].stored = v->pstored[i];
+		}
 		return rc;
-	rc = fskv_chunk_put(f->t->kv, f->gen, idx, p->ctx, p->ctx_len, p->buf,
-	                    n, &nctx, &nlen);
-	if (rc != 0)
-		return rc;
-	mem_free(p->ctx);
-	p->ctx = nctx;
-	p->ctx_len = nlen;
-	p->dirty = false;
+	}
+	if (v->size == 0)
+		return 0;
+	struct fpage *p = &m->pg[0];
+	if (!(p->e = mem_calloc(PC, sizeof(*p->e))) ||
+	    !(p->e[0].buf = mem_alloc(m->cs))) {
+		fmap_fini(m);
+		return -ENOMEM;
+	}
+	memcpy(p->e[0].buf, v->data, (size_t)v->size);
+	memset(p->e[0].buf + v->size, 0, m->cs - (size_t)v->size);
+	p->e[0].len = (uint32_t)v->size;
+	p->e[0].st = CE_DIRTY;
+	p->dirty = true;
 	return 0;
 }
 
-/* Keep at most MAX_BUFS chunks in memory: store and drop the least
- * recently used (never `except`). */
+/* Load page i (mu held; released while fetching). */
 static int
-pc_evict(struct fsfile *f, uint32_t except)
+fmap_load(struct fmap *m, struct fscache *c, pthread_mutex_t *mu, uint32_t i)
 {
-	while (f->nbuf > MAX_BUFS) {
-		uint32_t best = UINT32_MAX;
-		for (uint32_t i = 0; i < f->npc; i++) {
-			if (!f->pc[i].buf || i == except)
-				continue;
-			if (best == UINT32_MAX ||
-			    f->pc[i].used < f->pc[best].used)
-				best = i;
+	struct fsobj_page pg;
+	struct fsblob *b = NULL;
+	struct cent *e;
+	int rc = 0;
+
+	fsobj_page_init(&pg);
+	while (i < m->npages && !m->pg[i].e) {
+		struct fsobj_ref ref = m->pg[i].ref;
+		if (!fsobj_ref_none(&ref)) {
+			pthread_mutex_unlock(mu);
+			rc = fscache_get(c, ref.key, FSOBJ_PAGE_CHUNKS * 8 +
+			                 FSOBJ_PAGE_CHUNKS * BLOB_REF_LEN + 64,
+			                 &b);
+			if (rc == 0)
+				rc = fsobj_page_decode(b->data, b->len, &pg);
+			fsblob_unref(c, b);
+			pthread_mutex_lock(mu);
+			if (rc != 0)
+				break;
+			if (i >= m->npages || m->pg[i].e ||
+			    memcmp(&m->pg[i].ref, &ref, sizeof(ref)) != 0) {
+				fsobj_page_fini(&pg);
+				continue; /* changed meanwhile: look again */
+			}
 		}
-		if (best == UINT32_MAX)
-			return 0;
-		struct pchunk *p = &f->pc[best];
-		if (p->dirty) {
-			int rc = pc_store(f, best);
+		if (!(e = mem_calloc(PC, sizeof(*e)))) {
+			rc = -ENOMEM;
+			break;
+		}
+		for (uint32_t k = 0; k < pg.n; k++) {
+			e[k].ref = pg.ref[k];
+			e[k].rlen = pg.len[k];
+		}
+		m->pg[i].e = e;
+	}
+	fsobj_page_fini(&pg);
+	if (rc != 0)
+		LOG_WARN("loading a chunk list page: %s", dyn_strerror(rc));
+	return rc;
+}
+
+/* Entry idx, its page loaded (mu held; released while fetching). */
+static int
+fmap_entry(struct fmap *m, struct fscache *c, pthread_mutex_t *mu,
+           uint64_t idx, struct cent **out)
+{
+	uint32_t p = (uint32_t)(idx / PC);
+	if (p >= m->npages)
+		return -EINVAL;
+	int rc = fmap_load(m, c, mu, p);
+	if (rc == 0)
+		*out = &m->pg[p].e[idx % PC];
+	return rc;
+}
+
+/* Start fetching the chunks after idx that a sequential reader wants
+ * next (only in pages already loaded: no waiting here). */
+static void
+fmap_ahead(struct fmap *m, struct fscache *c, uint64_t idx, uint64_t nchunks)
+{
+	bool seq = m->last != UINT64_MAX && (idx == m->last || idx == m->last + 1);
+	m->last = idx;
+	if (!seq)
+		return;
+	uint64_t from = m->ahead > idx ? m->ahead : idx + 1;
+	uint64_t to = min64(idx + AHEAD, nchunks);
+	for (uint64_t j = from; j < to; j++) {
+		struct fpage *p = &m->pg[j / PC];
+		if (!p->e)
+			break;
+		struct cent *e = &p->e[j % PC];
+		if (!e->buf && !fsobj_ref_none(&e->ref))
+			fscache_prefetch(c, e->ref.key, m->cs);
+		m->ahead = j + 1;
+	}
+}
+
+/*
+ * Bytes [off, off + len) of a file of size bytes (the caller clipped len)
+ * into out.  mu is held; it is released while a chunk is fetched, and the
+ * entry is looked at again after, since a writer may have changed it.
+ */
+static int
+fmap_read(struct fmap *m, struct fscache *c, pthread_mutex_t *mu,
+          uint64_t size, uint64_t off, uint8_t *out, size_t len)
+{
+	uint64_t nchunks = fsobj_nchunks(size, m->cs);
+	size_t done = 0;
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint64_t idx = pos / m->cs;
+		size_t in = (size_t)(pos % m->cs);
+		size_t n = (size_t)min64(len - done, m->cs - in);
+		struct cent *e;
+		int rc = fmap_entry(m, c, mu, idx, &e);
+		if (rc != 0)
+			return rc;
+		fmap_ahead(m, c, idx, nchunks);
+		const uint8_t *src = e->buf;
+		size_t have = e->len;
+		struct fsblob *b = NULL;
+		if (!src && !fsobj_ref_none(&e->ref)) {
+			struct fsobj_ref ref = e->ref;
+			pthread_mutex_unlock(mu);
+			rc = fscache_get(c, ref.key, m->cs, &b);
+			pthread_mutex_lock(mu);
 			if (rc != 0)
 				return rc;
+			if ((rc = fmap_entry(m, c, mu, idx, &e)) != 0 ||
+			    e->buf || memcmp(&e->ref, &ref, sizeof(ref)) != 0) {
+				fsblob_unref(c, b);
+				if (rc != 0)
+					return rc;
+				continue; /* written meanwhile: again */
+			}
+			src = b->data;
+			have = b->len;
 		}
-		pc_drop_buf(f, p);
+		have = in < have ? min64(have - in, n) : 0;
+		if (have > 0)
+			memcpy(out + done, src + in, have);
+		memset(out + done + have, 0, n - have);
+		fsblob_unref(c, b);
+		done += n;
 	}
 	return 0;
 }
 
-/* Bring chunk idx into memory with its current content. */
-static int
-pc_load(struct fsfile *f, uint32_t idx)
+/* ---- buffers and puts ---- */
+
+struct put_job {
+	struct fsfile *f;
+	struct cent *e;
+};
+
+static void
+put_done(void *arg, int rc, const uint8_t key[BLOB_KEY_LEN])
 {
-	struct pchunk *p;
-	int rc = pc_slot(f, idx);
-	if (rc != 0)
-		return rc;
-	p = &f->pc[idx];
-	p->used = ++f->tick;
-	if (p->buf)
-		return 0;
-	if (p->ctx) {
-		size_t len = 0;
-		if ((rc = pc_reserve(f, p, f->cs)) != 0)
-			return rc;
-		rc = fskv_chunk_get(f->t->kv, f->gen, idx, p->buf, p->cap,
-		                    &len);
-		if (rc != 0) {
-			pc_drop_buf(f, p);
-			return rc;
-		}
-		p->len = (uint32_t)len;
+	struct put_job *j = arg;
+	struct fsfile *f = j->f;
+	struct cent *e = j->e;
+	mem_free(j);
+	pthread_mutex_lock(&f->mu);
+	if (rc == 0) {
+		memcpy(e->ref.key, key, BLOB_KEY_LEN);
+		e->rlen = e->len;
+		mem_free(e->buf);
+		e->buf = NULL;
+		e->len = 0;
+		e->st = CE_CLEAN;
+		f->nbuf--;
 	} else {
-		uint64_t lo = (uint64_t)idx * f->cs;
-		uint64_t hi = min64(lo + f->cs, f->keep);
-		size_t n = hi > lo ? (size_t)(hi - lo) : 0;
-		if ((rc = pc_reserve(f, p, n)) != 0)
-			return rc;
-		if (n > 0 && (rc = fsread_read(&f->rd, lo, p->buf, n)) != 0) {
-			pc_drop_buf(f, p);
-			return rc;
-		}
-		p->len = (uint32_t)n;
+		e->st = CE_DIRTY;
+		if (f->put_rc == 0)
+			f->put_rc = rc;
 	}
-	p->dirty = false;
-	return pc_evict(f, idx);
+	f->nputs--;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
 }
 
-/* Forget the pending generation: buffers, and (delete_stored) the chunks
- * stored under it that no manifest names. */
-static void
-pc_clear(struct fsfile *f, bool delete_stored)
+static bool
+all_zero(const uint8_t *p, size_t n)
 {
-	for (uint32_t i = 0; i < f->npc; i++) {
-		struct pchunk *p = &f->pc[i];
-		pc_drop_buf(f, p);
-		if (p->ctx && delete_stored)
-			fskv_chunk_delete(f->t->kv, f->gen, i, p->ctx,
-			                  p->ctx_len);
-		mem_free(p->ctx);
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Hand chunk idx's dirty buffer to the workers (f->mu held; waits while
+ * too many are in flight, so it looks the entry up again after).  A
+ * buffer of zeros becomes a hole at once: sparse files stay sparse. */
+static int
+cent_store(struct fsfile *f, uint64_t idx)
+{
+	struct cent *e;
+	for (;;) {
+		uint32_t p = (uint32_t)(idx / PC);
+		if (p >= f->m.npages || !f->m.pg[p].e)
+			return 0;
+		e = &f->m.pg[p].e[idx % PC];
+		if (e->st != CE_DIRTY)
+			return 0;
+		if (all_zero(e->buf, e->len)) {
+			memset(&e->ref, 0, sizeof(e->ref));
+			e->rlen = 0;
+			mem_free(e->buf);
+			e->buf = NULL;
+			e->len = 0;
+			e->st = CE_CLEAN;
+			f->nbuf--;
+			return 0;
+		}
+		if (f->nputs < PUTS_MAX)
+			break;
+		pthread_cond_wait(&f->cv, &f->mu);
 	}
-	mem_free(f->pc);
-	f->pc = NULL;
-	f->npc = 0;
-	f->nbuf = 0;
-	fskv_gen_new(f->gen);
+	struct put_job *j = mem_alloc(sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	*j = (struct put_job){f, e};
+	e->st = CE_PUTTING;
+	f->nputs++;
+	int rc = fscache_put_async(f->t->cache, BLOB_DATA, e->buf, e->len,
+	                           put_done, j);
+	if (rc != 0) {
+		mem_free(j);
+		e->st = CE_DIRTY;
+		f->nputs--;
+	}
+	return rc;
+}
+
+/* Wait until no put is in flight. */
+static void
+puts_idle(struct fsfile *f)
+{
+	while (f->nputs > 0)
+		pthread_cond_wait(&f->cv, &f->mu);
+}
+
+/* The same; the first failure since the last call. */
+static int
+puts_wait(struct fsfile *f)
+{
+	puts_idle(f);
+	int rc = f->put_rc;
+	f->put_rc = 0;
+	return rc;
+}
+
+/* Hand every dirty buffer to the workers. */
+static int
+store_all(struct fsfile *f)
+{
+	for (uint32_t p = 0; p < f->m.npages; p++) {
+		for (uint32_t i = 0; f->m.pg[p].e && i < PC; i++) {
+			int rc = cent_store(f, (uint64_t)p * PC + i);
+			if (rc != 0)
+				return rc;
+			if (p >= f->m.npages)
+				return 0; /* cut meanwhile */
+		}
+	}
+	return 0;
+}
+
+/* Entry idx in memory, ready to change (f->mu held). */
+static int
+cent_load(struct fsfile *f, uint64_t idx, bool whole, struct cent **out)
+{
+	struct fscache *c = f->t->cache;
+	struct cent *e;
+	int rc;
+again:
+	if ((rc = fmap_entry(&f->m, c, &f->mu, idx, &e)) != 0)
+		return rc;
+	if (e->st == CE_PUTTING) {
+		pthread_cond_wait(&f->cv, &f->mu);
+		goto again;
+	}
+	if (!e->buf) {
+		uint8_t *buf = mem_alloc(f->m.cs);
+		struct fsblob *b = NULL;
+		struct fsobj_ref ref = e->ref;
+		if (!buf)
+			return -ENOMEM;
+		if (!whole && !fsobj_ref_none(&ref)) {
+			pthread_mutex_unlock(&f->mu);
+			rc = fscache_get(c, ref.key, f->m.cs, &b);
+			pthread_mutex_lock(&f->mu);
+			if (rc != 0) {
+				mem_free(buf);
+				return rc;
+			}
+		}
+		/* Look again: another thread may have loaded it. */
+		if ((rc = fmap_entry(&f->m, c, &f->mu, idx, &e)) != 0 ||
+		    e->buf || e->st != CE_CLEAN ||
+		    memcmp(&e->ref, &ref, sizeof(ref)) != 0) {
+			fsblob_unref(c, b);
+			mem_free(buf);
+			if (rc != 0)
+				return rc;
+			goto again;
+		}
+		size_t have = b ? b->len : 0;
+		if (have)
+			memcpy(buf, b->data, have);
+		memset(buf + have, 0, f->m.cs - have);
+		fsblob_unref(c, b);
+		e->buf = buf;
+		e->len = (uint32_t)have;
+		f->nbuf++;
+	}
+	*out = e;
+	return 0;
+}
+
+/* Mark e (of chunk idx) changed. */
+static void
+cent_dirty(struct fsfile *f, uint64_t idx, struct cent *e)
+{
+	e->st = CE_DIRTY;
+	f->m.pg[idx / PC].dirty = true;
+	f->cdirty = true;
 }
 
 /* ---- reading and writing ---- */
@@ -283,39 +520,12 @@ pc_clear(struct fsfile *f, bool delete_stored)
 static int
 read_locked(struct fsfile *f, char *buf, size_t size, uint64_t off)
 {
-	size_t done = 0;
 	if (off >= f->size)
 		return 0;
 	size = (size_t)min64(size, f->size - off);
-	while (done < size) {
-		uint64_t pos = off + done;
-		uint32_t idx = (uint32_t)(pos / f->cs);
-		size_t in = (size_t)(pos % f->cs);
-		size_t n = (size_t)min64(size - done, f->cs - in);
-		struct pchunk *p = idx < f->npc ? &f->pc[idx] : NULL;
-		int rc;
-		if (p && (p->buf || p->ctx)) {
-			if ((rc = pc_load(f, idx)) != 0)
-				return rc;
-			size_t have = in < p->len ? p->len - in : 0;
-			if (have > n)
-				have = n;
-			memcpy(buf + done, p->buf + in, have);
-			memset(buf + done + have, 0, n - have);
-		} else {
-			size_t have = pos < f->keep
-			                  ? (size_t)min64(n, f->keep - pos)
-			                  : 0;
-			if (have > 0 &&
-			    (rc = fsread_read(&f->rd, pos,
-			                      (uint8_t *)buf + done, have)) !=
-			        0)
-				return rc;
-			memset(buf + done + have, 0, n - have);
-		}
-		done += n;
-	}
-	return (int)done;
+	int rc = fmap_read(&f->m, f->t->cache, &f->mu, f->size, off,
+	                   (uint8_t *)buf, size);
+	return rc != 0 ? rc : (int)size;
 }
 
 int
@@ -327,55 +537,66 @@ fsfile_read(struct fsfile *f, char *buf, size_t size, uint64_t off)
 	return rc;
 }
 
-int
-fsfile_write(struct fsfile *f, const char *buf, size_t size, uint64_t off)
+/* Grow the map for a file of size bytes. */
+static int
+grow_locked(struct fsfile *f, uint64_t size)
+{
+	if (size > fsobj_file_max(f->m.cs))
+		return -EFBIG;
+	uint32_t np = fsobj_npages(size, f->m.cs);
+	return np > f->m.npages ? fmap_resize(&f->m, np) : 0;
+}
+
+static int
+write_locked(struct fsfile *f, const char *buf, size_t size, uint64_t off)
 {
 	size_t done = 0;
 	int rc = 0;
+	uint32_t cs = f->m.cs;
 
-	if (off > MAX_FILE_SIZE || size > MAX_FILE_SIZE - off)
-		return -EFBIG;
-	pthread_mutex_lock(&f->mu);
-	if (!S_ISREG(f->attr.mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
+	if (!S_ISREG(f->attr.mode))
+		return -EINVAL;
+	if (off > FSOBJ_FILE_MAX || size > FSOBJ_FILE_MAX - off ||
+	    (rc = grow_locked(f, off + size)) != 0)
+		return rc ? rc : -EFBIG;
 	while (done < size) {
 		uint64_t pos = off + done;
-		uint32_t idx = (uint32_t)(pos / f->cs);
-		size_t in = (size_t)(pos % f->cs);
-		size_t n = (size_t)min64(size - done, f->cs - in);
-		if ((rc = pc_slot(f, idx)) != 0)
+		uint64_t idx = pos / cs;
+		size_t in = (size_t)(pos % cs);
+		size_t n = (size_t)min64(size - done, cs - in);
+		/* A write that covers the chunk up to its end or the file's
+		 * end needs none of the old bytes. */
+		bool whole = in == 0 && (n == cs || pos + n >= f->size);
+		struct cent *e;
+		if ((rc = cent_load(f, idx, whole, &e)) != 0)
 			break;
-		struct pchunk *p = &f->pc[idx];
-		if (!p->buf && !(in == 0 && n == f->cs) &&
-		    (rc = pc_load(f, idx)) != 0)
-			break;
-		if ((rc = pc_reserve(f, p, in + n)) != 0)
-			break;
-		memcpy(p->buf + in, buf + done, n);
-		if (p->len < in + n)
-			p->len = (uint32_t)(in + n);
-		p->dirty = true;
-		p->used = ++f->tick;
+		memcpy(e->buf + in, buf + done, n);
+		if (whole && e->len > n)
+			memset(e->buf + n, 0, e->len - n);
+		if (whole || e->len < in + n)
+			e->len = (uint32_t)(in + n);
+		cent_dirty(f, idx, e);
 		done += n;
 		if (f->size < pos + n)
 			f->size = pos + n;
-		f->cdirty = true;
 		/* A full chunk goes out now, so big files stream. */
-		if (in + n == f->cs) {
-			if ((rc = pc_store(f, idx)) != 0)
-				break;
-			pc_drop_buf(f, p);
-		} else if ((rc = pc_evict(f, idx)) != 0) {
+		if ((in + n == cs && (rc = cent_store(f, idx)) != 0) ||
+		    ((uint64_t)f->nbuf * cs > DIRTY_MAX &&
+		     (rc = store_all(f)) != 0))
 			break;
-		}
 	}
 	if (done > 0) {
 		f->attr.mtime = f->attr.ctime = now_ts();
 		rc = (int)done;
 	}
-out:
+	return rc;
+}
+
+int
+fsfile_write(struct fsfile *f, const char *buf, size_t size, uint64_t off)
+{
+	pthread_mutex_lock(&f->mu);
+	int rc = write_locked(f, buf, size, off);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -383,36 +604,55 @@ out:
 static int
 truncate_locked(struct fsfile *f, uint64_t size)
 {
+	uint32_t cs = f->m.cs;
 	int rc;
-	if (size > MAX_FILE_SIZE)
+	if (size > fsobj_file_max(cs))
 		return -EFBIG;
 	if (size < f->size) {
-		uint32_t first = fsobj_nchunks(size, f->cs);
-		for (uint32_t i = first; i < f->npc; i++) {
-			struct pchunk *p = &f->pc[i];
-			pc_drop_buf(f, p);
-			if (p->ctx)
-				fskv_chunk_delete(f->t->kv, f->gen, i, p->ctx,
-				                  p->ctx_len);
-			mem_free(p->ctx);
-			p->ctx = NULL;
-			p->ctx_len = 0;
+		/* Chunks past the end become holes, the last one is cut. */
+		puts_idle(f);
+		uint64_t nc = fsobj_nchunks(size, cs);
+		uint32_t np = fsobj_npages(size, cs);
+		for (uint32_t p = np; p < f->m.npages; p++) {
+			struct fpage *pg = &f->m.pg[p];
+			for (uint32_t i = 0; pg->e && i < PC; i++)
+				f->nbuf -= pg->e[i].buf != NULL;
 		}
-		uint32_t idx = (uint32_t)(size / f->cs);
-		size_t in = (size_t)(size % f->cs);
-		if (in > 0 && idx < f->npc &&
-		    (f->pc[idx].buf || f->pc[idx].ctx)) {
-			if ((rc = pc_load(f, idx)) != 0)
+		if ((rc = fmap_resize(&f->m, np)) != 0)
+			return rc;
+		if (np > 0 && nc % PC != 0) {
+			struct cent *e;
+			uint32_t p = np - 1;
+			if ((rc = fmap_load(&f->m, f->t->cache, &f->mu, p)) != 0)
 				return rc;
-			struct pchunk *p = &f->pc[idx];
-			if (p->len > in) {
-				memset(p->buf + in, 0, p->len - in);
-				p->len = (uint32_t)in;
+			for (uint32_t i = (uint32_t)(nc % PC); i < PC; i++) {
+				e = &f->m.pg[p].e[i];
+				if (!e->buf && fsobj_ref_none(&e->ref))
+					continue;
+				f->nbuf -= e->buf != NULL;
+				mem_free(e->buf);
+				memset(e, 0, sizeof(*e));
+				f->m.pg[p].dirty = true;
 			}
-			p->dirty = true;
 		}
-		if (f->keep > size)
-			f->keep = size;
+		size_t in = (size_t)(size % cs);
+		if (in > 0) {
+			struct cent *e;
+			uint64_t idx = size / cs;
+			if ((rc = fmap_entry(&f->m, f->t->cache, &f->mu, idx,
+			                     &e)) != 0)
+				return rc;
+			if ((e->buf && e->len > in) ||
+			    (!e->buf && e->rlen > in)) {
+				if ((rc = cent_load(f, idx, false, &e)) != 0)
+					return rc;
+				memset(e->buf + in, 0, e->len - in);
+				e->len = (uint32_t)in;
+				cent_dirty(f, idx, e);
+			}
+		}
+	} else if ((rc = grow_locked(f, size)) != 0) {
+		return rc;
 	}
 	if (size != f->size)
 		f->cdirty = true;
@@ -438,53 +678,290 @@ fsfile_replace(struct fsfile *f)
 	pthread_mutex_unlock(&f->mu);
 }
 
-/* ---- flush ---- */
+/* ---- copying ---- */
 
-/* Every chunk of the new version under the pending generation; ctxs are
- * copied into nf->chunks. */
-static int
-store_chunks(struct fsfile *f, struct fsobj_file *nf)
+#define COPY_MAX (1u << 30)
+
+/* What chunk idx of f holds, when it can be shared: stored (or a hole),
+ * not in memory, and seen recently enough to be named again. */
+static bool
+share_of(struct fsfile *f, uint64_t idx, struct fsobj_ref *ref,
+         uint32_t *rlen)
 {
-	uint32_t n = fsobj_nchunks(f->size, f->cs);
-	int rc;
+	struct cent *e;
+	if (fskv_now_ms() - f->seen_ms >= f->t->grace_ms / 2 ||
+	    fmap_entry(&f->m, f->t->cache, &f->mu, idx, &e) != 0 || e->buf)
+		return false;
+	*ref = e->ref;
+	*rlen = e->rlen;
+	return true;
+}
 
-	nf->layout = FSOBJ_CHUNKED;
-	nf->chunk_size = f->cs;
-	memcpy(nf->gen, f->gen, FSOBJ_GEN_LEN);
-	if (n > 0 && !(nf->chunks = mem_calloc(n, sizeof(*nf->chunks))))
-		return -ENOMEM;
-	nf->nchunks = n;
-	for (uint32_t i = 0; i < n; i++) {
-		struct pchunk *p = i < f->npc ? &f->pc[i] : NULL;
-		bool base = (uint64_t)i * f->cs < f->keep;
-		if ((!p || (!p->buf && !p->ctx)) && !base)
-			continue; /* a hole */
-		if ((!p || !p->ctx) && (rc = pc_load(f, i)) != 0)
-			return rc;
-		p = &f->pc[i];
-		if (p->buf && !p->ctx && p->len == 0)
-			continue; /* nothing but zeros */
-		if (p->buf && (p->dirty || !p->ctx)) {
-			if ((rc = pc_store(f, i)) != 0)
-				return rc;
-			pc_drop_buf(f, p);
-		}
-		if (!(nf->chunks[i].ctx = mem_dup(p->ctx, p->ctx_len)))
-			return -ENOMEM;
-		nf->chunks[i].ctx_len = p->ctx_len;
+/* Chunk idx of f becomes ref (n bytes of the file from there), if the
+ * chunk's bytes past n are past f's end (so zeros either way). */
+static int
+share_into(struct fsfile *f, uint64_t idx, const struct fsobj_ref *ref,
+           uint32_t rlen, uint64_t n)
+{
+	uint64_t pos = idx * f->m.cs;
+	struct cent *e;
+	int rc;
+	if (n < f->m.cs && f->size > pos + n)
+		return 1;
+	if ((rc = grow_locked(f, pos + n)) != 0)
+		return rc;
+again:
+	if ((rc = fmap_entry(&f->m, f->t->cache, &f->mu, idx, &e)) != 0)
+		return rc;
+	if (e->st == CE_PUTTING) {
+		pthread_cond_wait(&f->cv, &f->mu);
+		goto again;
 	}
+	if (e->buf) {
+		mem_free(e->buf);
+		e->buf = NULL;
+		e->len = 0;
+		f->nbuf--;
+	}
+	e->ref = *ref;
+	e->rlen = rlen;
+	e->st = CE_CLEAN;
+	f->m.pg[idx / PC].dirty = true;
+	f->cdirty = true;
+	if (f->size < pos + n)
+		f->size = pos + n;
+	f->attr.mtime = f->attr.ctime = now_ts();
 	return 0;
 }
 
+int
+fsfile_copy_range(struct fsfile *src, uint64_t soff, struct fsfile *dst,
+                  uint64_t doff, size_t len)
+{
+	uint8_t *tmp = NULL;
+	size_t done = 0;
+	int rc = 0;
+
+	if (!S_ISREG(dst->attr.mode))
+		return -EINVAL;
+	if (len > COPY_MAX)
+		len = COPY_MAX;
+	while (done < len && rc >= 0) {
+		uint64_t ps = soff + done, pd = doff + done;
+		uint32_t cs = src->m.cs;
+		struct fsobj_ref ref;
+		uint32_t rlen;
+		pthread_mutex_lock(&src->mu);
+		uint64_t ssize = src->size;
+		size_t n = ps < ssize ? (size_t)min64(len - done, ssize - ps) : 0;
+		n = (size_t)min64(n, cs - ps % cs);
+		bool share = n > 0 && ps % cs == 0 && pd % dst->m.cs == 0 &&
+		             cs == dst->m.cs && (n == cs || ps + n == ssize) &&
+		             share_of(src, ps / cs, &ref, &rlen);
+		if (n > 0 && !share) {
+			if (!tmp && !(tmp = mem_alloc(cs)))
+				rc = -ENOMEM;
+			else
+				rc = read_locked(src, (char *)tmp, n, ps);
+		}
+		pthread_mutex_unlock(&src->mu);
+		if (n == 0 || rc < 0)
+			break;
+		pthread_mutex_lock(&dst->mu);
+		rc = share ? share_into(dst, pd / cs, &ref, rlen, n) : 1;
+		if (rc == 1 && share) {
+			/* Cannot share after all: copy the bytes. */
+			pthread_mutex_unlock(&dst->mu);
+			pthread_mutex_lock(&src->mu);
+			if (!tmp && !(tmp = mem_alloc(cs)))
+				rc = -ENOMEM;
+			else
+				rc = read_locked(src, (char *)tmp, n, ps);
+			pthread_mutex_unlock(&src->mu);
+			pthread_mutex_lock(&dst->mu);
+			share = false;
+			rc = rc < 0 ? rc : 1;
+		}
+		if (rc == 1)
+			rc = write_locked(dst, (const char *)tmp, n, pd);
+		pthread_mutex_unlock(&dst->mu);
+		if (rc >= 0)
+			done += n;
+	}
+	mem_free(tmp);
+	return done > 0 ? (int)done : rc < 0 ? rc : 0;
+}
+
+uint64_t
+fsfile_content_id(struct fsfile *f)
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *x = EVP_MD_CTX_new();
+	uint64_t id = 0;
+	pthread_mutex_lock(&f->mu);
+	if (x && EVP_DigestInit_ex(x, EVP_sha256(), NULL) == 1) {
+		EVP_DigestUpdate(x, &f->size, sizeof(f->size));
+		EVP_DigestUpdate(x, &f->m.cs, sizeof(f->m.cs));
+		for (uint32_t p = 0; p < f->m.npages; p++) {
+			const struct fpage *pg = &f->m.pg[p];
+			if (pg->dirty && pg->e) {
+				/* Changed here, not stored yet: by entry. */
+				for (uint32_t i = 0; i < PC; i++) {
+					const struct cent *e = &pg->e[i];
+					if (e->buf)
+						EVP_DigestUpdate(x, e->buf,
+						                 e->len);
+					else
+						EVP_DigestUpdate(x, e->ref.key,
+						                 BLOB_KEY_LEN);
+				}
+			} else {
+				EVP_DigestUpdate(x, pg->ref.key, BLOB_KEY_LEN);
+			}
+		}
+		if (EVP_DigestFinal_ex(x, md, &mdlen) == 1 && mdlen >= 8)
+			memcpy(&id, md, sizeof(id));
+	}
+	pthread_mutex_unlock(&f->mu);
+	EVP_MD_CTX_free(x);
+	return id;
+}
+
+/* Bytes stored for the content (st_blocks): blobs, and buffers not yet
+ * stored. */
+static uint64_t
+stored_locked(const struct fsfile *f)
+{
+	uint64_t total = 0;
+	for (uint32_t p = 0; p < f->m.npages; p++) {
+		const struct fpage *pg = &f->m.pg[p];
+		if (!pg->e || !pg->dirty) {
+			total += pg->stored;
+			continue;
+		}
+		for (uint32_t i = 0; i < PC; i++)
+			total += pg->e[i].buf ? pg->e[i].len : pg->e[i].rlen;
+	}
+	return total;
+}
+
+/* ---- flush ---- */
+
+/* Store every changed page (its chunks are stored: puts_wait) and name the
+ * pages in nf. */
+static int
+store_pages(struct fsfile *f, struct fsobj_file *nf)
+{
+	uint64_t nc = fsobj_nchunks(f->size, f->m.cs);
+	struct fsobj_page pg;
+	struct buf b;
+	int rc = 0;
+
+	nf->layout = FSOBJ_CHUNKED;
+	nf->chunk_size = f->m.cs;
+	nf->npages = f->m.npages;
+	if (nf->npages > 0 &&
+	    (!(nf->pages = mem_calloc(nf->npages, sizeof(*nf->pages))) ||
+	     !(nf->pstored = mem_calloc(nf->npages, sizeof(*nf->pstored)))))
+		return -ENOMEM;
+	fsobj_page_init(&pg);
+	buf_init(&b);
+	for (uint32_t p = 0; p < f->m.npages && rc == 0; p++) {
+		struct fpage *fp = &f->m.pg[p];
+		if (fp->dirty) {
+			uint32_t n = (uint32_t)min64(PC, nc - (uint64_t)p * PC);
+			uint64_t stored = 0;
+			bool any = false;
+			if ((rc = fsobj_page_alloc(&pg, n)) != 0)
+				break;
+			for (uint32_t i = 0; i < n; i++) {
+				pg.ref[i] = fp->e[i].ref;
+				pg.len[i] = fp->e[i].rlen;
+				stored += fp->e[i].rlen;
+				any |= !fsobj_ref_none(&fp->e[i].ref);
+			}
+			memset(&fp->ref, 0, sizeof(fp->ref));
+			if (any) {
+				buf_reset(&b);
+				fsobj_page_encode(&pg, &b);
+				if ((rc = buf_err(&b)) != 0 ||
+				    (rc = fscache_put(f->t->cache, BLOB_REFS,
+				                      b.data, b.len,
+				                      fp->ref.key)) != 0)
+					break;
+			}
+			fp->stored = stored;
+			fp->dirty = false;
+		}
+		nf->pages[p] = fp->ref;
+		nf->pstored[p] = fp->stored;
+		nf->stored += fp->stored;
+	}
+	fsobj_page_fini(&pg);
+	buf_fini(&b);
+	return rc;
+}
+
+/*
+ * The collector may reclaim a blob once nothing stored names it for its
+ * grace period, so a version may name only blobs this mount stored, or saw
+ * named by a stored object, less than half that ago.  Blobs this file
+ * stored since are fresh; those it shares with base were seen when base
+ * was read.  When that is too long ago, read the object again: if it
+ * still holds base's versions, they were seen now.  If not, store again
+ * (a put of the same bytes renews a blob) every chunk and page kept from
+ * base.
+ */
+static int
+stale_refs(struct fsfile *f)
+{
+	struct fskv_file *s = NULL;
+	uint64_t now = fskv_now_ms();
+	if (f->src < 0 || now - f->seen_ms < f->t->grace_ms / 2)
+		return 0;
+	int rc = fskv_file_get(f->t->kv, f->path, FSKV_FRESH, &s);
+	if (rc != 0)
+		return rc;
+	bool same = s->ctx.len == f->base->ctx.len &&
+	            memcmp(s->ctx.p, f->base->ctx.p, s->ctx.len) == 0;
+	fskv_file_unref(s);
+	if (same) {
+		f->seen_ms = now;
+		return 0;
+	}
+	LOG_INFO("%s: open for long and superseded meanwhile: storing its "
+	         "kept content again",
+	         f->path);
+	for (uint32_t p = 0; p < f->m.npages && rc == 0; p++) {
+		struct fpage *pg = &f->m.pg[p];
+		if ((rc = fmap_load(&f->m, f->t->cache, &f->mu, p)) != 0)
+			break;
+		for (uint32_t i = 0; i < PC && rc == 0; i++) {
+			struct cent *e = &pg->e[i];
+			if (e->buf || fsobj_ref_none(&e->ref))
+				continue;
+			/* Back in memory and dirty: stored again below. */
+			if ((rc = cent_load(f, (uint64_t)p * PC + i, false,
+			                    &e)) == 0)
+				cent_dirty(f, (uint64_t)p * PC + i, e);
+		}
+		pg->dirty = true;
+	}
+	if (rc == 0)
+		f->seen_ms = now;
+	return rc;
+}
+
 static void
-rebase(struct fsfile *f, struct fskv_file *s)
+rebase(struct fsfile *f, struct fskv_file *s, bool keep_map)
 {
 	fskv_file_unref(f->base);
 	f->base = s;
 	f->src = s->newest;
-	fsread_set(&f->rd, f->src >= 0 ? &s->f[f->src] : NULL);
-	if (f->src >= 0) {
-		const struct fsobj_file *v = &s->f[f->src];
+	f->seen_ms = fskv_now_ms();
+	const struct fsobj_file *v = f->src >= 0 ? &s->f[f->src] : NULL;
+	if (v) {
 		if (fsobj_attr_copy(&f->attr, &v->a) != 0)
 			LOG_WARN("%s: out of memory copying attributes",
 			         f->path);
@@ -492,20 +969,16 @@ rebase(struct fsfile *f, struct fskv_file *s)
 	} else {
 		f->size = 0;
 	}
-	f->keep = f->size;
-}
-
-static void
-release_versions(struct fskv *kv, const struct fskv_file *s, int only)
-{
-	for (uint32_t i = 0; i < s->vs.n; i++)
-		if (only < 0 || (uint32_t)only == i)
-			fskv_chunks_release(kv, &s->f[i]);
+	if (keep_map)
+		return;
+	f->nbuf = 0;
+	if (fmap_from(&f->m, v, fskv_opts(f->t->kv)->chunk_size) != 0)
+		LOG_WARN("%s: out of memory reading the chunk list", f->path);
+	f->nbuf = v && v->layout == FSOBJ_INLINE && v->size > 0;
 }
 
 struct keep {
 	const struct fsobj_file *v;
-	bool copy; /* its chunks belong to a read version: copy them */
 };
 
 static int keep_list(struct fsfile *f, int drop, struct keep **out, int *n);
@@ -529,11 +1002,13 @@ flush_locked(struct fsfile *f)
 	/* Content written: resolve every version read.  Attributes only, on
 	 * a file with siblings: change the shown sibling, keep the others. */
 	bool all = f->cdirty || f->base->nlive <= 1 || f->src < 0;
+	bool inl = S_ISLNK(f->attr.mode) || f->size <= o->inline_max;
 	fsobj_file_init(&nf);
 	if ((rc = fsobj_attr_copy(&nf.a, &f->attr)) != 0)
 		goto out;
 	nf.size = f->size;
-	if (S_ISLNK(f->attr.mode) || f->size <= o->inline_max) {
+	if (inl) {
+		puts_idle(f);
 		nf.layout = FSOBJ_INLINE;
 		if (f->size > 0) {
 			rc = -ENOMEM;
@@ -544,16 +1019,18 @@ flush_locked(struct fsfile *f)
 			if (rc < 0)
 				goto out;
 		}
-	} else if ((rc = store_chunks(f, &nf)) != 0) {
+	} else if ((rc = stale_refs(f)) != 0 || (rc = store_all(f)) != 0 ||
+	           (rc = puts_wait(f)) != 0 ||
+	           (rc = store_pages(f, &nf)) != 0) {
 		goto out;
 	}
 	if (all) {
 		rc = fskv_file_put(kv, f->path, &f->base->ctx, 1, &nf, &ns);
 		if (rc != 0)
 			goto out;
-		release_versions(kv, f->base, -1);
-		pc_clear(f, nf.layout == FSOBJ_INLINE);
-		rebase(f, ns);
+		/* A chunked map is the new version now; an inline one is
+		 * made again from it. */
+		rebase(f, ns, !inl);
 		ns = NULL;
 	} else {
 		/* Every sibling again, the shown one (last) changed. */
@@ -562,7 +1039,6 @@ flush_locked(struct fsfile *f)
 		if ((rc = keep_list(f, -1, &k, &n)) != 0)
 			goto out;
 		k[n - 1].v = &nf;
-		k[n - 1].copy = false;
 		rc = rewrite_locked(f, k, n);
 		mem_free(k);
 		if (rc != 0)
@@ -640,7 +1116,9 @@ fsfile_tab_new(struct fskv *kv, struct fsfile_tab **out)
 	if (!t)
 		return -ENOMEM;
 	t->kv = kv;
-	int rc = fsread_pool_new(kv, READ_THREADS, &t->pool);
+	t->grace_ms = fskv_opts(kv)->gc_grace_ms;
+	int rc = fscache_new(fskv_opts(kv)->client, fskv_opts(kv)->cache_size,
+	                     IO_THREADS, &t->cache);
 	if (rc != 0) {
 		mem_free(t);
 		return rc;
@@ -653,18 +1131,11 @@ fsfile_tab_new(struct fskv *kv, struct fsfile_tab **out)
 static void
 file_free(struct fsfile *f)
 {
-	struct fskv *kv = f->t->kv;
-	if (f->unlinked) {
-		for (uint32_t i = 0; i < f->ndefer; i++)
-			release_versions(kv, f->defer[i], -1);
-		pc_clear(f, true);
-	} else {
-		pc_clear(f, false);
-	}
-	for (uint32_t i = 0; i < f->ndefer; i++)
-		fskv_file_unref(f->defer[i]);
-	mem_free(f->defer);
-	fsread_fini(&f->rd);
+	pthread_mutex_lock(&f->mu);
+	puts_idle(f);
+	pthread_mutex_unlock(&f->mu);
+	fmap_fini(&f->m);
+	pthread_cond_destroy(&f->cv);
 	fskv_file_unref(f->base);
 	fsobj_attr_fini(&f->attr);
 	pthread_mutex_destroy(&f->mu);
@@ -689,7 +1160,7 @@ fsfile_tab_free(struct fsfile_tab *t)
 			f = n;
 		}
 	}
-	fsread_pool_free(t->pool);
+	fscache_free(t->cache);
 	pthread_mutex_destroy(&t->mu);
 	mem_free(t);
 }
@@ -707,11 +1178,10 @@ file_new(struct fsfile_tab *t, const char *path, struct fskv_file *s)
 	f->t = t;
 	f->refs = 1;
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
 	fsobj_attr_init(&f->attr);
-	fsread_init(&f->rd, t->pool);
-	f->cs = fskv_opts(t->kv)->chunk_size;
-	fskv_gen_new(f->gen);
-	rebase(f, s);
+	fmap_init(&f->m, fskv_opts(t->kv)->chunk_size);
+	rebase(f, s, false);
 	return f;
 }
 
@@ -742,8 +1212,7 @@ fsfile_get(struct fsfile_tab *t, const char *path, int flags,
 				fskv_file_unref(s);
 				rc = -ENOENT;
 			} else {
-				pc_clear(f, false);
-				rebase(f, s);
+				rebase(f, s, false);
 			}
 		}
 		pthread_mutex_unlock(&f->mu);
@@ -910,8 +1379,8 @@ fsfile_is_open(struct fsfile *f)
 /* ---- attributes ---- */
 
 static void
-stat_of(const struct fsobj_attr *a, uint64_t size, uint32_t blksize,
-        struct stat *st)
+stat_of(const struct fsobj_attr *a, uint64_t size, uint64_t stored,
+        uint32_t blksize, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_mode = a->mode;
@@ -919,7 +1388,7 @@ stat_of(const struct fsobj_attr *a, uint64_t size, uint32_t blksize,
 	st->st_uid = a->uid;
 	st->st_gid = a->gid;
 	st->st_size = (off_t)size;
-	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	st->st_blocks = (blkcnt_t)((stored + 511) / 512);
 	st->st_blksize = (blksize_t)blksize;
 	st->st_atim = a->atime;
 	st->st_mtim = a->mtime;
@@ -930,7 +1399,7 @@ void
 fsfile_stat(struct fsfile *f, struct stat *st)
 {
 	pthread_mutex_lock(&f->mu);
-	stat_of(&f->attr, f->size, f->cs, st);
+	stat_of(&f->attr, f->size, stored_locked(f), f->m.cs, st);
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -938,8 +1407,9 @@ void
 fsfile_stat_version(const struct fskv_file *s, int i, struct stat *st)
 {
 	const struct fsobj_file *v = &s->f[i];
-	stat_of(&v->a, v->size,
-	        v->layout == FSOBJ_CHUNKED ? v->chunk_size : 4096, st);
+	bool ch = v->layout == FSOBJ_CHUNKED;
+	stat_of(&v->a, v->size, ch ? v->stored : v->size,
+	        ch ? v->chunk_size : 4096, st);
 	st->st_mode &= ~(mode_t)0222;
 }
 
@@ -1082,51 +1552,14 @@ fsfile_clock_text(struct fsfile *f, char *buf, size_t n)
 
 /* ---- siblings ---- */
 
-/* Copy version v to path to under ctx: its chunks go to a new generation
- * (a chunk belongs to one version only). */
+/* Copy version v to path to under ctx: the copy names the same blobs, so
+ * no content moves.  v was read moments ago (a fresh get), so its blobs
+ * were seen stored (see stale_refs). */
 static int
 copy_version(struct fskv *kv, const struct fsobj_file *v, const char *to,
              const struct dyn_ctx *ctx)
 {
-	struct fsobj_file nf;
-	uint8_t *buf = NULL;
-	uint32_t done = 0;
-	int rc;
-
-	fsobj_file_init(&nf);
-	if ((rc = fsobj_file_copy(&nf, v)) != 0)
-		goto out;
-	if (nf.layout == FSOBJ_CHUNKED) {
-		fskv_gen_new(nf.gen);
-		rc = -ENOMEM;
-		if (!(buf = mem_alloc(v->chunk_size)))
-			goto out;
-		for (; done < nf.nchunks; done++) {
-			struct fsobj_chunk *c = &nf.chunks[done];
-			size_t len = 0;
-			if (!c->ctx)
-				continue;
-			mem_free(c->ctx);
-			c->ctx = NULL;
-			c->ctx_len = 0;
-			if ((rc = fskv_chunk_get(kv, v->gen, done, buf,
-			                         v->chunk_size, &len)) != 0 ||
-			    (rc = fskv_chunk_put(kv, nf.gen, done, NULL, 0,
-			                         buf, len, &c->ctx,
-			                         &c->ctx_len)) != 0)
-				goto out;
-		}
-	}
-	rc = fskv_file_put(kv, to, ctx, ctx ? 1 : 0, &nf, NULL);
-out:
-	if (rc != 0 && nf.layout == FSOBJ_CHUNKED) {
-		nf.nchunks = done; /* release what this copy wrote */
-		fskv_chunks_release(kv, &nf);
-		nf.nchunks = fsobj_nchunks(nf.size, nf.chunk_size);
-	}
-	mem_free(buf);
-	fsobj_file_fini(&nf);
-	return rc;
+	return fskv_file_put(kv, to, ctx, ctx ? 1 : 0, v, NULL);
 }
 
 /* Re-read f after a change to its versions. */
@@ -1134,10 +1567,8 @@ static void
 refresh_locked(struct fsfile *f)
 {
 	struct fskv_file *s;
-	if (fskv_file_get(f->t->kv, f->path, FSKV_FRESH, &s) == 0) {
-		pc_clear(f, false);
-		rebase(f, s);
-	}
+	if (fskv_file_get(f->t->kv, f->path, FSKV_FRESH, &s) == 0)
+		rebase(f, s, false);
 }
 
 static int
@@ -1171,10 +1602,10 @@ keep_list(struct fsfile *f, int drop, struct keep **out, int *n)
 	for (uint32_t i = 0; i < b->vs.n; i++) {
 		if (b->vs.v[i].tombstone || (int)i == drop || (int)i == newest)
 			continue;
-		k[(*n)++] = (struct keep){&b->f[i], true};
+		k[(*n)++] = (struct keep){&b->f[i]};
 	}
 	if (newest >= 0)
-		k[(*n)++] = (struct keep){&b->f[newest], true};
+		k[(*n)++] = (struct keep){&b->f[newest]};
 	*out = k;
 	return 0;
 }
@@ -1194,16 +1625,13 @@ rewrite_locked(struct fsfile *f, const struct keep *k, int n)
 	struct fskv *kv = f->t->kv;
 	int rc = 0;
 	for (int i = 0; i < n && rc == 0; i++)
-		rc = k[i].copy
-		         ? copy_version(kv, k[i].v, f->path, NULL)
-		         : fskv_file_put(kv, f->path, NULL, 0, k[i].v, NULL);
+		rc = copy_version(kv, k[i].v, f->path, NULL);
 	if (rc == 0)
 		rc = fskv_file_delete(kv, f->path, &f->base->ctx, 1);
 	if (rc != 0) {
 		fskv_file_forget(kv, f->path);
 		return rc;
 	}
-	release_versions(kv, f->base, -1);
 	refresh_locked(f);
 	return 0;
 }
@@ -1231,41 +1659,28 @@ fsfile_sibling_pick(struct fsfile *f, uint32_t k)
 	pthread_mutex_lock(&f->mu);
 	int rc = sibling_index(f, k, &vi);
 	if (rc == 0) {
-		struct keep one = {&f->base->f[vi], true};
+		struct keep one = {&f->base->f[vi]};
 		rc = rewrite_locked(f, &one, 1);
 	}
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
 
-/* What path to holds is about to be superseded: release its chunks, or
- * hand them to its open handles (which keep reading it) for later. */
+/* What path holds was superseded: an open file of that path (but except)
+ * keeps reading what it had, and its writes are dropped. */
 static void
-supersede(struct fsfile_tab *t, const char *path, struct fskv_file *old,
-          struct fsfile *except)
+supersede(struct fsfile_tab *t, const char *path, struct fsfile *except)
 {
 	struct fsfile *f = fsfile_find(t, path);
 	if (f && f != except) {
 		pthread_mutex_lock(&f->mu);
-		struct fskv_file **d =
-		    mem_realloc(f->defer, (f->ndefer + 1) * sizeof(*d));
-		if (d) {
-			f->defer = d;
-			f->defer[f->ndefer++] = old;
-			old = NULL;
-		}
 		f->unlinked = true;
 		pthread_mutex_unlock(&f->mu);
 		pthread_mutex_lock(&t->mu);
 		tab_remove_locked(t, f);
 		pthread_mutex_unlock(&t->mu);
 	}
-	if (f)
-		fsfile_put(f);
-	if (old) {
-		release_versions(t->kv, old, -1);
-		fskv_file_unref(old);
-	}
+	fsfile_put(f);
 }
 
 int
@@ -1288,10 +1703,8 @@ fsfile_sibling_move(struct fsfile *f, uint32_t k, const char *to)
 		mem_free(keep);
 	}
 	pthread_mutex_unlock(&f->mu);
-	if (rc == 0) {
-		supersede(f->t, to, st, f);
-		st = NULL;
-	}
+	if (rc == 0)
+		supersede(f->t, to, f);
 	fskv_file_unref(st);
 	return rc;
 }
@@ -1319,7 +1732,8 @@ fsfile_unlink(struct fsfile_tab *t, const char *path)
 		fskv_file_unref(s);
 		return rc;
 	}
-	supersede(t, path, s, NULL);
+	supersede(t, path, NULL);
+	fskv_file_unref(s);
 	return 0;
 }
 
@@ -1348,8 +1762,6 @@ fsfile_move(struct fsfile_tab *t, const char *from, const char *to)
 			rc = copy_version(kv, &sf->f[i], to, &st->ctx);
 	if (rc == 0)
 		rc = fskv_file_delete(kv, from, &sf->ctx, 1);
-	if (rc == 0)
-		release_versions(kv, sf, -1);
 	bool moved = false;
 	if (ff) {
 		if (rc == 0) {
@@ -1371,8 +1783,7 @@ fsfile_move(struct fsfile_tab *t, const char *from, const char *to)
 		pthread_mutex_unlock(&ff->mu);
 	}
 	if (rc == 0) {
-		supersede(t, to, st, ff);
-		st = NULL;
+		supersede(t, to, ff);
 		if (moved) {
 			pthread_mutex_lock(&t->mu);
 			if (!tab_lookup_locked(t, to))
@@ -1403,9 +1814,14 @@ fsview_open(struct fsfile_tab *t, const char *path, uint32_t k,
 		return vi < 0 ? -ENOENT : -ENOMEM;
 	}
 	pthread_mutex_init(&v->mu, NULL);
+	v->t = t;
 	v->s = s;
-	fsread_init(&v->rd, t->pool);
-	fsread_set(&v->rd, &s->f[vi]);
+	v->v = &s->f[vi];
+	fmap_init(&v->m, fskv_opts(t->kv)->chunk_size);
+	if ((rc = fmap_from(&v->m, v->v, v->m.cs)) != 0) {
+		fsview_close(v);
+		return rc;
+	}
 	*out = v;
 	return 0;
 }
@@ -1414,11 +1830,12 @@ int
 fsview_read(struct fsview *v, char *buf, size_t size, uint64_t off)
 {
 	pthread_mutex_lock(&v->mu);
-	uint64_t fsize = v->rd.v->size;
+	uint64_t fsize = v->v->size;
 	int rc = 0;
 	if (off < fsize) {
 		size = (size_t)min64(size, fsize - off);
-		rc = fsread_read(&v->rd, off, (uint8_t *)buf, size);
+		rc = fmap_read(&v->m, v->t->cache, &v->mu, fsize, off,
+		               (uint8_t *)buf, size);
 		if (rc == 0)
 			rc = (int)size;
 	}
@@ -1431,7 +1848,7 @@ fsview_close(struct fsview *v)
 {
 	if (!v)
 		return;
-	fsread_fini(&v->rd);
+	fmap_fini(&v->m);
 	fskv_file_unref(v->s);
 	pthread_mutex_destroy(&v->mu);
 	mem_free(v);

@@ -5,12 +5,12 @@
  *
  * Close-to-open: open reads the object and keeps its context; reads and
  * writes work on the open state; flush (close, fsync) writes the object
- * under that context.  Content is cut in chunks of chunk_size; a chunk that
- * fills up is written at once under the file's pending generation, so a
- * large file never sits whole in memory, and the manifest naming the chunks
- * is written last.  After a put succeeded, the chunks of the versions it
- * superseded are deleted (they belonged to those versions only, see
- * fsobj.h); a version the context did not cover is never touched.
+ * under that context.  Content is cut in chunks of chunk_size, each stored
+ * as a blob named by its bytes (fsobj.h); a chunk that fills up is stored
+ * at once, so a large file never sits whole in memory, and the object
+ * naming the chunks (through pages) is written last.  Unchanged chunks are
+ * shared with the version they came from; nothing is deleted here (the
+ * nodes collect blobs no version names).
  *
  * Writing content resolves siblings (the put carries the merged context);
  * a change of attributes only (chmod, utimens, xattrs) rewrites the newest
@@ -64,6 +64,16 @@ int fsfile_flush(struct fsfile *f);
 int fsfile_truncate(struct fsfile *f, uint64_t size);
 /* Mark the content as replaced even if no byte changes (O_TRUNC). */
 void fsfile_replace(struct fsfile *f);
+/* copy_file_range: up to len bytes of src from soff into dst at doff (src
+ * and dst may be the same file).  Whole chunks are shared by reference
+ * (no content moves); the rest is copied.  Returns the bytes copied (at
+ * most 1 GiB a call; 0 at src's end) or an error. */
+int fsfile_copy_range(struct fsfile *src, uint64_t soff, struct fsfile *dst,
+                      uint64_t doff, size_t len);
+/* An id of the content as this mount sees it: equal ids, equal bytes (a
+ * hash of the chunk list or of the inline bytes, and the size).  For the
+ * kernel's page cache: kept across opens while the id stays. */
+uint64_t fsfile_content_id(struct fsfile *f);
 
 /* Attributes (st_ino and st_dev are the caller's). */
 void fsfile_stat(struct fsfile *f, struct stat *st);

@@ -1,6 +1,6 @@
 /*
  * fskv — the filesystem's objects in the store: reads and writes of file
- * objects, directory objects and chunks through the client library, the
+ * objects and directory objects through the client library, the
  * short caches in front of them, and the lock stripes that order the
  * changes this mount makes.
  *
@@ -33,8 +33,10 @@ struct fskv_opts {
 	const char *nodes;         /* node addresses, for user.dynamo.nodes */
 	uint64_t attr_ttl_ms;      /* file object cache */
 	uint64_t entry_ttl_ms;     /* directory cache */
-	uint32_t chunk_size;       /* for new generations */
+	uint32_t chunk_size;       /* for new files */
 	uint32_t inline_max;       /* largest file kept inline */
+	size_t cache_size;         /* bytes of content cached (fscache) */
+	uint64_t gc_grace_ms;      /* the nodes' collector grace (fsfile) */
 	uint32_t root_uid, root_gid; /* owner of a root never written */
 };
 
@@ -123,27 +125,6 @@ int fskv_dir_delete(struct fskv *kv, const char *path,
 void fskv_dir_forget(struct fskv *kv, const char *path);
 /* Forget every cached object at or below the directory path. */
 void fskv_forget_tree(struct fskv *kv, const char *path);
-
-/* ---- chunks ---- */
-
-/* Put chunk (gen, index) with len bytes; ctx/ctx_len: the context of an
- * earlier put of the same chunk (NULL for the first).  *nctx gets the new
- * context, mem_alloc'd. */
-int fskv_chunk_put(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
-                   uint32_t index, const uint8_t *ctx, size_t ctx_len,
-                   const void *data, size_t len, uint8_t **nctx,
-                   uint32_t *nctx_len);
-/* Read chunk (gen, index) into buf (cap bytes); *len gets its length.
- * -ESTALE when the chunk is gone. */
-int fskv_chunk_get(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
-                   uint32_t index, void *buf, size_t cap, size_t *len);
-int fskv_chunk_delete(struct fskv *kv, const uint8_t gen[FSOBJ_GEN_LEN],
-                      uint32_t index, const uint8_t *ctx, size_t ctx_len);
-/* Delete every chunk f names (best effort: failures are logged; a chunk
- * left behind is garbage, never a loss). */
-void fskv_chunks_release(struct fskv *kv, const struct fsobj_file *f);
-/* A fresh random generation. */
-void fskv_gen_new(uint8_t gen[FSOBJ_GEN_LEN]);
 
 /* ---- the rest ---- */
 

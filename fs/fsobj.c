@@ -3,9 +3,13 @@
  *
  *   attrs: u32 mode, u32 uid, u32 gid, 3 x (u64 sec, u32 nsec) for atime,
  *          mtime, ctime, u32 nxattr, nxattr x (blob name, blob value)
- *   file:  u8 'F', u8 1, attrs, u64 size, u8 layout,
+ *   file:  [reference header: the pages] u8 'F', u8 2, attrs, u64 size,
+ *          u8 layout,
  *          INLINE:  blob data (size bytes)
- *          CHUNKED: u32 chunk_size, gen[16], u32 nchunks, nchunks x blob ctx
+ *          CHUNKED: u32 chunk_size, u64 stored, u32 npages,
+ *                   npages x (u32 header index or 0, u64 stored)
+ *   page:  [reference header: the chunks] u8 'P', u8 2, u32 n,
+ *          n x (u32 header index or 0, u32 length)
  *   dir:   u8 'D', u8 1, attrs, u32 nent, nent x (blob name, u8 type,
  *          u64 actor, u64 counter), u32 nrm, nrm x (u64 actor, lo, hi)
  *
@@ -25,15 +29,16 @@
 #include "mem.h"
 
 #define FILE_MAGIC 'F'
+#define PAGE_MAGIC 'P'
 #define DIR_MAGIC  'D'
 #define FMT_V1     1
+#define FMT_FILE   2 /* file objects and pages: content in blobs */
 
-/* Smallest wire size of one xattr, dir entry, range, chunk: lets decoders
+/* Smallest wire size of one xattr, dir entry, range: lets decoders
  * refuse a huge count before allocating for it. */
 #define XATTR_MIN_WIRE (4 + 1 + 4)
 #define DENT_MIN_WIRE  (4 + 1 + 1 + 8 + 8)
 #define RANGE_WIRE     24
-#define CHUNK_MIN_WIRE 4
 
 /* ---- keys ---- */
 
@@ -51,14 +56,6 @@ fsobj_key_dir(struct buf *out, const char *path)
 	buf_put(out, path, strlen(path));
 }
 
-void
-fsobj_key_chunk(struct buf *out, const uint8_t gen[FSOBJ_GEN_LEN],
-                uint32_t index)
-{
-	buf_put_u8(out, 'C');
-	buf_put(out, gen, FSOBJ_GEN_LEN);
-	buf_put_u32(out, index);
-}
 
 /* ---- attributes ---- */
 
@@ -331,14 +328,6 @@ fsobj_file_init(struct fsobj_file *f)
 	fsobj_attr_init(&f->a);
 }
 
-static void
-chunks_free(struct fsobj_chunk *c, uint32_t n)
-{
-	for (uint32_t i = 0; c && i < n; i++)
-		mem_free(c[i].ctx);
-	mem_free(c);
-}
-
 void
 fsobj_file_fini(struct fsobj_file *f)
 {
@@ -346,7 +335,8 @@ fsobj_file_fini(struct fsobj_file *f)
 		return;
 	fsobj_attr_fini(&f->a);
 	mem_free(f->data);
-	chunks_free(f->chunks, f->nchunks);
+	mem_free(f->pages);
+	mem_free(f->pstored);
 	fsobj_file_init(f);
 }
 
@@ -354,7 +344,7 @@ int
 fsobj_file_copy(struct fsobj_file *dst, const struct fsobj_file *src)
 {
 	struct fsobj_file t;
-	int rc = -ENOMEM;
+	int rc;
 
 	if (dst == src)
 		return 0;
@@ -365,24 +355,17 @@ fsobj_file_copy(struct fsobj_file *dst, const struct fsobj_file *src)
 	t.size = src->size;
 	t.layout = src->layout;
 	t.chunk_size = src->chunk_size;
-	memcpy(t.gen, src->gen, sizeof(t.gen));
+	t.stored = src->stored;
 	if (src->layout == FSOBJ_INLINE && src->size > 0 &&
 	    !(t.data = mem_dup(src->data, (size_t)src->size)))
 		goto out;
-	if (src->nchunks > 0) {
-		t.chunks = mem_calloc(src->nchunks, sizeof(*t.chunks));
-		if (!t.chunks)
+	if (src->npages > 0) {
+		t.pages = mem_dup(src->pages, src->npages * sizeof(*t.pages));
+		t.pstored =
+		    mem_dup(src->pstored, src->npages * sizeof(*t.pstored));
+		if (!t.pages || !t.pstored)
 			goto out;
-		t.nchunks = src->nchunks;
-		for (uint32_t i = 0; i < src->nchunks; i++) {
-			const struct fsobj_chunk *c = &src->chunks[i];
-			if (!c->ctx)
-				continue;
-			t.chunks[i].ctx = mem_dup(c->ctx, c->ctx_len);
-			if (!t.chunks[i].ctx)
-				goto out;
-			t.chunks[i].ctx_len = c->ctx_len;
-		}
+		t.npages = src->npages;
 	}
 	fsobj_file_fini(dst);
 	*dst = t;
@@ -392,20 +375,127 @@ out:
 	return rc;
 }
 
-uint32_t
+uint64_t
 fsobj_nchunks(uint64_t size, uint32_t chunk_size)
 {
 	if (chunk_size == 0)
 		return 0;
-	uint64_t n = size / chunk_size + (size % chunk_size != 0);
+	return size / chunk_size + (size % chunk_size != 0);
+}
+
+uint32_t
+fsobj_npages(uint64_t size, uint32_t chunk_size)
+{
+	uint64_t n = fsobj_nchunks(size, chunk_size);
+	n = n / FSOBJ_PAGE_CHUNKS + (n % FSOBJ_PAGE_CHUNKS != 0);
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+uint64_t
+fsobj_file_max(uint32_t chunk_size)
+{
+	uint64_t max = (uint64_t)chunk_size * FSOBJ_PAGE_CHUNKS * FSOBJ_PAGES_MAX;
+	return max < FSOBJ_FILE_MAX ? max : FSOBJ_FILE_MAX;
+}
+
+/*
+ * The distinct references among refs[0..n) (none skipped), in order of
+ * first appearance, into uniq; idx[i] gets 1 + the position of refs[i] in
+ * uniq, or 0 for none.  A small open-addressing table keyed by the name's
+ * first bytes (uniform: they are MAC output).
+ */
+static int
+refs_index(const struct fsobj_ref *refs, uint32_t n, struct fsobj_ref *uniq,
+           uint32_t *nuniq, uint32_t *idx)
+{
+	uint32_t cap = 16;
+	while (cap < 2 * n)
+		cap *= 2;
+	uint32_t *tab = mem_calloc(cap, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	*nuniq = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (fsobj_ref_none(&refs[i])) {
+			idx[i] = 0;
+			continue;
+		}
+		uint32_t h = be_get_u32(refs[i].key + 1) & (cap - 1);
+		for (;; h = (h + 1) & (cap - 1)) {
+			uint32_t u = tab[h];
+			if (u == 0) {
+				uniq[*nuniq] = refs[i];
+				tab[h] = idx[i] = ++*nuniq;
+				break;
+			}
+			if (memcmp(uniq[u - 1].key, refs[i].key,
+			           BLOB_KEY_LEN) == 0) {
+				idx[i] = u;
+				break;
+			}
+		}
+	}
+	mem_free(tab);
+	return 0;
+}
+
+/* Header and per-entry indices for refs[0..n): the header goes to out,
+ * the indices to *idx (mem_alloc'd). */
+static int
+refs_header(const struct fsobj_ref *refs, uint32_t n, struct buf *out,
+            uint32_t **idx)
+{
+	struct fsobj_ref *uniq = mem_alloc((n ? n : 1) * sizeof(*uniq));
+	uint32_t nu = 0;
+	*idx = mem_alloc((n ? n : 1) * sizeof(**idx));
+	int rc = uniq && *idx ? refs_index(refs, n, uniq, &nu, *idx) : -ENOMEM;
+	if (rc == 0)
+		blob_refs_encode(out, uniq->key, nu);
+	mem_free(uniq);
+	if (rc != 0) {
+		mem_free(*idx);
+		*idx = NULL;
+		if (!out->err)
+			out->err = rc;
+	}
+	return rc;
+}
+
+/* The reference header at the start of p: its references and the rest. */
+static int
+refs_split(const void *p, size_t len, const uint8_t **refs, uint32_t *n,
+           struct rd *rest)
+{
+	size_t hdr;
+	int rc = blob_refs_parse(p, len, refs, n, &hdr);
+	if (rc == 0)
+		rd_init(rest, (const uint8_t *)p + hdr, len - hdr);
+	return rc;
+}
+
+/* Reference index i of a header with n references into r. */
+static int
+ref_at(const uint8_t *refs, uint32_t n, uint32_t i, uint8_t kind,
+       struct fsobj_ref *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (i == 0)
+		return 0;
+	if (i > n || refs[(size_t)(i - 1) * BLOB_REF_LEN] != kind)
+		return DYN_EBADMSG;
+	memcpy(r->key, refs + (size_t)(i - 1) * BLOB_REF_LEN, BLOB_KEY_LEN);
+	return 0;
 }
 
 void
 fsobj_file_encode(const struct fsobj_file *f, struct buf *out)
 {
+	uint32_t *idx = NULL;
+	if (f->layout == FSOBJ_CHUNKED &&
+	    refs_header(f->pages, f->npages, out, &idx) != 0)
+		return;
 	buf_put_u8(out, FILE_MAGIC);
-	buf_put_u8(out, FMT_V1);
+	buf_put_u8(out, FMT_FILE);
 	attr_encode(&f->a, out);
 	buf_put_u64(out, f->size);
 	buf_put_u8(out, f->layout);
@@ -414,10 +504,13 @@ fsobj_file_encode(const struct fsobj_file *f, struct buf *out)
 		return;
 	}
 	buf_put_u32(out, f->chunk_size);
-	buf_put(out, f->gen, FSOBJ_GEN_LEN);
-	buf_put_u32(out, f->nchunks);
-	for (uint32_t i = 0; i < f->nchunks; i++)
-		buf_put_blob(out, f->chunks[i].ctx, f->chunks[i].ctx_len);
+	buf_put_u64(out, f->stored);
+	buf_put_u32(out, f->npages);
+	for (uint32_t i = 0; i < f->npages; i++) {
+		buf_put_u32(out, idx[i]);
+		buf_put_u64(out, f->pstored[i]);
+	}
+	mem_free(idx);
 }
 
 static bool
@@ -426,21 +519,31 @@ mode_is_file(uint32_t mode)
 	return S_ISREG(mode) || S_ISLNK(mode);
 }
 
+/* The magic and format version every object starts with. */
+static int
+magic_check(struct rd *in, uint8_t want, uint8_t fmt)
+{
+	uint8_t magic, ver;
+	int rc;
+	if ((rc = rd_u8(in, &magic)) != 0 || (rc = rd_u8(in, &ver)) != 0)
+		return rc;
+	if (magic != want)
+		return DYN_EBADMSG;
+	return ver == fmt ? 0 : DYN_EPROTO;
+}
+
 int
 fsobj_file_decode(const void *p, size_t len, struct fsobj_file *out)
 {
 	struct rd in;
-	uint8_t magic, ver;
-	const uint8_t *b;
+	const uint8_t *b, *refs;
+	uint32_t nrefs;
 	size_t n;
 	int rc;
 
 	fsobj_file_fini(out);
-	rd_init(&in, p, len);
-	if ((rc = rd_u8(&in, &magic)) != 0 || (rc = rd_u8(&in, &ver)) != 0)
-		goto out;
-	rc = DYN_EBADMSG;
-	if (magic != FILE_MAGIC || ver != FMT_V1)
+	if ((rc = refs_split(p, len, &refs, &nrefs, &in)) != 0 ||
+	    (rc = magic_check(&in, FILE_MAGIC, FMT_FILE)) != 0)
 		goto out;
 	if ((rc = attr_decode(&in, &out->a)) != 0 ||
 	    (rc = rd_u64(&in, &out->size)) != 0 ||
@@ -450,7 +553,7 @@ fsobj_file_decode(const void *p, size_t len, struct fsobj_file *out)
 	if (!mode_is_file(out->a.mode))
 		goto out;
 	if (out->layout == FSOBJ_INLINE) {
-		if ((rc = rd_blob(&in, len, &b, &n)) != 0)
+		if (nrefs != 0 || (rc = rd_blob(&in, len, &b, &n)) != 0)
 			goto out;
 		rc = DYN_EBADMSG;
 		if (n != out->size)
@@ -460,37 +563,40 @@ fsobj_file_decode(const void *p, size_t len, struct fsobj_file *out)
 			goto out;
 		}
 	} else if (out->layout == FSOBJ_CHUNKED) {
-		uint32_t nc;
+		uint32_t np;
 		if ((rc = rd_u32(&in, &out->chunk_size)) != 0 ||
-		    (rc = rd_bytes(&in, FSOBJ_GEN_LEN, &b)) != 0 ||
-		    (rc = rd_u32(&in, &nc)) != 0)
+		    (rc = rd_u64(&in, &out->stored)) != 0 ||
+		    (rc = rd_u32(&in, &np)) != 0)
 			goto out;
 		rc = DYN_EBADMSG;
-		memcpy(out->gen, b, FSOBJ_GEN_LEN);
 		if (out->chunk_size < FSOBJ_CHUNK_MIN ||
 		    out->chunk_size > FSOBJ_CHUNK_MAX ||
-		    nc != fsobj_nchunks(out->size, out->chunk_size) ||
-		    nc == UINT32_MAX ||
-		    (size_t)nc * CHUNK_MIN_WIRE > rd_left(&in) ||
-		    S_ISLNK(out->a.mode))
+		    out->size > fsobj_file_max(out->chunk_size) ||
+		    np != fsobj_npages(out->size, out->chunk_size) ||
+		    (size_t)np * 12 != rd_left(&in) || S_ISLNK(out->a.mode))
 			goto out;
-		if (nc > 0 &&
-		    !(out->chunks = mem_calloc(nc, sizeof(*out->chunks)))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		out->nchunks = nc;
-		for (uint32_t i = 0; i < nc; i++) {
-			if ((rc = rd_blob(&in, FSOBJ_CTX_MAX, &b, &n)) != 0)
-				goto out;
-			if (n == 0)
-				continue;
-			if (!(out->chunks[i].ctx = mem_dup(b, n))) {
+		if (np > 0) {
+			out->pages = mem_calloc(np, sizeof(*out->pages));
+			out->pstored = mem_calloc(np, sizeof(*out->pstored));
+			if (!out->pages || !out->pstored) {
 				rc = -ENOMEM;
 				goto out;
 			}
-			out->chunks[i].ctx_len = (uint32_t)n;
 		}
+		out->npages = np;
+		uint64_t total = 0;
+		for (uint32_t i = 0; i < np; i++) {
+			uint32_t ri;
+			if ((rc = rd_u32(&in, &ri)) != 0 ||
+			    (rc = rd_u64(&in, &out->pstored[i])) != 0 ||
+			    (rc = ref_at(refs, nrefs, ri, BLOB_REFS,
+			                 &out->pages[i])) != 0)
+				goto out;
+			total += out->pstored[i];
+		}
+		rc = DYN_EBADMSG;
+		if (total != out->stored)
+			goto out;
 	} else {
 		goto out;
 	}
@@ -498,6 +604,92 @@ fsobj_file_decode(const void *p, size_t len, struct fsobj_file *out)
 out:
 	if (rc != 0)
 		fsobj_file_fini(out);
+	return rc;
+}
+
+/* ---- pages ---- */
+
+void
+fsobj_page_init(struct fsobj_page *pg)
+{
+	memset(pg, 0, sizeof(*pg));
+}
+
+void
+fsobj_page_fini(struct fsobj_page *pg)
+{
+	if (!pg)
+		return;
+	mem_free(pg->ref);
+	mem_free(pg->len);
+	fsobj_page_init(pg);
+}
+
+int
+fsobj_page_alloc(struct fsobj_page *pg, uint32_t n)
+{
+	fsobj_page_fini(pg);
+	if (n > FSOBJ_PAGE_CHUNKS)
+		return -EINVAL;
+	pg->ref = mem_calloc(n ? n : 1, sizeof(*pg->ref));
+	pg->len = mem_calloc(n ? n : 1, sizeof(*pg->len));
+	if (!pg->ref || !pg->len) {
+		fsobj_page_fini(pg);
+		return -ENOMEM;
+	}
+	pg->n = n;
+	return 0;
+}
+
+void
+fsobj_page_encode(const struct fsobj_page *pg, struct buf *out)
+{
+	uint32_t *idx = NULL;
+	if (refs_header(pg->ref, pg->n, out, &idx) != 0)
+		return;
+	buf_put_u8(out, PAGE_MAGIC);
+	buf_put_u8(out, FMT_FILE);
+	buf_put_u32(out, pg->n);
+	for (uint32_t i = 0; i < pg->n; i++) {
+		buf_put_u32(out, idx[i]);
+		buf_put_u32(out, idx[i] ? pg->len[i] : 0);
+	}
+	mem_free(idx);
+}
+
+int
+fsobj_page_decode(const void *p, size_t len, struct fsobj_page *out)
+{
+	struct rd in;
+	const uint8_t *refs;
+	uint32_t nrefs, n;
+	int rc;
+
+	fsobj_page_fini(out);
+	if ((rc = refs_split(p, len, &refs, &nrefs, &in)) != 0 ||
+	    (rc = magic_check(&in, PAGE_MAGIC, FMT_FILE)) != 0 ||
+	    (rc = rd_u32(&in, &n)) != 0)
+		goto out;
+	rc = DYN_EBADMSG;
+	if (n > FSOBJ_PAGE_CHUNKS || (size_t)n * 8 != rd_left(&in))
+		goto out;
+	if ((rc = fsobj_page_alloc(out, n)) != 0)
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t ri;
+		if ((rc = rd_u32(&in, &ri)) != 0 ||
+		    (rc = rd_u32(&in, &out->len[i])) != 0 ||
+		    (rc = ref_at(refs, nrefs, ri, BLOB_DATA, &out->ref[i])) != 0)
+			goto out;
+		rc = DYN_EBADMSG;
+		if ((ri == 0 && out->len[i] != 0) ||
+		    out->len[i] > FSOBJ_CHUNK_MAX)
+			goto out;
+		rc = 0;
+	}
+out:
+	if (rc != 0)
+		fsobj_page_fini(out);
 	return rc;
 }
 

@@ -8,13 +8,13 @@
  * Every decoder reads through a struct rd and checks every length, since the
  * bytes come from the network.
  *
- * Keys live in three namespaces that cannot collide:
+ * Keys live in namespaces that cannot collide:
  *   "F" path                  file or symlink object (paths start with '/')
  *   "D" path                  directory object ("D/" is the root)
- *   "C" gen[16] be32(index)   one chunk of a file's content
- * A chunk belongs to exactly one version of one file: the put that created
- * its generation (gen, drawn at random).  So when a put supersedes versions,
- * their chunks can be deleted without asking who else uses them.
+ *   'B' / 'R' name[32]        content: chunk blobs and chunk-list pages
+ *                             (common/blob.h), shared by every version that
+ *                             has the same bytes and reclaimed by the nodes'
+ *                             collector once nothing references them
  */
 #ifndef DYN_FSOBJ_H
 #define DYN_FSOBJ_H
@@ -24,16 +24,15 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "blob.h"
 #include "buf.h"
 #include "vclock.h"
 #include "vset.h"
 
-#define FSOBJ_GEN_LEN      16
 #define FSOBJ_NAME_MAX     255          /* one path component */
 #define FSOBJ_XNAME_MAX    255          /* xattr name */
 #define FSOBJ_XVALUE_MAX   (64u << 10)  /* one xattr value */
 #define FSOBJ_XATTRS_MAX   (256u << 10) /* all xattrs of one object */
-#define FSOBJ_CTX_MAX      512          /* = CONTEXT_MAX_LEN */
 #define FSOBJ_CHUNK_MIN    4096u
 #define FSOBJ_CHUNK_MAX    (8u << 20)
 #define FSOBJ_SIBLINGS_MAX VSET_MAX_VERSIONS
@@ -47,17 +46,15 @@ enum fsobj_type {
 
 enum fsobj_layout {
 	FSOBJ_INLINE = 0,  /* size bytes in data */
-	FSOBJ_CHUNKED = 1, /* nchunks chunks of chunk_size (last one short) */
+	FSOBJ_CHUNKED = 1, /* chunks of chunk_size in pages of blobs */
 };
 
 /* ---- keys ---- */
 
-/* Append the key of a file object, directory object or chunk to out
- * (errors are sticky in out, see buf_err). */
+/* Append the key of a file object or directory object to out (errors are
+ * sticky in out, see buf_err).  Content is in blobs (blob.h). */
 void fsobj_key_file(struct buf *out, const char *path);
 void fsobj_key_dir(struct buf *out, const char *path);
-void fsobj_key_chunk(struct buf *out, const uint8_t gen[FSOBJ_GEN_LEN],
-                     uint32_t index);
 
 /* ---- attributes (shared by files and directories) ---- */
 
@@ -99,20 +96,50 @@ int fsobj_xattr_list(const struct fsobj_attr *a, char *out, size_t cap);
 
 /* ---- file objects ---- */
 
-struct fsobj_chunk {
-	uint8_t *ctx; /* context of the chunk's put (owned); NULL: a hole */
-	uint32_t ctx_len;
+/*
+ * A chunked file's content is a list of chunks, each a data blob
+ * (common/blob.h) named by its bytes, or a hole (no blob: zeros).  The list
+ * is cut in pages of FSOBJ_PAGE_CHUNKS entries; each page is a reference
+ * blob (or none, when all its chunks are holes), and the file object names
+ * its pages.  So a version that changes one chunk writes that chunk, one
+ * page and the object; every unchanged chunk and page is shared, by name,
+ * with the versions, siblings and copies that have the same bytes.  A chunk
+ * blob holds at most chunk_size bytes; bytes past its length read as zeros
+ * (the last chunk of a file is short).
+ */
+#define FSOBJ_PAGE_CHUNKS 4096
+#define FSOBJ_PAGES_MAX   65536 /* pages of one file */
+#define FSOBJ_FILE_MAX    (16ull << 40) /* like ext4 with 4 KiB blocks */
+
+/* A blob's key, or all zeros for none. */
+struct fsobj_ref {
+	uint8_t key[BLOB_KEY_LEN];
 };
+
+static inline bool
+fsobj_ref_none(const struct fsobj_ref *r)
+{
+	return r->key[0] == 0;
+}
 
 struct fsobj_file {
 	struct fsobj_attr a; /* a.mode says regular file or symlink */
 	uint64_t size;
 	uint8_t layout;
 	uint8_t *data; /* INLINE: size bytes (symlink: the target); owned */
-	uint32_t chunk_size;
-	uint8_t gen[FSOBJ_GEN_LEN];
-	uint32_t nchunks; /* CHUNKED: ceil(size / chunk_size) */
-	struct fsobj_chunk *chunks;
+	uint32_t chunk_size; /* CHUNKED: */
+	uint64_t stored;     /* bytes in the chunk blobs (st_blocks) */
+	uint32_t npages;     /* fsobj_npages(size, chunk_size) */
+	struct fsobj_ref *pages; /* one per page (none: all holes) */
+	uint64_t *pstored;   /* stored bytes of each page's chunks */
+};
+
+/* One page of a chunk list: n entries (at most FSOBJ_PAGE_CHUNKS), each a
+ * chunk blob (or none) and its length. */
+struct fsobj_page {
+	uint32_t n;
+	struct fsobj_ref *ref;
+	uint32_t *len;
 };
 
 void fsobj_file_init(struct fsobj_file *f);
@@ -120,15 +147,30 @@ void fsobj_file_fini(struct fsobj_file *f);
 /* Deep copy; dst must be initialised.  On error dst is unchanged. */
 int fsobj_file_copy(struct fsobj_file *dst, const struct fsobj_file *src);
 
-/* Number of chunks of size bytes. */
-uint32_t fsobj_nchunks(uint64_t size, uint32_t chunk_size);
+/* Number of chunks of size bytes, and of pages of their list. */
+uint64_t fsobj_nchunks(uint64_t size, uint32_t chunk_size);
+uint32_t fsobj_npages(uint64_t size, uint32_t chunk_size);
+/* The largest file with this chunk size (FSOBJ_FILE_MAX, or less for small
+ * chunks: the object may name FSOBJ_PAGES_MAX pages). */
+uint64_t fsobj_file_max(uint32_t chunk_size);
 
-/* Encoding: 'F' version attrs size layout then inline bytes or
- * (chunk_size gen nchunks ctx*). */
+/* Encoding (format 2): a reference header naming the pages (blob.h), then
+ * 'F' 2 attrs size layout, then the inline bytes or (chunk_size stored
+ * npages, per page: u32 index in the header (0: none) and u64 stored). */
 void fsobj_file_encode(const struct fsobj_file *f, struct buf *out);
-/* DYN_EBADMSG on anything inconsistent; out must be initialised and is
- * left initialised (empty) on error.  Values are copied. */
+/* DYN_EBADMSG on anything inconsistent, DYN_EPROTO for another format
+ * version; out must be initialised and is left initialised (empty) on
+ * error.  Values are copied. */
 int fsobj_file_decode(const void *p, size_t len, struct fsobj_file *out);
+
+void fsobj_page_init(struct fsobj_page *pg);
+void fsobj_page_fini(struct fsobj_page *pg);
+/* n entries, all holes. */
+int fsobj_page_alloc(struct fsobj_page *pg, uint32_t n);
+/* A reference header naming its chunks, then 'P' 2 u32 n, per entry u32
+ * index in the header (0: hole) and u32 length. */
+void fsobj_page_encode(const struct fsobj_page *pg, struct buf *out);
+int fsobj_page_decode(const void *p, size_t len, struct fsobj_page *out);
 
 /* ---- directory objects ---- */
 

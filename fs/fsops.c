@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,11 +45,23 @@
 #define XA_NODES    "user.dynamo.nodes"
 #define TOTAL_BYTES (1ull << 40) /* statfs: the node's default map cap */
 
+/* What the kernel's page cache holds for a path: the content id of the
+ * version it cached (fsfile_content_id), in a small direct-mapped table.
+ * An open that finds the same id keeps the cache (keep_cache); any other
+ * id, or a path that lost its slot, makes the kernel drop it. */
+#define KC_SLOTS 4096
+struct kc_slot {
+	uint64_t path; /* hash of the path */
+	uint64_t id;
+};
+
 struct fs {
 	struct fsops_config *cfg;
 	struct dyn_client *cl;
 	struct fskv *kv;
 	struct fsfile_tab *tab;
+	pthread_mutex_t kc_mu;
+	struct kc_slot kc[KC_SLOTS];
 };
 
 enum fh_kind { FH_FILE = 1, FH_VIEW = 2 };
@@ -269,6 +282,39 @@ stat_res(const struct res *r, const char *path, struct stat *st)
 
 /* ---- init and teardown ---- */
 
+/*
+ * The collector's grace period (the shortest any node reports): a version
+ * may name only blobs seen stored less than half that ago (fsfile.c).  A
+ * node that does not answer now is assumed to use the default; one that
+ * collects nothing ("off") does not count.
+ */
+static uint64_t
+cluster_grace_ms(struct dyn_client *cl, size_t nnodes)
+{
+	uint64_t grace = UINT64_MAX / 4;
+	bool any = false;
+	for (size_t i = 0; i < nnodes; i++) {
+		struct dyn_status st;
+		if (dyn_status(cl, i, &st) != 0)
+			continue;
+		const char *p = st.stats ? strstr(st.stats, "gc_grace_ms=") : NULL;
+		if (p) {
+			uint64_t g = strtoull(p + 12, NULL, 10);
+			any = true;
+			if (g > 0 && g < grace)
+				grace = g;
+		}
+		dyn_status_fini(&st);
+	}
+	if (!any) {
+		LOG_WARN("no node told its collector's grace period: "
+		         "assuming %u s",
+		         FSOPS_GRACE_DEFAULT_S);
+		grace = (uint64_t)FSOPS_GRACE_DEFAULT_S * 1000;
+	}
+	return grace;
+}
+
 static void *
 op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
@@ -282,15 +328,13 @@ op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->nullpath_ok = 0;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* Requests as large as a chunk (up to 1 MiB): fewer round trips
-	 * through the kernel for big files. */
-	conn->max_write =
-	    c->chunk_size < (1u << 20) ? c->chunk_size : 1u << 20;
-	if (conn->max_readahead < conn->max_write)
-		conn->max_readahead = conn->max_write;
+	/* Big requests (1 MiB): fewer round trips through the kernel. */
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
 	if (!fs)
 		goto fail;
 	fs->cfg = c;
+	pthread_mutex_init(&fs->kc_mu, NULL);
 	struct dyn_client_opts co = {
 	    .nodes = (const char *const *)c->nodes,
 	    .nnodes = c->nnodes,
@@ -306,6 +350,8 @@ op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	    .entry_ttl_ms = (uint64_t)(cfg->entry_timeout * 1000),
 	    .chunk_size = c->chunk_size,
 	    .inline_max = c->inline_max,
+	    .cache_size = c->cache_size,
+	    .gc_grace_ms = cluster_grace_ms(fs->cl, c->nnodes),
 	    .root_uid = getuid(),
 	    .root_gid = getgid(),
 	};
@@ -337,6 +383,7 @@ op_destroy(void *p)
 	fsfile_tab_free(fs->tab);
 	fskv_free(fs->kv);
 	dyn_client_free(fs->cl);
+	pthread_mutex_destroy(&fs->kc_mu);
 	mem_free(fs);
 }
 
@@ -946,6 +993,42 @@ op_mknod(const char *path, mode_t mode, dev_t dev)
 	return rc;
 }
 
+static uint64_t
+path_hash(const char *p)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	return h;
+}
+
+/* Does the kernel cache what id names for path?  It will from now on. */
+static int
+kc_check(struct fs *fs, const char *path, uint64_t id)
+{
+	uint64_t h = path_hash(path);
+	struct kc_slot *k = &fs->kc[h % KC_SLOTS];
+	pthread_mutex_lock(&fs->kc_mu);
+	int keep = k->path == h && k->id == id;
+	k->path = h;
+	k->id = id;
+	pthread_mutex_unlock(&fs->kc_mu);
+	return keep;
+}
+
+/* This mount changed path from id old to id new: the kernel's cache saw
+ * every write, so it holds the new content if it held the old one. */
+static void
+kc_update(struct fs *fs, const char *path, uint64_t old, uint64_t id)
+{
+	uint64_t h = path_hash(path);
+	struct kc_slot *k = &fs->kc[h % KC_SLOTS];
+	pthread_mutex_lock(&fs->kc_mu);
+	if (k->path == h && k->id == old)
+		k->id = id;
+	pthread_mutex_unlock(&fs->kc_mu);
+}
+
 static int
 op_open(const char *path, struct fuse_file_info *fi)
 {
@@ -970,6 +1053,8 @@ op_open(const char *path, struct fuse_file_info *fi)
 			rc = fsfile_truncate(f, 0);
 			fsfile_replace(f);
 		}
+		if (rc == 0)
+			fi->keep_cache = kc_check(fs, path, fsfile_content_id(f));
 	}
 	res_fini(&r);
 	if (rc == 0)
@@ -1012,10 +1097,13 @@ static int
 op_flush(const char *path, struct fuse_file_info *fi)
 {
 	struct fh *h = fh_of(fi);
-	(void)path;
 	if (h->kind != FH_FILE)
 		return 0;
-	return fskv_errno(fsfile_flush(h->f));
+	uint64_t old = fsfile_content_id(h->f);
+	int rc = fsfile_flush(h->f);
+	if (rc == 0)
+		kc_update(fs_get(), path, old, fsfile_content_id(h->f));
+	return fskv_errno(rc);
 }
 
 static int
@@ -1023,6 +1111,27 @@ op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
 	(void)datasync;
 	return op_flush(path, fi);
+}
+
+/* Whole chunks are shared by reference (cp writes no content); the rest
+ * is copied. */
+static ssize_t
+op_copy_file_range(const char *path_in, struct fuse_file_info *fi_in,
+                   off_t off_in, const char *path_out,
+                   struct fuse_file_info *fi_out, off_t off_out, size_t len,
+                   int flags)
+{
+	struct fh *hi = fh_of(fi_in), *ho = fh_of(fi_out);
+	(void)path_in;
+	(void)path_out;
+	if (flags != 0 || off_in < 0 || off_out < 0)
+		return -EINVAL;
+	if (ho->kind != FH_FILE)
+		return -EBADF;
+	if (hi->kind != FH_FILE)
+		return -EOPNOTSUPP; /* the kernel falls back to read/write */
+	return fskv_errno(fsfile_copy_range(hi->f, (uint64_t)off_in, ho->f,
+	                                    (uint64_t)off_out, len));
 }
 
 static int
@@ -1123,8 +1232,6 @@ op_symlink(const char *target, const char *path)
 	}
 	if ((rc = fskv_file_put(fs->kv, path, &s->ctx, 1, &nf, NULL)) != 0)
 		goto out;
-	for (uint32_t i = 0; i < s->vs.n; i++)
-		fskv_chunks_release(fs->kv, &s->f[i]);
 	rc = dir_add(fs, parent, name, FSOBJ_T_LNK, NULL);
 out:
 	fskv_unlock(fs->kv, &l);
@@ -1507,6 +1614,7 @@ static const struct fuse_operations ops = {
     .statfs = op_statfs,
     .flush = op_flush,
     .release = op_release,
+    .copy_file_range = op_copy_file_range,
     .fsync = op_fsync,
     .setxattr = op_setxattr,
     .getxattr = op_getxattr,

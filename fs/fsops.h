@@ -32,8 +32,13 @@ struct fsops_config {
 	int timeout_ms;      /* per request and node */
 	uint32_t chunk_size; /* bytes per chunk */
 	uint32_t inline_max; /* largest file stored inline */
+	uint32_t cache_size; /* bytes of content cached */
 	int init_failed;     /* set by init when the client could not start */
 };
+
+/* The collector's grace period assumed when no node tells it (the nodes'
+ * default: an hour). */
+#define FSOPS_GRACE_DEFAULT_S 3600
 
 /* The operations; private_data of fuse_main must be the fsops_config. */
 const struct fuse_operations *fsops_operations(void);

@@ -35,10 +35,8 @@ static void
 test_keys(void **state)
 {
 	struct buf b;
-	uint8_t gen[FSOBJ_GEN_LEN];
 
 	(void)state;
-	memset(gen, 0xab, sizeof(gen));
 	buf_init(&b);
 	fsobj_key_file(&b, "/a/b");
 	assert_int_equal(b.len, 5);
@@ -46,12 +44,6 @@ test_keys(void **state)
 	buf_reset(&b);
 	fsobj_key_dir(&b, "/");
 	assert_memory_equal(b.data, "D/", 2);
-	buf_reset(&b);
-	fsobj_key_chunk(&b, gen, 0x01020304);
-	assert_int_equal(b.len, 1 + 16 + 4);
-	assert_int_equal(b.data[0], 'C');
-	assert_int_equal(b.data[17], 1);
-	assert_int_equal(b.data[20], 4);
 	buf_fini(&b);
 }
 
@@ -166,6 +158,13 @@ test_file_inline(void **state)
 }
 
 static void
+ref_fill(struct fsobj_ref *r, uint8_t kind, uint8_t v)
+{
+	memset(r->key, v, sizeof(r->key));
+	r->key[0] = kind;
+}
+
+static void
 test_file_chunked(void **state)
 {
 	struct fsobj_file f, g;
@@ -176,49 +175,128 @@ test_file_chunked(void **state)
 	fsobj_file_init(&g);
 	sample_attr(&f.a, S_IFREG | 0644);
 	f.layout = FSOBJ_CHUNKED;
-	f.chunk_size = 1u << 20;
-	f.size = (3ull << 20) + 1;
-	assert_int_equal(fsobj_nchunks(f.size, f.chunk_size), 4);
-	assert_int_equal(fsobj_nchunks(0, f.chunk_size), 0);
-	assert_int_equal(fsobj_nchunks(1u << 20, f.chunk_size), 1);
-	memset(f.gen, 7, sizeof(f.gen));
-	f.nchunks = 4;
-	f.chunks = test_calloc(4, sizeof(*f.chunks));
-	f.chunks[0].ctx = mem_dup("ctx0", 4);
-	f.chunks[0].ctx_len = 4;
-	f.chunks[3].ctx = mem_dup("ctx3!", 5);
-	f.chunks[3].ctx_len = 5; /* 1 and 2 are holes */
+	f.chunk_size = 4096;
+	/* Three pages and a bit: page 1 all holes, pages 0 and 3 the same
+	 * blob (named once in the header). */
+	f.size = 3ull * FSOBJ_PAGE_CHUNKS * 4096 + 1;
+	assert_int_equal(fsobj_nchunks(f.size, 4096),
+	                 3 * FSOBJ_PAGE_CHUNKS + 1);
+	assert_int_equal(fsobj_nchunks(0, 4096), 0);
+	assert_int_equal(fsobj_npages(f.size, 4096), 4);
+	assert_int_equal(fsobj_npages(4096, 4096), 1);
+	f.npages = 4;
+	f.pages = test_calloc(4, sizeof(*f.pages));
+	f.pstored = test_calloc(4, sizeof(*f.pstored));
+	ref_fill(&f.pages[0], BLOB_REFS, 1);
+	ref_fill(&f.pages[2], BLOB_REFS, 2);
+	ref_fill(&f.pages[3], BLOB_REFS, 1);
+	f.pstored[0] = 100;
+	f.pstored[2] = 7;
+	f.pstored[3] = 100;
+	f.stored = 207;
+	buf_init(&b);
+	fsobj_file_encode(&f, &b);
+	assert_int_equal(buf_err(&b), 0);
+	/* The header names the two distinct pages. */
+	const uint8_t *refs;
+	uint32_t n;
+	size_t hdr;
+	assert_int_equal(blob_refs_parse(b.data, b.len, &refs, &n, &hdr), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), 0);
+	assert_int_equal(g.layout, FSOBJ_CHUNKED);
+	assert_int_equal(g.npages, 4);
+	assert_int_equal(g.stored, 207);
+	assert_true(fsobj_ref_none(&g.pages[1]));
+	assert_memory_equal(g.pages[3].key, f.pages[0].key, BLOB_KEY_LEN);
+	assert_memory_equal(g.pages[2].key, f.pages[2].key, BLOB_KEY_LEN);
+	for (size_t k = 0; k < b.len; k++)
+		assert_int_not_equal(fsobj_file_decode(b.data, k, &g), 0);
+
+	/* Stored bytes that disagree with the pages', a page count that
+	 * disagrees with the size, a page that is a data blob. */
+	f.stored = 1;
+	buf_reset(&b);
+	fsobj_file_encode(&f, &b);
+	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EBADMSG);
+	f.stored = 207;
+	f.size = 100ull << 20;
+	buf_reset(&b);
+	fsobj_file_encode(&f, &b);
+	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EBADMSG);
+	f.size = 3ull * FSOBJ_PAGE_CHUNKS * 4096 + 1;
+	f.pages[2].key[0] = BLOB_DATA;
+	buf_reset(&b);
+	fsobj_file_encode(&f, &b);
+	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EBADMSG);
+	f.pages[2].key[0] = BLOB_REFS;
+	/* A chunk size out of range; a size past the largest file. */
+	f.chunk_size = 1024;
+	buf_reset(&b);
+	fsobj_file_encode(&f, &b);
+	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EBADMSG);
+	assert_true(fsobj_file_max(4096) < FSOBJ_FILE_MAX);
+	assert_int_equal(fsobj_file_max(1u << 20), FSOBJ_FILE_MAX);
+	fsobj_file_fini(&g);
+	fsobj_file_fini(&f);
+	buf_fini(&b);
+}
+
+/* An object of another format version is refused, never misread. */
+static void
+test_file_version(void **state)
+{
+	struct fsobj_file f, g;
+	struct buf b;
+
+	(void)state;
+	fsobj_file_init(&f);
+	fsobj_file_init(&g);
+	sample_attr(&f.a, S_IFREG | 0644);
 	buf_init(&b);
 	fsobj_file_encode(&f, &b);
 	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), 0);
-	assert_int_equal(g.layout, FSOBJ_CHUNKED);
-	assert_int_equal(g.nchunks, 4);
-	assert_null(g.chunks[1].ctx);
-	assert_int_equal(g.chunks[3].ctx_len, 5);
-	assert_memory_equal(g.chunks[3].ctx, "ctx3!", 5);
-	assert_memory_equal(g.gen, f.gen, FSOBJ_GEN_LEN);
-	for (size_t n = 0; n < b.len; n++)
-		assert_int_equal(fsobj_file_decode(b.data, n, &g),
-		                 DYN_EBADMSG);
-
-	/* A chunk count that disagrees with the size. */
-	f.size = 10ull << 20;
-	buf_reset(&b);
-	fsobj_file_encode(&f, &b);
-	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EBADMSG);
-	/* A chunk size out of range. */
-	f.size = 4 * 4096;
-	f.chunk_size = 4096;
-	buf_reset(&b);
-	fsobj_file_encode(&f, &b);
-	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), 0);
-	f.chunk_size = 1024;
-	f.size = 4 * 1024;
-	buf_reset(&b);
-	fsobj_file_encode(&f, &b);
-	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EBADMSG);
+	b.data[1] = 1; /* format 1: chunks under generations */
+	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EPROTO);
 	fsobj_file_fini(&g);
 	fsobj_file_fini(&f);
+	buf_fini(&b);
+}
+
+static void
+test_page(void **state)
+{
+	struct fsobj_page p, q;
+	struct buf b;
+
+	(void)state;
+	fsobj_page_init(&p);
+	fsobj_page_init(&q);
+	assert_int_equal(fsobj_page_alloc(&p, FSOBJ_PAGE_CHUNKS + 1), -EINVAL);
+	assert_int_equal(fsobj_page_alloc(&p, 5), 0);
+	ref_fill(&p.ref[0], BLOB_DATA, 9);
+	p.len[0] = 4096;
+	ref_fill(&p.ref[2], BLOB_DATA, 8);
+	p.len[2] = 10;
+	ref_fill(&p.ref[4], BLOB_DATA, 9); /* the same as 0 */
+	p.len[4] = 4096;
+	buf_init(&b);
+	fsobj_page_encode(&p, &b);
+	assert_int_equal(fsobj_page_decode(b.data, b.len, &q), 0);
+	assert_int_equal(q.n, 5);
+	assert_true(fsobj_ref_none(&q.ref[1]) && q.len[1] == 0);
+	assert_true(fsobj_ref_none(&q.ref[3]));
+	assert_memory_equal(q.ref[4].key, p.ref[0].key, BLOB_KEY_LEN);
+	assert_int_equal(q.len[2], 10);
+	for (size_t k = 0; k < b.len; k++)
+		assert_int_not_equal(fsobj_page_decode(b.data, k, &q), 0);
+	/* A page's chunk cannot be a page. */
+	p.ref[2].key[0] = BLOB_REFS;
+	buf_reset(&b);
+	fsobj_page_encode(&p, &b);
+	assert_int_equal(fsobj_page_decode(b.data, b.len, &q), DYN_EBADMSG);
+	fsobj_page_fini(&p);
+	fsobj_page_fini(&q);
 	buf_fini(&b);
 }
 
@@ -237,7 +315,7 @@ test_file_hostile_counts(void **state)
 	buf_init(&b);
 	fsobj_file_encode(&f, &b);
 	/* nxattr sits after magic, version, mode, uid, gid, 3 times. */
-	size_t at = 2 + 12 + 36;
+	size_t at = 2 + 12 + 36; /* inline: no reference header */
 	be_put_u32(b.data + at, 0xffffffffu);
 	testmem_fail_after(0);
 	mem_set_allocator(&testmem_failing);
@@ -643,6 +721,8 @@ main(void)
 	    T(test_xattrs),
 	    T(test_file_inline),
 	    T(test_file_chunked),
+	    T(test_file_version),
+	    T(test_page),
 	    T(test_file_hostile_counts),
 	    T(test_dir_basic),
 	    T(test_dir_compact),

@@ -1,13 +1,15 @@
 /*
  * fuzz_seeds DIR — write a seed corpus for the fuzz targets into
- * DIR/wire, DIR/context and DIR/record: valid inputs made with the
- * targets' fixed key, so mutation starts from messages that get through.
+ * DIR/wire, DIR/context, DIR/record and DIR/bloom: valid inputs made with
+ * the targets' fixed key, so mutation starts from messages that get
+ * through.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bloom.h"
 #include "context.h"
 #include "fuzz.h"
 #include "store.h"
@@ -141,6 +143,26 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
+static int
+bloom_seeds(const char *dir, struct buf *b)
+{
+	struct bloom *f = NULL;
+	uint8_t name[BLOOM_NAME_LEN] = {0};
+	int rc = bloom_new(0, 0x0123456789abcdefull, &f);
+
+	for (int i = 0; rc == 0 && i < 100; i++) {
+		name[0] = (uint8_t)i;
+		bloom_add(f, name);
+	}
+	if (rc == 0) {
+		buf_reset(b);
+		bloom_encode(f, b);
+		rc = write_seed(dir, "bloom", 0, b);
+	}
+	bloom_free(f);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -157,8 +179,9 @@ main(int argc, char **argv)
 	}
 	buf_init(&b);
 	if ((rc = wire_seeds(argv[1], &b)) == 0 &&
-	    (rc = context_seeds(argv[1], &b)) == 0)
-		rc = record_seeds(argv[1], &b);
+	    (rc = context_seeds(argv[1], &b)) == 0 &&
+	    (rc = record_seeds(argv[1], &b)) == 0)
+		rc = bloom_seeds(argv[1], &b);
 	buf_fini(&b);
 	if (rc != 0) {
 		fprintf(stderr, "fuzz_seeds: %s\n", strerror(-rc));

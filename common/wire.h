@@ -61,6 +61,8 @@ enum wire_type {
 	WIRE_PURGE_RESP,       /* F_KEYS: how many were deleted */
 	WIRE_REMOVE_REQ,       /* F_NAME: a dead member, out of the ring */
 	WIRE_REMOVE_RESP,
+	WIRE_GC_FILTER_REQ,  /* F_SEED: this node's blob references (gc.c) */
+	WIRE_GC_FILTER_RESP, /* F_EPOCH F_GRACE F_BADREFS [F_BLOOM] */
 	WIRE_TYPE_END,
 };
 
@@ -96,6 +98,10 @@ enum wire_tag {
 	F_EPOCH,      /* u64 ring epoch; UINT64_MAX while a plan is pending */
 	F_HINTMIN,    /* u64 oldest version time (ms) in any hint; or max */
 	F_STRAYS,     /* u64 records held outside the node's partitions */
+	F_SEED,       /* u64 a GC round's Bloom filter seed */
+	F_BLOOM,      /* a Bloom filter encoding (common/bloom.h) */
+	F_GRACE,      /* u64 the node's GC grace period (ms); max: GC off */
+	F_BADREFS,    /* u64 values whose reference header is malformed */
 };
 
 /* Request flags (F_FLAGS). */

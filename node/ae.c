@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "blob.h"
 #include "err.h"
 #include "gossip.h"
 #include "log.h"
@@ -224,6 +225,7 @@ put_leaf_hashes(const struct merkle *t, struct buf *out)
 /* ---- records of leaves --------------------------------------------- */
 
 struct collect {
+	struct store *s;
 	struct buf *out;
 	uint32_t count;
 	bool full;
@@ -236,6 +238,12 @@ collect_one(const struct keypos *pos, const uint8_t *key, size_t klen,
 {
 	(void)pos;
 	struct collect *c = arg;
+	struct store_mark mark;
+	/* A condemned blob is not handed on (gc.h): a replica that deleted
+	 * it would take it back and the two could trade it for ever. */
+	if (blob_is_key(key, klen) &&
+	    store_gc_mark_get(c->s, key, klen, &mark) == 0)
+		return 0;
 	buf_reset(&c->rec);
 	store_record_encode(key, klen, set, &c->rec);
 	if (buf_err(&c->rec))
@@ -258,7 +266,7 @@ put_records(struct node *n, const struct merkle *t, const uint32_t *leaves,
 	size_t at = wire_begin_field(out, F_RECORDS);
 	size_t count_at = out->len;
 	buf_put_u32(out, 0);
-	struct collect c = {.out = out};
+	struct collect c = {.s = n->store, .out = out};
 	buf_init(&c.rec);
 	int rc = 0;
 	for (uint32_t i = 0; i < nl && !c.full && rc >= 0; i++) {

@@ -48,6 +48,10 @@ usage(FILE *f)
 	    "  --tombstone-grace MS|off  a delete's tombstone is purged once\n"
 	    "                       every replica has it and it is MS old\n"
 	    "                       (default 3600000: an hour); off keeps them\n"
+	    "  --gc-interval MS     blob garbage collection round (default 60000)\n"
+	    "  --gc-grace MS|off    a blob no value references is deleted MS after\n"
+	    "                       it was first found so (default 3600000, at\n"
+	    "                       least 100; the same on every node); off: never\n"
 	    "  --ready-file FILE    write the listen address here once serving\n"
 	    "  --log-level LEVEL    debug, info, warn or error (default info)\n");
 }
@@ -95,7 +99,7 @@ main(int argc, char **argv)
 		O_NAME = 256, O_LISTEN, O_DATA, O_KEY, O_NOFSYNC, O_NOGROUP,
 		O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
 		O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
-		O_AE, O_GRACE,
+		O_AE, O_GRACE, O_GC, O_GCGRACE,
 	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, O_NAME},
@@ -120,6 +124,8 @@ main(int argc, char **argv)
 		{"gossip-interval", required_argument, NULL, O_GOSSIP},
 		{"ae-interval", required_argument, NULL, O_AE},
 		{"tombstone-grace", required_argument, NULL, O_GRACE},
+		{"gc-interval", required_argument, NULL, O_GC},
+		{"gc-grace", required_argument, NULL, O_GCGRACE},
 		{NULL, 0, NULL, 0},
 	};
 	struct node_config cfg;
@@ -171,6 +177,27 @@ main(int argc, char **argv)
 				return 1;
 			}
 			cfg.tomb_grace_ms = (int64_t)v;
+			break;
+		case O_GC:
+			if (parse_u64(optarg, &v) != 0 || v == 0 ||
+			    v > 86400000) {
+				fprintf(stderr, "dynamod: bad --gc-interval\n");
+				return 1;
+			}
+			cfg.gc_ms = (int)v;
+			break;
+		case O_GCGRACE:
+			if (strcmp(optarg, "off") == 0) {
+				cfg.gc_grace_ms = -1;
+				break;
+			}
+			/* A round may take grace/4: below 100 ms, none could. */
+			if (parse_u64(optarg, &v) != 0 || v < 100 ||
+			    v > 366ull * 86400 * 1000) {
+				fprintf(stderr, "dynamod: bad --gc-grace\n");
+				return 1;
+			}
+			cfg.gc_grace_ms = (int64_t)v;
 			break;
 		case O_PARTS:
 		case O_N:

@@ -31,6 +31,9 @@ struct node_config {
 	int gossip_ms;        /* gossip round (0: 1000) */
 	int ae_ms;            /* a partition per this many ms (-1: off) */
 	int64_t tomb_grace_ms; /* tombstones purged after (-1: never) */
+	int gc_ms;            /* a blob GC round every this many ms */
+	int64_t gc_grace_ms;  /* blobs deleted this long after condemned
+	                         (-1: no blob GC) */
 };
 
 struct node;

@@ -16,6 +16,7 @@ struct rpc_pool;
 struct xfer;
 struct handoff;
 struct ae;
+struct gc;
 
 struct node {
 	struct node_config cfg;
@@ -31,6 +32,7 @@ struct node {
 	struct xfer *xfer;
 	struct handoff *handoff;
 	struct ae *ae;
+	struct gc *gc; /* NULL: blob GC off */
 	pthread_mutex_t fault_lock; /* the injected faults below */
 	char blocked[16][64];       /* nodes this one is cut off from */
 	size_t nblocked;

@@ -15,6 +15,9 @@
  * Hints are records like objects in their own database: store_hint_add,
  * store_hint_remove and store_delete_if are updates with apply functions
  * of this file (merge; delete if contained), so they share the batches.
+ * The collector's operations on condemn marks (gc) are requests of their
+ * own kind in the same batches; the touch rule (store.h) is applied by
+ * writer_apply to every update of a blob key in objects.
  *
  * Why a rwlock around read transactions: mdb_env_set_mapsize remaps the
  * file, so no transaction may be live in this process while the map grows.
@@ -36,6 +39,7 @@
 #include <lmdb.h>
 #include <openssl/evp.h>
 
+#include "blob.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -49,6 +53,7 @@
 #define STORE_HASH_LEN 32 /* SHA-256 */
 #define META_NAME_MAX  64
 #define META_VALUE_MAX 4096
+#define MARK_LEN       16 /* u64 condemned_at, u64 bytes */
 /* LMDB 0.9's compiled-in key limit; the runtime one may only be smaller. */
 #define DKEY_MAX 511
 
@@ -59,7 +64,7 @@ _Static_assert(STORE_TARGET_MAX <= UINT8_MAX, "target length is one byte");
 _Static_assert(1 + STORE_TARGET_MAX + STORE_HINT_PREFIX == STORE_KEY_PREFIX,
                "hint keys fit where object keys do");
 
-enum req_kind { REQ_UPDATE, REQ_META };
+enum req_kind { REQ_UPDATE, REQ_META, REQ_GC };
 
 /* A queued write.  Lives on the caller's stack until done is set. */
 struct store_req {
@@ -74,6 +79,8 @@ struct store_req {
 	void *arg;
 	const void *val; /* REQ_META */
 	size_t vlen;
+	enum store_gc_kind gc; /* REQ_GC */
+	uint64_t condemned_at;
 	int rc;
 	bool failed; /* rc is final: not retried with the batch */
 	bool done;
@@ -85,6 +92,7 @@ struct store {
 	MDB_dbi objects;
 	MDB_dbi hints;
 	MDB_dbi meta;
+	MDB_dbi gc;
 	size_t maxkey; /* data keys longer than this are hashed */
 	bool fsync;
 	uint32_t max_batch;
@@ -351,6 +359,19 @@ log_bad_hint(const MDB_val *dk, const MDB_val *v, int rc)
 	}
 	LOG_ERROR("store: hint for %s at %s (%zu bytes) left as it is: %s",
 	          name, hex, v->mv_size, dyn_strerror(rc));
+}
+
+/* A mark as stored; false when it has the wrong size (logged). */
+static bool
+mark_decode(const MDB_val *v, struct store_mark *out)
+{
+	if (v->mv_size != MARK_LEN) {
+		LOG_ERROR("store: condemn mark of %zu bytes ignored", v->mv_size);
+		return false;
+	}
+	out->condemned_at = be_get_u64(v->mv_data);
+	out->bytes = be_get_u64((const uint8_t *)v->mv_data + 8);
+	return true;
 }
 
 static bool
@@ -693,6 +714,196 @@ out:
 }
 
 int
+store_gc_mark_get(struct store *s, const void *key, size_t klen,
+                  struct store_mark *out)
+{
+	struct read_frame f;
+	uint8_t dkbuf[DKEY_MAX];
+	MDB_val dk, v;
+	MDB_txn *txn;
+	bool locked;
+	int rc;
+
+	if ((rc = store_dkey(s, key, klen, dkbuf, &dk)) != 0)
+		return rc;
+	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
+		return rc;
+	rc = store_error_from_lmdb(mdb_get(txn, s->gc, &dk, &v));
+	if (rc == 0 && !mark_decode(&v, out))
+		rc = -ENOENT;
+	store_read_end(s, &f, locked, txn);
+	return rc;
+}
+
+/* The user key filed under the objects data key k, when it is a blob's
+ * (blob keys are short, so never hashed into the data key). */
+static bool
+dkey_blob(const MDB_val *k, const uint8_t **key)
+{
+	const uint8_t *d = k->mv_data;
+
+	if (k->mv_size != KEYPOS_LEN + BLOB_KEY_LEN ||
+	    !blob_is_key(d + KEYPOS_LEN, BLOB_KEY_LEN))
+		return false;
+	*key = d + KEYPOS_LEN;
+	return true;
+}
+
+int
+store_blob_scan(struct store *s, const uint8_t *after, store_blob_fn cb,
+                void *arg)
+{
+	uint8_t dkbuf[DKEY_MAX];
+	struct read_frame f;
+	MDB_cursor *cur = NULL;
+	struct store_mark m;
+	const uint8_t *key;
+	MDB_val k, v, mv, from = {0, NULL};
+	MDB_txn *txn;
+	bool locked, marked;
+	int rc, op;
+
+	if (after && !blob_is_key(after, BLOB_KEY_LEN))
+		return -EINVAL;
+	if (after && (rc = store_dkey(s, after, BLOB_KEY_LEN, dkbuf, &from)))
+		return rc;
+	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->objects, &cur)) != 0) {
+		rc = store_error_from_lmdb(rc);
+		goto out;
+	}
+	if (after)
+		k = from;
+	for (op = after ? MDB_SET_RANGE : MDB_FIRST;; op = MDB_NEXT) {
+		rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0) {
+			rc = store_error_from_lmdb(rc);
+			break;
+		}
+		if (op == MDB_SET_RANGE && k.mv_size == from.mv_size &&
+		    memcmp(k.mv_data, from.mv_data, from.mv_size) == 0)
+			continue; /* after itself */
+		if (!dkey_blob(&k, &key))
+			continue;
+		rc = mdb_get(txn, s->gc, &k, &mv);
+		if (rc != 0 && rc != MDB_NOTFOUND) {
+			rc = store_error_from_lmdb(rc);
+			break;
+		}
+		marked = rc == 0 && mark_decode(&mv, &m);
+		rc = cb(key, BLOB_KEY_LEN, v.mv_size, marked ? &m : NULL, arg);
+		if (rc != 0)
+			break;
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	store_read_end(s, &f, locked, txn);
+	return rc;
+}
+
+/* Is the hint at dk one of a data blob (whose value is never read)? */
+static bool
+hint_of_data_blob(const MDB_val *dk)
+{
+	const uint8_t *d = dk->mv_data;
+	size_t tlen = dk->mv_size ? d[0] : 0;
+	size_t at = 1 + tlen + KEYPOS_LEN;
+
+	return dk->mv_size == at + BLOB_KEY_LEN && d[at] == BLOB_DATA;
+}
+
+/* One database of store_ref_scan, in txn. */
+static int
+ref_scan_dbi(struct store *s, MDB_txn *txn, bool hints, store_ref_fn cb,
+             void *arg, uint64_t *bad)
+{
+	char name[STORE_TARGET_MAX + 1];
+	MDB_cursor *cur = NULL;
+	const uint8_t *bkey;
+	struct vset set;
+	struct buf key;
+	MDB_val k, v;
+	int rc, op;
+
+	vset_init(&set);
+	buf_init(&key);
+	if ((rc = mdb_cursor_open(txn, hints ? s->hints : s->objects, &cur))) {
+		rc = store_error_from_lmdb(rc);
+		goto out;
+	}
+	for (op = MDB_FIRST;; op = MDB_NEXT) {
+		rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0) {
+			rc = store_error_from_lmdb(rc);
+			break;
+		}
+		if (hints ? hint_of_data_blob(&k)
+		          : dkey_blob(&k, &bkey) && bkey[0] == BLOB_DATA)
+			continue; /* never parsed (blob.h) */
+		if (hints) {
+			rc = hint_decode(s, &k, &v, name, &key, &set);
+		} else {
+			rc = store_record_decode(v.mv_data, v.mv_size,
+			                         s->max_value, &key, &set);
+			if (rc == 0 &&
+			    (k.mv_size < KEYPOS_LEN ||
+			     !store_dkey_matches(s, &k, key.data, key.len))) {
+				vset_fini(&set);
+				rc = DYN_EBADMSG;
+			}
+		}
+		if (rc == -ENOMEM)
+			break;
+		if (rc != 0) {
+			if (hints)
+				log_bad_hint(&k, &v, rc);
+			else
+				log_bad_record(&k, &v, rc);
+			(*bad)++;
+			continue;
+		}
+		rc = cb(key.data, key.len, &set, hints, arg);
+		vset_fini(&set);
+		if (rc != 0)
+			break;
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	vset_fini(&set);
+	buf_fini(&key);
+	return rc;
+}
+
+int
+store_ref_scan(struct store *s, store_ref_fn cb, void *arg, uint64_t *bad)
+{
+	struct read_frame f;
+	MDB_txn *txn;
+	bool locked;
+	int rc;
+
+	*bad = 0;
+	if ((rc = store_read_begin(s, &f, &locked, &txn)) != 0)
+		return rc;
+	rc = ref_scan_dbi(s, txn, false, cb, arg, bad);
+	if (rc == 0)
+		rc = ref_scan_dbi(s, txn, true, cb, arg, bad);
+	store_read_end(s, &f, locked, txn);
+	return rc;
+}
+
+int
 store_stats(struct store *s, struct store_stats *out)
 {
 	struct read_frame f;
@@ -742,6 +953,61 @@ store_check_set(const struct store *s, const struct vset *set)
 	return 0;
 }
 
+/* A collector operation (store.h); same contract as writer_apply. */
+static int
+writer_gc(struct store *s, MDB_txn *txn, struct store_req *r)
+{
+	struct store_mark m;
+	uint8_t mb[MARK_LEN];
+	MDB_val v, mv;
+	int mrc;
+
+	switch (r->gc) {
+	case STORE_GC_MARK:
+		mrc = mdb_get(txn, s->objects, &r->dkey, &v);
+		if (mrc == MDB_NOTFOUND) {
+			r->rc = STORE_SKIP; /* deleted meanwhile: no orphan mark */
+			return 0;
+		}
+		if (mrc != 0)
+			return mrc;
+		mrc = mdb_get(txn, s->gc, &r->dkey, &mv);
+		if (mrc == 0 && mark_decode(&mv, &m)) {
+			r->rc = STORE_KEPT; /* the older mark stands */
+			return 0;
+		}
+		if (mrc != 0 && mrc != MDB_NOTFOUND)
+			return mrc;
+		be_put_u64(mb, r->condemned_at);
+		be_put_u64(mb + 8, v.mv_size);
+		mv.mv_data = mb;
+		mv.mv_size = sizeof(mb);
+		r->rc = 0;
+		return mdb_put(txn, s->gc, &r->dkey, &mv, 0);
+	case STORE_GC_UNMARK:
+		r->rc = 0;
+		mrc = mdb_del(txn, s->gc, &r->dkey, NULL);
+		return mrc == MDB_NOTFOUND ? 0 : mrc;
+	case STORE_GC_DELETE:
+		mrc = mdb_get(txn, s->gc, &r->dkey, &mv);
+		if (mrc != 0 && mrc != MDB_NOTFOUND)
+			return mrc;
+		if (mrc == MDB_NOTFOUND || !mark_decode(&mv, &m) ||
+		    m.condemned_at != r->condemned_at) {
+			r->rc = STORE_KEPT; /* touched since the sweep read it */
+			return 0;
+		}
+		mrc = mdb_del(txn, s->objects, &r->dkey, NULL);
+		if (mrc != 0 && mrc != MDB_NOTFOUND)
+			return mrc;
+		r->rc = 0;
+		return mdb_del(txn, s->gc, &r->dkey, NULL);
+	}
+	r->rc = -EINVAL;
+	r->failed = true;
+	return 0;
+}
+
 /*
  * Apply one request inside txn.  Returns 0 when the request is settled
  * (r->rc and r->failed say how), or an LMDB code that spoils the whole
@@ -760,6 +1026,8 @@ writer_apply(struct store *s, MDB_txn *txn, struct store_req *r)
 		r->rc = 0;
 		return mdb_put(txn, s->meta, &r->dkey, &v, 0);
 	}
+	if (r->kind == REQ_GC)
+		return writer_gc(s, txn, r);
 
 	vset_init(&cur);
 	mrc = mdb_get(txn, r->dbi, &r->dkey, &v);
@@ -806,6 +1074,14 @@ writer_apply(struct store *s, MDB_txn *txn, struct store_req *r)
 	v.mv_size = s->enc.len;
 	mrc = mdb_put(txn, r->dbi, &r->dkey, &v, 0);
 out:
+	/* The touch (store.h): whatever this update did to a blob, short of
+	 * failing, its condemn mark goes in the same transaction. */
+	if (mrc == 0 && !r->failed && r->dbi == s->objects &&
+	    blob_is_key(r->key, r->klen)) {
+		mrc = mdb_del(txn, s->gc, &r->dkey, NULL);
+		if (mrc == MDB_NOTFOUND)
+			mrc = 0;
+	}
 	vset_fini(&cur);
 	return mrc;
 }
@@ -1032,6 +1308,39 @@ store_update_many(struct store *s, struct store_update *ups, size_t n)
 }
 
 int
+store_gc_apply(struct store *s, struct store_gc_op *ops, size_t n)
+{
+	int rc = 0;
+	struct store_req *rs = mem_calloc(n ? n : 1, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct store_req *r = &rs[k];
+		if (!blob_is_key(ops[i].key, ops[i].klen)) {
+			ops[i].rc = -EINVAL;
+			continue;
+		}
+		ops[i].rc = store_dkey(s, ops[i].key, ops[i].klen, r->dkbuf,
+		                       &r->dkey);
+		if (ops[i].rc)
+			continue;
+		r->kind = REQ_GC;
+		r->gc = ops[i].kind;
+		r->condemned_at = ops[i].condemned_at;
+		r->key = ops[i].key;
+		r->klen = ops[i].klen;
+		r->vlen = i; /* which operation this is */
+		k++;
+	}
+	rc = store_submit_many(s, rs, k);
+	for (size_t j = 0; j < k; j++)
+		ops[rs[j].vlen].rc = rc ? rc : rs[j].rc;
+	mem_free(rs);
+	return rc;
+}
+
+int
 store_update(struct store *s, const void *key, size_t klen, store_apply_fn fn,
              void *arg)
 {
@@ -1208,7 +1517,7 @@ store_open_env(struct store *s, const struct store_opts *o, uint64_t map)
 	int rc, mkey;
 
 	if ((rc = mdb_env_create(&s->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(s->env, STORE_READERS)) != 0 ||
 	    (rc = mdb_env_set_mapsize(s->env, (size_t)map)) != 0 ||
 	    (rc = mdb_env_open(s->env, o->dir, flags, 0600)) != 0)
@@ -1222,7 +1531,8 @@ store_open_env(struct store *s, const struct store_opts *o, uint64_t map)
 		return store_error_from_lmdb(rc);
 	if ((rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->objects)) ||
 	    (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta))) {
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
+	    (rc = mdb_dbi_open(txn, "gc", MDB_CREATE, &s->gc))) {
 		mdb_txn_abort(txn);
 		return store_error_from_lmdb(rc);
 	}

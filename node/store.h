@@ -6,6 +6,8 @@
  *            value = record (hinted handoff: versions held for a replica
  *            that was down, until it acknowledges them)
  *   meta     small named settings (the node's actor id, ...)
+ *   gc       key = a blob's objects key   value = u64 condemned_at ||
+ *            u64 bytes (the blob garbage collector's condemn marks, below)
  * so a partition of the ring is one contiguous key range, and so are all
  * the hints of one target.  LMDB keys are at most 511 bytes; a longer user
  * key is stored under position || first STORE_KEY_PREFIX bytes ||
@@ -185,6 +187,77 @@ int store_meta_put(struct store *s, const char *name, const void *val,
     size_t len);
 
 int store_stats(struct store *s, struct store_stats *out);
+
+/*
+ * Blob garbage collection (node/gc.h).  A condemn mark says when the
+ * collector first found a stored blob unreferenced.  Two rules hold in the
+ * writer thread, so they are atomic with the writes they go with:
+ *   - touch: every update of a blob key (blob_is_key) in objects, whatever
+ *     its apply function does short of failing — a put, a re-put that
+ *     changes nothing (STORE_SKIP), a replica merge, transfer or
+ *     anti-entropy write, a conditional delete — deletes that key's mark
+ *     in the same transaction;
+ *   - the collector's delete is conditional: the blob record goes (with its
+ *     mark) only if the mark is still there with exactly the condemned_at
+ *     the collector read, i.e. nothing touched the blob since.
+ */
+struct store_mark {
+	uint64_t condemned_at; /* wall-clock ms */
+	uint64_t bytes;        /* the blob record's size when marked */
+};
+
+enum store_gc_kind {
+	STORE_GC_MARK,   /* 0; STORE_KEPT: marked already; STORE_SKIP: the
+	                    record is gone (no mark made) */
+	STORE_GC_UNMARK, /* 0 (also when there was no mark) */
+	STORE_GC_DELETE, /* 0: record and mark deleted (or the record was
+	                    gone already); STORE_KEPT: the mark is gone or
+	                    has another time (the blob was touched) */
+};
+
+struct store_gc_op {
+	enum store_gc_kind kind;
+	const void *key; /* a blob key */
+	size_t klen;
+	uint64_t condemned_at; /* MARK: the mark's time; DELETE: the one read */
+	int rc;                /* out: as above, or an error; -EINVAL for a key
+	                          that is not a blob's */
+};
+
+/* Apply n collector operations through the writer thread (they share
+ * batches; same -EDEADLK rule as store_update).  Each ops[i].rc gets its
+ * result; returns 0, or an error that kept every one from being queued. */
+int store_gc_apply(struct store *s, struct store_gc_op *ops, size_t n);
+
+/* The mark of a blob key; -ENOENT when there is none. */
+int store_gc_mark_get(struct store *s, const void *key, size_t klen,
+    struct store_mark *out);
+
+/*
+ * Visit every blob record of objects with its mark (NULL: none), in one
+ * read transaction, in the order of their data keys; with after (a blob
+ * key), only those that come after it (to resume a scan that cb stopped).
+ * bytes is the stored record's size; the record is not decoded (a data
+ * blob may be 8 MiB).  Rules of store_scan (a non-zero return stops and is
+ * returned; no writes from cb).
+ */
+typedef int (*store_blob_fn)(const uint8_t *key, size_t klen, uint64_t bytes,
+    const struct store_mark *mark, void *arg);
+int store_blob_scan(struct store *s, const uint8_t *after, store_blob_fn cb,
+    void *arg);
+
+/*
+ * Visit every record of objects, then every hint (hint true), in ONE read
+ * transaction (one snapshot of both), except data blobs ('B' keys), which
+ * are never decoded: what the collector reads references from.  Records
+ * that do not decode are logged and skipped, as in store_scan; *bad counts
+ * them (the collector must not treat a record it could not read as holding
+ * no reference).  Rules of store_scan otherwise.
+ */
+typedef int (*store_ref_fn)(const uint8_t *key, size_t klen,
+    const struct vset *set, bool hint, void *arg);
+int store_ref_scan(struct store *s, store_ref_fn cb, void *arg,
+    uint64_t *bad);
 
 /* Record codec: u32 key length, key, vset encoding. Exposed for tests and
  * the fuzzer.  decode copies everything out of p. */

@@ -15,6 +15,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "bloom.h"
 #include "buf.h"
 #include "err.h"
 #include "harness.h"
@@ -241,6 +242,46 @@ main(void)
 	wire_put(&b, F_VALUE, "nokey", 5);
 	CHECK_RC(wire_seal(&b, &h.key), 0);
 	expect_error(&b, DYN_EBADMSG);
+
+	/* GC filter requests: without a seed, with a short one, and a
+	 * reply type sent as a request; then a good one gets a filter. */
+	buf_reset(&b);
+	wire_begin(&b, WIRE_GC_FILTER_REQ, 0, 8);
+	wire_put_str(&b, F_FROM, "stranger");
+	CHECK_RC(wire_seal(&b, &h.key), 0);
+	expect_error(&b, DYN_EBADMSG);
+	buf_reset(&b);
+	wire_begin(&b, WIRE_GC_FILTER_REQ, 0, 9);
+	wire_put_u32(&b, F_SEED, 1);
+	CHECK_RC(wire_seal(&b, &h.key), 0);
+	expect_error(&b, DYN_EBADMSG);
+	buf_reset(&b);
+	wire_begin(&b, WIRE_GC_FILTER_RESP, 0, 10);
+	wire_put(&b, F_BLOOM, junk, sizeof(junk));
+	CHECK_RC(wire_seal(&b, &h.key), 0);
+	expect_error(&b, DYN_EBADMSG);
+	buf_reset(&b);
+	wire_begin(&b, WIRE_GC_FILTER_REQ, 0, 11);
+	wire_put_u64(&b, F_SEED, 42);
+	CHECK_RC(wire_seal(&b, &h.key), 0);
+	{
+		nng_msg *reply = send_raw(b.data, b.len);
+		CHECK(reply != NULL);
+		struct wire_msg fm;
+		CHECK_RC(wire_decode(&h.key, nng_msg_body(reply),
+		             nng_msg_len(reply), &fm),
+		    0);
+		CHECK(fm.type == WIRE_GC_FILTER_RESP);
+		const struct wire_field *bf = wire_find(&fm, F_BLOOM);
+		CHECK(bf != NULL);
+		struct rd rd;
+		struct bloom *f;
+		rd_init(&rd, bf->data, bf->len);
+		CHECK_RC(bloom_decode(&rd, &f), 0);
+		CHECK(bloom_seed(f) == 42 && bloom_items(f) == 0);
+		bloom_free(f);
+		nng_msg_free(reply);
+	}
 
 	/* Forged context through the client library too. */
 	CHECK_RC(dyn_put(cl, "k", 1, junk, 60, "evil", 4, NULL, NULL, NULL),

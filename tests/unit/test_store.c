@@ -25,6 +25,7 @@
 #include <cmocka.h>
 #include <lmdb.h>
 
+#include "blob.h"
 #include "buf.h"
 #include "err.h"
 #include "keypos.h"
@@ -1972,6 +1973,258 @@ test_delete_if(void **state)
 	close_store(f);
 }
 
+/* --- blob garbage collection: condemn marks ----------------------------- */
+
+static void
+blob_key_of(uint8_t kind, uint8_t fill, uint8_t key[BLOB_KEY_LEN])
+{
+	uint8_t name[BLOB_NAME_LEN];
+	memset(name, fill, sizeof(name));
+	blob_key(kind, name, key);
+}
+
+static int
+gc_one(struct store *s, enum store_gc_kind kind, const uint8_t *key,
+       uint64_t at)
+{
+	struct store_gc_op op = {kind, key, BLOB_KEY_LEN, at, 0};
+	int rc = store_gc_apply(s, &op, 1);
+	return rc ? rc : op.rc;
+}
+
+static uint64_t
+mark_of(struct store *s, const uint8_t *key)
+{
+	struct store_mark m;
+	int rc = store_gc_mark_get(s, key, BLOB_KEY_LEN, &m);
+	if (rc == -ENOENT)
+		return 0;
+	assert_int_equal(rc, 0);
+	assert_true(m.bytes > 0);
+	return m.condemned_at;
+}
+
+struct blob_seen {
+	int n;
+	uint8_t key[4][BLOB_KEY_LEN];
+	uint64_t at[4], bytes[4];
+};
+
+static int
+blob_count(const uint8_t *key, size_t klen, uint64_t bytes,
+           const struct store_mark *mark, void *arg)
+{
+	struct blob_seen *b = arg;
+	assert_int_equal(klen, BLOB_KEY_LEN);
+	assert_true(b->n < 4);
+	memcpy(b->key[b->n], key, klen);
+	b->at[b->n] = mark ? mark->condemned_at : 0;
+	b->bytes[b->n++] = bytes;
+	return 0;
+}
+
+static void
+test_gc_marks(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	uint8_t k[BLOB_KEY_LEN], r[BLOB_KEY_LEN], none[BLOB_KEY_LEN];
+	struct store_stats st;
+	struct vset got;
+
+	vset_init(&got);
+	blob_key_of(BLOB_DATA, 0x11, k);
+	blob_key_of(BLOB_REFS, 0x22, r);
+	blob_key_of(BLOB_DATA, 0x33, none);
+	assert_int_equal(store_update(s, k, sizeof(k), apply_blind, NULL), 0);
+	assert_int_equal(store_update(s, r, sizeof(r), apply_blind, NULL), 0);
+	assert_int_equal(put_str(s, "plain", "v"), 0);
+
+	/* Marking: once (the older mark stands), never for a blob that is
+	 * not stored, never for another key. */
+	assert_int_equal(gc_one(s, STORE_GC_MARK, k, 1000), 0);
+	assert_int_equal(mark_of(s, k), 1000);
+	assert_int_equal(gc_one(s, STORE_GC_MARK, k, 2000), STORE_KEPT);
+	assert_int_equal(mark_of(s, k), 1000);
+	assert_int_equal(gc_one(s, STORE_GC_MARK, none, 1000), STORE_SKIP);
+	assert_int_equal(mark_of(s, none), 0);
+	struct store_gc_op bad = {STORE_GC_MARK, "plain", 5, 1, 0};
+	assert_int_equal(store_gc_apply(s, &bad, 1), 0);
+	assert_int_equal(bad.rc, -EINVAL);
+	struct store_mark m;
+	assert_int_equal(store_gc_mark_get(s, "plain", 5, &m), -ENOENT);
+
+	/* The blob scan sees both blobs (not the plain key) and the mark. */
+	struct blob_seen b = {0};
+	assert_int_equal(store_blob_scan(s, NULL, blob_count, &b), 0);
+	assert_int_equal(b.n, 2);
+	for (int i = 0; i < 2; i++) {
+		bool is_k = memcmp(b.key[i], k, sizeof(k)) == 0;
+		assert_true(is_k || memcmp(b.key[i], r, sizeof(r)) == 0);
+		assert_int_equal(b.at[i], is_k ? 1000 : 0);
+		assert_true(b.bytes[i] > BLOB_KEY_LEN);
+	}
+	/* Resumed after the first: the second only; after the last (or a
+	 * blob that is not stored, between them): what follows. */
+	struct blob_seen b2 = {0};
+	assert_int_equal(store_blob_scan(s, b.key[0], blob_count, &b2), 0);
+	assert_int_equal(b2.n, 1);
+	assert_memory_equal(b2.key[0], b.key[1], BLOB_KEY_LEN);
+	memset(&b2, 0, sizeof(b2));
+	assert_int_equal(store_blob_scan(s, b.key[1], blob_count, &b2), 0);
+	assert_int_equal(b2.n, 0);
+	uint8_t plain[BLOB_KEY_LEN] = {'p'};
+	assert_int_equal(store_blob_scan(s, plain, blob_count, &b2), -EINVAL);
+
+	/* Marks survive a reopen. */
+	reopen(f);
+	s = f->s;
+	assert_int_equal(mark_of(s, k), 1000);
+	assert_int_equal(mark_of(s, r), 0);
+
+	/* Unmark: gone, and again is fine. */
+	assert_int_equal(gc_one(s, STORE_GC_MARK, r, 1500), 0);
+	assert_int_equal(gc_one(s, STORE_GC_UNMARK, r, 0), 0);
+	assert_int_equal(mark_of(s, r), 0);
+	assert_int_equal(gc_one(s, STORE_GC_UNMARK, r, 0), 0);
+	assert_int_equal(gc_one(s, STORE_GC_DELETE, r, 0), STORE_KEPT);
+	assert_int_equal(store_get(s, r, sizeof(r), &got), 0);
+
+	/* Delete: only with the mark's own time; record and mark go. */
+	assert_int_equal(gc_one(s, STORE_GC_DELETE, k, 999), STORE_KEPT);
+	assert_int_equal(store_get(s, k, sizeof(k), &got), 0);
+	assert_int_equal(gc_one(s, STORE_GC_DELETE, k, 1000), 0);
+	assert_int_equal(store_get(s, k, sizeof(k), &got), -ENOENT);
+	assert_int_equal(mark_of(s, k), 0);
+	assert_int_equal(gc_one(s, STORE_GC_DELETE, k, 1000), STORE_KEPT);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.keys, 2);
+	vset_fini(&got);
+	close_store(f);
+}
+
+static void
+test_gc_touch(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	uint8_t k[BLOB_KEY_LEN], other[BLOB_KEY_LEN];
+	struct vset got, cur;
+
+	vset_init(&got);
+	blob_key_of(BLOB_DATA, 0x44, k);
+	blob_key_of(BLOB_REFS, 0x55, other);
+	assert_int_equal(store_update(s, k, sizeof(k), apply_blind, NULL), 0);
+	assert_int_equal(store_update(s, other, sizeof(other), apply_blind,
+	                              NULL),
+	                 0);
+	assert_int_equal(gc_one(s, STORE_GC_MARK, other, 5), 0);
+
+	/* A re-put that changes nothing still touches: the sweep's delete
+	 * is then refused and the blob stays. */
+	assert_int_equal(gc_one(s, STORE_GC_MARK, k, 1000), 0);
+	assert_int_equal(store_update(s, k, sizeof(k), apply_skip, NULL),
+	                 STORE_SKIP);
+	assert_int_equal(mark_of(s, k), 0);
+	assert_int_equal(gc_one(s, STORE_GC_DELETE, k, 1000), STORE_KEPT);
+	assert_int_equal(store_get(s, k, sizeof(k), &got), 0);
+
+	/* A write (a merge, a transfer...) touches. */
+	assert_int_equal(gc_one(s, STORE_GC_MARK, k, 2000), 0);
+	assert_int_equal(store_update(s, k, sizeof(k), apply_blind, NULL), 0);
+	assert_int_equal(mark_of(s, k), 0);
+
+	/* So do batched updates and a conditional delete that keeps it. */
+	assert_int_equal(gc_one(s, STORE_GC_MARK, k, 3000), 0);
+	struct store_update up = {k, sizeof(k), apply_skip, NULL, 0};
+	assert_int_equal(store_update_many(s, &up, 1), 0);
+	assert_int_equal(up.rc, STORE_SKIP);
+	assert_int_equal(mark_of(s, k), 0);
+	assert_int_equal(gc_one(s, STORE_GC_MARK, k, 3500), 0);
+	make_set(&cur);
+	assert_int_equal(store_delete_if(s, k, sizeof(k), &cur), STORE_KEPT);
+	assert_int_equal(mark_of(s, k), 0);
+
+	/* A failed update wrote nothing: the mark stays.  A hint is not the
+	 * stored blob: it leaves the mark too. */
+	assert_int_equal(gc_one(s, STORE_GC_MARK, k, 4000), 0);
+	assert_int_equal(store_update(s, k, sizeof(k), apply_fail, NULL),
+	                 -EPERM);
+	assert_int_equal(store_hint_add(s, "n2", k, sizeof(k), &cur), 0);
+	assert_int_equal(mark_of(s, k), 4000);
+
+	/* Other keys' updates leave it, and its mark outlives the others'
+	 * deletes. */
+	assert_int_equal(put_str(s, "plain", "v"), 0);
+	assert_int_equal(mark_of(s, other), 5);
+	assert_int_equal(gc_one(s, STORE_GC_DELETE, other, 5), 0);
+	assert_int_equal(mark_of(s, k), 4000);
+	assert_int_equal(gc_one(s, STORE_GC_DELETE, k, 4000), 0);
+	assert_int_equal(store_get(s, k, sizeof(k), &got), -ENOENT);
+	vset_fini(&cur);
+	vset_fini(&got);
+	close_store(f);
+}
+
+struct ref_seen {
+	int objects, hints;
+	bool saw_data;
+};
+
+static int
+ref_count(const uint8_t *key, size_t klen, const struct vset *set, bool hint,
+          void *arg)
+{
+	struct ref_seen *r = arg;
+	(void)set;
+	if (klen == BLOB_KEY_LEN && key[0] == BLOB_DATA)
+		r->saw_data = true;
+	if (hint)
+		r->hints++;
+	else
+		r->objects++;
+	return 0;
+}
+
+static void
+test_gc_ref_scan(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	uint8_t d[BLOB_KEY_LEN], r[BLOB_KEY_LEN];
+	struct vset set;
+	uint64_t bad = 7;
+
+	blob_key_of(BLOB_DATA, 0x66, d);
+	blob_key_of(BLOB_REFS, 0x77, r);
+	make_set(&set);
+	assert_int_equal(put_str(s, "F/x", "v"), 0);
+	assert_int_equal(store_update(s, d, sizeof(d), apply_blind, NULL), 0);
+	assert_int_equal(store_update(s, r, sizeof(r), apply_blind, NULL), 0);
+	assert_int_equal(store_hint_add(s, "n2", "F/y", 3, &set), 0);
+	assert_int_equal(store_hint_add(s, "n2", d, sizeof(d), &set), 0);
+	assert_int_equal(store_hint_add(s, "n3", r, sizeof(r), &set), 0);
+
+	/* Data blobs are never read, in objects or in hints. */
+	struct ref_seen seen = {0};
+	assert_int_equal(store_ref_scan(s, ref_count, &seen, &bad), 0);
+	assert_int_equal(bad, 0);
+	assert_int_equal(seen.objects, 2);
+	assert_int_equal(seen.hints, 2);
+	assert_false(seen.saw_data);
+
+	/* A record that does not decode is counted, not hidden. */
+	close_store(f);
+	poke_raw(f->dir, "bad", "\0\0\0\3badgarbage", 14);
+	s = open_store(f, false, 0, 0, 0);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store_ref_scan(s, ref_count, &seen, &bad), 0);
+	assert_int_equal(bad, 1);
+	assert_int_equal(seen.objects, 2);
+	vset_fini(&set);
+	close_store(f);
+}
+
 /* --- open and close ----------------------------------------------------- */
 
 static void
@@ -2041,6 +2294,9 @@ main(void)
 	    T_LEAK(test_hint_corrupt),
 	    T_LEAK(test_hint_nested),
 	    T_LEAK(test_delete_if),
+	    T_LEAK(test_gc_marks),
+	    T_LEAK(test_gc_touch),
+	    T_LEAK(test_gc_ref_scan),
 	    T_MT(test_batch_outcomes),
 	    T_MT(test_group_commit),
 	    T_MT(test_no_group_commit),

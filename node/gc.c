@@ -164,7 +164,8 @@ ref_one(const uint8_t *key, size_t klen, const struct vset *set, bool hint,
 			char kt[64];
 			key_text(key, klen, kt, sizeof(kt));
 			LOG_WARN("gc: malformed reference header in the %s of "
-			         "'%s' (%zu bytes): no blob is deleted this round",
+			         "'%s' (a %zu-byte key): no blob is deleted this "
+			         "round",
 			    hint ? "hint" : "record", kt, klen);
 			rf->bad++;
 			return 1; /* stops the scan: the filter is moot */

@@ -18,7 +18,9 @@
  *   5. F/x overwritten to name nothing: B1 and R1 go, then B2;
  *   6. more than a round's worth (GC_SWEEP_MAX marks and deletes): 1,500
  *      garbage blobs among 600 that one record names; the garbage goes
- *      over several rounds (measured), the 600 stay.
+ *      over several rounds (measured), the 600 stay;
+ *   7. a record whose reference header is malformed keeps every blob
+ *      (rounds are given up, saying why); once it is mended, garbage goes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -381,6 +383,24 @@ main(void)
 		hold_all(sample, 8, 0, "many");
 		harness_pause_ms(100);
 	}
+
+	/* 7. A malformed header: "DREF", 5 references promised, 2 bytes. */
+	uint8_t b7[BLOB_KEY_LEN];
+	const uint8_t *const keep7[] = {b7};
+	put_blob(BLOB_DATA, "blob seven: garbage behind a bad header", b7);
+	static const char bad[] = "DREF\0\0\0\5xx";
+	CHECK_RC(dyn_put(cl, "F/bad", 5, NULL, 0, bad, sizeof(bad) - 1, NULL,
+	             NULL, NULL),
+	    0);
+	hold_all(keep7, 1, 3 * GRACE_MS, "malformed header");
+	struct dyn_status ds;
+	CHECK_RC(dyn_status(cl, 0, &ds), 0);
+	CHECK(strstr(ds.stats, "malformed reference header") != NULL);
+	dyn_status_fini(&ds);
+	overwrite(cl, "F/bad", "mended", 6);
+	printf("a malformed reference header kept every blob 3 grace periods; "
+	       "garbage gone %lld ms after it was mended\n",
+	    wait_gone(b7, "B7", 20000));
 	buf_fini(&val);
 	dyn_client_free(d0);
 	dyn_client_free(d1);

@@ -342,6 +342,15 @@ do_put(struct dyn_client *c, const void *key, size_t klen,
 	return rc;
 }
 
+void
+dyn_blob_key_of(struct dyn_client *c, uint8_t kind, const void *data,
+    size_t len, uint8_t key[BLOB_KEY_LEN])
+{
+	uint8_t name[BLOB_NAME_LEN];
+	blob_name(&c->bkey, data, len, name);
+	blob_key(kind, name, key);
+}
+
 int
 dyn_blob_put(struct dyn_client *c, uint8_t kind, const void *data,
     size_t len, const struct dyn_req_opts *o, uint8_t key[BLOB_KEY_LEN])

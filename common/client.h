@@ -86,6 +86,9 @@ int dyn_blob_put(struct dyn_client *c, uint8_t kind, const void *data,
     size_t len, const struct dyn_req_opts *o, uint8_t key[33]);
 int dyn_blob_get(struct dyn_client *c, const uint8_t key[33], void *buf,
     size_t cap, size_t *len);
+/* The key dyn_blob_put would give data, without storing anything. */
+void dyn_blob_key_of(struct dyn_client *c, uint8_t kind, const void *data,
+    size_t len, uint8_t key[33]);
 
 /* A put of a tombstone. */
 int dyn_delete(struct dyn_client *c, const void *key, size_t klen,

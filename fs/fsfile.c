@@ -36,9 +36,9 @@
 
 #define NBUCKETS     256
 #define DIRTY_MAX    (64u << 20) /* bytes of buffers per open file */
-#define PUTS_MAX     16          /* puts in flight per open file */
+#define PUTS_MAX     32          /* puts in flight per open file */
 #define AHEAD        16          /* chunks read ahead */
-#define IO_THREADS   8           /* the cache's workers */
+#define IO_THREADS   16          /* the cache's workers */
 #define PC           FSOBJ_PAGE_CHUNKS
 
 enum { CE_CLEAN, CE_DIRTY, CE_PUTTING };
@@ -49,6 +49,8 @@ struct cent {
 	uint32_t rlen;        /* its length */
 	uint8_t *buf;         /* in memory (chunk_size bytes), or NULL */
 	uint32_t len;         /* bytes of buf that count; zeros past it */
+	uint32_t fill;        /* bytes written in one run from the start:
+	                         at chunk_size, a sequential writer is done */
 	uint8_t st;           /* CE_*: buf differs from ref (DIRTY), or is
 	                         being stored (PUTTING) */
 };
@@ -500,6 +502,7 @@ again:
 		fsblob_unref(c, b);
 		e->buf = buf;
 		e->len = (uint32_t)have;
+		e->fill = 0;
 		f->nbuf++;
 	}
 	*out = e;
@@ -571,6 +574,8 @@ write_locked(struct fsfile *f, const char *buf, size_t size, uint64_t off)
 		if ((rc = cent_load(f, idx, whole, &e)) != 0)
 			break;
 		memcpy(e->buf + in, buf + done, n);
+		if (in == e->fill)
+			e->fill = (uint32_t)(in + n);
 		if (whole && e->len > n)
 			memset(e->buf + n, 0, e->len - n);
 		if (whole || e->len < in + n)
@@ -579,8 +584,9 @@ write_locked(struct fsfile *f, const char *buf, size_t size, uint64_t off)
 		done += n;
 		if (f->size < pos + n)
 			f->size = pos + n;
-		/* A full chunk goes out now, so big files stream. */
-		if ((in + n == cs && (rc = cent_store(f, idx)) != 0) ||
+		/* A chunk written through goes out now, so big files
+		 * stream. */
+		if ((e->fill == cs && (rc = cent_store(f, idx)) != 0) ||
 		    ((uint64_t)f->nbuf * cs > DIRTY_MAX &&
 		     (rc = store_all(f)) != 0))
 			break;

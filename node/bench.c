@@ -43,6 +43,7 @@
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "blob.h"
 #include "cli.h"
 #include "client.h"
 #include "err.h"
@@ -121,6 +122,7 @@ struct bench_cfg {
 	bool json;
 	bool preload;
 	bool no_routing;
+	bool blob; /* blobs: content-addressed puts and gets */
 	bool quiet;
 	const char *prefix;
 	uint64_t seed;
@@ -358,11 +360,52 @@ key_name(struct worker *w, uint64_t id)
 	return (size_t)n;
 }
 
+/* Blob mode: key id's blob is value_size bytes of a pattern of id (so
+ * its key can be computed again for a get); a put stores fresh bytes. */
+static void
+blob_value(struct worker *w, uint64_t id)
+{
+	uint64_t x = id * 0x9e3779b97f4a7c15ull + 1;
+	for (size_t i = 0; i + 8 <= w->b->cfg->value_size; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(w->value + i, &x, 8);
+	}
+}
+
+static int
+op_blob_get(struct worker *w, uint64_t id)
+{
+	struct bench *b = w->b;
+	uint8_t key[BLOB_KEY_LEN];
+	size_t len;
+	blob_value(w, id);
+	dyn_blob_key_of(b->client, BLOB_DATA, w->value, b->cfg->value_size,
+	                key);
+	return dyn_blob_get(b->client, key, w->value, b->cfg->value_size,
+	                    &len);
+}
+
+static int
+op_blob_put(struct worker *w, uint64_t id, bool fresh)
+{
+	struct bench *b = w->b;
+	uint8_t key[BLOB_KEY_LEN];
+	blob_value(w, id);
+	if (fresh && b->cfg->value_size >= 16) /* bytes never stored yet */
+		memcpy(w->value + 8, &w->rng[0], 8);
+	return dyn_blob_put(b->client, BLOB_DATA, w->value,
+	                    b->cfg->value_size, &b->ro_put, key);
+}
+
 static int
 op_get(struct worker *w, uint64_t id)
 {
 	struct bench *b = w->b;
 	struct dyn_get_result res;
+	if (b->cfg->blob)
+		return op_blob_get(w, id);
 	size_t klen = key_name(w, id);
 
 	memset(&res, 0, sizeof(res));
@@ -387,6 +430,8 @@ op_put(struct worker *w, uint64_t id)
 	size_t nlen = 0;
 	size_t klen = key_name(w, id);
 
+	if (b->cfg->blob)
+		return op_blob_put(w, id, true);
 	/* Make every value differ a little, so no layer can get away with
 	 * deduplicating them. */
 	if (b->cfg->value_size >= 8)
@@ -521,8 +566,8 @@ worker_preload(struct worker *w)
 	for (uint64_t id = w->id; id < cfg->keys; id += cfg->clients) {
 		if (should_stop(b))
 			break;
-		int rv = op_get(w, id);
-		if (rv == 0 || rv == -ENOENT)
+		int rv = cfg->blob ? op_blob_put(w, id, false) : op_get(w, id);
+		if (!cfg->blob && (rv == 0 || rv == -ENOENT))
 			rv = op_put(w, id);
 		if (rv == 0) {
 			atomic_fetch_add_explicit(&w->ctr[C_PUT], 1,
@@ -879,6 +924,9 @@ static const char help_text[] =
     "                         turn (the node forwards it to a replica)\n"
     "                         instead of to the key's coordinator by the\n"
     "                         ring (client-driven routing, the default)\n"
+    "      --blob             blobs instead of keys: a put stores new\n"
+    "                         content-addressed bytes, a get reads the\n"
+    "                         blob of a key id (--preload stores them)\n"
     "  -j, --json             summary as one JSON object on stdout\n"
     "  -q, --quiet            no progress lines on stderr\n"
     "  -h, --help             this text\n"
@@ -901,6 +949,7 @@ enum {
 	OPT_PRELOAD,
 	OPT_SEED,
 	OPT_NOROUTE,
+	OPT_BLOB,
 };
 
 static void bad_usage(const char *fmt, ...)
@@ -944,6 +993,7 @@ parse_args(int argc, char **argv, struct bench_cfg *cfg)
 	    {"preload", no_argument, NULL, OPT_PRELOAD},
 	    {"seed", required_argument, NULL, OPT_SEED},
 	    {"no-routing", no_argument, NULL, OPT_NOROUTE},
+	    {"blob", no_argument, NULL, OPT_BLOB},
 	    {"json", no_argument, NULL, 'j'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -1030,6 +1080,9 @@ parse_args(int argc, char **argv, struct bench_cfg *cfg)
 			break;
 		case OPT_NOROUTE:
 			cfg->no_routing = true;
+			break;
+		case OPT_BLOB:
+			cfg->blob = true;
 			break;
 		case OPT_SEED:
 			rv = cli_parse_u64(optarg, 0, UINT64_MAX, &cfg->seed);

@@ -8,6 +8,7 @@
 # Starts its own node (fsync on, the default, unless NODE_OPTS says
 # otherwise) and mount, like the tests.  Usage:
 #   DYNAMOD=... DYNAMOFS=... tests/fs/bench.sh
+# tests/fs/bench-io.sh: fio random I/O, dd and flush costs, 3 nodes vs disk.
 . "$(dirname "$0")/lib.sh"
 
 SIZE_MB=${SIZE_MB:-1024}

@@ -33,6 +33,14 @@ log() { printf '== %s\n' "$*" >&2; }
 step() { STEP=$*; log "$*"; }
 fail() { echo "FAIL ($STEP): $*" >&2; exit 1; }
 
+# running PID: PID is a child of this shell that has not exited (a
+# zombie has; a PID already waited for may be someone else's by now).
+running() {
+	local st ppid
+	read -r st ppid _ < <(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) &&
+		[ "$ppid" = "$$" ] && [ "$st" != Z ]
+}
+
 fs_cleanup() {
 	local rc=$? m p
 	set +e
@@ -44,6 +52,25 @@ fs_cleanup() {
 	done
 	for p in "${FS_PIDS[@]}" "${NODE_PIDS[@]}"; do
 		kill "$p" 2>/dev/null
+	done
+	# A process that does not end within 10 s of SIGTERM is a bug: say
+	# so, fail, and kill -9 it rather than hang here.  (Our children
+	# stay zombies until waited for, so their PIDs are still ours.)
+	local deadline=$((SECONDS + 10)) left
+	while :; do
+		left=()
+		for p in "${FS_PIDS[@]}" "${NODE_PIDS[@]}"; do
+			running "$p" && left+=("$p")
+		done
+		[ "${#left[@]}" -gt 0 ] && [ "$SECONDS" -lt "$deadline" ] ||
+			break
+		sleep 0.1
+	done
+	for p in "${left[@]}"; do
+		echo "---- PID $p ($(tr '\0' ' ' < "/proc/$p/cmdline" |
+			cut -c1-60)) still running 10 s after SIGTERM: kill -9" >&2
+		kill -9 "$p" 2>/dev/null
+		[ "$rc" -ne 0 ] || rc=1
 	done
 	for p in "${FS_PIDS[@]}" "${NODE_PIDS[@]}"; do
 		wait "$p" 2>/dev/null
@@ -104,19 +131,23 @@ mount_fs() {
 	# leaves an ignored signal alone: give it back its default.
 	env --default-signal=INT "$DYNAMOFS" --node "$NODE_ADDR" \
 		--cluster-key "$KEY" "$dir" -f "$@" \
-		> "$T/mount-$(basename "$dir").log" 2>&1 &
+		>> "$T/mount-$(basename "$dir").log" 2>&1 &
 	FS_PIDS+=($!)
 	FS_MOUNTS+=("$dir")
 	wait_until 20 is_mounted "$dir"
 }
 
-# umount_fs DIR: unmount and wait for the process to end.
+# umount_fs DIR: unmount and wait for the process to end.  The mount is
+# dropped from FS_MOUNTS/FS_PIDS, so DIR can be mounted again (mount_fs
+# appends to its log) and the cleanup never signals a PID already reaped.
 umount_fs() {
-	local dir=$1 i
+	local dir=$1 i pid
 	fusermount3 -u "$dir"
 	for i in "${!FS_MOUNTS[@]}"; do
-		if [ "${FS_MOUNTS[$i]}" = "$dir" ]; then
-			wait "${FS_PIDS[$i]}" || fail "dynamofs on $dir exited $?"
+		if [ "${FS_MOUNTS[$i]}" = "$dir" ] && [ -n "${FS_PIDS[$i]:-}" ]; then
+			pid=${FS_PIDS[$i]}
+			unset 'FS_MOUNTS[i]' 'FS_PIDS[i]'
+			wait "$pid" || fail "dynamofs on $dir exited $?"
 		fi
 	done
 }

@@ -191,10 +191,10 @@ call_key(struct dyn_client *c, const void *key, size_t klen,
 }
 
 static void
-begin_req(struct dyn_client *c, struct buf *b, uint8_t type)
+begin_req(struct dyn_client *c, struct buf *b, uint8_t type, uint16_t hflags)
 {
 	uint64_t reqid = atomic_fetch_add(&c->next_reqid, 1);
-	wire_begin(b, type, 0, reqid);
+	wire_begin(b, type, hflags, reqid);
 }
 
 static void
@@ -227,7 +227,7 @@ dyn_get(struct dyn_client *c, const void *key, size_t klen,
 
 	struct buf b;
 	buf_init(&b);
-	begin_req(c, &b, WIRE_GET_REQ);
+	begin_req(c, &b, WIRE_GET_REQ, 0);
 	wire_put(&b, F_KEY, key, klen);
 	put_opts(&b, o, 0);
 	struct rpc_reply reply = {0};
@@ -313,7 +313,8 @@ do_put(struct dyn_client *c, const void *key, size_t klen,
 
 	struct buf b;
 	buf_init(&b);
-	begin_req(c, &b, WIRE_PUT_REQ);
+	begin_req(c, &b, WIRE_PUT_REQ,
+	    flags & WIRE_F_BLOB ? WIRE_H_BLOB : 0);
 	wire_put(&b, F_KEY, key, klen);
 	if (nctx > WIRE_MAX_FIELDS - 8) {
 		buf_fini(&b);
@@ -372,7 +373,7 @@ dyn_blob_get(struct dyn_client *c, const uint8_t key[BLOB_KEY_LEN],
 		return -EINVAL;
 	struct buf b;
 	buf_init(&b);
-	begin_req(c, &b, WIRE_GET_REQ);
+	begin_req(c, &b, WIRE_GET_REQ, 0);
 	wire_put(&b, F_KEY, key, BLOB_KEY_LEN);
 	wire_put_u32(&b, F_FLAGS, WIRE_F_BLOB);
 	struct rpc_reply reply = {0};
@@ -388,14 +389,13 @@ dyn_blob_get(struct dyn_client *c, const uint8_t key[BLOB_KEY_LEN],
 		rc = DYN_EBADMSG;
 	if (rc == 0 && v->len > cap)
 		rc = DYN_ETOOBIG;
-	if (rc == 0) {
-		/* The name is a MAC of the content: a replica's bad disk (or
-		 * anyone) cannot hand back other bytes unnoticed. */
-		uint8_t name[BLOB_NAME_LEN];
-		blob_name(&c->bkey, v->data, v->len, name);
-		if (memcmp(name, key + 1, BLOB_NAME_LEN) != 0)
-			rc = DYN_EBADMSG;
-	}
+	/* The reply's tag skips the bytes, which wire_decode checked against
+	 * the key's name instead: a replica's bad disk (or anyone) cannot
+	 * hand back other bytes unnoticed.  It must be this key's. */
+	const struct wire_field *k = rc == 0 ? wire_find(&reply.m, F_KEY) : NULL;
+	if (rc == 0 && (!(reply.m.flags & WIRE_H_BLOB) || !k ||
+	    k->len != BLOB_KEY_LEN || memcmp(k->data, key, BLOB_KEY_LEN) != 0))
+		rc = DYN_EBADMSG;
 	if (rc == 0) {
 		memcpy(buf, v->data, v->len);
 		*len = v->len;
@@ -448,7 +448,7 @@ dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out)
 		return -EINVAL;
 	struct buf b;
 	buf_init(&b);
-	begin_req(c, &b, WIRE_STATUS_REQ);
+	begin_req(c, &b, WIRE_STATUS_REQ, 0);
 	struct rpc_reply reply = {0};
 	int rc = wire_seal(&b, &c->key);
 	if (rc == 0)
@@ -502,7 +502,7 @@ dyn_ring(struct dyn_client *c, size_t i, struct ring **out, uint32_t nrw[3])
 		return -EINVAL;
 	struct buf b;
 	buf_init(&b);
-	begin_req(c, &b, WIRE_RING_REQ);
+	begin_req(c, &b, WIRE_RING_REQ, 0);
 	struct rpc_reply reply = {0};
 	int rc = wire_seal(&b, &c->key);
 	if (rc == 0)
@@ -583,7 +583,7 @@ dyn_leave(struct dyn_client *c, size_t i)
 		return -EINVAL;
 	struct buf b;
 	buf_init(&b);
-	begin_req(c, &b, WIRE_LEAVE_REQ);
+	begin_req(c, &b, WIRE_LEAVE_REQ, 0);
 	struct rpc_reply reply = {0};
 	int rc = wire_seal(&b, &c->key);
 	if (rc == 0)
@@ -600,7 +600,7 @@ dyn_remove(struct dyn_client *c, size_t i, const char *name)
 		return -EINVAL;
 	struct buf b;
 	buf_init(&b);
-	begin_req(c, &b, WIRE_REMOVE_REQ);
+	begin_req(c, &b, WIRE_REMOVE_REQ, 0);
 	wire_put_str(&b, F_NAME, name);
 	struct rpc_reply reply = {0};
 	int rc = wire_seal(&b, &c->key);
@@ -618,7 +618,7 @@ dyn_fault(struct dyn_client *c, size_t i, const char *const *names, size_t n)
 		return -EINVAL;
 	struct buf b;
 	buf_init(&b);
-	begin_req(c, &b, WIRE_FAULT_REQ);
+	begin_req(c, &b, WIRE_FAULT_REQ, 0);
 	for (size_t k = 0; k < n; k++)
 		wire_put_str(&b, F_NAME, names[k]);
 	if (n == 0)

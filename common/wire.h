@@ -6,6 +6,8 @@
  *     u64 request id   | u32 body length | u32 field count
  *   body: field count * (u16 tag | u32 length | bytes)
  *   trailer: 32-byte HMAC-SHA256 under the cluster key over header+body
+ *            (with WIRE_H_BLOB, over all but a blob's bytes, which its
+ *            keyed name authenticates instead)
  *
  * Fields are typed by tag; a decoder ignores tags it does not know, so
  * later messages can grow fields without a version bump.  wire_decode checks
@@ -103,6 +105,11 @@ enum wire_tag {
 	F_GRACE,      /* u64 the node's GC grace period (ms); max: GC off */
 	F_BADREFS,    /* u64 values whose reference header is malformed */
 };
+
+/* Header flags. */
+#define WIRE_H_BLOB 0x1u /* the tag skips the bytes of the one F_VALUE,
+                            which must be the blob that F_KEY names: the
+                            decoder checks the name (common/blob.h) */
 
 /* Request flags (F_FLAGS). */
 #define WIRE_F_TOMBSTONE 0x1u /* PUT_REQ: this is a delete */

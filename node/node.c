@@ -233,10 +233,13 @@ handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
 		/* Just the bytes: a blob has one version and needs no
 		 * context. */
 		int live = vset_live(&set) > 0 ? 0 : -ENOENT;
-		wire_begin(out, WIRE_GET_RESP, 0, m->reqid);
+		wire_begin(out, WIRE_GET_RESP, live == 0 ? WIRE_H_BLOB : 0,
+		    m->reqid);
 		wire_put_u32(out, F_STATUS, (uint32_t)live);
-		if (live == 0)
+		if (live == 0) {
+			wire_put(out, F_KEY, rq.key, rq.klen);
 			wire_put(out, F_VALUE, set.v[0].value, set.v[0].len);
+		}
 		rc = wire_seal(out, &n->cfg.key);
 	} else if (rc == 0) {
 		struct vclock ctx;
@@ -299,6 +302,10 @@ handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
 	bool blob = rq.flags & WIRE_F_BLOB;
 	if (blob != blob_is_key(rq.key, rq.klen) || (blob && tomb))
 		return -EINVAL;
+	/* A blob's bytes must be the ones its key names: wire_decode checks
+	 * that for a message whose tag skips them (WIRE_H_BLOB). */
+	if (blob && !(m->flags & WIRE_H_BLOB))
+		return DYN_EAUTH;
 	if (val && val->len > n->cfg.max_value)
 		return DYN_ETOOBIG;
 

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "blob.h"
 #include "err.h"
 #include "mem.h"
 #include "testmem.h"
@@ -87,7 +88,7 @@ build_full(struct fixture *fx)
 	static const uint8_t value[] = {0, 1, 2, 0xff, 0xfe};
 	size_t at;
 
-	wire_begin(&fx->b, WIRE_PUT_REQ, 0xa5c3, 0x1122334455667788ull);
+	wire_begin(&fx->b, WIRE_PUT_REQ, 0xa5c2, 0x1122334455667788ull);
 	wire_put(&fx->b, F_KEY, "user/key", 8);
 	wire_put(&fx->b, F_VALUE, value, sizeof(value));
 	wire_put(&fx->b, F_CONTEXT, NULL, 0);
@@ -119,7 +120,7 @@ test_round_trip(void **state)
 	                                8 + 6 + 8 + 6 + AUTH_TAG_LEN);
 	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, m), 0);
 	assert_int_equal(m->type, WIRE_PUT_REQ);
-	assert_int_equal(m->flags, 0xa5c3);
+	assert_int_equal(m->flags, 0xa5c2);
 	assert_true(m->reqid == 0x1122334455667788ull);
 	assert_int_equal(m->nfields, 9);
 
@@ -633,6 +634,71 @@ test_big_value(void **state)
 	buf_fini(&fx->b);
 }
 
+/* A blob's message (WIRE_H_BLOB): the tag skips the value, which must be
+ * the blob the key names. */
+static void
+build_blob(struct fixture *fx, uint8_t *key, const uint8_t *val, size_t n)
+{
+	wire_begin(&fx->b, WIRE_PUT_REQ, WIRE_H_BLOB, 7);
+	wire_put(&fx->b, F_KEY, key, BLOB_KEY_LEN);
+	wire_put(&fx->b, F_VALUE, val, n);
+	wire_put_u32(&fx->b, F_FLAGS, WIRE_F_BLOB);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+}
+
+static void
+test_blob_tag(void **state)
+{
+	struct fixture *fx = *state;
+	struct blob_key bk;
+	uint8_t val[300], name[BLOB_NAME_LEN], key[BLOB_KEY_LEN];
+
+	for (size_t i = 0; i < sizeof(val); i++)
+		val[i] = (uint8_t)(i * 7);
+	blob_key_derive(&fx->key, &bk);
+	blob_name(&bk, val, sizeof(val), name);
+	blob_key(BLOB_DATA, name, key);
+	build_blob(fx, key, val, sizeof(val));
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 0);
+	assert_int_equal(fx->m.flags, WIRE_H_BLOB);
+	/* Any byte changed fails: of the value (name check), of the rest
+	 * (tag), of the key (both). */
+	for (size_t i = 0; i < fx->b.len; i++) {
+		fx->b.data[i] ^= 0x40;
+		assert_int_not_equal(
+		    wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m), 0);
+		fx->b.data[i] ^= 0x40;
+	}
+	/* Another cluster's key. */
+	struct auth_key other;
+	assert_int_equal(auth_key_generate(&other), 0);
+	assert_int_equal(wire_decode(&other, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EAUTH);
+	/* A key that is no blob's, no key, two values. */
+	uint8_t plain[BLOB_KEY_LEN];
+	memcpy(plain, key, sizeof(plain));
+	plain[0] = 'F';
+	build_blob(fx, plain, val, sizeof(val));
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EBADMSG);
+	wire_begin(&fx->b, WIRE_GET_RESP, WIRE_H_BLOB, 7);
+	wire_put(&fx->b, F_VALUE, val, sizeof(val));
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EBADMSG);
+	wire_begin(&fx->b, WIRE_GET_RESP, WIRE_H_BLOB, 7);
+	wire_put(&fx->b, F_KEY, key, BLOB_KEY_LEN);
+	wire_put(&fx->b, F_VALUE, val, sizeof(val));
+	wire_put(&fx->b, F_VALUE, val, sizeof(val));
+	assert_int_equal(wire_seal(&fx->b, &fx->key), -EINVAL);
+	/* No value to skip: the sealer refuses. */
+	wire_begin(&fx->b, WIRE_GET_RESP, WIRE_H_BLOB, 7);
+	wire_put(&fx->b, F_KEY, key, BLOB_KEY_LEN);
+	assert_int_equal(wire_seal(&fx->b, &fx->key), -EINVAL);
+	buf_fini(&fx->b);
+}
+
 int
 main(void)
 {
@@ -653,6 +719,7 @@ main(void)
 	    T(test_trailing_bytes),
 	    T(test_encoder_errors),
 	    T(test_big_value),
+	    T(test_blob_tag),
 	};
 #undef T
 

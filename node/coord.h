@@ -42,6 +42,10 @@ int coord_put(struct node *n, const struct coord_req *rq,
     const struct vclock *ctx, const void *value, size_t len,
     struct vclock *newctx);
 
+/* The one version of a blob (common/blob.h) holding value[0..len); v
+ * points at value, it does not own it (no version_fini). */
+void coord_blob_version(struct version *v, const void *value, size_t len);
+
 /* REPLICATE_REQ: merge a coordinator's set into the local store. */
 int coord_replicate(struct node *n, const void *key, size_t klen,
     const struct vset *set);

@@ -59,10 +59,17 @@ node_reqid(struct node *n)
 }
 
 void
+node_req_begin_flags(struct node *n, struct buf *b, uint8_t type,
+    uint16_t hflags)
+{
+	wire_begin(b, type, hflags, node_reqid(n));
+	wire_put_str(b, F_FROM, n->name);
+}
+
+void
 node_req_begin(struct node *n, struct buf *b, uint8_t type)
 {
-	wire_begin(b, type, 0, node_reqid(n));
-	wire_put_str(b, F_FROM, n->name);
+	node_req_begin_flags(n, b, type, 0);
 }
 
 /* Is the sender of m a node this one has been cut off from (a fault
@@ -435,18 +442,36 @@ handle_replicate(struct node *n, const struct wire_msg *m, struct buf *out)
 {
 	const struct wire_field *k = wire_find(m, F_KEY);
 	const struct wire_field *f = wire_find(m, F_VSET);
-	if (!k || !f || k->len > KEY_MAX_LEN)
+	const struct wire_field *val = wire_find(m, F_VALUE);
+	if (!k || k->len > KEY_MAX_LEN || !(f || val) || (f && val))
 		return DYN_EBADMSG;
 	char hint[64];
 	bool hinted = wire_get_str(m, F_HINT, hint, sizeof(hint)) == 0;
 	struct vset set;
-	struct rd r;
-	rd_init(&r, f->data, f->len);
-	int rc = vset_decode(&r, n->cfg.max_value, &set);
-	if (rc)
-		return rc;
-	if (rd_left(&r) != 0)
-		rc = DYN_EBADMSG;
+	int rc = 0;
+	if (val) {
+		/* A blob's bytes: wire_decode checked them against the key
+		 * (WIRE_H_BLOB), so only such a message may carry them. */
+		if (!(m->flags & WIRE_H_BLOB) || val->len > n->cfg.max_value)
+			return DYN_EBADMSG;
+		struct version *v = mem_alloc(sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		coord_blob_version(v, NULL, 0);
+		if (val->len && !(v->value = mem_dup(val->data, val->len))) {
+			mem_free(v);
+			return -ENOMEM;
+		}
+		v->len = val->len;
+		set = (struct vset){.n = 1, .v = v};
+	} else {
+		struct rd r;
+		rd_init(&r, f->data, f->len);
+		if ((rc = vset_decode(&r, n->cfg.max_value, &set)) != 0)
+			return rc;
+		if (rd_left(&r) != 0)
+			rc = DYN_EBADMSG;
+	}
 	/* A stand-in keeps the write as a hint for the replica it stands in
 	 * for, and in its own store so it can serve reads meanwhile. */
 	if (rc == 0 && hinted)

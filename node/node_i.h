@@ -47,5 +47,8 @@ uint64_t node_reqid(struct node *n);
 /* Begin a request to another node: header and F_FROM (so a peer that
  * injects faults knows whom to ignore). */
 void node_req_begin(struct node *n, struct buf *b, uint8_t type);
+/* The same with header flags (WIRE_H_*). */
+void node_req_begin_flags(struct node *n, struct buf *b, uint8_t type,
+    uint16_t hflags);
 
 #endif

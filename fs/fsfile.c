@@ -752,6 +752,10 @@ fsfile_copy_range(struct fsfile *src, uint64_t soff, struct fsfile *dst,
 		return -EINVAL;
 	if (len > COPY_MAX)
 		len = COPY_MAX;
+	/* Overlapping ranges of one file are not allowed (as for the
+	 * syscall): the copy goes forward chunk by chunk. */
+	if (src == dst && soff < doff + len && doff < soff + len)
+		return -EINVAL;
 	while (done < len && rc >= 0) {
 		uint64_t ps = soff + done, pd = doff + done;
 		uint32_t cs = src->m.cs;
@@ -947,10 +951,14 @@ stale_refs(struct fsfile *f)
 			struct cent *e = &pg->e[i];
 			if (e->buf || fsobj_ref_none(&e->ref))
 				continue;
-			/* Back in memory and dirty: stored again below. */
+			/* Back in memory and dirty: stored again (now, when
+			 * too much is in memory, else by the flush). */
 			if ((rc = cent_load(f, (uint64_t)p * PC + i, false,
 			                    &e)) == 0)
 				cent_dirty(f, (uint64_t)p * PC + i, e);
+			if (rc == 0 && (uint64_t)f->nbuf * f->m.cs > DIRTY_MAX)
+				rc = store_all(f);
+			pg = &f->m.pg[p];
 		}
 		pg->dirty = true;
 	}
@@ -1166,6 +1174,13 @@ fsfile_tab_free(struct fsfile_tab *t)
 			f = n;
 		}
 	}
+	struct fscache_stats cs;
+	fscache_stats(t->cache, &cs);
+	LOG_INFO("content cache: %llu hits, %llu misses, %llu fetches, %llu "
+	         "puts, %llu evictions",
+	         (unsigned long long)cs.hits, (unsigned long long)cs.misses,
+	         (unsigned long long)cs.fetches, (unsigned long long)cs.puts,
+	         (unsigned long long)cs.evictions);
 	fscache_free(t->cache);
 	pthread_mutex_destroy(&t->mu);
 	mem_free(t);

@@ -70,6 +70,7 @@ struct fh {
 	enum fh_kind kind;
 	struct fsfile *f;
 	struct fsview *v;
+	uint64_t kid; /* content id the kernel caches for this open */
 };
 
 static struct fs *
@@ -904,6 +905,42 @@ op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 
 /* ---- files ---- */
 
+static uint64_t
+path_hash(const char *p)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	return h;
+}
+
+/* Does the kernel cache what id names for path?  It will from now on. */
+static int
+kc_check(struct fs *fs, const char *path, uint64_t id)
+{
+	uint64_t h = path_hash(path);
+	struct kc_slot *k = &fs->kc[h % KC_SLOTS];
+	pthread_mutex_lock(&fs->kc_mu);
+	int keep = k->path == h && k->id == id;
+	k->path = h;
+	k->id = id;
+	pthread_mutex_unlock(&fs->kc_mu);
+	return keep;
+}
+
+/* This mount changed path from id old to id new: the kernel's cache saw
+ * every write, so it holds the new content if it held the old one. */
+static void
+kc_update(struct fs *fs, const char *path, uint64_t old, uint64_t id)
+{
+	uint64_t h = path_hash(path);
+	struct kc_slot *k = &fs->kc[h % KC_SLOTS];
+	pthread_mutex_lock(&fs->kc_mu);
+	if (k->path == h && k->id == old)
+		k->id = id;
+	pthread_mutex_unlock(&fs->kc_mu);
+}
+
 static int
 fh_new(struct fuse_file_info *fi, struct fsfile *f, struct fsview *v)
 {
@@ -965,6 +1002,11 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	}
 	if (rc == 0)
 		rc = fh_new(fi, f, NULL);
+	if (rc == 0) {
+		/* A new inode: the kernel caches nothing of it yet. */
+		fh_of(fi)->kid = fsfile_content_id(f);
+		kc_check(fs, path, fh_of(fi)->kid);
+	}
 	if (rc != 0 && f) {
 		fsfile_close(f);
 		f = NULL;
@@ -993,42 +1035,6 @@ op_mknod(const char *path, mode_t mode, dev_t dev)
 	return rc;
 }
 
-static uint64_t
-path_hash(const char *p)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *p; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211ull;
-	return h;
-}
-
-/* Does the kernel cache what id names for path?  It will from now on. */
-static int
-kc_check(struct fs *fs, const char *path, uint64_t id)
-{
-	uint64_t h = path_hash(path);
-	struct kc_slot *k = &fs->kc[h % KC_SLOTS];
-	pthread_mutex_lock(&fs->kc_mu);
-	int keep = k->path == h && k->id == id;
-	k->path = h;
-	k->id = id;
-	pthread_mutex_unlock(&fs->kc_mu);
-	return keep;
-}
-
-/* This mount changed path from id old to id new: the kernel's cache saw
- * every write, so it holds the new content if it held the old one. */
-static void
-kc_update(struct fs *fs, const char *path, uint64_t old, uint64_t id)
-{
-	uint64_t h = path_hash(path);
-	struct kc_slot *k = &fs->kc[h % KC_SLOTS];
-	pthread_mutex_lock(&fs->kc_mu);
-	if (k->path == h && k->id == old)
-		k->id = id;
-	pthread_mutex_unlock(&fs->kc_mu);
-}
-
 static int
 op_open(const char *path, struct fuse_file_info *fi)
 {
@@ -1053,12 +1059,14 @@ op_open(const char *path, struct fuse_file_info *fi)
 			rc = fsfile_truncate(f, 0);
 			fsfile_replace(f);
 		}
-		if (rc == 0)
-			fi->keep_cache = kc_check(fs, path, fsfile_content_id(f));
 	}
 	res_fini(&r);
 	if (rc == 0)
 		rc = fh_new(fi, f, v);
+	if (rc == 0 && f) {
+		fh_of(fi)->kid = fsfile_content_id(f);
+		fi->keep_cache = kc_check(fs, path, fh_of(fi)->kid);
+	}
 	if (rc != 0) {
 		fsfile_close(f);
 		fsview_close(v);
@@ -1099,10 +1107,12 @@ op_flush(const char *path, struct fuse_file_info *fi)
 	struct fh *h = fh_of(fi);
 	if (h->kind != FH_FILE)
 		return 0;
-	uint64_t old = fsfile_content_id(h->f);
 	int rc = fsfile_flush(h->f);
-	if (rc == 0)
-		kc_update(fs_get(), path, old, fsfile_content_id(h->f));
+	if (rc == 0) {
+		uint64_t id = fsfile_content_id(h->f);
+		kc_update(fs_get(), path, h->kid, id);
+		h->kid = id;
+	}
 	return fskv_errno(rc);
 }
 

@@ -27,14 +27,27 @@
  * of readers cannot starve a resize; a thread that already holds it for a
  * store (a scan callback calling store_get) does not take it again, which
  * would deadlock behind a waiting writer.
+ *
+ * Compaction (store.h) is a request of its own kind, run by the writer alone
+ * between batches: the copy reads a snapshot while readers go on, then the
+ * same write side of maplock that a resize takes holds readers off while the
+ * environment is closed and reopened on the new file.  Only the writer
+ * changes s->env, and only under that lock; the database handles come back
+ * the same (LMDB numbers them in the order they are opened), so requests
+ * queued with them stay valid.
  */
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 #include <openssl/evp.h>
@@ -54,6 +67,11 @@
 #define META_NAME_MAX  64
 #define META_VALUE_MAX 4096
 #define MARK_LEN       16 /* u64 condemned_at, u64 bytes */
+#define COMPACT_RATIO    2
+#define COMPACT_MIN_FREE (64ull << 20)
+#define DATA_FILE        "data.mdb"
+#define COMPACT_FILE     "data.mdb.compact"
+#define FREE_DBI         0 /* LMDB's freelist: txnid -> page list */
 /* LMDB 0.9's compiled-in key limit; the runtime one may only be smaller. */
 #define DKEY_MAX 511
 
@@ -64,7 +82,7 @@ _Static_assert(STORE_TARGET_MAX <= UINT8_MAX, "target length is one byte");
 _Static_assert(1 + STORE_TARGET_MAX + STORE_HINT_PREFIX == STORE_KEY_PREFIX,
                "hint keys fit where object keys do");
 
-enum req_kind { REQ_UPDATE, REQ_META, REQ_GC };
+enum req_kind { REQ_UPDATE, REQ_META, REQ_GC, REQ_COMPACT };
 
 /* A queued write.  Lives on the caller's stack until done is set. */
 struct store_req {
@@ -79,6 +97,7 @@ struct store_req {
 	void *arg;
 	const void *val; /* REQ_META */
 	size_t vlen;
+	struct store_compaction *res; /* REQ_COMPACT: out */
 	enum store_gc_kind gc; /* REQ_GC */
 	uint64_t condemned_at;
 	int rc;
@@ -98,6 +117,15 @@ struct store {
 	uint32_t max_batch;
 	uint64_t map_max;
 	size_t max_value;
+	char *dir;         /* the data directory */
+	char *data_path;   /* dir/data.mdb */
+	char *compact_path; /* dir/data.mdb.compact */
+	unsigned env_flags;
+	uint64_t reopen_map; /* writer only: the map size to reopen with */
+	int64_t compact_check_ms;
+	uint32_t compact_ratio;
+	uint64_t compact_min_free;
+	uint64_t compact_reserve;
 
 	pthread_rwlock_t maplock;
 	bool maplock_ok;
@@ -109,6 +137,10 @@ struct store {
 	struct store_req *head;
 	struct store_req *tail;
 	bool closing;
+	bool compacting;               /* under mu, like the three below */
+	uint64_t compactions;
+	uint64_t compact_skipped;
+	struct store_compaction last;
 
 	pthread_t writer;
 	bool writer_ok;
@@ -397,7 +429,8 @@ store_read_begin(struct store *s, struct read_frame *f, bool *locked,
 			return -rc;
 		*locked = true;
 	}
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	/* NULL only after a compaction could not reopen LMDB (logged). */
+	rc = s->env ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn) : EIO;
 	if (rc != 0) {
 		if (*locked)
 			pthread_rwlock_unlock(&s->maplock);
@@ -903,6 +936,46 @@ store_ref_scan(struct store *s, store_ref_fn cb, void *arg, uint64_t *bad)
 	return rc;
 }
 
+/* The data file's size, and how much of it holds pages in use: every page
+ * up to the last one allocated, less those on the freelist of txn's
+ * snapshot (the pages a compacting copy leaves out). */
+static int
+store_space(const struct store *s, MDB_txn *txn, uint64_t *file,
+            uint64_t *used)
+{
+	MDB_cursor *cur;
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_val k, v;
+	struct stat sb;
+	uint64_t pages, freepg = 0;
+	size_t cnt;
+	int rc, op;
+
+	if ((rc = mdb_env_info(s->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(s->env, &st)) != 0 ||
+	    (rc = mdb_cursor_open(txn, FREE_DBI, &cur)) != 0)
+		return store_error_from_lmdb(rc);
+	for (op = MDB_FIRST;; op = MDB_NEXT) {
+		if ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) != 0)
+			break;
+		/* An ID list: its length, then that many page numbers. */
+		if (v.mv_size >= sizeof(cnt)) {
+			memcpy(&cnt, v.mv_data, sizeof(cnt));
+			freepg += cnt;
+		}
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return store_error_from_lmdb(rc);
+	if (stat(s->data_path, &sb) != 0)
+		return -errno;
+	pages = (uint64_t)info.me_last_pgno + 1;
+	*used = (pages > freepg ? pages - freepg : 0) * st.ms_psize;
+	*file = (uint64_t)sb.st_size;
+	return 0;
+}
+
 int
 store_stats(struct store *s, struct store_stats *out)
 {
@@ -931,8 +1004,18 @@ store_stats(struct store *s, struct store_stats *out)
 	out->map_bytes = info.me_mapsize;
 	out->commits = atomic_load(&s->commits);
 	out->updates = atomic_load(&s->updates);
+	if ((rc = store_space(s, txn, &out->file_bytes, &out->used_bytes)))
+		goto out;
+	if (out->file_bytes > out->used_bytes)
+		out->free_bytes = out->file_bytes - out->used_bytes;
 out:
 	store_read_end(s, &f, locked, txn);
+	pthread_mutex_lock(&s->mu);
+	out->compactions = s->compactions;
+	out->compact_skipped = s->compact_skipped;
+	out->compacting = s->compacting;
+	out->last = s->last;
+	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
 
@@ -1112,6 +1195,93 @@ writer_grow(struct store *s)
 	return 0;
 }
 
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Open LMDB in dir and its four databases (objects, hints, meta, gc, in
+ * that order: the order fixes their handles).  *out stays NULL on
+ * failure. */
+static int
+env_open(const char *dir, unsigned flags, uint64_t map, MDB_env **out,
+         MDB_dbi dbi[4])
+{
+	static const char *const names[4] = {"objects", "hints", "meta",
+	                                     "gc"};
+	MDB_env *env;
+	MDB_txn *txn;
+	int rc;
+
+	*out = NULL;
+	if ((rc = mdb_env_create(&env)) != 0)
+		return store_error_from_lmdb(rc);
+	if ((rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(env, STORE_READERS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(env, (size_t)map)) != 0 ||
+	    (rc = mdb_env_open(env, dir, flags, 0600)) != 0 ||
+	    (rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+		goto fail;
+	for (int i = 0; i < 4; i++) {
+		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, &dbi[i]))) {
+			mdb_txn_abort(txn);
+			goto fail;
+		}
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto fail;
+	*out = env;
+	return 0;
+fail:
+	mdb_env_close(env);
+	return store_error_from_lmdb(rc);
+}
+
+/* Reopen LMDB on the data file, which a compaction replaced; the caller
+ * holds maplock for writing.  The handles come back the same (the same
+ * databases opened in the same order), which queued requests rely on. */
+static int
+writer_reopen_locked(struct store *s)
+{
+	MDB_dbi d[4];
+	MDB_env *env;
+	int rc;
+
+	rc = env_open(s->dir, s->env_flags, s->reopen_map, &env, d);
+	if (rc == 0 && (d[0] != s->objects || d[1] != s->hints ||
+	                d[2] != s->meta || d[3] != s->gc)) {
+		mdb_env_close(env);
+		rc = -EIO;
+	}
+	if (rc != 0) {
+		LOG_ERROR("store: reopening %s: %s (retried at the next "
+		          "write)", s->data_path, dyn_strerror(rc));
+		return rc;
+	}
+	s->env = env;
+	return 0;
+}
+
+/* An environment to write to: only missing when a reopen after a
+ * compaction failed; try again. */
+static int
+writer_ensure_env(struct store *s)
+{
+	int rc;
+
+	if (s->env)
+		return 0;
+	if ((rc = pthread_rwlock_wrlock(&s->maplock)) != 0)
+		return -rc;
+	rc = writer_reopen_locked(s);
+	pthread_rwlock_unlock(&s->maplock);
+	return rc;
+}
+
 static void
 batch_fail(struct store_req **b, uint32_t n, int rc)
 {
@@ -1136,6 +1306,10 @@ writer_batch(struct store *s, struct store_req **b, uint32_t n)
 	uint32_t i, ok;
 	int rc;
 
+	if ((rc = writer_ensure_env(s)) != 0) {
+		batch_fail(b, n, rc);
+		return;
+	}
 	for (;;) {
 		meta = false;
 		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -1186,20 +1360,274 @@ writer_batch(struct store *s, struct store_req **b, uint32_t n)
 	atomic_fetch_add(&s->updates, ok);
 }
 
+static int
+fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Copy the environment without its free pages to compact_path and make
+ * the copy durable. */
+static int
+writer_copy(struct store *s)
+{
+	int fd, rc;
+
+	fd = open(s->compact_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	          0600);
+	if (fd < 0)
+		return -errno;
+	rc = store_error_from_lmdb(mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT));
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+/*
+ * Compaction (store.h), in the writer thread between batches: no write txn
+ * is live and none can begin until this returns, so the copy's snapshot is
+ * the last commit and swapping the copy in loses nothing.  Readers go on
+ * during the copy (their snapshots are in the old file, which stays mapped
+ * until the close); they are held off from just before the rename until
+ * LMDB is open on the new file.  The directory is fsynced before any write
+ * commits to the new file, so a crash cannot bring the old one back under
+ * those writes.
+ */
+static int
+writer_compact(struct store *s, struct store_compaction *res)
+{
+	struct store_compaction r = {0, 0, 0};
+	uint64_t t0 = mono_ms(), t1 = 0, t2 = 0, t3 = 0, used, need, room;
+	struct statvfs vfs;
+	MDB_envinfo info;
+	struct stat sb;
+	MDB_txn *txn;
+	bool renamed = false;
+	int rc, err, old = -1;
+
+	*res = r;
+	if ((rc = writer_ensure_env(s)) != 0)
+		return rc;
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return store_error_from_lmdb(rc);
+	rc = store_space(s, txn, &r.before, &used);
+	mdb_txn_abort(txn);
+	if (rc != 0)
+		return rc;
+	if (statvfs(s->dir, &vfs) != 0)
+		return -errno;
+	/* The copy is at most the pages in use (it leaves out the freelist
+	 * too); a little more for the file system's own blocks. */
+	need = used + used / 64 + (1u << 20);
+	need = need > UINT64_MAX - s->compact_reserve
+	    ? UINT64_MAX
+	    : need + s->compact_reserve;
+	room = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (room < need) {
+		LOG_WARN("store: compaction skipped: %llu MiB free on disk, "
+		         "the copy needs %llu MiB",
+		         (unsigned long long)(room >> 20),
+		         (unsigned long long)(need >> 20));
+		pthread_mutex_lock(&s->mu);
+		s->compact_skipped++;
+		pthread_mutex_unlock(&s->mu);
+		return -ENOSPC;
+	}
+	if ((rc = mdb_env_info(s->env, &info)) != 0)
+		return store_error_from_lmdb(rc);
+	s->reopen_map = info.me_mapsize;
+
+	pthread_mutex_lock(&s->mu);
+	s->compacting = true;
+	pthread_mutex_unlock(&s->mu);
+	if ((rc = writer_copy(s)) != 0)
+		goto out;
+	t1 = mono_ms();
+	/* Keeps the old file's blocks until the readers are let go again:
+	 * freeing a big file takes a while. */
+	old = open(s->data_path, O_RDONLY | O_CLOEXEC);
+	if ((rc = pthread_rwlock_wrlock(&s->maplock)) != 0) {
+		rc = -rc;
+		goto out;
+	}
+	if (rename(s->compact_path, s->data_path) != 0) {
+		rc = -errno;
+		pthread_rwlock_unlock(&s->maplock);
+		goto out;
+	}
+	/* data.mdb is the copy now: the old env must not write again. */
+	renamed = true;
+	t2 = mono_ms();
+	mdb_env_close(s->env);
+	s->env = NULL;
+	rc = writer_reopen_locked(s); /* logs; retried at the next write */
+	pthread_rwlock_unlock(&s->maplock);
+	t3 = mono_ms();
+	if (old >= 0)
+		close(old);
+	old = -1;
+	if ((err = fsync_dir(s->dir)) != 0) {
+		LOG_ERROR("store: fsync of %s after compaction: %s", s->dir,
+		          dyn_strerror(err));
+		rc = rc ? rc : err;
+	}
+	r.after = stat(s->data_path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	r.ms = mono_ms() - t0;
+out:
+	if (old >= 0)
+		close(old);
+	if (!renamed)
+		unlink(s->compact_path);
+	pthread_mutex_lock(&s->mu);
+	s->compacting = false;
+	if (renamed) {
+		s->compactions++;
+		s->last = r;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (renamed)
+		LOG_INFO("store: compacted %llu MiB to %llu MiB in %llu ms "
+		         "(copy %llu ms, readers held off %llu ms after "
+		         "waiting %llu ms for them)",
+		         (unsigned long long)(r.before >> 20),
+		         (unsigned long long)(r.after >> 20),
+		         (unsigned long long)r.ms,
+		         (unsigned long long)(t1 - t0),
+		         (unsigned long long)(t3 - t2),
+		         (unsigned long long)(t2 - t1));
+	else
+		LOG_ERROR("store: compaction failed, %s left as it was: %s",
+		          s->data_path, dyn_strerror(rc));
+	*res = r;
+	return rc;
+}
+
+/* The automatic check (store_opts.compact_check_ms): true when it
+ * compacted (or tried), with the outcome in *rc and *res. */
+static bool
+writer_auto_compact(struct store *s, int *rc, struct store_compaction *res)
+{
+	uint64_t file, used;
+	MDB_txn *txn;
+	int err;
+
+	if (writer_ensure_env(s) != 0 ||
+	    mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+		return false;
+	err = store_space(s, txn, &file, &used);
+	mdb_txn_abort(txn);
+	if (err != 0 || file / s->compact_ratio < used ||
+	    file - used <= s->compact_min_free)
+		return false;
+	LOG_INFO("store: data file %llu MiB, %llu MiB of it in use: "
+	         "compacting",
+	         (unsigned long long)(file >> 20),
+	         (unsigned long long)(used >> 20));
+	*rc = writer_compact(s, res);
+	return true;
+}
+
+/* Answer r (NULL: none) and every compaction request queued meanwhile with
+ * one outcome: the file they would compact is the one just made. */
+static void
+compact_done_locked(struct store *s, struct store_req *r, int rc,
+                    const struct store_compaction *res)
+{
+	struct store_req **pp = &s->head, *q;
+
+	s->tail = NULL;
+	while ((q = *pp) != NULL) {
+		if (q->kind == REQ_COMPACT) {
+			*pp = q->next;
+			q->next = r;
+			r = q;
+			continue;
+		}
+		s->tail = q;
+		pp = &q->next;
+	}
+	while (r) {
+		q = r->next;
+		r->rc = rc;
+		*r->res = *res;
+		r->done = true;
+		pthread_cond_signal(&r->cv);
+		r = q;
+	}
+}
+
+static void
+writer_wait_locked(struct store *s, uint64_t until_ms)
+{
+	struct timespec ts;
+
+	if (until_ms == UINT64_MAX) {
+		pthread_cond_wait(&s->work_cv, &s->mu);
+		return;
+	}
+	ts.tv_sec = (time_t)(until_ms / 1000);
+	ts.tv_nsec = (long)(until_ms % 1000) * 1000000;
+	pthread_cond_timedwait(&s->work_cv, &s->mu, &ts); /* monotonic */
+}
+
 static void *
 writer_main(void *arg)
 {
 	struct store *s = arg;
+	struct store_compaction res;
 	struct store_req *r;
+	uint64_t next = UINT64_MAX;
 	uint32_t n;
+	int rc;
 
+	if (s->compact_check_ms > 0)
+		next = mono_ms() + (uint64_t)s->compact_check_ms;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (!s->head && !s->closing)
-			pthread_cond_wait(&s->work_cv, &s->mu);
-		if (!s->head)
-			break; /* closing and drained */
-		for (n = 0; n < s->max_batch && s->head; n++) {
+		if (next != UINT64_MAX && !s->closing && mono_ms() >= next) {
+			pthread_mutex_unlock(&s->mu);
+			bool ran = writer_auto_compact(s, &rc, &res);
+			next = mono_ms() + (uint64_t)s->compact_check_ms;
+			pthread_mutex_lock(&s->mu);
+			if (ran)
+				compact_done_locked(s, NULL, rc, &res);
+			continue;
+		}
+		if (!s->head) {
+			if (s->closing)
+				break; /* drained */
+			writer_wait_locked(s, next);
+			continue;
+		}
+		if (s->head->kind == REQ_COMPACT) {
+			r = s->head;
+			s->head = r->next;
+			r->next = NULL;
+			if (!s->head)
+				s->tail = NULL;
+			memset(&res, 0, sizeof(res));
+			rc = DYN_ECLOSED; /* no compaction on the way out */
+			if (!s->closing) {
+				pthread_mutex_unlock(&s->mu);
+				rc = writer_compact(s, &res);
+				pthread_mutex_lock(&s->mu);
+			}
+			compact_done_locked(s, r, rc, &res);
+			continue;
+		}
+		for (n = 0; n < s->max_batch && s->head &&
+		            s->head->kind != REQ_COMPACT;
+		     n++) {
 			r = s->head;
 			s->head = r->next;
 			s->batch[n] = r;
@@ -1479,6 +1907,22 @@ store_meta_put(struct store *s, const char *name, const void *val, size_t len)
 	return store_submit(s, &r);
 }
 
+int
+store_compact(struct store *s, struct store_compaction *out)
+{
+	struct store_compaction res = {0, 0, 0};
+	struct store_req r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = REQ_COMPACT;
+	r.res = &res;
+	rc = store_submit(s, &r);
+	if (out)
+		*out = res;
+	return rc;
+}
+
 /*
  * Open and close.
  */
@@ -1510,39 +1954,41 @@ out:
 }
 
 static int
-store_open_env(struct store *s, const struct store_opts *o, uint64_t map)
+store_open_env(struct store *s, uint64_t map)
 {
-	MDB_txn *txn;
-	unsigned flags = MDB_NOTLS | (o->fsync ? 0 : MDB_NOSYNC);
+	MDB_dbi d[4];
 	int rc, mkey;
 
-	if ((rc = mdb_env_create(&s->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(s->env, STORE_READERS)) != 0 ||
-	    (rc = mdb_env_set_mapsize(s->env, (size_t)map)) != 0 ||
-	    (rc = mdb_env_open(s->env, o->dir, flags, 0600)) != 0)
-		return store_error_from_lmdb(rc);
+	if ((rc = env_open(s->dir, s->env_flags, map, &s->env, d)) != 0)
+		return rc;
+	s->objects = d[0];
+	s->hints = d[1];
+	s->meta = d[2];
+	s->gc = d[3];
 	mkey = mdb_env_get_maxkeysize(s->env);
 	s->maxkey = mkey > 0 && mkey < DKEY_MAX ? (size_t)mkey : DKEY_MAX;
 	if (s->maxkey < KEYPOS_LEN + STORE_KEY_PREFIX + STORE_HASH_LEN)
 		return -EINVAL;
+	return 0;
+}
 
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return store_error_from_lmdb(rc);
-	if ((rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->objects)) ||
-	    (rc = mdb_dbi_open(txn, "hints", MDB_CREATE, &s->hints)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
-	    (rc = mdb_dbi_open(txn, "gc", MDB_CREATE, &s->gc))) {
-		mdb_txn_abort(txn);
-		return store_error_from_lmdb(rc);
-	}
-	return store_error_from_lmdb(mdb_txn_commit(txn));
+/* dir/name, mem_alloc'd. */
+static char *
+path_in(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + 1 + strlen(name) + 1;
+	char *p = mem_alloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
 }
 
 int
 store_open(const struct store_opts *o, struct store **out)
 {
 	pthread_rwlockattr_t ra;
+	pthread_condattr_t ca;
 	struct store *s;
 	uint64_t map;
 	int rc;
@@ -1562,6 +2008,12 @@ store_open(const struct store_opts *o, struct store **out)
 	map = o->map_init ? o->map_init : STORE_MAP_INIT;
 	if (map > s->map_max)
 		map = s->map_max;
+	s->env_flags = MDB_NOTLS | (o->fsync ? 0 : MDB_NOSYNC);
+	s->compact_check_ms = o->compact_check_ms;
+	s->compact_ratio = o->compact_ratio ? o->compact_ratio : COMPACT_RATIO;
+	s->compact_min_free =
+	    o->compact_min_free ? o->compact_min_free : COMPACT_MIN_FREE;
+	s->compact_reserve = o->compact_reserve;
 
 	if (!(s->batch = mem_calloc(s->max_batch, sizeof(*s->batch)))) {
 		rc = -ENOMEM;
@@ -1569,7 +2021,22 @@ store_open(const struct store_opts *o, struct store **out)
 	}
 	if ((rc = mkdir_p(o->dir)) != 0)
 		goto fail;
-	if ((rc = store_open_env(s, o, map)) != 0)
+	s->dir = mem_dup(o->dir, strlen(o->dir) + 1);
+	s->data_path = path_in(o->dir, DATA_FILE);
+	s->compact_path = path_in(o->dir, COMPACT_FILE);
+	if (!s->dir || !s->data_path || !s->compact_path) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	/* A compaction that did not get to its rename: data.mdb is whole. */
+	if (unlink(s->compact_path) == 0) {
+		LOG_WARN("store: removed %s, left by an interrupted compaction",
+		         s->compact_path);
+	} else if (errno != ENOENT) {
+		rc = -errno;
+		goto fail;
+	}
+	if ((rc = store_open_env(s, map)) != 0)
 		goto fail;
 
 	if ((rc = pthread_rwlockattr_init(&ra)) != 0) {
@@ -1590,7 +2057,17 @@ store_open(const struct store_opts *o, struct store **out)
 		goto fail;
 	}
 	s->mu_ok = true;
-	if ((rc = pthread_cond_init(&s->work_cv, NULL)) != 0) {
+	/* The writer's wait for work times out for the compaction check,
+	 * measured on the monotonic clock. */
+	if ((rc = pthread_condattr_init(&ca)) != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(&s->work_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc != 0) {
 		rc = -rc;
 		goto fail;
 	}
@@ -1629,5 +2106,8 @@ store_close(struct store *s)
 		pthread_rwlock_destroy(&s->maplock);
 	buf_fini(&s->enc);
 	mem_free(s->batch);
+	mem_free(s->dir);
+	mem_free(s->data_path);
+	mem_free(s->compact_path);
 	mem_free(s);
 }

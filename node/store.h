@@ -23,6 +23,19 @@
  * grows the map (readers are held off for that moment) and retries the
  * batch; past the configured maximum, or when the disk itself is full, the
  * updates fail with -ENOSPC and nothing is written.
+ *
+ * Compaction.  LMDB reuses freed pages but never shrinks its file, so after
+ * deletes the data file stays as big as it ever was.  store_compact (and
+ * the automatic check, store_opts.compact_check_ms) runs in the writer
+ * thread between two batches: it copies the environment without its free
+ * pages (mdb_env_copyfd2, MDB_CP_COMPACT) to data.mdb.compact, fsyncs it,
+ * renames it over data.mdb, fsyncs the directory, and reopens LMDB on the
+ * new file.  Nothing commits between the copy's snapshot and the swap (the
+ * writer is busy copying), so no write is lost; updates queued meanwhile
+ * wait and commit right after.  Reads go on during the copy and are held
+ * off only while the environment is closed and reopened.  A crash leaves
+ * either the old file or the complete new one as data.mdb, and at most a
+ * stray data.mdb.compact, which store_open removes.
  */
 #ifndef DYN_STORE_H
 #define DYN_STORE_H
@@ -48,6 +61,23 @@ struct store_opts {
 	uint64_t map_init;   /* initial map size in bytes (0: 64 MiB) */
 	uint64_t map_max;    /* the map never grows past this (0: 1 TiB) */
 	size_t max_value;    /* values over this are refused (0: WIRE_MAX_VALUE) */
+	/* Automatic compaction: every compact_check_ms (0: never, the
+	 * default) the writer compacts when the data file is at least
+	 * compact_ratio (0: 2) times the bytes in use and more than
+	 * compact_min_free (0: 64 MiB) of it is free. */
+	int64_t compact_check_ms;
+	uint32_t compact_ratio;
+	uint64_t compact_min_free;
+	/* Disk space that must stay free besides the copy (default 0): a
+	 * compaction with less room is refused with -ENOSPC. */
+	uint64_t compact_reserve;
+};
+
+/* One compaction. */
+struct store_compaction {
+	uint64_t before; /* data file bytes before */
+	uint64_t after;  /* and after */
+	uint64_t ms;     /* copy and swap; queued writes waited that long */
 };
 
 struct store_stats {
@@ -57,6 +87,13 @@ struct store_stats {
 	uint64_t map_bytes;  /* current map size */
 	uint64_t commits;    /* write transactions committed */
 	uint64_t updates;    /* updates that wrote (not skipped) */
+	uint64_t file_bytes; /* the data file's size on disk */
+	uint64_t used_bytes; /* of its pages, those in use */
+	uint64_t free_bytes; /* the rest: what compaction gives back */
+	uint64_t compactions;     /* done since open */
+	uint64_t compact_skipped; /* refused: no room on disk for the copy */
+	bool compacting;          /* one is running now */
+	struct store_compaction last; /* the last one done (zeros: none) */
 };
 
 void store_opts_default(struct store_opts *o);
@@ -187,6 +224,14 @@ int store_meta_put(struct store *s, const char *name, const void *val,
     size_t len);
 
 int store_stats(struct store *s, struct store_stats *out);
+
+/* Compact the data file now (see the top of this file) and wait for it;
+ * out (may be NULL) gets the sizes.  0 when done; -ENOSPC, nothing done,
+ * when the file system has no room for the copy (statvfs: about the bytes
+ * in use, plus compact_reserve); an error of the copy leaves the store as
+ * it was.  Requests that come while one runs wait and share its result.
+ * Same -EDEADLK rule as store_update. */
+int store_compact(struct store *s, struct store_compaction *out);
 
 /*
  * Blob garbage collection (node/gc.h).  A condemn mark says when the

@@ -19,8 +19,10 @@
 #include <unistd.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <lmdb.h>
@@ -2225,6 +2227,521 @@ test_gc_ref_scan(void **state)
 	close_store(f);
 }
 
+/* --- compaction ---------------------------------------------------------- */
+
+#define NBIG  1024 /* x BIGVAL: 64 MiB */
+#define KEEP  8    /* every KEEP-th big value stays */
+#define NLOAD 4    /* writer threads during a compaction */
+#define NREAD 2    /* reader threads during a compaction */
+
+static struct store *
+open_opts(struct fixture *f, struct store_opts *o)
+{
+	o->dir = f->dir;
+	assert_int_equal(store_open(o, &f->s), 0);
+	assert_non_null(f->s);
+	return f->s;
+}
+
+static uint64_t
+file_size(const struct fixture *f, const char *name)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	if (stat(path, &st) != 0)
+		return UINT64_MAX; /* absent */
+	return (uint64_t)st.st_size;
+}
+
+/* Write big-0 .. big-(n-1), then delete all but every keep-th. */
+static void
+fill_and_thin(struct store *s, int n, int keep)
+{
+	uint8_t *v = malloc(BIGVAL);
+	char key[32];
+
+	assert_non_null(v);
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "big-%d", i);
+		fill_value(v, i);
+		assert_int_equal(put(s, key, strlen(key), v, BIGVAL), 0);
+	}
+	for (int i = 0; i < n; i++) {
+		if (i % keep == 0)
+			continue;
+		snprintf(key, sizeof(key), "big-%d", i);
+		assert_int_equal(
+		    store_update(s, key, strlen(key), apply_clear, NULL), 0);
+	}
+	free(v);
+}
+
+/* Every kept value reads back byte-identical, the others are gone. */
+static void
+check_thinned(struct store *s, int n, int keep)
+{
+	uint8_t *v = malloc(BIGVAL);
+	struct vset got;
+	char key[32];
+
+	assert_non_null(v);
+	vset_init(&got);
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "big-%d", i);
+		if (i % keep) {
+			assert_int_equal(store_get(s, key, strlen(key), &got),
+			                 -ENOENT);
+			continue;
+		}
+		fill_value(v, i);
+		check_value(s, key, strlen(key), v, BIGVAL);
+	}
+	free(v);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A load thread: small puts, one after the other, until told to stop. */
+struct loader {
+	struct store *s;
+	int id;
+	_Atomic int done; /* puts acknowledged */
+	int errors;
+	uint64_t max_ms; /* the longest put */
+	_Atomic bool *stop;
+	pthread_t t;
+};
+
+static size_t
+load_value(int id, int i, char *out, size_t cap)
+{
+	return (size_t)snprintf(out, cap, "load %d/%d %0*d", id, i, i % 200,
+	                        0);
+}
+
+static void *
+loader_main(void *p)
+{
+	struct loader *l = p;
+	char key[32], val[256];
+
+	for (int i = 0; !atomic_load(l->stop); i++) {
+		snprintf(key, sizeof(key), "load-%d-%d", l->id, i);
+		size_t len = load_value(l->id, i, val, sizeof(val));
+		uint64_t t0 = now_ms();
+		if (put(l->s, key, strlen(key), val, len) != 0)
+			l->errors++;
+		uint64_t ms = now_ms() - t0;
+		if (ms > l->max_ms)
+			l->max_ms = ms;
+		atomic_fetch_add(&l->done, 1);
+	}
+	return NULL;
+}
+
+static void
+check_loaded(struct store *s, struct loader *l)
+{
+	char key[32], val[256];
+
+	for (int i = 0; i < atomic_load(&l->done); i++) {
+		snprintf(key, sizeof(key), "load-%d-%d", l->id, i);
+		size_t len = load_value(l->id, i, val, sizeof(val));
+		check_value(s, key, strlen(key), val, len);
+	}
+}
+
+/* A reader thread: kept values, read back and compared, until stopped. */
+struct reader {
+	struct store *s;
+	int reads, bad;
+	_Atomic bool *stop;
+	pthread_t t;
+};
+
+static void *
+reader_main(void *p)
+{
+	struct reader *r = p;
+	uint8_t *v = malloc(BIGVAL);
+	struct vset got;
+	char key[32];
+
+	vset_init(&got);
+	for (int i = 0; v && !atomic_load(r->stop); i = (i + KEEP) % NBIG) {
+		snprintf(key, sizeof(key), "big-%d", i);
+		fill_value(v, i);
+		if (store_get(r->s, key, strlen(key), &got) != 0 ||
+		    got.n != 1 || got.v[0].len != BIGVAL ||
+		    memcmp(got.v[0].value, v, BIGVAL) != 0)
+			r->bad++;
+		vset_fini(&got);
+		r->reads++;
+	}
+	free(v);
+	return NULL;
+}
+
+/* 64 MiB written, 7/8 deleted, compacted while 4 threads write and 2 read:
+ * the file shrinks to about the live data, every record stays
+ * byte-identical, and the writes that queued during the compaction are
+ * all committed after it. */
+static void
+test_compact(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	struct loader l[NLOAD];
+	struct reader r[NREAD];
+	struct store_stats st, st2;
+	struct store_compaction res;
+	_Atomic bool stop = false;
+	uint64_t waited = 0;
+
+	fill_and_thin(s, NBIG, KEEP);
+	assert_int_equal(store_stats(s, &st), 0);
+	print_message("before: file %llu, used %llu, free %llu bytes\n",
+	              (unsigned long long)st.file_bytes,
+	              (unsigned long long)st.used_bytes,
+	              (unsigned long long)st.free_bytes);
+	assert_true(st.file_bytes >= (uint64_t)NBIG * BIGVAL);
+	assert_int_equal(st.file_bytes, file_size(f, "data.mdb"));
+	assert_true(st.used_bytes >= (uint64_t)NBIG / KEEP * BIGVAL);
+	assert_true(st.used_bytes <= (uint64_t)NBIG / KEEP * BIGVAL * 5 / 4);
+	assert_int_equal(st.free_bytes, st.file_bytes - st.used_bytes);
+	assert_int_equal(st.compactions, 0);
+	assert_int_equal(st.last.before, 0);
+
+	for (int i = 0; i < NLOAD; i++) {
+		l[i] = (struct loader){.s = s, .id = i, .stop = &stop};
+		assert_int_equal(
+		    pthread_create(&l[i].t, NULL, loader_main, &l[i]), 0);
+	}
+	for (int i = 0; i < NREAD; i++) {
+		r[i] = (struct reader){.s = s, .stop = &stop};
+		assert_int_equal(
+		    pthread_create(&r[i].t, NULL, reader_main, &r[i]), 0);
+	}
+	/* The load is under way before the compaction is asked for. */
+	for (uint64_t end = now_ms() + 10000;
+	     atomic_load(&l[NLOAD - 1].done) < 50 && now_ms() < end;)
+		usleep(1000);
+	assert_int_equal(store_compact(s, &res), 0);
+	int at_end = atomic_load(&l[0].done);
+	/* ... and goes on after it. */
+	for (uint64_t end = now_ms() + 10000;
+	     atomic_load(&l[0].done) < at_end + 50 && now_ms() < end;)
+		usleep(1000);
+	atomic_store(&stop, true);
+	for (int i = 0; i < NLOAD; i++) {
+		pthread_join(l[i].t, NULL);
+		assert_int_equal(l[i].errors, 0);
+		if (l[i].max_ms > waited)
+			waited = l[i].max_ms;
+	}
+	for (int i = 0; i < NREAD; i++) {
+		pthread_join(r[i].t, NULL);
+		assert_int_equal(r[i].bad, 0);
+		assert_true(r[i].reads > 0);
+	}
+	print_message("compacted %llu -> %llu bytes in %llu ms; the longest "
+	              "put waited %llu ms; %d reads meanwhile\n",
+	              (unsigned long long)res.before,
+	              (unsigned long long)res.after,
+	              (unsigned long long)res.ms,
+	              (unsigned long long)waited, r[0].reads + r[1].reads);
+
+	assert_true(res.before >= st.file_bytes);
+	assert_true(res.after < res.before / 4);
+	/* The live data and the load's small records, little else. */
+	assert_true(res.after <= st.used_bytes + (2u << 20));
+	/* Puts queued while the writer copied waited for it. */
+	assert_true(waited * 2 >= res.ms);
+	assert_int_equal(store_stats(s, &st2), 0);
+	assert_int_equal(st2.compactions, 1);
+	assert_int_equal(st2.compact_skipped, 0);
+	assert_false(st2.compacting);
+	assert_memory_equal(&st2.last, &res, sizeof(res));
+	assert_true(st2.file_bytes >= res.after);
+	assert_true(st2.file_bytes < res.before / 4);
+	assert_int_equal(file_size(f, "data.mdb.compact"), UINT64_MAX);
+
+	check_thinned(s, NBIG, KEEP);
+	for (int i = 0; i < NLOAD; i++)
+		check_loaded(s, &l[i]);
+	reopen(f);
+	check_thinned(f->s, NBIG, KEEP);
+	for (int i = 0; i < NLOAD; i++) {
+		l[i].s = f->s;
+		check_loaded(f->s, &l[i]);
+	}
+	assert_int_equal(store_stats(f->s, &st2), 0);
+	assert_int_equal(st2.compactions, 0); /* counted per open */
+	close_store(f);
+}
+
+/* A data.mdb.compact left by a crash before its rename is removed at open
+ * and data.mdb, whole, is used; compacting afterwards works. */
+static void
+test_compact_leftover(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, true, 0, 0, 0);
+	struct store_compaction res;
+	char path[128];
+	FILE *fp;
+
+	assert_int_equal(put_str(s, "k1", "v1"), 0);
+	assert_int_equal(put_str(s, "k2", "v2"), 0);
+	close_store(f);
+	snprintf(path, sizeof(path), "%s/data.mdb.compact", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("half a copy", fp);
+	fclose(fp);
+
+	s = open_store(f, true, 0, 0, 0);
+	assert_int_equal(file_size(f, "data.mdb.compact"), UINT64_MAX);
+	check_str(s, "k1", "v1");
+	check_str(s, "k2", "v2");
+	assert_int_equal(store_compact(s, &res), 0);
+	assert_true(res.after > 0 && res.after <= res.before);
+	check_str(s, "k1", "v1");
+	assert_int_equal(put_str(s, "k3", "v3"), 0);
+	reopen(f);
+	check_str(f->s, "k1", "v1");
+	check_str(f->s, "k3", "v3");
+	close_store(f);
+}
+
+/* No room on disk for the copy (a reserve no disk has): refused, logged,
+ * counted, and nothing changes. */
+static void
+test_compact_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct store_compaction res;
+	struct store_stats st;
+	struct store_opts o;
+	struct store *s;
+	uint64_t before;
+
+	store_opts_default(&o);
+	o.fsync = false;
+	o.compact_reserve = UINT64_MAX / 2;
+	s = open_opts(f, &o);
+	fill_and_thin(s, 32, 4);
+	before = file_size(f, "data.mdb");
+	assert_int_equal(store_compact(s, &res), -ENOSPC);
+	assert_int_equal(res.after, 0);
+	assert_int_equal(file_size(f, "data.mdb"), before);
+	assert_int_equal(file_size(f, "data.mdb.compact"), UINT64_MAX);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.compact_skipped, 1);
+	assert_int_equal(st.compactions, 0);
+	check_thinned(s, 32, 4);
+	assert_int_equal(put_str(s, "after", "fine"), 0);
+	check_str(s, "after", "fine");
+	close_store(f);
+}
+
+/* The copy fails half-way (a file size limit standing in for a disk
+ * error): the partial copy is removed and the store goes on as it was. */
+static void
+test_compact_copy_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	struct store_compaction res;
+	struct store_stats st;
+	struct rlimit old, lim;
+	uint64_t before;
+	int rc;
+
+	fill_and_thin(s, 128, 2); /* 4 MiB live */
+	before = file_size(f, "data.mdb");
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 1 << 20;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc = store_compact(s, &res);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(rc, -EFBIG);
+	assert_int_equal(file_size(f, "data.mdb.compact"), UINT64_MAX);
+	assert_int_equal(file_size(f, "data.mdb"), before);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.compactions, 0);
+	check_thinned(s, 128, 2);
+	assert_int_equal(put_str(s, "after", "fine"), 0);
+
+	assert_int_equal(store_compact(s, &res), 0);
+	assert_true(res.after < before);
+	check_thinned(s, 128, 2);
+	check_str(s, "after", "fine");
+	close_store(f);
+}
+
+/* Delete big-i for every i < n that del(i) picks, in one transaction (so
+ * the automatic check never sees half of it). */
+static void
+delete_at_once(struct store *s, int n, bool (*del)(int))
+{
+	struct store_update ups[128];
+	char keys[128][32];
+	size_t k = 0;
+
+	assert_true(n <= 128);
+	for (int i = 0; i < n; i++) {
+		if (!del(i))
+			continue;
+		snprintf(keys[k], sizeof(keys[k]), "big-%d", i);
+		ups[k] = (struct store_update){keys[k], strlen(keys[k]),
+		                               apply_clear, NULL, 0};
+		k++;
+	}
+	assert_int_equal(store_update_many(s, ups, k), 0);
+	for (size_t i = 0; i < k; i++)
+		assert_int_equal(ups[i].rc, 0);
+}
+
+static bool
+third(int i)
+{
+	return i % 3 == 0;
+}
+
+static bool
+kept_eighth(int i)
+{
+	return i % 8 != 1;
+}
+
+/* Polls stats until compactions reaches n or the deadline passes. */
+static uint64_t
+wait_compactions(struct store *s, uint64_t n, int ms)
+{
+	struct store_stats st;
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	for (;;) {
+		assert_int_equal(store_stats(s, &st), 0);
+		if (st.compactions >= n || now_ms() >= end)
+			return st.compactions;
+		usleep(10 * 1000);
+	}
+}
+
+/* The automatic check compacts once the file is 2x the data in use and
+ * more than compact_min_free is free, and not again when it is compact. */
+static void
+test_compact_auto(void **state)
+{
+	struct fixture *f = *state;
+	struct store_stats st;
+	struct store_opts o;
+	struct store *s;
+	uint8_t *v = malloc(BIGVAL);
+	char key[32];
+
+	assert_non_null(v);
+	store_opts_default(&o);
+	o.fsync = false;
+	o.compact_check_ms = 20;
+	o.compact_min_free = 2 << 20;
+	s = open_opts(f, &o);
+	for (int i = 0; i < 128; i++) {
+		snprintf(key, sizeof(key), "big-%d", i);
+		fill_value(v, i);
+		assert_int_equal(put(s, key, strlen(key), v, BIGVAL), 0);
+	}
+	/* Nothing free yet: 10 checks, no compaction (a wait for something
+	 * that must not happen). */
+	assert_int_equal(wait_compactions(s, 1, 200), 0);
+
+	/* A third deleted: over 2 MiB free, but the file is < 2x in use. */
+	delete_at_once(s, 128, third);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_true(st.free_bytes > o.compact_min_free);
+	assert_true(st.file_bytes < 2 * st.used_bytes);
+	assert_int_equal(wait_compactions(s, 1, 200), 0);
+
+	/* 7 of 8 deleted: compacted. */
+	delete_at_once(s, 128, kept_eighth);
+	assert_int_equal(wait_compactions(s, 1, 10000), 1);
+	assert_int_equal(store_stats(s, &st), 0);
+	print_message("auto: %llu -> %llu bytes in %llu ms\n",
+	              (unsigned long long)st.last.before,
+	              (unsigned long long)st.last.after,
+	              (unsigned long long)st.last.ms);
+	assert_true(st.last.after < st.last.before / 4);
+	/* Compact now: the checks find nothing to do. */
+	assert_int_equal(wait_compactions(s, 2, 200), 1);
+	for (int i = 0; i < 128; i++) {
+		snprintf(key, sizeof(key), "big-%d", i);
+		if (third(i) || kept_eighth(i)) {
+			struct vset got;
+			vset_init(&got);
+			assert_int_equal(store_get(s, key, strlen(key), &got),
+			                 -ENOENT);
+			continue;
+		}
+		fill_value(v, i);
+		check_value(s, key, strlen(key), v, BIGVAL);
+	}
+	free(v);
+	close_store(f);
+}
+
+struct scan_compact_arg {
+	struct store *s;
+	int rc;
+};
+
+static int
+scan_compact(const struct keypos *pos, const uint8_t *key, size_t klen,
+             const struct vset *set, void *arg)
+{
+	struct scan_compact_arg *a = arg;
+
+	(void)pos;
+	(void)key;
+	(void)klen;
+	(void)set;
+	a->rc = store_compact(a->s, NULL);
+	return 1;
+}
+
+/* An empty store compacts; a scan callback may not ask (the writer would
+ * wait for that very scan to end before the swap). */
+static void
+test_compact_edges(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, true, 0, 0, 0);
+	struct scan_compact_arg a = {s, 0};
+	struct store_compaction res;
+
+	assert_int_equal(store_compact(s, &res), 0);
+	assert_true(res.after > 0 && res.after <= res.before);
+	assert_int_equal(store_compact(s, NULL), 0);
+	assert_int_equal(put_str(s, "k", "v"), 0);
+	assert_int_equal(store_scan(s, NULL, NULL, scan_compact, &a), 1);
+	assert_int_equal(a.rc, -EDEADLK);
+	check_str(s, "k", "v");
+	close_store(f);
+}
+
 /* --- open and close ----------------------------------------------------- */
 
 static void
@@ -2297,11 +2814,17 @@ main(void)
 	    T_LEAK(test_gc_marks),
 	    T_LEAK(test_gc_touch),
 	    T_LEAK(test_gc_ref_scan),
+	    T_LEAK(test_compact_leftover),
+	    T_LEAK(test_compact_refused),
+	    T_LEAK(test_compact_copy_fails),
+	    T_LEAK(test_compact_edges),
 	    T_MT(test_batch_outcomes),
 	    T_MT(test_group_commit),
 	    T_MT(test_no_group_commit),
 	    T_MT(test_map_growth),
 	    T_MT(test_hint_concurrent),
+	    T_MT(test_compact),
+	    T_MT(test_compact_auto),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -612,6 +612,28 @@ dyn_remove(struct dyn_client *c, size_t i, const char *name)
 }
 
 int
+dyn_compact(struct dyn_client *c, size_t i, struct dyn_compaction *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (i >= c->nnodes)
+		return -EINVAL;
+	struct buf b;
+	buf_init(&b);
+	begin_req(c, &b, WIRE_COMPACT_REQ, 0);
+	struct rpc_reply reply = {0};
+	int rc = wire_seal(&b, &c->key);
+	if (rc == 0)
+		rc = call(c, i, &b, WIRE_COMPACT_RESP, &reply);
+	buf_fini(&b);
+	if (rc == 0 && (wire_get_u64(&reply.m, F_BEFORE, &out->before) ||
+	                   wire_get_u64(&reply.m, F_AFTER, &out->after) ||
+	                   wire_get_u64(&reply.m, F_DURATION, &out->ms)))
+		rc = DYN_EBADMSG;
+	rpc_reply_fini(&reply);
+	return rc;
+}
+
+int
 dyn_fault(struct dyn_client *c, size_t i, const char *const *names, size_t n)
 {
 	if (i >= c->nnodes || n > 16)

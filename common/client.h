@@ -122,6 +122,18 @@ int dyn_leave(struct dyn_client *c, size_t i);
  * it.  -EBUSY while that node reaches it (make it leave instead), -ENOENT
  * for a name it does not know, -EINVAL for itself. */
 int dyn_remove(struct dyn_client *c, size_t i, const char *name);
+/* Ask the node at index i to compact its data file now (LMDB reuses the
+ * pages deletes free but never gives them back to the disk) and wait for
+ * it: out gets the file's bytes before and after and the milliseconds it
+ * took (the node's writes waited that long, its reads did not).  The
+ * client's timeout must cover the copy.  -ENOSPC when the node's disk has
+ * no room for the copy (nothing done). */
+struct dyn_compaction {
+	uint64_t before;
+	uint64_t after;
+	uint64_t ms;
+};
+int dyn_compact(struct dyn_client *c, size_t i, struct dyn_compaction *out);
 /* The preference list of key as the client routes it (the node addresses
  * in order, copied into addrs[0..*n), at most max).  Uses the cached ring;
  * -ENOENT when the client has none. */

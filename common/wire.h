@@ -65,6 +65,8 @@ enum wire_type {
 	WIRE_REMOVE_RESP,
 	WIRE_GC_FILTER_REQ,  /* F_SEED: this node's blob references (gc.c) */
 	WIRE_GC_FILTER_RESP, /* F_EPOCH F_GRACE F_BADREFS [F_BLOOM] */
+	WIRE_COMPACT_REQ,    /* compact the node's data file now */
+	WIRE_COMPACT_RESP,   /* F_STATUS F_BEFORE F_AFTER F_DURATION */
 	WIRE_TYPE_END,
 };
 
@@ -104,6 +106,9 @@ enum wire_tag {
 	F_BLOOM,      /* a Bloom filter encoding (common/bloom.h) */
 	F_GRACE,      /* u64 the node's GC grace period (ms); max: GC off */
 	F_BADREFS,    /* u64 values whose reference header is malformed */
+	F_BEFORE,     /* u64 bytes (a data file before compaction) */
+	F_AFTER,      /* u64 bytes (and after) */
+	F_DURATION,   /* u64 milliseconds */
 };
 
 /* Header flags. */

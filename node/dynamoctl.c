@@ -91,6 +91,7 @@ static const char usage_text[] =
     "  ring [--json]\n"
     "  leave\n"
     "  remove NAME\n"
+    "  compact [--json]\n"
     "  fault drop NODE... | fault heal\n"
     "  keygen FILE\n";
 
@@ -116,8 +117,9 @@ static const char help_text[] =
     "               (exit 2 when there was no live version to delete).\n"
     "  status       Name, address, uptime, key count, database size, actor\n"
     "               and counters of every --node, the blob collector's\n"
-    "               (gc_*) among them (--json: one JSON object per node,\n"
-    "               one per line).\n"
+    "               (gc_*) and the data file's (file_bytes, used_bytes,\n"
+    "               free_bytes, compactions, compact_*) among them\n"
+    "               (--json: one JSON object per node, one per line).\n"
     "  ring         The ring as the (first) node sees it: epoch, N/R/W,\n"
     "               members with the partitions each owns, and every\n"
     "               partition's preference list (--json: one object).\n"
@@ -130,13 +132,23 @@ static const char help_text[] =
     "               replicas.  Refused while the node reaches NAME.  NAME\n"
     "               cannot join again, and if it comes back it stops\n"
     "               (exit 3); a replacement takes a new name.\n"
+    "  compact      Make every --node in turn compact its data file now,\n"
+    "               giving the disk back the space that deletes freed;\n"
+    "               prints the file's size before and after.  The node's\n"
+    "               writes wait for the copy, reads go on.  Refused when\n"
+    "               the node's disk has no room for the copy.  The timeout\n"
+    "               is 10 minutes unless --timeout is given (--json: one\n"
+    "               object per node).\n"
     "  fault drop NODE...\n"
     "               For tests: cut the (first) node off from the named\n"
     "               nodes, both ways, as a network partition would.\n"
     "  fault heal   Undo every cut of the (first) node.\n"
     "  keygen FILE  Write a new random cluster key to FILE (64 hex digits,\n"
     "               mode 0600; an existing file is never overwritten).\n"
-    "               Needs no --node and no key.\n"
+    "               Needs no --node and no key.\n";
+
+/* Apart from help_text: C17 promises string literals of 4095 bytes. */
+static const char help_opts_text[] =
     "\n"
     "options (before or after the command):\n"
     "  -n, --node ADDR        a node, tcp://HOST:PORT; repeat for more:\n"
@@ -145,7 +157,7 @@ static const char help_text[] =
     "  -k, --cluster-key FILE the cluster key file (default: the file\n"
     "                         named by $" CLI_KEY_ENV ")\n"
     "  -t, --timeout MS       per-node timeout (default 5000; \"2s\" works)\n"
-    "  -j, --json             JSON output (get, status, ring)\n"
+    "  -j, --json             JSON output (get, status, ring, compact)\n"
     "      --r N              get: read quorum (default: the cluster's R)\n"
     "      --local            get: read only the answering node's own\n"
     "                         replica, without a quorum\n"
@@ -738,6 +750,57 @@ cmd_remove(struct ctl *ctl, struct dyn_client *c)
 	return EXIT_OK;
 }
 
+/* A node's compaction can take a while: the copy holds the data in use. */
+#define COMPACT_TIMEOUT_MS (10 * 60 * 1000)
+
+static int
+cmd_compact(struct ctl *ctl, struct dyn_client *c)
+{
+	int ex = EXIT_OK;
+
+	for (size_t i = 0; i < ctl->nnodes; i++) {
+		struct dyn_compaction r;
+		const char *node = ctl->nodes[i];
+		int rv = dyn_compact(c, i, &r);
+
+		if (ctl->json) {
+			fputs("{\"node\": ", stdout);
+			cli_json_str(stdout, node, strlen(node));
+			if (rv == 0) {
+				printf(", \"before_bytes\": %" PRIu64
+				       ", \"after_bytes\": %" PRIu64
+				       ", \"ms\": %" PRIu64 "}\n",
+				       r.before, r.after, r.ms);
+			} else {
+				const char *m = dyn_strerror(rv);
+				fputs(", \"error\": ", stdout);
+				cli_json_str(stdout, m, strlen(m));
+				fputs("}\n", stdout);
+			}
+		} else if (rv == 0) {
+			char b[64], a[64];
+			fmt_bytes(r.before, b, sizeof(b));
+			fmt_bytes(r.after, a, sizeof(a));
+			printf("%s: data file %s -> %s in %" PRIu64 " ms\n",
+			       node, b, a, r.ms);
+		} else if (rv == -ENOSPC) {
+			fprintf(stderr, "dynamoctl: compact %s: not enough "
+			                "free disk space for the copy (the "
+			                "node's log says how much it needs)\n",
+			        node);
+		} else {
+			char what[300];
+			snprintf(what, sizeof(what), "compact %s", node);
+			fail(what, rv);
+		}
+		if (rv != 0)
+			ex = EXIT_ERR;
+	}
+	if (flush_stdout() != EXIT_OK)
+		ex = EXIT_ERR;
+	return ex;
+}
+
 static int
 cmd_fault(struct ctl *ctl, struct dyn_client *c)
 {
@@ -767,6 +830,7 @@ static const struct cmd cmds[] = {
     {"ring", 0, 0, CO_JSON, true, cmd_ring},
     {"leave", 0, 0, 0, true, cmd_leave},
     {"remove", 1, 1, 0, true, cmd_remove},
+    {"compact", 0, 0, CO_JSON, true, cmd_compact},
     {"fault", 1, 17, 0, true, cmd_fault},
     {"keygen", 1, 1, 0, false, cmd_keygen},
 };
@@ -933,6 +997,7 @@ main(int argc, char **argv)
 	if (rv == 1) {
 		fputs(usage_text, stdout);
 		fputs(help_text, stdout);
+		fputs(help_opts_text, stdout);
 		ex = flush_stdout();
 		goto out;
 	}
@@ -960,6 +1025,8 @@ main(int argc, char **argv)
 		            cmd->name);
 		goto out;
 	}
+	if (cmd->run == cmd_compact && ctl.timeout_ms == 0)
+		ctl.timeout_ms = COMPACT_TIMEOUT_MS;
 	if (cmd->needs_client && connect_cluster(&ctl, &c) != 0)
 		goto out;
 	ex = cmd->run(&ctl, c);

@@ -52,6 +52,10 @@ usage(FILE *f)
 	    "  --gc-grace MS|off    a blob no value references is deleted MS after\n"
 	    "                       it was first found so (default 3600000, at\n"
 	    "                       least 100; the same on every node); off: never\n"
+	    "  --compact-at-start   compact the data file before serving\n"
+	    "  --compact-check-interval MS|off  compact on its own when the data\n"
+	    "                       file is 2x the data in use and over 64 MiB of\n"
+	    "                       it is free, checked every MS (default 60000)\n"
 	    "  --ready-file FILE    write the listen address here once serving\n"
 	    "  --log-level LEVEL    debug, info, warn or error (default info)\n");
 }
@@ -99,7 +103,8 @@ main(int argc, char **argv)
 		O_NAME = 256, O_LISTEN, O_DATA, O_KEY, O_NOFSYNC, O_NOGROUP,
 		O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
 		O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
-		O_AE, O_GRACE, O_GC, O_GCGRACE,
+		O_AE, O_GRACE, O_GC, O_GCGRACE, O_COMPACT_START,
+		O_COMPACT_CHECK,
 	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, O_NAME},
@@ -126,6 +131,9 @@ main(int argc, char **argv)
 		{"tombstone-grace", required_argument, NULL, O_GRACE},
 		{"gc-interval", required_argument, NULL, O_GC},
 		{"gc-grace", required_argument, NULL, O_GCGRACE},
+		{"compact-at-start", no_argument, NULL, O_COMPACT_START},
+		{"compact-check-interval", required_argument, NULL,
+		    O_COMPACT_CHECK},
 		{NULL, 0, NULL, 0},
 	};
 	struct node_config cfg;
@@ -198,6 +206,22 @@ main(int argc, char **argv)
 				return 1;
 			}
 			cfg.gc_grace_ms = (int64_t)v;
+			break;
+		case O_COMPACT_START:
+			cfg.compact_at_start = true;
+			break;
+		case O_COMPACT_CHECK:
+			if (strcmp(optarg, "off") == 0) {
+				cfg.compact_check_ms = -1;
+				break;
+			}
+			if (parse_u64(optarg, &v) != 0 || v == 0 ||
+			    v > 86400000) {
+				fprintf(stderr,
+				    "dynamod: bad --compact-check-interval\n");
+				return 1;
+			}
+			cfg.compact_check_ms = (int64_t)v;
 			break;
 		case O_PARTS:
 		case O_N:

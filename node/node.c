@@ -140,6 +140,7 @@ node_config_default(struct node_config *c)
 	c->tomb_grace_ms = 3600 * 1000;
 	c->gc_ms = 60 * 1000;
 	c->gc_grace_ms = 3600 * 1000;
+	c->compact_check_ms = 60 * 1000;
 }
 
 /* The key field every key-addressed request carries. */
@@ -352,7 +353,7 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 		return rc;
 	server_stats(n->srv, &ss);
 
-	char stats[1024];
+	char stats[2048];
 	int sl = snprintf(stats, sizeof(stats),
 	    "requests=%llu\nrejected=%llu\nauth_failures=%llu\n"
 	    "commits=%llu\nupdates=%llu\nmap_bytes=%llu\n"
@@ -362,6 +363,25 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	    (unsigned long long)st.commits, (unsigned long long)st.updates,
 	    (unsigned long long)st.map_bytes,
 	    (unsigned long long)ss.rx_bytes, (unsigned long long)ss.tx_bytes);
+	/* The data file: its size, the part in use, what compaction would
+	 * give back, and the compactions done. */
+	char ccheck[24] = "off";
+	if (n->cfg.compact_check_ms > 0)
+		snprintf(ccheck, sizeof(ccheck), "%lld",
+		    (long long)n->cfg.compact_check_ms);
+	sl += snprintf(stats + sl, sizeof(stats) - (size_t)sl,
+	    "file_bytes=%llu\nused_bytes=%llu\nfree_bytes=%llu\n"
+	    "compactions=%llu\ncompact_skipped=%llu\ncompacting=%d\n"
+	    "compact_last_before=%llu\ncompact_last_after=%llu\n"
+	    "compact_last_ms=%llu\ncompact_check_ms=%s\n",
+	    (unsigned long long)st.file_bytes,
+	    (unsigned long long)st.used_bytes,
+	    (unsigned long long)st.free_bytes,
+	    (unsigned long long)st.compactions,
+	    (unsigned long long)st.compact_skipped, st.compacting ? 1 : 0,
+	    (unsigned long long)st.last.before,
+	    (unsigned long long)st.last.after,
+	    (unsigned long long)st.last.ms, ccheck);
 	/* The blob GC's counters; the mount reads gc_grace_ms (a number of
 	 * ms, or off) to know how long it may hold a reference. */
 	struct gc_stats gs;
@@ -402,8 +422,13 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	gossip_status_json(n->gossip, &js);
 	struct ae_stats as;
 	ae_stats(n->ae, &as);
-	char tail[1024];
+	char tail[2048];
 	int tl = snprintf(tail, sizeof(tail),
+	    ", \"storage\": {\"file_bytes\": %llu, \"used_bytes\": %llu, "
+	    "\"free_bytes\": %llu, \"compactions\": %llu, "
+	    "\"compact_skipped\": %llu, \"compacting\": %s, "
+	    "\"last_compaction\": {\"before\": %llu, \"after\": %llu, "
+	    "\"ms\": %llu}, \"compact_check_ms\": %s}"
 	    ", \"transfer\": {\"done\": %u, \"total\": %u}, "
 	    "\"anti_entropy\": {\"rounds\": %llu, \"merged\": %llu, "
 	    "\"purged\": %llu, \"swept\": %llu}, "
@@ -412,6 +437,16 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	    "\"condemned\": %llu, \"condemned_bytes\": %llu, "
 	    "\"deleted\": %llu, \"deleted_bytes\": %llu, "
 	    "\"grace_ms\": %s}, \"hints\": {",
+	    (unsigned long long)st.file_bytes,
+	    (unsigned long long)st.used_bytes,
+	    (unsigned long long)st.free_bytes,
+	    (unsigned long long)st.compactions,
+	    (unsigned long long)st.compact_skipped,
+	    st.compacting ? "true" : "false",
+	    (unsigned long long)st.last.before,
+	    (unsigned long long)st.last.after,
+	    (unsigned long long)st.last.ms,
+	    n->cfg.compact_check_ms > 0 ? ccheck : "null",
 	    xd, xt, (unsigned long long)as.rounds,
 	    (unsigned long long)as.merged, (unsigned long long)as.purged,
 	    (unsigned long long)as.swept, (unsigned long long)gs.rounds,
@@ -500,6 +535,22 @@ handle_remove(struct node *n, const struct wire_msg *m, struct buf *out)
 	return wire_seal(out, &n->cfg.key);
 }
 
+/* COMPACT_REQ: compact the data file now; the worker waits for it. */
+static int
+handle_compact(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	struct store_compaction res;
+	int rc = store_compact(n->store, &res);
+	if (rc)
+		return rc;
+	wire_begin(out, WIRE_COMPACT_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	wire_put_u64(out, F_BEFORE, res.before);
+	wire_put_u64(out, F_AFTER, res.after);
+	wire_put_u64(out, F_DURATION, res.ms);
+	return wire_seal(out, &n->cfg.key);
+}
+
 static int
 handle_leave(struct node *n, const struct wire_msg *m, struct buf *out)
 {
@@ -555,6 +606,8 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 		return ae_handle_purge(n, m, out);
 	case WIRE_GC_FILTER_REQ:
 		return gc_handle_filter(n, m, out);
+	case WIRE_COMPACT_REQ:
+		return handle_compact(n, m, out);
 	default:
 		return DYN_EBADMSG;
 	}
@@ -604,6 +657,7 @@ node_start(const struct node_config *c, struct node **out)
 	so.max_value = c->max_value;
 	if (c->map_max)
 		so.map_max = c->map_max;
+	so.compact_check_ms = c->compact_check_ms > 0 ? c->compact_check_ms : 0;
 	if ((rc = store_open(&so, &n->store)) != 0) {
 		LOG_ERROR("open store in %s: %s", c->data, dyn_strerror(rc));
 		goto fail;
@@ -612,6 +666,11 @@ node_start(const struct node_config *c, struct node **out)
 		LOG_ERROR("actor id: %s", dyn_strerror(rc));
 		goto fail;
 	}
+	/* Before serving; a compaction that fails or is refused leaves the
+	 * store as it was (the store logs why), so the node serves anyway. */
+	if (c->compact_at_start && (rc = store_compact(n->store, NULL)) != 0)
+		LOG_WARN("compaction at start: %s; serving the data file as "
+		    "it is", dyn_strerror(rc));
 
 	uint64_t seed = 0;
 	RAND_bytes((unsigned char *)&seed, sizeof(seed));

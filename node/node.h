@@ -34,6 +34,8 @@ struct node_config {
 	int gc_ms;            /* a blob GC round every this many ms */
 	int64_t gc_grace_ms;  /* blobs deleted this long after condemned
 	                         (-1: no blob GC) */
+	bool compact_at_start; /* compact the data file before serving */
+	int64_t compact_check_ms; /* automatic compaction check (-1: off) */
 };
 
 struct node;

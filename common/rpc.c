@@ -242,9 +242,9 @@ finish_reply(const struct auth_key *key, uint64_t reqid, nng_msg *msg,
  * put must still reach every replica — but detached: they finish on their
  * own, and the last one out frees the group.
  */
-struct group;
+struct rpc_group;
 struct call {
-	struct group *g;
+	struct rpc_group *g;
 	nng_ctx ctx;
 	nng_aio *aio;
 	bool ctx_open;
@@ -256,7 +256,7 @@ struct call {
 	struct rpc_reply res;
 };
 
-struct group {
+struct rpc_group {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	struct rpc_pool *pool;
@@ -264,18 +264,19 @@ struct group {
 	size_t pending, ok;
 	size_t refs; /* the caller + every call not finished */
 	bool detached;
+	struct timespec deadline; /* of every call, from the start */
 	size_t n;
 	struct call calls[];
 };
 
 static void
-group_unref_locked(struct group *g, bool *free_it)
+group_unref_locked(struct rpc_group *g, bool *free_it)
 {
 	*free_it = --g->refs == 0;
 }
 
 static void
-group_free(struct group *g)
+group_free(struct rpc_group *g)
 {
 	pthread_mutex_unlock(&g->lock);
 	pthread_cond_destroy(&g->cv);
@@ -286,7 +287,7 @@ group_free(struct group *g)
 static void
 call_done(struct call *c, int rc, nng_msg *msg)
 {
-	struct group *g = c->g;
+	struct rpc_group *g = c->g;
 	struct rpc_reply r = {.rc = rc};
 	if (rc == 0)
 		finish_reply(&g->key, c->reqid, msg, &r);
@@ -362,7 +363,7 @@ deadline_in(struct timespec *ts, int ms)
 /* Start call i of the group; false when it could not be started (its
  * result says why). */
 static bool
-call_start(struct rpc_pool *p, struct group *g, struct call *c,
+call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
     const char *addr, const struct buf *req, int timeout_ms)
 {
 	struct peer *pe = NULL;
@@ -426,18 +427,13 @@ rpc_call_each(struct rpc_pool *p, const char *const *addrs, size_t n,
 }
 
 /* reqs[i * step] is the request for addrs[i]. */
-static size_t
-call_group(struct rpc_pool *p, const char *const *addrs, size_t n,
-    const struct buf *reqs, size_t step, size_t need, int timeout_ms,
-    int grace_ms, struct rpc_reply *out)
+static struct rpc_group *
+group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *reqs, size_t step, int timeout_ms)
 {
-	for (size_t i = 0; i < n; i++) {
-		memset(&out[i], 0, sizeof(out[i]));
-		out[i].rc = -ENOMEM;
-	}
-	struct group *g = mem_calloc(1, sizeof(*g) + n * sizeof(g->calls[0]));
+	struct rpc_group *g = mem_calloc(1, sizeof(*g) + n * sizeof(g->calls[0]));
 	if (!g)
-		return 0;
+		return NULL;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	g->pool = p;
@@ -449,10 +445,23 @@ call_group(struct rpc_pool *p, const char *const *addrs, size_t n,
 		call_start(p, g, &g->calls[i], addrs[i], &reqs[i * step],
 		    timeout_ms);
 	}
+	deadline_in(&g->deadline, timeout_ms);
+	return g;
+}
+
+static size_t
+group_finish(struct rpc_group *g, size_t need, int grace_ms,
+    struct rpc_reply *out)
+{
+	struct rpc_pool *p = g->pool;
+	size_t n = g->n;
+	for (size_t i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].rc = -ENOMEM;
+	}
 
 	/* Wait for enough answers, then a little grace for the rest. */
-	struct timespec dl;
-	deadline_in(&dl, timeout_ms);
+	struct timespec dl = g->deadline;
 	pthread_mutex_lock(&g->lock);
 	while (g->pending > 0 && g->ok < need)
 		if (pthread_cond_timedwait(&g->cv, &g->lock, &dl) == ETIMEDOUT)
@@ -505,6 +514,35 @@ call_group(struct rpc_pool *p, const char *const *addrs, size_t n,
 	else
 		pthread_mutex_unlock(&g->lock);
 	return ok;
+}
+
+static size_t
+call_group(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *reqs, size_t step, size_t need, int timeout_ms,
+    int grace_ms, struct rpc_reply *out)
+{
+	struct rpc_group *g = group_start(p, addrs, n, reqs, step, timeout_ms);
+	if (!g) {
+		for (size_t i = 0; i < n; i++) {
+			memset(&out[i], 0, sizeof(out[i]));
+			out[i].rc = -ENOMEM;
+		}
+		return 0;
+	}
+	return group_finish(g, need, grace_ms, out);
+}
+
+struct rpc_group *
+rpc_start_each(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *reqs, int timeout_ms)
+{
+	return group_start(p, addrs, n, reqs, 1, timeout_ms);
+}
+
+size_t
+rpc_finish(struct rpc_group *g, size_t need, struct rpc_reply *out)
+{
+	return group_finish(g, need, 0, out);
 }
 
 int

@@ -57,6 +57,16 @@ size_t rpc_call_each(struct rpc_pool *p, const char *const *addrs, size_t n,
     const struct buf *reqs, size_t need, int timeout_ms,
     struct rpc_reply *out);
 
+/* rpc_call_each in two halves, so the caller can work while the calls
+ * are out: start them (NULL when out of memory: nothing was sent), then
+ * wait for need successes (timeout counted from the start) and take the
+ * n replies into out; the group is gone after. */
+struct rpc_group;
+struct rpc_group *rpc_start_each(struct rpc_pool *p,
+    const char *const *addrs, size_t n, const struct buf *reqs,
+    int timeout_ms);
+size_t rpc_finish(struct rpc_group *g, size_t need, struct rpc_reply *out);
+
 void rpc_reply_fini(struct rpc_reply *r);
 
 /*

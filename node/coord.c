@@ -38,30 +38,63 @@ struct dest {
 /* Send set to the destinations (REPLICATE_REQ, with F_HINT for stand-ins)
  * in parallel; wait for `need` acks; the number that acked.  Each
  * destination's result goes to its rc. */
+/* REPLICATE_REQs of set to the destinations, sent in parallel: started,
+ * then finished (wait for `need` acks; the number that acked; each
+ * destination's result goes to its rc). */
+struct replication {
+	struct dest *d;
+	size_t nd;
+	struct buf b[REPLICAS_MAX];
+	struct rpc_group *g;
+};
+
+static void
+replicate_start(struct node *n, struct replication *r, struct dest *d,
+    size_t nd, const void *key, size_t klen, const struct vset *set)
+{
+	const char *addrs[REPLICAS_MAX] = {0};
+	r->d = d;
+	r->nd = nd;
+	/* A stand-in's request differs (F_HINT), so each gets its own; the
+	 * requests then go out together. */
+	for (size_t i = 0; i < nd; i++) {
+		buf_init(&r->b[i]);
+		d[i].rc = coord_replicate_req(n, &r->b[i], key, klen, set,
+		    d[i].hint);
+		addrs[i] = d[i].addr;
+	}
+	r->g = nd > 0 ? rpc_start_each(n->pool, addrs, nd, r->b,
+	                    n->cfg.timeout_ms)
+	              : NULL;
+}
+
+static size_t
+replicate_finish(struct replication *r, size_t need)
+{
+	struct rpc_reply rr[REPLICAS_MAX];
+	size_t ok = 0;
+	if (r->g) {
+		ok = rpc_finish(r->g, need, rr);
+	} else {
+		for (size_t i = 0; i < r->nd; i++)
+			rr[i] = (struct rpc_reply){.rc = -ENOMEM};
+	}
+	for (size_t i = 0; i < r->nd; i++) {
+		if (r->d[i].rc == 0)
+			r->d[i].rc = rr[i].rc;
+		rpc_reply_fini(&rr[i]);
+		buf_fini(&r->b[i]);
+	}
+	return ok;
+}
+
 static size_t
 replicate_to(struct node *n, struct dest *d, size_t nd, const void *key,
     size_t klen, const struct vset *set, size_t need)
 {
-	size_t ok = 0;
-	struct buf b[REPLICAS_MAX] = {0};
-	const char *addrs[REPLICAS_MAX] = {0};
-	struct rpc_reply rr[REPLICAS_MAX];
-	/* A stand-in's request differs (F_HINT), so each gets its own; the
-	 * requests then go out together. */
-	for (size_t i = 0; i < nd; i++) {
-		buf_init(&b[i]);
-		d[i].rc = coord_replicate_req(n, &b[i], key, klen, set,
-		    d[i].hint);
-		addrs[i] = d[i].addr;
-	}
-	ok = rpc_call_each(n->pool, addrs, nd, b, need, n->cfg.timeout_ms, rr);
-	for (size_t i = 0; i < nd; i++) {
-		if (d[i].rc == 0)
-			d[i].rc = rr[i].rc;
-		rpc_reply_fini(&rr[i]);
-		buf_fini(&b[i]);
-	}
-	return ok;
+	struct replication r;
+	replicate_start(n, &r, d, nd, key, klen, set);
+	return replicate_finish(&r, need);
 }
 
 void
@@ -369,13 +402,6 @@ coord_put(struct node *n, const struct coord_req *rq,
 		.len = len,
 		.tombstone = (rq->flags & WIRE_F_TOMBSTONE) != 0,
 	};
-	rc = store_update(n->store, rq->key, rq->klen,
-	    rq->flags & WIRE_F_BLOB ? apply_blob : apply_put, &a);
-	if (rc == STORE_SKIP)
-		rc = 0;
-	if (rc)
-		goto out;
-	version_context(&a.nv, newctx);
 	struct vset one = {.n = 1, .v = &a.nv}; /* what replicas get */
 
 	/* Every replica that is up gets the version; each one that is down
@@ -396,19 +422,14 @@ coord_put(struct node *n, const struct coord_req *rq,
 	/* A coordinator outside the preference list (the replicas could not
 	 * be reached to forward to) stands in for the first missing one. */
 	size_t acks = rp.self_in ? 1 : 0;
-	size_t first = 0;
-	if (!rp.self_in && nmissed > 0) {
-		if (store_hint_add(n->store, missed[0], rq->key, rq->klen,
-		        &one) == 0)
-			acks++;
-		first = 1;
-	}
+	size_t first = !rp.self_in && nmissed > 0; /* missed[0]: a hint here */
+	const char *self_hints[REPLICAS_MAX];
+	size_t nself_hints = 0;
 	uint32_t next_ext = rp.count;
 	for (size_t m = first; m < nmissed; m++) {
 		if (!next_standin(n, &rp, &next_ext)) {
 			/* Nobody to stand in: keep the hint here. */
-			store_hint_add(n->store, missed[m], rq->key, rq->klen,
-			    &one);
+			self_hints[nself_hints++] = missed[m];
 			continue;
 		}
 		d[nd++] = (struct dest){rp.addr[next_ext], rp.name[next_ext],
@@ -416,8 +437,38 @@ coord_put(struct node *n, const struct coord_req *rq,
 		next_ext++;
 	}
 
+	/* A blob's version is known before it is stored (blob.h), so the
+	 * replicas get it while this node stores it: one commit's wait, not
+	 * two in a row.  Any other version is made by the local store. */
+	bool blob = rq->flags & WIRE_F_BLOB;
+	struct replication r = {0};
+	if (blob) {
+		struct version bv;
+		coord_blob_version(&bv, value, len);
+		struct vset bset = {.n = 1, .v = &bv};
+		replicate_start(n, &r, d, nd, rq->key, rq->klen, &bset);
+	}
+	rc = store_update(n->store, rq->key, rq->klen,
+	    blob ? apply_blob : apply_put, &a);
+	if (rc == STORE_SKIP)
+		rc = 0;
+	if (rc) {
+		if (blob)
+			replicate_finish(&r, 0);
+		goto out;
+	}
+	version_context(&a.nv, newctx);
+	if (!rp.self_in && nmissed > 0)
+		acks += store_hint_add(n->store, missed[0], rq->key, rq->klen,
+		    &one) == 0;
+	for (size_t m = 0; m < nself_hints; m++)
+		store_hint_add(n->store, self_hints[m], rq->key, rq->klen,
+		    &one);
+
 	size_t need = w > acks ? w - acks : 0;
-	if (nd > 0)
+	if (blob)
+		acks += replicate_finish(&r, need);
+	else if (nd > 0)
 		acks += replicate_to(n, d, nd, rq->key, rq->klen, &one, need);
 
 	/* Too few acks: the ones that failed get stand-ins, once. */

@@ -93,6 +93,8 @@ struct fsfile {
 	uint32_t nbuf;  /* buffers in memory */
 	uint32_t nputs; /* puts in flight */
 	int put_rc;     /* first failed put since the last flush */
+	uint64_t first_put_ms; /* of the oldest chunk stored since the last
+	                          flush (0: none) */
 };
 
 struct fsfile_tab {
@@ -101,6 +103,11 @@ struct fsfile_tab {
 	uint64_t grace_ms; /* the collector's (the smallest the nodes said) */
 	pthread_mutex_t mu;
 	struct fsfile *b[NBUCKETS];
+	/* The aging flusher (see age_main): */
+	pthread_t ager;
+	bool ager_started;
+	bool stopping; /* under mu */
+	pthread_cond_t stop;
 };
 
 struct fsview {
@@ -412,6 +419,9 @@ cent_store(struct fsfile *f, uint64_t idx)
 	*j = (struct put_job){f, e};
 	e->st = CE_PUTTING;
 	f->nputs++;
+	if (f->first_put_ms == 0) /* read by age_collect, unlocked */
+		__atomic_store_n(&f->first_put_ms, fskv_now_ms(),
+		                 __ATOMIC_RELAXED);
 	int rc = fscache_put_async(f->t->cache, BLOB_DATA, e->buf, e->len,
 	                           put_done, j);
 	if (rc != 0) {
@@ -1059,6 +1069,7 @@ flush_locked(struct fsfile *f)
 			goto out;
 	}
 	f->cdirty = f->adirty = false;
+	__atomic_store_n(&f->first_put_ms, 0, __ATOMIC_RELAXED);
 out:
 	fskv_file_unref(ns);
 	fsobj_file_fini(&nf);
@@ -1123,6 +1134,79 @@ tab_remove_locked(struct fsfile_tab *t, struct fsfile *f)
 	f->in_table = false;
 }
 
+/*
+ * Chunks a writer stored are named by no object until its flush, and the
+ * nodes may collect a blob nothing names once its grace period is over.
+ * So a file that holds chunks stored more than a quarter of the grace
+ * period ago is flushed here (as if the program had called fsync): a log
+ * appended for hours without a close, or a slow copy of a huge file, never
+ * loses its first chunks.  The flush makes a version other mounts can see,
+ * as a local file system's writeback would.
+ */
+#define AGE_CANDIDATES 64
+
+static int
+age_collect(struct fsfile_tab *t, uint64_t now, struct fsfile **c)
+{
+	int n = 0;
+	pthread_mutex_lock(&t->mu);
+	for (int b = 0; b < NBUCKETS && n < AGE_CANDIDATES; b++) {
+		for (struct fsfile *f = t->b[b]; f && n < AGE_CANDIDATES;
+		     f = f->next) {
+			uint64_t first = __atomic_load_n(&f->first_put_ms,
+			                                 __ATOMIC_RELAXED);
+			if (first != 0 && now - first >= t->grace_ms / 4) {
+				f->refs++;
+				c[n++] = f;
+			}
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+static void *
+age_main(void *arg)
+{
+	struct fsfile_tab *t = arg;
+	uint64_t step = t->grace_ms / 8;
+	if (step > 60000)
+		step = 60000;
+	if (step < 100)
+		step = 100;
+	pthread_mutex_lock(&t->mu);
+	while (!t->stopping) {
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += (time_t)(step / 1000);
+		dl.tv_nsec += (long)(step % 1000) * 1000000;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&t->stop, &t->mu, &dl);
+		if (t->stopping)
+			break;
+		pthread_mutex_unlock(&t->mu);
+		struct fsfile *c[AGE_CANDIDATES];
+		int n = age_collect(t, fskv_now_ms(), c);
+		for (int i = 0; i < n; i++) {
+			pthread_mutex_lock(&c[i]->mu);
+			if (c[i]->first_put_ms != 0) {
+				LOG_INFO("%s: flushed: its first chunks are "
+				         "aging unnamed",
+				         c[i]->path);
+				flush_locked(c[i]);
+			}
+			pthread_mutex_unlock(&c[i]->mu);
+			fsfile_put(c[i]);
+		}
+		pthread_mutex_lock(&t->mu);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
+}
+
 int
 fsfile_tab_new(struct fskv *kv, struct fsfile_tab **out)
 {
@@ -1138,6 +1222,12 @@ fsfile_tab_new(struct fskv *kv, struct fsfile_tab **out)
 		return rc;
 	}
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->stop, NULL);
+	if (pthread_create(&t->ager, NULL, age_main, t) != 0) {
+		fsfile_tab_free(t);
+		return -EAGAIN;
+	}
+	t->ager_started = true;
 	*out = t;
 	return 0;
 }
@@ -1162,6 +1252,12 @@ fsfile_tab_free(struct fsfile_tab *t)
 {
 	if (!t)
 		return;
+	pthread_mutex_lock(&t->mu);
+	t->stopping = true;
+	pthread_cond_broadcast(&t->stop);
+	pthread_mutex_unlock(&t->mu);
+	if (t->ager_started)
+		pthread_join(t->ager, NULL);
 	for (int b = 0; b < NBUCKETS; b++) {
 		struct fsfile *f = t->b[b];
 		while (f) {
@@ -1182,6 +1278,7 @@ fsfile_tab_free(struct fsfile_tab *t)
 	         (unsigned long long)cs.fetches, (unsigned long long)cs.puts,
 	         (unsigned long long)cs.evictions);
 	fscache_free(t->cache);
+	pthread_cond_destroy(&t->stop);
 	pthread_mutex_destroy(&t->mu);
 	mem_free(t);
 }

@@ -95,6 +95,12 @@ struct fsfile {
 	int put_rc;     /* first failed put since the last flush */
 	uint64_t first_put_ms; /* of the oldest chunk stored since the last
 	                          flush (0: none) */
+	/* One change at a time (a write, truncate, flush, attribute change):
+	 * they let go of mu while they wait for the cluster, and a change
+	 * slipping into a flush would be dropped by its rebase.  Held by
+	 * busy_by, busy deep (a change may run another inside). */
+	int busy;
+	pthread_t busy_by;
 };
 
 struct fsfile_tab {
@@ -519,6 +525,23 @@ again:
 	return 0;
 }
 
+/* Begin and end a change of the open state (f->mu held). */
+static void
+change_begin(struct fsfile *f)
+{
+	while (f->busy > 0 && !pthread_equal(f->busy_by, pthread_self()))
+		pthread_cond_wait(&f->cv, &f->mu);
+	f->busy_by = pthread_self();
+	f->busy++;
+}
+
+static void
+change_end(struct fsfile *f)
+{
+	if (--f->busy == 0)
+		pthread_cond_broadcast(&f->cv);
+}
+
 /* Mark e (of chunk idx) changed. */
 static void
 cent_dirty(struct fsfile *f, uint64_t idx, struct cent *e)
@@ -561,7 +584,7 @@ grow_locked(struct fsfile *f, uint64_t size)
 }
 
 static int
-write_locked(struct fsfile *f, const char *buf, size_t size, uint64_t off)
+do_write(struct fsfile *f, const char *buf, size_t size, uint64_t off)
 {
 	size_t done = 0;
 	int rc = 0;
@@ -608,6 +631,15 @@ write_locked(struct fsfile *f, const char *buf, size_t size, uint64_t off)
 	return rc;
 }
 
+static int
+write_locked(struct fsfile *f, const char *buf, size_t size, uint64_t off)
+{
+	change_begin(f);
+	int rc = do_write(f, buf, size, off);
+	change_end(f);
+	return rc;
+}
+
 int
 fsfile_write(struct fsfile *f, const char *buf, size_t size, uint64_t off)
 {
@@ -618,7 +650,7 @@ fsfile_write(struct fsfile *f, const char *buf, size_t size, uint64_t off)
 }
 
 static int
-truncate_locked(struct fsfile *f, uint64_t size)
+do_truncate(struct fsfile *f, uint64_t size)
 {
 	uint32_t cs = f->m.cs;
 	int rc;
@@ -677,6 +709,15 @@ truncate_locked(struct fsfile *f, uint64_t size)
 	return 0;
 }
 
+static int
+truncate_locked(struct fsfile *f, uint64_t size)
+{
+	change_begin(f);
+	int rc = do_truncate(f, size);
+	change_end(f);
+	return rc;
+}
+
 int
 fsfile_truncate(struct fsfile *f, uint64_t size)
 {
@@ -690,7 +731,9 @@ void
 fsfile_replace(struct fsfile *f)
 {
 	pthread_mutex_lock(&f->mu);
+	change_begin(f);
 	f->cdirty = true;
+	change_end(f);
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -716,8 +759,8 @@ share_of(struct fsfile *f, uint64_t idx, struct fsobj_ref *ref,
 /* Chunk idx of f becomes ref (n bytes of the file from there), if the
  * chunk's bytes past n are past f's end (so zeros either way). */
 static int
-share_into(struct fsfile *f, uint64_t idx, const struct fsobj_ref *ref,
-           uint32_t rlen, uint64_t n)
+do_share(struct fsfile *f, uint64_t idx, const struct fsobj_ref *ref,
+         uint32_t rlen, uint64_t n)
 {
 	uint64_t pos = idx * f->m.cs;
 	struct cent *e;
@@ -748,6 +791,16 @@ again:
 		f->size = pos + n;
 	f->attr.mtime = f->attr.ctime = now_ts();
 	return 0;
+}
+
+static int
+share_into(struct fsfile *f, uint64_t idx, const struct fsobj_ref *ref,
+           uint32_t rlen, uint64_t n)
+{
+	change_begin(f);
+	int rc = do_share(f, idx, ref, rlen, n);
+	change_end(f);
+	return rc;
 }
 
 int
@@ -1009,7 +1062,7 @@ static int keep_list(struct fsfile *f, int drop, struct keep **out, int *n);
 static int rewrite_locked(struct fsfile *f, const struct keep *k, int n);
 
 static int
-flush_locked(struct fsfile *f)
+do_flush(struct fsfile *f)
 {
 	struct fskv *kv = f->t->kv;
 	const struct fskv_opts *o = fskv_opts(kv);
@@ -1077,6 +1130,15 @@ out:
 		rc = 0;
 	if (rc != 0)
 		LOG_WARN("%s: flush: %s", f->path, dyn_strerror(rc));
+	return rc;
+}
+
+static int
+flush_locked(struct fsfile *f)
+{
+	change_begin(f);
+	int rc = do_flush(f);
+	change_end(f);
 	return rc;
 }
 
@@ -1535,9 +1597,11 @@ void
 fsfile_chmod(struct fsfile *f, uint32_t mode)
 {
 	pthread_mutex_lock(&f->mu);
+	change_begin(f);
 	f->attr.mode = (f->attr.mode & S_IFMT) | (mode & 07777);
 	f->attr.ctime = now_ts();
 	f->adirty = true;
+	change_end(f);
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -1545,12 +1609,14 @@ void
 fsfile_chown(struct fsfile *f, uint32_t uid, uint32_t gid)
 {
 	pthread_mutex_lock(&f->mu);
+	change_begin(f);
 	if (uid != (uint32_t)-1)
 		f->attr.uid = uid;
 	if (gid != (uint32_t)-1)
 		f->attr.gid = gid;
 	f->attr.ctime = now_ts();
 	f->adirty = true;
+	change_end(f);
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -1559,6 +1625,7 @@ fsfile_utimens(struct fsfile *f, const struct timespec tv[2])
 {
 	struct timespec now = now_ts();
 	pthread_mutex_lock(&f->mu);
+	change_begin(f);
 	for (int i = 0; i < 2; i++) {
 		struct timespec *dst =
 		    i == 0 ? &f->attr.atime : &f->attr.mtime;
@@ -1568,6 +1635,7 @@ fsfile_utimens(struct fsfile *f, const struct timespec tv[2])
 	}
 	f->attr.ctime = now;
 	f->adirty = true;
+	change_end(f);
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -1615,11 +1683,13 @@ fsfile_setxattr(struct fsfile *f, const char *name, const char *val, size_t n,
                 int flags)
 {
 	pthread_mutex_lock(&f->mu);
+	change_begin(f);
 	int rc = fsobj_xattr_set(&f->attr, name, val, n, flags);
 	if (rc == 0) {
 		f->attr.ctime = now_ts();
 		f->adirty = true;
 	}
+	change_end(f);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -1628,11 +1698,13 @@ int
 fsfile_removexattr(struct fsfile *f, const char *name)
 {
 	pthread_mutex_lock(&f->mu);
+	change_begin(f);
 	int rc = fsobj_xattr_remove(&f->attr, name);
 	if (rc == 0) {
 		f->attr.ctime = now_ts();
 		f->adirty = true;
 	}
+	change_end(f);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }

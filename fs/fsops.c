@@ -1108,7 +1108,7 @@ op_flush(const char *path, struct fuse_file_info *fi)
 	if (h->kind != FH_FILE)
 		return 0;
 	int rc = fsfile_flush(h->f);
-	if (rc == 0) {
+	if (rc == 0 && path) { /* NULL: unlinked while open */
 		uint64_t id = fsfile_content_id(h->f);
 		kc_update(fs_get(), path, h->kid, id);
 		h->kid = id;

@@ -9,9 +9,11 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -94,6 +96,39 @@ parse_u64(const char *s, uint64_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+/*
+ * A stop must not hang: shutdown can wait on a call to a peer that is
+ * itself going away (nng's socket close, seen waiting up to a background
+ * call's 30 s timeout).  Past STOP_DEADLINE_MS the process exits anyway:
+ * every acknowledged write is committed in LMDB, which is safe against a
+ * stop at any point, so nothing acknowledged is lost.
+ */
+#define STOP_DEADLINE_MS 5000
+
+static void *
+watchdog_main(void *arg)
+{
+	int status = (int)(intptr_t)arg;
+	struct timespec ts = {STOP_DEADLINE_MS / 1000,
+	    (STOP_DEADLINE_MS % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	LOG_ERROR("stop did not finish in %d ms (waiting on a peer): exiting "
+	          "now; committed data is safe",
+	    STOP_DEADLINE_MS);
+	_exit(status);
+	return NULL;
+}
+
+static void
+stop_watchdog(int status)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, watchdog_main,
+	        (void *)(intptr_t)status) == 0)
+		pthread_detach(t);
 }
 
 int
@@ -346,6 +381,7 @@ main(int argc, char **argv)
 		LOG_ERROR("removed from the cluster: stopping");
 	else
 		LOG_INFO("left the cluster: stopping");
+	stop_watchdog(removed ? 3 : 0);
 	node_stop(n);
 	LOG_INFO("stopped");
 	return removed ? 3 : 0;

@@ -120,6 +120,22 @@ start_node() {
 	NODE_ADDR=$(cat "$T/$name.ready")
 }
 
+# restart_node NAME ADDR [dynamod options...]: start node NAME again, on
+# its data directory and its old address ADDR (after it was stopped or
+# killed); its log is appended to.  Sets NODE_ADDR.
+restart_node() {
+	local name=$1 addr=$2
+	shift 2
+	rm -f "$T/$name.ready"
+	"$DYNAMOD" --name "$name" --listen "$addr" \
+		--data "$T/$name/data" --cluster-key "$KEY" \
+		--ready-file "$T/$name.ready" --log-level warn "$@" \
+		>> "$T/$name.log" 2>&1 &
+	NODE_PIDS+=($!)
+	wait_until 20 test -s "$T/$name.ready"
+	NODE_ADDR=$(cat "$T/$name.ready")
+}
+
 is_mounted() { grep -q " $1 fuse.dynamofs " /proc/mounts; }
 
 # mount_fs DIR [-o OPTIONS]: mount in the foreground, in the background.

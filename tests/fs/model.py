@@ -27,7 +27,8 @@ checks everything once more (nothing written while the first node was down
 may exist on only the node now down) and restarts it.
 
 siblings: two mounts of one cluster (no attribute or entry caches) open the
-same file from the same state, each changes it differently, both close:
+same file from the same state, each changes it differently (sometimes with
+an fsync in between: a put in the middle of the open), both close:
 name, name.v1 and name.v2 must show, the siblings being exactly the two
 writers' contents; then a resolution (mostly rm name.v2: name must hold
 v1's content on both mounts), and the next round starts from there.
@@ -38,7 +39,8 @@ model at that step, to see the test fail (a self-check).
 MODEL_TRACE=FILE writes every call on the mount to FILE as python (phases
 A and B), to replay and cut down a failure (the header says how).
 MODEL_SKIP=orphan,... leaves out kinds of operations (to get past a known
-bug): orphan (keeping a file open across its unlink or a rename over it).
+bug): orphan (keeping a file open across its unlink or a rename over it),
+fsync_mid (phase C: an fsync between a writer's changes).
 Only the standard library; logs go to stderr (stdout is the control
 channel).
 """
@@ -716,6 +718,17 @@ class Ops(Base):
             self.note("  write %s off=0 n=%d" % (name, len(data)))
             self.expect("pwrite return", len(data), S.pwrite(fd, data, 0))
             self.files[name] += data
+            if self.rng.random() < 0.5:
+                # Two puts in one open of a new file: the first blind,
+                # the second under the first's context.
+                self.note("  fsync %s, write, fsync" % name)
+                S.fsync(fd)
+                data = self.rand_data(self.rand_size())
+                off = self.rand_off(len(self.files[name]))
+                self.expect("pwrite return", len(data),
+                            S.pwrite(fd, data, off))
+                self.put(self.files[name], off, data)
+                S.fsync(fd)
         self.compare_listing()
         self.check_size(name)
 
@@ -746,7 +759,7 @@ class Ops(Base):
         weights = [w for _, w in self.OPS]
         for self.step in range(1, a.ops + 1):
             if self.step == kill_at:
-                self.killed = self.rng.randint(0, 2)
+                self.killed = self.victim()
                 self.req("kill %d" % self.killed)
             if self.step == restart_at and self.killed is not None:
                 self.req("restart %d" % self.killed)
@@ -805,6 +818,20 @@ class Ops(Base):
         say("== [%s] seconds by operation: %s" % (self.phase, " ".join(
             "%s=%.1f" % kv for kv in sorted(self.secs.items()))))
 
+    def victim(self):
+        """The node to kill: mostly the first of a file's preference list
+        (the coordinator of its last writes, so versions it wrote are
+        left only on a node that is down), else one at random."""
+        nodes = self.args.nodes.split(",") if self.args.nodes else []
+        name = self.rng.choice(self.live())
+        if len(nodes) == 3 and self.rng.random() < 0.75:
+            pref = S.getxattr(self.path(name), "user.dynamo.nodes")
+            first = pref.decode().rstrip("\0").split(",")[0]
+            if first in nodes:
+                self.note("kill the coordinator of %s (%s)" % (name, first))
+                return nodes.index(first)
+        return self.rng.randint(0, 2)
+
     def create_or_rewrite(self, name):
         data = self.rand_data(self.rand_size())
         S.write_file(self.path(name), data)
@@ -824,24 +851,23 @@ class Siblings(Base):
         return S.read_file(os.path.join(mount, name))
 
     def change(self, fd, buf):
-        """1..4 random changes through fd, mirrored in buf."""
-        for _ in range(self.rng.randint(1, 4)):
-            if self.rng.random() < 0.8:
-                n = self.rand_size()
-                off = self.rand_off(len(buf))
-                data = self.rand_data(n)
-                self.note("    pwrite off=%d n=%d" % (off, n))
-                self.expect("pwrite return", n, S.pwrite(fd, data, off))
-                Ops.put(buf, off, data)
+        """A random change through fd, mirrored in buf."""
+        if self.rng.random() < 0.8:
+            n = self.rand_size()
+            off = self.rand_off(len(buf))
+            data = self.rand_data(n)
+            self.note("    pwrite off=%d n=%d" % (off, n))
+            self.expect("pwrite return", n, S.pwrite(fd, data, off))
+            Ops.put(buf, off, data)
+        else:
+            new = self.rng.randint(0, len(buf) + self.cs)
+            self.note("    ftruncate %d" % new)
+            S.ftruncate(fd, new)
+            if new < len(buf):
+                del buf[new:]
             else:
-                new = self.rng.randint(0, len(buf) + self.cs)
-                self.note("    ftruncate %d" % new)
-                S.ftruncate(fd, new)
-                if new < len(buf):
-                    del buf[new:]
-                else:
-                    buf.extend(bytes(new - len(buf)))
-            self.expect("fstat size", len(buf), S.fstat(fd).st_size)
+                buf.extend(bytes(new - len(buf)))
+        self.expect("fstat size", len(buf), S.fstat(fd).st_size)
 
     def run(self):
         a = self.args
@@ -865,12 +891,43 @@ class Siblings(Base):
             fb = S.open(pb, os.O_RDWR)
             if trunc_a:
                 del ca[:]
+            # Each writer: 1..4 changes, sometimes an fsync after one (a
+            # put in the middle of the open); the two interleaved at
+            # random, then both close in a random order.
+            fds, bufs = {"A": fa, "B": fb}, {"A": ca, "B": cb}
+            dirty = {"A": trunc_a, "B": False}
+            acts = {}
+            for t in "AB":
+                acts[t] = []
+                for _ in range(self.rng.randint(1, 4)):
+                    acts[t].append("change")
+                    if self.rng.random() < 0.25 and \
+                            "fsync_mid" not in self.skip:
+                        acts[t].append("fsync")
+            sched = []
+            while acts["A"] or acts["B"]:
+                t = self.rng.choice([t for t in "AB" if acts[t]])
+                sched.append((t, acts[t].pop(0)))
             order = self.rng.choice(["AB", "BA"])
+            puts = []  # who put, in order
+
+            def flush(t, how):
+                self.note("  %s on %s" % (how, t))
+                if how == "fsync":
+                    S.fsync(fds[t])
+                else:
+                    S.close(fds.pop(t))
+                if dirty[t]:
+                    puts.append(t)
+                    dirty[t] = False
             try:
-                self.note("  changes on A")
-                self.change(fa, ca)
-                self.note("  changes on B")
-                self.change(fb, cb)
+                for t, act in sched:
+                    if act == "change":
+                        self.note("  change on %s" % t)
+                        self.change(fds[t], bufs[t])
+                        dirty[t] = True
+                    else:
+                        flush(t, "fsync")
                 if rnd == self.corrupt_at and ca:
                     ca[self.rng.randrange(len(ca))] ^= 0x40
                     say("== MODEL_CORRUPT: flipped a byte of A's content")
@@ -879,16 +936,27 @@ class Siblings(Base):
                     data = bytes([0x5a]) * 3
                     S.pwrite(fb, data, len(cb))
                     cb += data
-                self.note("  close %s then %s" % (order[0], order[1]))
-            finally:
-                first, second = (fa, fb) if order == "AB" else (fb, fa)
-                S.close(first)
+                    dirty["B"] = True
+                flush(order[0], "close")
                 time.sleep(0.002)
-                S.close(second)
-            last = cb if order == "AB" else ca
+                flush(order[1], "close")
+            finally:
+                for fd in fds.values():
+                    S.close(fd)
+            last = bufs[puts[-1]]
             want = sorted([name, name + ".v1", name + ".v2"])
             for m, tag in ((self.a, "A"), (self.b, "B")):
-                self.expect("listing on %s" % tag, want, self.names_on(m))
+                got = self.names_on(m)
+                if got != want:
+                    for e in got:
+                        d = self.read(m, e)
+                        say("  %s on %s: %d bytes, %s" % (
+                            e, tag, len(d), "A's content" if d == ca else
+                            "B's content" if d == cb else "the base" if
+                            d == base else "none of A's, B's, the base"))
+                    self.fail("listing on %s (A put %d times, B %d)"
+                              % (tag, puts.count("A"), puts.count("B")),
+                              want, got)
             v1 = self.read(self.a, name + ".v1")
             v2 = self.read(self.a, name + ".v2")
             self.stats["bytes"] += len(v1) + len(v2)
@@ -911,7 +979,7 @@ class Siblings(Base):
                                 st.st_size)
                     self.check_blocks(name + s, st, self.cs, v)
             shown = self.read(self.b, name)
-            self.expect("%s is the newest sibling (closed last)" % name,
+            self.expect("%s is the newest sibling (put last)" % name,
                         last, shown)
             sib = S.getxattr(pa, "user.dynamo.siblings")
             self.expect("user.dynamo.siblings", b"2", sib.rstrip(b"\0"))
@@ -953,6 +1021,8 @@ def main():
     o.add_argument("--phase", default="A")
     o.add_argument("--ops", type=int, default=2000)
     o.add_argument("--kill-at", type=float)
+    o.add_argument("--nodes", help="the nodes' addresses, in the order "
+                   "of the indexes of kill and restart")
     o.add_argument("--restart-at", type=float)
     o.add_argument("--remount", action="store_true")
     o.add_argument("--final-kill", action="store_true")

@@ -4,12 +4,14 @@
 #      operations on a few files, side by side with a model in memory,
 #      every step checked; at the end everything again on a fresh mount;
 #   B. the same on a mount with the default chunk size, one dynamod killed
-#      (-9) a third of the way and restarted (same data, same address) two
-#      thirds of the way; then a fresh mount, and another node killed: all
-#      that was written must still read back;
+#      (-9) a third of the way (mostly the coordinator of a file's last
+#      writes) and restarted (same data, same address) two thirds of the
+#      way; then a fresh mount, and another node killed: all that was
+#      written must still read back, and nothing deleted may come back;
 #   C. two mounts (no attribute or entry caches) write one file from one
-#      state: name.v1 and name.v2 must be exactly the two writers'
-#      contents; rm name.v2 (mostly) leaves v1's content in name.
+#      state (sometimes with an fsync in the middle): name.v1 and name.v2
+#      must be exactly the two writers' last contents; rm name.v2 (mostly)
+#      leaves v1's content in name.
 # MODEL_SEED (default a fixed one; "random" draws one) and MODEL_OPS
 # (phase A; B does half) replay a run: the seed is printed first.
 # MODEL_PHASES (default ABC) runs some phases only; MODEL_SKIP and
@@ -22,11 +24,17 @@ SEED=${MODEL_SEED:-20240611}
 [ "$SEED" != random ] || SEED=$(od -An -tu4 -N4 /dev/urandom | tr -d ' ')
 OPS=${MODEL_OPS:-2000}
 PHASES=${MODEL_PHASES:-ABC}
-# Known bug, left out by default: a write through a file unlinked (or
-# renamed over) while open fails with ESTALE, since the kernel asks for
-# its security.capability xattr first and libfuse's path-based API has no
-# path for an unlinked file.  MODEL_SKIP= (empty) runs those operations.
-export MODEL_SKIP=${MODEL_SKIP-orphan}
+# Known bugs, left out by default (MODEL_SKIP= (empty) runs everything):
+# orphan: a write through a file unlinked (or renamed over) while open
+#   fails with ESTALE, since the kernel asks for its security.capability
+#   xattr first and libfuse's path-based API has no path for an unlinked
+#   file;
+# fsync_mid: phase C with an fsync between a writer's changes loses the
+#   other writer's version: after its own put a mount keeps that put's
+#   context, a clock that also covers the other mount's earlier version
+#   from the same coordinator, so its next put supersedes a version it
+#   never read.
+export MODEL_SKIP=${MODEL_SKIP-orphan,fsync_mid}
 echo "model test: MODEL_SEED=$SEED MODEL_OPS=$OPS MODEL_PHASES=$PHASES"
 
 step "3 nodes"
@@ -132,7 +140,8 @@ SERVE_MOUNT=$T/mb
 SERVE_OPTS=(-otimeout=2000)
 mount_fs "$SERVE_MOUNT" "${SERVE_OPTS[@]}"
 model ops --phase B --dir "$T/mb/b" --chunk $((128 << 10)) --inline $((64 << 10)) \
-	--ops $((OPS / 2)) --kill-at 0.33 --restart-at 0.66 --remount --final-kill
+	--ops $((OPS / 2)) --kill-at 0.33 --restart-at 0.66 --remount --final-kill \
+	--nodes "$A1,$A2,$A3"
 umount_fs "$SERVE_MOUNT"
 fi
 

@@ -234,9 +234,7 @@ fmap_load(struct fmap *m, struct fscache *c, pthread_mutex_t *mu, uint32_t i)
 		struct fsobj_ref ref = m->pg[i].ref;
 		if (!fsobj_ref_none(&ref)) {
 			pthread_mutex_unlock(mu);
-			rc = fscache_get(c, ref.key, FSOBJ_PAGE_CHUNKS * 8 +
-			                 FSOBJ_PAGE_CHUNKS * BLOB_REF_LEN + 64,
-			                 &b);
+			rc = fscache_get(c, ref.key, FSOBJ_PAGE_MAX, &b);
 			if (rc == 0)
 				rc = fsobj_page_decode(b->data, b->len, &pg);
 			fsblob_unref(c, b);
@@ -1048,7 +1046,6 @@ rebase(struct fsfile *f, struct fskv_file *s, bool keep_map)
 	}
 	if (keep_map)
 		return;
-	f->nbuf = 0;
 	if (fmap_from(&f->m, v, fskv_opts(f->t->kv)->chunk_size) != 0)
 		LOG_WARN("%s: out of memory reading the chunk list", f->path);
 	f->nbuf = v && v->layout == FSOBJ_INLINE && v->size > 0;

@@ -108,6 +108,9 @@ int fsobj_xattr_list(const struct fsobj_attr *a, char *out, size_t cap);
  * (the last chunk of a file is short).
  */
 #define FSOBJ_PAGE_CHUNKS 4096
+/* The largest encoded page: its header (a reference per chunk) and an
+ * index and length per chunk, with room for the small fixed parts. */
+#define FSOBJ_PAGE_MAX (FSOBJ_PAGE_CHUNKS * (BLOB_REF_LEN + 8) + 64)
 #define FSOBJ_PAGES_MAX   65536 /* pages of one file */
 #define FSOBJ_FILE_MAX    (16ull << 40) /* like ext4 with 4 KiB blocks */
 

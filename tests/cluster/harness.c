@@ -63,6 +63,25 @@ harness_keys(struct harness *h, int i)
 	return k;
 }
 
+uint64_t
+harness_stat(struct harness *h, int i, const char *name)
+{
+	struct dyn_client *d = harness_client_direct(h, i);
+	struct dyn_status st;
+	char pat[80];
+	CHECK_RC(dyn_status(d, 0, &st), 0);
+	/* "name=value" lines: match at the start or after a newline. */
+	int n = snprintf(pat, sizeof(pat), "\n%s=", name);
+	const char *t = st.stats ? st.stats : "";
+	const char *p = strncmp(t, pat + 1, (size_t)n - 1) == 0 ? t - 1
+	                                                        : strstr(t, pat);
+	CHECK(p != NULL);
+	uint64_t v = strtoull(p + n, NULL, 10);
+	dyn_status_fini(&st);
+	dyn_client_free(d);
+	return v;
+}
+
 uint32_t
 harness_replicas(const struct ring *r, uint32_t nrep, const char *key,
     uint32_t *idx)

@@ -66,6 +66,9 @@ void harness_wipe(struct harness *h, int i);
 /* Records in node i's store (dyn_status keys); UINT64_MAX when it does
  * not answer. */
 uint64_t harness_keys(struct harness *h, int i);
+/* The counter `name` of node i's stats text ("name=value" lines of
+ * dyn_status); the test fails when the node does not answer or has none. */
+uint64_t harness_stat(struct harness *h, int i, const char *name);
 /* The members replicating key under ring r's current table (N = nrep):
  * their number, their indices in idx (room for nrep). */
 struct ring;

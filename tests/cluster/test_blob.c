@@ -15,17 +15,6 @@
 
 static struct harness h;
 
-static uint64_t
-updates_of(struct dyn_client *c, size_t i)
-{
-	struct dyn_status st;
-	CHECK_RC(dyn_status(c, i, &st), 0);
-	const char *p = st.stats ? strstr(st.stats, "\nupdates=") : NULL;
-	CHECK(p != NULL);
-	uint64_t v = strtoull(p + 9, NULL, 10);
-	dyn_status_fini(&st);
-	return v;
-}
 
 int
 main(void)
@@ -67,11 +56,11 @@ main(void)
 	/* Same bytes again: same key, nothing written anywhere. */
 	uint64_t c0[3];
 	for (int i = 0; i < 3; i++)
-		c0[i] = updates_of(one[i], 0);
+		c0[i] = harness_stat(&h, i, "updates");
 	CHECK_RC(dyn_blob_put(cl, BLOB_DATA, data, len, NULL, key2), 0);
 	CHECK(memcmp(key, key2, BLOB_KEY_LEN) == 0);
 	for (int i = 0; i < 3; i++) {
-		CHECK(updates_of(one[i], 0) == c0[i]);
+		CHECK(harness_stat(&h, i, "updates") == c0[i]);
 		CHECK(harness_keys(&h, i) == 1);
 	}
 

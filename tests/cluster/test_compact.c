@@ -38,22 +38,6 @@ pattern(uint32_t seed, uint8_t *out, size_t len)
 	}
 }
 
-/* A counter of node i's stats text ("name=value" lines). */
-static uint64_t
-stat_of(int i, const char *name)
-{
-	struct dyn_client *d = harness_client_direct(&h, i);
-	struct dyn_status st;
-	char want[64];
-	CHECK_RC(dyn_status(d, 0, &st), 0);
-	snprintf(want, sizeof(want), "\n%s=", name);
-	const char *p = st.stats ? strstr(st.stats, want) : NULL;
-	CHECK(p != NULL);
-	uint64_t v = strtoull(p + strlen(want), NULL, 10);
-	dyn_status_fini(&st);
-	dyn_client_free(d);
-	return v;
-}
 
 /* Write prefix/0 .. prefix/(n-1), 1 MiB each, then delete all but every
  * keep-th (keep 0: all) with the context each put returned. */
@@ -174,16 +158,16 @@ main(void)
 
 	long long t0 = harness_now_ms();
 	put_and_delete(cl, "big", NBIG, KEEP, buf);
-	uint64_t file0 = stat_of(0, "file_bytes"),
-	         used0 = stat_of(0, "used_bytes"),
-	         free0 = stat_of(0, "free_bytes");
+	uint64_t file0 = harness_stat(&h, 0, "file_bytes"),
+	         used0 = harness_stat(&h, 0, "used_bytes"),
+	         free0 = harness_stat(&h, 0, "free_bytes");
 	printf("%d MiB written, 7/8 deleted in %lld ms: file %llu, used "
 	       "%llu, free %llu bytes\n",
 	    NBIG, harness_now_ms() - t0, (unsigned long long)file0,
 	    (unsigned long long)used0, (unsigned long long)free0);
 	CHECK(file0 >= (uint64_t)NBIG * BIG);
 	CHECK(free0 >= (uint64_t)(NBIG - NBIG / KEEP - 4) * BIG);
-	CHECK(stat_of(0, "compactions") == 0);
+	CHECK(harness_stat(&h, 0, "compactions") == 0);
 
 	/* Compact under a light write load. */
 	struct load l = {.c = harness_client(&h, 10000, 0, -1)};
@@ -209,9 +193,9 @@ main(void)
 	check_load(cl, atomic_load(&l.acked));
 	check_big(cl, buf);
 	printf("all read back in %lld ms\n", harness_now_ms() - t0);
-	CHECK(stat_of(0, "compactions") == 1);
-	CHECK(stat_of(0, "compact_last_after") == r.after);
-	CHECK(stat_of(0, "file_bytes") < r.before / 4);
+	CHECK(harness_stat(&h, 0, "compactions") == 1);
+	CHECK(harness_stat(&h, 0, "compact_last_after") == r.after);
+	CHECK(harness_stat(&h, 0, "file_bytes") < r.before / 4);
 	dyn_client_free(l.c);
 
 	/* The command line: one JSON object with the sizes. */
@@ -226,7 +210,7 @@ main(void)
 	CHECK(pclose(p) == 0);
 	printf("dynamoctl compact --json: %s", out);
 	CHECK(strstr(out, "\"before_bytes\": ") && strstr(out, "\"after_bytes\": "));
-	CHECK(stat_of(0, "compactions") == 2);
+	CHECK(harness_stat(&h, 0, "compactions") == 2);
 
 	/* Garbage again, then a restart that compacts before serving. */
 	static const char *const fast[] = {"--compact-check-interval", "off",
@@ -234,13 +218,13 @@ main(void)
 	restart(fast);
 	t0 = harness_now_ms();
 	put_and_delete(cl, "junk", NJUNK, 0, buf);
-	uint64_t file1 = stat_of(0, "file_bytes");
+	uint64_t file1 = harness_stat(&h, 0, "file_bytes");
 	/* Unsynced commits are in the copy too (it reads the map). */
 	static const char *const at_start[] = {"--compact-at-start",
 	    "--compact-check-interval", "off", "--no-fsync", NULL};
 	restart(at_start);
-	CHECK(stat_of(0, "compactions") == 1);
-	uint64_t file2 = stat_of(0, "file_bytes");
+	CHECK(harness_stat(&h, 0, "compactions") == 1);
+	uint64_t file2 = harness_stat(&h, 0, "file_bytes");
 	printf("--compact-at-start: %llu -> %llu bytes (%lld ms with the "
 	       "refill)\n",
 	    (unsigned long long)file1, (unsigned long long)file2,
@@ -256,15 +240,15 @@ main(void)
 	                                    "--no-fsync", NULL};
 	restart(check);
 	long long deadline = harness_now_ms() + 20000;
-	while (stat_of(0, "compactions") == 0 && harness_now_ms() < deadline)
+	while (harness_stat(&h, 0, "compactions") == 0 && harness_now_ms() < deadline)
 		harness_pause_ms(50);
-	CHECK(stat_of(0, "compactions") == 1);
+	CHECK(harness_stat(&h, 0, "compactions") == 1);
 	printf("--compact-check-interval 200: %llu -> %llu bytes (%lld ms "
 	       "with the refill)\n",
-	    (unsigned long long)stat_of(0, "compact_last_before"),
-	    (unsigned long long)stat_of(0, "compact_last_after"),
+	    (unsigned long long)harness_stat(&h, 0, "compact_last_before"),
+	    (unsigned long long)harness_stat(&h, 0, "compact_last_after"),
 	    harness_now_ms() - t0);
-	CHECK(stat_of(0, "file_bytes") < file1 / 4);
+	CHECK(harness_stat(&h, 0, "file_bytes") < file1 / 4);
 	check_big(cl, buf);
 
 	int st = harness_stop(&h, 0, SIGTERM);

@@ -64,22 +64,6 @@ held(int i, const uint8_t *key)
 	return rc == 0;
 }
 
-/* A counter of node i's stats text. */
-static uint64_t
-stat_of(int i, const char *name)
-{
-	struct dyn_client *d = harness_client_direct(&h, i);
-	struct dyn_status st;
-	char pat[64];
-	CHECK_RC(dyn_status(d, 0, &st), 0);
-	snprintf(pat, sizeof(pat), "\n%s=", name);
-	const char *p = st.stats ? strstr(st.stats, pat) : NULL;
-	CHECK(p != NULL);
-	uint64_t v = strtoull(p + strlen(pat), NULL, 10);
-	dyn_status_fini(&st);
-	dyn_client_free(d);
-	return v;
-}
 
 static void
 put_blob(uint8_t kind, const char *text, uint8_t key[BLOB_KEY_LEN])
@@ -128,9 +112,9 @@ wait_gone(const uint8_t *key, const char *what, int deadline_ms)
 				if (h.nodes[i].pid)
 					fprintf(stderr, "n%d: gc_rounds=%llu "
 					    "gc_aborted=%llu\n",
-					    i, (unsigned long long)stat_of(i,
+					    i, (unsigned long long)harness_stat(&h, i,
 					        "gc_rounds"),
-					    (unsigned long long)stat_of(i,
+					    (unsigned long long)harness_stat(&h, i,
 					        "gc_aborted"));
 			exit(1);
 		}
@@ -239,7 +223,7 @@ main(void)
 	for (;;) {
 		int marked = 0;
 		for (int i = 0; i < 3; i++)
-			marked += stat_of(i, "gc_condemned") >= 1;
+			marked += harness_stat(&h, i, "gc_condemned") >= 1;
 		if (marked == 3)
 			break;
 		CHECK(harness_now_ms() - t0 < 20000);
@@ -258,12 +242,12 @@ main(void)
 	/* 3. A member down: nothing is deleted, then deletion resumes. */
 	put_blob(BLOB_DATA, "blob five: garbage while n2 is down", b5);
 	harness_stop(&h, 2, SIGKILL);
-	uint64_t del0 = stat_of(0, "gc_deleted"), del1 = stat_of(1,
-	    "gc_deleted"), ab0 = stat_of(0, "gc_aborted");
+	uint64_t del0 = harness_stat(&h, 0, "gc_deleted"), del1 = harness_stat(&h, 1,
+	    "gc_deleted"), ab0 = harness_stat(&h, 0, "gc_aborted");
 	hold_all(keep5, 4, 4 * GRACE_MS, "member down");
-	CHECK(stat_of(0, "gc_deleted") == del0 &&
-	    stat_of(1, "gc_deleted") == del1);
-	CHECK(stat_of(0, "gc_aborted") > ab0 + 5);
+	CHECK(harness_stat(&h, 0, "gc_deleted") == del0 &&
+	    harness_stat(&h, 1, "gc_deleted") == del1);
+	CHECK(harness_stat(&h, 0, "gc_aborted") > ab0 + 5);
 	harness_start_joined(&h, 2, 0, args);
 	printf("with n2 down 4 grace periods nothing was deleted; the garbage "
 	       "went %lld ms after its restart\n",
@@ -287,9 +271,9 @@ main(void)
 	             NULL),
 	    0);
 	overwrite(d1, "F/h", "no references", 13);
-	uint64_t r1 = stat_of(1, "gc_rounds");
+	uint64_t r1 = harness_stat(&h, 1, "gc_rounds");
 	hold_all(keep6, 4, 4 * GRACE_MS, "hinted");
-	CHECK(stat_of(1, "gc_rounds") > r1 + 5); /* n1 swept meanwhile */
+	CHECK(harness_stat(&h, 1, "gc_rounds") > r1 + 5); /* n1 swept meanwhile */
 	CHECK_RC(dyn_fault(d0, 0, NULL, 0), 0);
 	printf("a blob named only by a pending hint stayed 4 grace periods; "
 	       "gone %lld ms after the heal\n",
@@ -308,8 +292,8 @@ main(void)
 
 	uint64_t deleted = 0;
 	for (int i = 0; i < 3; i++) {
-		deleted += stat_of(i, "gc_deleted");
-		CHECK(stat_of(i, "gc_rounds") > 0);
+		deleted += harness_stat(&h, i, "gc_deleted");
+		CHECK(harness_stat(&h, i, "gc_rounds") > 0);
 	}
 	printf("%llu blob copies deleted in all\n",
 	    (unsigned long long)deleted);
@@ -335,7 +319,7 @@ main(void)
 	    0);
 	uint64_t del[3];
 	for (int i = 0; i < 3; i++)
-		del[i] = stat_of(i, "gc_deleted");
+		del[i] = harness_stat(&h, i, "gc_deleted");
 	long long tm = harness_now_ms();
 	pthread_t th[NPUTTERS];
 	for (intptr_t k = 0; k < NPUTTERS; k++)
@@ -346,20 +330,20 @@ main(void)
 	for (;;) {
 		int done = 0;
 		for (int i = 0; i < 3; i++)
-			done += stat_of(i, "gc_blobs") == NLIVE &&
-			    stat_of(i, "gc_referenced") == NLIVE &&
-			    stat_of(i, "gc_condemned") == 0;
+			done += harness_stat(&h, i, "gc_blobs") == NLIVE &&
+			    harness_stat(&h, i, "gc_referenced") == NLIVE &&
+			    harness_stat(&h, i, "gc_condemned") == 0;
 		if (done == 3)
 			break;
 		if (harness_now_ms() - tm > 60000) {
 			for (int i = 0; i < 3; i++)
 				fprintf(stderr, "n%d: %llu blobs, %llu "
 				    "referenced, %llu condemned\n",
-				    i, (unsigned long long)stat_of(i,
+				    i, (unsigned long long)harness_stat(&h, i,
 				        "gc_blobs"),
-				    (unsigned long long)stat_of(i,
+				    (unsigned long long)harness_stat(&h, i,
 				        "gc_referenced"),
-				    (unsigned long long)stat_of(i,
+				    (unsigned long long)harness_stat(&h, i,
 				        "gc_condemned"));
 			exit(1);
 		}
@@ -367,7 +351,7 @@ main(void)
 	}
 	uint64_t junk = 0;
 	for (int i = 0; i < 3; i++)
-		junk += stat_of(i, "gc_deleted") - del[i];
+		junk += harness_stat(&h, i, "gc_deleted") - del[i];
 	printf("%d garbage blobs among %d live ones: put in %lld ms, all "
 	       "gone %lld ms after the first put (%llu copies)\n",
 	    NJUNK, NLIVE, tput_ms, harness_now_ms() - tm,
@@ -379,7 +363,7 @@ main(void)
 	t0 = harness_now_ms();
 	while (harness_now_ms() - t0 < 2 * GRACE_MS) {
 		for (int i = 0; i < 3; i++)
-			CHECK(stat_of(i, "gc_blobs") == NLIVE);
+			CHECK(harness_stat(&h, i, "gc_blobs") == NLIVE);
 		hold_all(sample, 8, 0, "many");
 		harness_pause_ms(100);
 	}

@@ -1,5 +1,6 @@
 #include "mem.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,4 +45,11 @@ mem_dup(const void *p, size_t n)
 	if (q && n)
 		memcpy(q, p, n);
 	return q;
+}
+
+void
+mem_keep_freed_blocks(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }

@@ -10,7 +10,6 @@
  * init callback (fsops), after libfuse went to the background.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -232,11 +231,7 @@ main(int argc, char **argv)
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&c, 0, sizeof(c));
-	/* Chunks, directory objects and messages are large and short-lived:
-	 * keep freed memory for reuse instead of mapping and unmapping it on
-	 * every request (3x on 64 KiB messages, see DESIGN.md §8). */
-	mallopt(M_MMAP_THRESHOLD, 32 << 20);
-	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mem_keep_freed_blocks();
 	log_set_prefix("dynamofs");
 	log_set_level(LOG_LVL_WARN);
 	if (fuse_opt_parse(&args, &c, cli_opts, opt_proc) != 0)

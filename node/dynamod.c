@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "err.h"
 #include "log.h"
+#include "mem.h"
 #include "node.h"
 #include "wire.h"
 
@@ -172,6 +173,7 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct node_config cfg;
+	mem_keep_freed_blocks();
 	node_config_default(&cfg);
 	const char *keyfile = getenv("DYNAMO_CLUSTER_KEY_FILE");
 	const char *ready = NULL;

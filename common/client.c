@@ -366,9 +366,10 @@ dyn_blob_put(struct dyn_client *c, uint8_t kind, const void *data,
 }
 
 int
-dyn_blob_get(struct dyn_client *c, const uint8_t key[BLOB_KEY_LEN],
-    void *buf, size_t cap, size_t *len)
+dyn_blob_fetch(struct dyn_client *c, const uint8_t key[BLOB_KEY_LEN],
+    size_t cap, struct dyn_bytes *out)
 {
+	memset(out, 0, sizeof(*out));
 	if (!blob_is_key(key, BLOB_KEY_LEN))
 		return -EINVAL;
 	struct buf b;
@@ -397,10 +398,34 @@ dyn_blob_get(struct dyn_client *c, const uint8_t key[BLOB_KEY_LEN],
 	    k->len != BLOB_KEY_LEN || memcmp(k->data, key, BLOB_KEY_LEN) != 0))
 		rc = DYN_EBADMSG;
 	if (rc == 0) {
-		memcpy(buf, v->data, v->len);
-		*len = v->len;
+		out->data = v->data;
+		out->len = v->len;
+		out->msg = reply.msg; /* the bytes live in it */
+		reply.msg = NULL;
 	}
 	rpc_reply_fini(&reply);
+	return rc;
+}
+
+void
+dyn_bytes_release(struct dyn_bytes *b)
+{
+	struct rpc_reply r = {.msg = b->msg};
+	rpc_reply_fini(&r);
+	memset(b, 0, sizeof(*b));
+}
+
+int
+dyn_blob_get(struct dyn_client *c, const uint8_t key[BLOB_KEY_LEN],
+    void *buf, size_t cap, size_t *len)
+{
+	struct dyn_bytes bytes;
+	int rc = dyn_blob_fetch(c, key, cap, &bytes);
+	if (rc == 0) {
+		memcpy(buf, bytes.data, bytes.len);
+		*len = bytes.len;
+	}
+	dyn_bytes_release(&bytes);
 	return rc;
 }
 

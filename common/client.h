@@ -47,9 +47,9 @@ struct dyn_get_result {
 	uint8_t *ctx;         /* opaque context for the next put: covers all */
 	size_t ctx_len;
 	struct dyn_ctx *vctx; /* one per version (same order): that version's
-	                         past plus its dot.  A clock is closed
-	                         downwards, so it also covers every earlier
-	                         version of the same coordinator */
+	                         past plus its dot, exactly: it covers no
+	                         sibling, not even an earlier one of the same
+	                         coordinator */
 };
 
 int dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out);
@@ -70,8 +70,9 @@ int dyn_put(struct dyn_client *c, const void *key, size_t klen,
     const struct dyn_req_opts *o, uint8_t **new_ctx, size_t *new_ctx_len);
 /* A put whose context is the union of several contexts (each as a node
  * issued it, e.g. some of a get's vctx): the new version supersedes exactly
- * the versions they cover.  Mind that a version's context also covers the
- * earlier versions of its coordinator (see vctx). */
+ * the versions they cover.  A version's context (vctx) names that version
+ * and what its writer had read, never a sibling (common/vclock.h), so a put
+ * under one vctx supersedes that version alone. */
 int dyn_put_ctxs(struct dyn_client *c, const void *key, size_t klen,
     const struct dyn_ctx *ctxs, size_t nctx, const void *value, size_t len,
     const struct dyn_req_opts *o, uint8_t **new_ctx, size_t *new_ctx_len);
@@ -86,6 +87,17 @@ int dyn_blob_put(struct dyn_client *c, uint8_t kind, const void *data,
     size_t len, const struct dyn_req_opts *o, uint8_t key[33]);
 int dyn_blob_get(struct dyn_client *c, const uint8_t key[33], void *buf,
     size_t cap, size_t *len);
+/* The same without a copy: out->data[0..out->len) points into the reply as
+ * received, valid until dyn_bytes_release (which may come from any
+ * thread).  On error out is empty. */
+struct dyn_bytes {
+	const uint8_t *data;
+	size_t len;
+	void *msg; /* private: the reply holding the bytes */
+};
+int dyn_blob_fetch(struct dyn_client *c, const uint8_t key[33], size_t cap,
+    struct dyn_bytes *out);
+void dyn_bytes_release(struct dyn_bytes *b);
 /* The key dyn_blob_put would give data, without storing anything. */
 void dyn_blob_key_of(struct dyn_client *c, uint8_t kind, const void *data,
     size_t len, uint8_t key[33]);

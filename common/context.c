@@ -11,13 +11,14 @@
 
 #include "err.h"
 
-#define CONTEXT_FORMAT 1
+/* 2: the clock carries exact dots (common/vclock.h). */
+#define CONTEXT_FORMAT 2
 
-static const char context_domain[] = "dynamo-context-v1";
+static const char context_domain[] = "dynamo-context-v2";
 
 #define DOMAIN_LEN (sizeof(context_domain) - 1)
-/* format byte, shortest clock (a u16 count of zero), tag */
-#define CONTEXT_MIN_LEN (1 + 2 + AUTH_TAG_LEN)
+/* format byte, shortest clock (no entries, no dots), tag */
+#define CONTEXT_MIN_LEN (1 + 2 + 2 + AUTH_TAG_LEN)
 
 /* The first part of the tagged text: domain || key position. */
 static void
@@ -63,8 +64,8 @@ context_decode(const struct auth_key *k, const struct keypos *pos,
 		return 0;
 	if (len < CONTEXT_MIN_LEN || len > CONTEXT_MAX_LEN)
 		return DYN_EBADMSG;
-	/* Only format 1 has ever been issued: any other byte here is a
-	 * context this cluster did not make. */
+	/* Format 1 (clocks without dots) is no longer issued or read: any
+	 * other byte here is a context this cluster did not make. */
 	if (p[0] != CONTEXT_FORMAT)
 		return DYN_ECONTEXT;
 	clock = p + 1;

@@ -1,9 +1,9 @@
 /*
  * context — the opaque get->put context handed to clients.
  *
- *   u8 format (1) | vclock encoding | 32-byte HMAC-SHA256 tag
+ *   u8 format (2) | vclock encoding | 32-byte HMAC-SHA256 tag
  *
- * The tag is over "dynamo-context-v1" || key position || the clock, under
+ * The tag is over "dynamo-context-v2" || key position || the clock, under
  * the cluster key: a node accepts back only a context it (or a peer) issued
  * for that very key, so a forged, corrupted or misplaced context is refused
  * with DYN_ECONTEXT instead of silently dropping versions.  An empty context

@@ -93,44 +93,166 @@ vclock_get(const struct vclock *c, uint64_t actor)
 	return found ? c->e[i].counter : 0;
 }
 
+uint64_t
+vclock_top(const struct vclock *c, uint64_t actor)
+{
+	uint64_t top = vclock_get(c, actor);
+
+	for (uint32_t i = 0; c != NULL && i < c->nd; i++) {
+		if (c->d[i].actor == actor && c->d[i].counter > top)
+			top = c->d[i].counter;
+	}
+	return top;
+}
+
+/* Dots in order: by actor, then counter. */
+static int
+dot_order(const struct vclock_entry *a, const struct vclock_entry *b)
+{
+	if (a->actor != b->actor)
+		return a->actor < b->actor ? -1 : 1;
+	if (a->counter != b->counter)
+		return a->counter < b->counter ? -1 : 1;
+	return 0;
+}
+
+/* Raise (or add) actor's entry in e[0..*n), which has room for one more;
+ * no truncation here. */
+static void
+entry_raise(struct vclock_entry *e, uint32_t *n, const struct vclock_entry *add)
+{
+	bool found;
+	uint32_t i = entry_find(e, *n, add->actor, &found);
+
+	if (found) {
+		entry_join(&e[i], add);
+		return;
+	}
+	memmove(&e[i + 1], &e[i], (*n - i) * sizeof(e[0]));
+	e[i] = *add;
+	(*n)++;
+}
+
+/*
+ * Store entries e[0..n) and dots d[0..nd) (sorted, maybe duplicated) in c
+ * in normal form: a dot its entry covers is dropped, one that continues
+ * its entry is folded into it (in order, so (X, 5) then (X, 6) both fold
+ * onto X: 4), the rest stay; then both lists are truncated to their
+ * bounds, oldest first.
+ */
+static void
+clock_store(struct vclock *c, struct vclock_entry *e, uint32_t n,
+    const struct vclock_entry *d, uint32_t nd)
+{
+	struct vclock_entry keep[2 * VCLOCK_DOTS_MAX + 1];
+	uint32_t nk = 0;
+
+	for (uint32_t i = 0; i < nd; i++) {
+		uint64_t have = 0;
+		bool found;
+		uint32_t at = entry_find(e, n, d[i].actor, &found);
+		if (found)
+			have = e[at].counter;
+		if (d[i].counter <= have)
+			continue;
+		if (d[i].counter == have + 1) {
+			entry_raise(e, &n, &d[i]);
+			continue;
+		}
+		if (nk > 0 && dot_order(&keep[nk - 1], &d[i]) == 0) {
+			entry_join(&keep[nk - 1], &d[i]);
+			continue;
+		}
+		keep[nk++] = d[i];
+	}
+	clock_truncate(e, &n);
+	/* A dot whose entry was just dropped has counter >= 2 (a 1 would
+	 * have been folded), so it is still in normal form. */
+	while (nk > VCLOCK_DOTS_MAX) {
+		uint32_t old = 0;
+		for (uint32_t i = 1; i < nk; i++) {
+			if (entry_older(&keep[i], &keep[old]))
+				old = i;
+		}
+		memmove(&keep[old], &keep[old + 1],
+		        (nk - old - 1) * sizeof(keep[0]));
+		nk--;
+	}
+	memcpy(c->e, e, n * sizeof(e[0]));
+	c->n = n;
+	memcpy(c->d, keep, nk * sizeof(keep[0]));
+	c->nd = nk;
+}
+
 void
 vclock_raise(struct vclock *c, uint64_t actor, uint64_t counter,
              uint64_t ts_ms)
 {
-	struct vclock_entry work[VCLOCK_MAX + 1];
+	/* Room for every entry plus every dot folded in, before truncation. */
+	struct vclock_entry work[VCLOCK_MAX + VCLOCK_DOTS_MAX + 1];
 	struct vclock_entry add = {actor, counter, ts_ms};
+	struct vclock_entry d[VCLOCK_DOTS_MAX];
 	uint32_t n = c->n;
-	bool found;
-	uint32_t i;
+	uint32_t nd = c->nd;
 
 	/* A zero counter is "no event": nothing to record. */
 	if (counter == 0)
 		return;
-	i = entry_find(c->e, c->n, actor, &found);
-	if (found) {
-		entry_join(&c->e[i], &add);
+	memcpy(work, c->e, n * sizeof(work[0]));
+	memcpy(d, c->d, nd * sizeof(d[0]));
+	entry_raise(work, &n, &add);
+	clock_store(c, work, n, d, nd);
+}
+
+void
+vclock_add_dot(struct vclock *c, const struct dot *dot, uint64_t ts_ms)
+{
+	struct vclock_entry work[VCLOCK_MAX + VCLOCK_DOTS_MAX + 1];
+	struct vclock_entry d[VCLOCK_DOTS_MAX + 1];
+	struct vclock_entry add = {dot->actor, dot->counter, ts_ms};
+	uint32_t n = c->n;
+	uint32_t nd = 0;
+	bool placed = false;
+
+	if (dot->counter == 0 || vclock_covers(c, dot))
 		return;
+	memcpy(work, c->e, n * sizeof(work[0]));
+	for (uint32_t i = 0; i < c->nd; i++) {
+		if (!placed && dot_order(&add, &c->d[i]) < 0) {
+			d[nd++] = add;
+			placed = true;
+		}
+		d[nd++] = c->d[i];
 	}
-	memcpy(work, c->e, i * sizeof(work[0]));
-	work[i] = add;
-	memcpy(&work[i + 1], &c->e[i], (n - i) * sizeof(work[0]));
-	n++;
-	clock_truncate(work, &n);
-	memcpy(c->e, work, n * sizeof(work[0]));
-	c->n = n;
+	if (!placed)
+		d[nd++] = add;
+	clock_store(c, work, n, d, nd);
 }
 
 bool
 vclock_covers(const struct vclock *c, const struct dot *d)
 {
-	return vclock_get(c, d->actor) >= d->counter;
+	if (vclock_get(c, d->actor) >= d->counter)
+		return true;
+	for (uint32_t i = 0; i < c->nd; i++) {
+		if (c->d[i].actor == d->actor && c->d[i].counter == d->counter)
+			return true;
+	}
+	return false;
 }
 
 bool
 vclock_descends(const struct vclock *a, const struct vclock *b)
 {
+	/* In normal form a's events of an actor from 1 up are exactly its
+	 * entry: no dot can fill a range. */
 	for (uint32_t i = 0; i < b->n; i++) {
 		if (vclock_get(a, b->e[i].actor) < b->e[i].counter)
+			return false;
+	}
+	for (uint32_t i = 0; i < b->nd; i++) {
+		struct dot d = {b->d[i].actor, b->d[i].counter};
+		if (!vclock_covers(a, &d))
 			return false;
 	}
 	return true;
@@ -139,10 +261,12 @@ vclock_descends(const struct vclock *a, const struct vclock *b)
 void
 vclock_merge(struct vclock *dst, const struct vclock *src)
 {
-	struct vclock_entry work[VCLOCK_WORK];
+	struct vclock_entry work[VCLOCK_WORK + 2 * VCLOCK_DOTS_MAX];
+	struct vclock_entry d[2 * VCLOCK_DOTS_MAX];
 	uint32_t i = 0;
 	uint32_t j = 0;
 	uint32_t n = 0;
+	uint32_t nd = 0;
 
 	while (i < dst->n || j < src->n) {
 		if (j == src->n ||
@@ -155,61 +279,97 @@ vclock_merge(struct vclock *dst, const struct vclock *src)
 			entry_join(&work[n++], &src->e[j++]);
 		}
 	}
-	clock_truncate(work, &n);
-	memcpy(dst->e, work, n * sizeof(work[0]));
-	dst->n = n;
+	i = j = 0;
+	while (i < dst->nd || j < src->nd) {
+		if (j == src->nd ||
+		    (i < dst->nd && dot_order(&dst->d[i], &src->d[j]) <= 0))
+			d[nd++] = dst->d[i++];
+		else
+			d[nd++] = src->d[j++];
+	}
+	clock_store(dst, work, n, d, nd);
 }
 
 bool
 vclock_equal(const struct vclock *a, const struct vclock *b)
 {
-	if (a->n != b->n)
+	if (a->n != b->n || a->nd != b->nd)
 		return false;
 	for (uint32_t i = 0; i < a->n; i++) {
 		if (a->e[i].actor != b->e[i].actor ||
 		    a->e[i].counter != b->e[i].counter)
 			return false;
 	}
+	for (uint32_t i = 0; i < a->nd; i++) {
+		if (dot_order(&a->d[i], &b->d[i]) != 0)
+			return false;
+	}
 	return true;
+}
+
+static void
+entries_encode(const struct vclock_entry *e, uint32_t n, struct buf *out)
+{
+	buf_put_u16(out, (uint16_t)n);
+	for (uint32_t i = 0; i < n; i++) {
+		buf_put_u64(out, e[i].actor);
+		buf_put_u64(out, e[i].counter);
+		buf_put_u64(out, e[i].ts_ms);
+	}
 }
 
 void
 vclock_encode(const struct vclock *c, struct buf *out)
 {
-	buf_put_u16(out, (uint16_t)c->n);
-	for (uint32_t i = 0; i < c->n; i++) {
-		buf_put_u64(out, c->e[i].actor);
-		buf_put_u64(out, c->e[i].counter);
-		buf_put_u64(out, c->e[i].ts_ms);
+	entries_encode(c->e, c->n, out);
+	entries_encode(c->d, c->nd, out);
+}
+
+/* u16 count (<= max) then the entries, each with a non-zero counter. */
+static int
+entries_decode(struct rd *in, uint32_t max, struct vclock_entry *e,
+    uint32_t *n)
+{
+	uint16_t cnt;
+	int rc;
+
+	if ((rc = rd_u16(in, &cnt)) != 0)
+		return rc;
+	if (cnt > max)
+		return DYN_EBADMSG;
+	for (uint32_t i = 0; i < cnt; i++) {
+		if ((rc = rd_u64(in, &e[i].actor)) != 0 ||
+		    (rc = rd_u64(in, &e[i].counter)) != 0 ||
+		    (rc = rd_u64(in, &e[i].ts_ms)) != 0)
+			return rc;
+		if (e[i].counter == 0)
+			return DYN_EBADMSG;
 	}
+	*n = cnt;
+	return 0;
 }
 
 int
 vclock_decode(struct rd *in, struct vclock *out)
 {
-	uint16_t n;
 	int rc;
 
 	vclock_init(out);
-	if ((rc = rd_u16(in, &n)) != 0)
+	if ((rc = entries_decode(in, VCLOCK_MAX, out->e, &out->n)) != 0 ||
+	    (rc = entries_decode(in, VCLOCK_DOTS_MAX, out->d, &out->nd)) != 0)
 		goto out;
-	if (n > VCLOCK_MAX) {
-		rc = DYN_EBADMSG;
-		goto out;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		struct vclock_entry *e = &out->e[i];
-		if ((rc = rd_u64(in, &e->actor)) != 0 ||
-		    (rc = rd_u64(in, &e->counter)) != 0 ||
-		    (rc = rd_u64(in, &e->ts_ms)) != 0)
-			goto out;
-		if (e->counter == 0 ||
-		    (i > 0 && e->actor <= out->e[i - 1].actor)) {
+	for (uint32_t i = 1; i < out->n && rc == 0; i++) {
+		if (out->e[i].actor <= out->e[i - 1].actor)
 			rc = DYN_EBADMSG;
-			goto out;
-		}
 	}
-	out->n = n;
+	for (uint32_t i = 0; i < out->nd && rc == 0; i++) {
+		/* Sorted, unique, and neither covered by nor next to the
+		 * entry: one history has one encoding.  counter - 1 (it is
+		 * not 0) rather than entry + 1, which wraps at UINT64_MAX. */
+		if ((i > 0 && dot_order(&out->d[i - 1], &out->d[i]) >= 0) ||
+		    out->d[i].counter - 1 <= vclock_get(out, out->d[i].actor))
+			rc = DYN_EBADMSG;
+	}
 out:
 	if (rc != 0) {
 		/* Later reads of this input must fail too. */

@@ -17,9 +17,10 @@
 #include "err.h"
 #include "mem.h"
 
-/* Smallest encoding of one version: dot, ts, flags, empty past, empty
- * value.  Lets the decoder refuse a huge count before allocating for it. */
-#define VERSION_MIN_WIRE (8 + 8 + 8 + 1 + 2 + 4)
+/* Smallest encoding of one version: dot, ts, flags, empty past (no
+ * entries, no dots), empty value.  Lets the decoder refuse a huge count
+ * before allocating for it. */
+#define VERSION_MIN_WIRE (8 + 8 + 8 + 1 + 2 + 2 + 4)
 
 #define VERSION_F_TOMBSTONE 0x01u
 
@@ -37,6 +38,23 @@ static int
 u64_cmp(uint64_t a, uint64_t b)
 {
 	return a < b ? -1 : a > b ? 1 : 0;
+}
+
+static int
+entries_cmp(const struct vclock_entry *x, uint32_t nx,
+    const struct vclock_entry *y, uint32_t ny)
+{
+	int c;
+
+	if ((c = u64_cmp(nx, ny)) != 0)
+		return c;
+	for (uint32_t i = 0; i < nx; i++) {
+		if ((c = u64_cmp(x[i].actor, y[i].actor)) != 0 ||
+		    (c = u64_cmp(x[i].counter, y[i].counter)) != 0 ||
+		    (c = u64_cmp(x[i].ts_ms, y[i].ts_ms)) != 0)
+			return c;
+	}
+	return 0;
 }
 
 /*
@@ -58,17 +76,9 @@ version_content_cmp(const struct version *a, const struct version *b)
 		return c;
 	if (a->len > 0 && (c = memcmp(a->value, b->value, a->len)) != 0)
 		return c < 0 ? -1 : 1;
-	if ((c = u64_cmp(a->past.n, b->past.n)) != 0)
+	if ((c = entries_cmp(a->past.e, a->past.n, b->past.e, b->past.n)) != 0)
 		return c;
-	for (uint32_t i = 0; i < a->past.n; i++) {
-		const struct vclock_entry *x = &a->past.e[i];
-		const struct vclock_entry *y = &b->past.e[i];
-		if ((c = u64_cmp(x->actor, y->actor)) != 0 ||
-		    (c = u64_cmp(x->counter, y->counter)) != 0 ||
-		    (c = u64_cmp(x->ts_ms, y->ts_ms)) != 0)
-			return c;
-	}
-	return 0;
+	return entries_cmp(a->past.d, a->past.nd, b->past.d, b->past.nd);
 }
 
 /* Free the values of v[0..n) and the array itself. */
@@ -159,7 +169,7 @@ vset_put(struct vset *s, const struct vclock *ctx, uint64_t actor,
 {
 	struct version nv = {.dot.actor = actor, .ts_ms = now_ms};
 	struct version *v = NULL;
-	uint64_t top = vclock_get(ctx, actor);
+	uint64_t top = vclock_top(ctx, actor);
 	uint32_t keep = 0;
 	uint32_t j = 0;
 	uint32_t at = 0;
@@ -172,7 +182,7 @@ vset_put(struct vset *s, const struct vclock *ctx, uint64_t actor,
 	 * knows of, so the dot is fresh even when ctx is stale or absent. */
 	for (uint32_t i = 0; i < s->n; i++) {
 		const struct version *o = &s->v[i];
-		uint64_t p = vclock_get(&o->past, actor);
+		uint64_t p = vclock_top(&o->past, actor);
 		if (o->dot.actor == actor && o->dot.counter > top)
 			top = o->dot.counter;
 		if (p > top)
@@ -356,11 +366,22 @@ vset_context(const struct vset *s, struct vclock *out)
 	}
 }
 
+/* The version's own dot is added exactly: the context names this version,
+ * not its coordinator's other writes (a sibling (X, 6) next to this (X, 7)
+ * stays unseen, so a put under this context keeps it). */
 void
 version_context(const struct version *v, struct vclock *out)
 {
+	/* The dot goes in as the newest, whatever the clocks of the nodes
+	 * that made the past's dots said: when the past is full, another dot
+	 * is dropped, never this one (the context must cover its version). */
+	uint64_t ts = v->ts_ms;
+	for (uint32_t i = 0; i < v->past.nd; i++) {
+		if (v->past.d[i].ts_ms > ts)
+			ts = v->past.d[i].ts_ms;
+	}
 	*out = v->past;
-	vclock_raise(out, v->dot.actor, v->dot.counter, v->ts_ms);
+	vclock_add_dot(out, &v->dot, ts);
 }
 
 uint32_t

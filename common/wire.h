@@ -26,7 +26,7 @@
 #include "buf.h"
 
 #define WIRE_MAGIC      0x44594e4du /* "DYNM" */
-#define WIRE_VERSION    1
+#define WIRE_VERSION    2 /* 2: clocks with exact dots (vclock.h) */
 #define WIRE_HDR_LEN    24
 #define WIRE_MAX_FIELDS 64
 /* Values up to 8 MiB; a message may carry several (siblings). */

@@ -22,6 +22,7 @@ struct job {
 	uint8_t key[BLOB_KEY_LEN]; /* J_FETCH */
 	size_t maxlen;
 	uint8_t kind; /* J_PUT */
+	bool keep;
 	const void *data;
 	size_t len;
 	fscache_done_fn done;
@@ -96,7 +97,10 @@ remove_locked(struct fscache *c, struct fsblob *b)
 static void
 blob_free(struct fsblob *b)
 {
-	mem_free(b->data);
+	if (b->raw.msg)
+		dyn_bytes_release(&b->raw);
+	else
+		mem_free((void *)b->data);
 	mem_free(b);
 }
 
@@ -132,25 +136,13 @@ insert_locked(struct fscache *c, const uint8_t *key, int state)
 	return b;
 }
 
+/* The blob as received, no copy: a fetched blob stays in its reply. */
 static int
-fetch(struct fscache *c, const uint8_t *key, size_t maxlen, uint8_t **data,
-    size_t *len)
+fetch(struct fscache *c, const uint8_t *key, size_t maxlen,
+    struct dyn_bytes *out)
 {
-	uint8_t *buf = mem_alloc(maxlen ? maxlen : 1);
-	if (!buf)
-		return -ENOMEM;
-	int rc = dyn_blob_get(c->cl, key, buf, maxlen, len);
-	if (rc == 0 && *len < maxlen) {
-		uint8_t *small = mem_realloc(buf, *len ? *len : 1);
-		if (small)
-			buf = small;
-	}
-	if (rc != 0) {
-		mem_free(buf);
-		return rc == -ENOENT ? -ESTALE : rc;
-	}
-	*data = buf;
-	return 0;
+	int rc = dyn_blob_fetch(c->cl, key, maxlen, out);
+	return rc == -ENOENT ? -ESTALE : rc;
 }
 
 /* Fetch into b (state B_FETCHING, referenced by the caller), then wake the
@@ -158,16 +150,16 @@ fetch(struct fscache *c, const uint8_t *key, size_t maxlen, uint8_t **data,
 static void
 fill(struct fscache *c, struct fsblob *b, size_t maxlen)
 {
-	uint8_t *data = NULL;
-	size_t len = 0;
-	int rc = fetch(c, b->key, maxlen, &data, &len);
+	struct dyn_bytes raw;
+	int rc = fetch(c, b->key, maxlen, &raw);
 	pthread_mutex_lock(&c->mu);
 	c->st.fetches++;
 	if (rc == 0) {
-		b->data = data;
-		b->len = len;
+		b->raw = raw;
+		b->data = raw.data;
+		b->len = raw.len;
 		b->state = B_READY;
-		c->bytes += len;
+		c->bytes += raw.len;
 		lru_front(c, b);
 		evict_locked(c);
 	} else {
@@ -225,6 +217,22 @@ fsblob_unref(struct fscache *c, struct fsblob *b)
 		blob_free(b);
 }
 
+void
+fscache_done(struct fscache *c, struct fsblob *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&c->mu);
+	bool gone = --b->refs == 0;
+	if (gone && b->state == B_READY) {
+		remove_locked(c, b);
+		c->st.used_once++;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (gone)
+		blob_free(b);
+}
+
 /* Cache a copy of bytes the mount just stored under key. */
 static void
 cache_copy(struct fscache *c, const uint8_t *key, const void *data,
@@ -249,17 +257,24 @@ cache_copy(struct fscache *c, const uint8_t *key, const void *data,
 	pthread_mutex_unlock(&c->mu);
 }
 
-int
-fscache_put(struct fscache *c, uint8_t kind, const void *data, size_t len,
-    uint8_t key[BLOB_KEY_LEN])
+static int
+put_blob(struct fscache *c, uint8_t kind, const void *data, size_t len,
+    bool keep, uint8_t key[BLOB_KEY_LEN])
 {
 	int rc = dyn_blob_put(c->cl, kind, data, len, NULL, key);
 	pthread_mutex_lock(&c->mu);
 	c->st.puts++;
 	pthread_mutex_unlock(&c->mu);
-	if (rc == 0)
+	if (rc == 0 && keep)
 		cache_copy(c, key, data, len);
 	return rc;
+}
+
+int
+fscache_put(struct fscache *c, uint8_t kind, const void *data, size_t len,
+    uint8_t key[BLOB_KEY_LEN])
+{
+	return put_blob(c, kind, data, len, true, key);
 }
 
 /* ---- workers ---- */
@@ -289,7 +304,7 @@ run_job(struct fscache *c, struct job *j)
 {
 	if (j->type == J_PUT) {
 		uint8_t key[BLOB_KEY_LEN];
-		int rc = fscache_put(c, j->kind, j->data, j->len, key);
+		int rc = put_blob(c, j->kind, j->data, j->len, j->keep, key);
 		j->done(j->arg, rc, key);
 		return;
 	}
@@ -349,13 +364,14 @@ fscache_prefetch(struct fscache *c, const uint8_t key[BLOB_KEY_LEN],
 
 int
 fscache_put_async(struct fscache *c, uint8_t kind, const void *data,
-    size_t len, fscache_done_fn done, void *arg)
+    size_t len, bool keep, fscache_done_fn done, void *arg)
 {
 	struct job *j = mem_calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
 	j->type = J_PUT;
 	j->kind = kind;
+	j->keep = keep;
 	j->data = data;
 	j->len = len;
 	j->done = done;

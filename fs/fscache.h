@@ -18,6 +18,7 @@
 #ifndef DYN_FSCACHE_H
 #define DYN_FSCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,9 +30,10 @@ struct fscache;
 /* A cached blob: data[0..len) stays valid until fsblob_unref. */
 struct fsblob {
 	uint8_t key[BLOB_KEY_LEN];
-	uint8_t *data;
+	const uint8_t *data;
 	size_t len;
 	/* private */
+	struct dyn_bytes raw; /* a fetched blob: the reply it came in */
 	struct fsblob *hnext, *prev, *next;
 	int refs;
 	int state;
@@ -40,6 +42,7 @@ struct fsblob {
 
 struct fscache_stats {
 	uint64_t hits, misses, fetches, puts, evictions;
+	uint64_t used_once; /* dropped after a sequential read (fscache_done) */
 	uint64_t bytes; /* cached now */
 };
 
@@ -55,6 +58,9 @@ void fscache_free(struct fscache *c);
 int fscache_get(struct fscache *c, const uint8_t key[BLOB_KEY_LEN],
     size_t maxlen, struct fsblob **out);
 void fsblob_unref(struct fscache *c, struct fsblob *b);
+/* fsblob_unref for a blob a sequential reader read through: unless someone
+ * else holds it, it leaves the cache now (use once). */
+void fscache_done(struct fscache *c, struct fsblob *b);
 /* Fetch key in the background, unless cached or in flight. */
 void fscache_prefetch(struct fscache *c, const uint8_t key[BLOB_KEY_LEN],
     size_t maxlen);
@@ -64,11 +70,13 @@ void fscache_prefetch(struct fscache *c, const uint8_t key[BLOB_KEY_LEN],
 int fscache_put(struct fscache *c, uint8_t kind, const void *data,
     size_t len, uint8_t key[BLOB_KEY_LEN]);
 /* The same by a worker: data[0..len) must stay untouched until done(arg,
- * rc, key) runs (in a worker thread). */
+ * rc, key) runs (in a worker thread).  keep: cache a copy (a chunk written
+ * in place, likely read again); a chunk a sequential writer streamed out is
+ * not kept, so a long write does not fill the cache with new pages. */
 typedef void (*fscache_done_fn)(void *arg, int rc,
     const uint8_t key[BLOB_KEY_LEN]);
 int fscache_put_async(struct fscache *c, uint8_t kind, const void *data,
-    size_t len, fscache_done_fn done, void *arg);
+    size_t len, bool keep, fscache_done_fn done, void *arg);
 
 void fscache_stats(struct fscache *c, struct fscache_stats *out);
 

@@ -278,14 +278,15 @@ fmap_entry(struct fmap *m, struct fscache *c, pthread_mutex_t *mu,
 }
 
 /* Start fetching the chunks after idx that a sequential reader wants
- * next (only in pages already loaded: no waiting here). */
-static void
+ * next (only in pages already loaded: no waiting here).  True when the
+ * reader is sequential. */
+static bool
 fmap_ahead(struct fmap *m, struct fscache *c, uint64_t idx, uint64_t nchunks)
 {
 	bool seq = m->last != UINT64_MAX && (idx == m->last || idx == m->last + 1);
 	m->last = idx;
 	if (!seq)
-		return;
+		return false;
 	uint64_t from = m->ahead > idx ? m->ahead : idx + 1;
 	uint64_t to = min64(idx + AHEAD, nchunks);
 	for (uint64_t j = from; j < to; j++) {
@@ -297,6 +298,7 @@ fmap_ahead(struct fmap *m, struct fscache *c, uint64_t idx, uint64_t nchunks)
 			fscache_prefetch(c, e->ref.key, m->cs);
 		m->ahead = j + 1;
 	}
+	return true;
 }
 
 /*
@@ -319,7 +321,7 @@ fmap_read(struct fmap *m, struct fscache *c, pthread_mutex_t *mu,
 		int rc = fmap_entry(m, c, mu, idx, &e);
 		if (rc != 0)
 			return rc;
-		fmap_ahead(m, c, idx, nchunks);
+		bool seq = fmap_ahead(m, c, idx, nchunks);
 		const uint8_t *src = e->buf;
 		size_t have = e->len;
 		struct fsblob *b = NULL;
@@ -344,7 +346,14 @@ fmap_read(struct fmap *m, struct fscache *c, pthread_mutex_t *mu,
 		if (have > 0)
 			memcpy(out + done, src + in, have);
 		memset(out + done + have, 0, n - have);
-		fsblob_unref(c, b);
+		/* A sequential reader that read a chunk to its end is done
+		 * with it (and the kernel's page cache has it): the cache lets
+		 * it go now, so a stream recycles a little memory instead of
+		 * filling the cache with new pages, each a page fault. */
+		if (b && seq && (in + n == m->cs || pos + n >= size))
+			fscache_done(c, b);
+		else
+			fsblob_unref(c, b);
 		done += n;
 	}
 	return 0;
@@ -391,9 +400,10 @@ all_zero(const uint8_t *p, size_t n)
 
 /* Hand chunk idx's dirty buffer to the workers (f->mu held; waits while
  * too many are in flight, so it looks the entry up again after).  A
- * buffer of zeros becomes a hole at once: sparse files stay sparse. */
+ * buffer of zeros becomes a hole at once: sparse files stay sparse.
+ * keep: the content cache keeps a copy (fscache_put_async). */
 static int
-cent_store(struct fsfile *f, uint64_t idx)
+cent_store(struct fsfile *f, uint64_t idx, bool keep)
 {
 	struct cent *e;
 	for (;;) {
@@ -427,7 +437,7 @@ cent_store(struct fsfile *f, uint64_t idx)
 		__atomic_store_n(&f->first_put_ms, fskv_now_ms(),
 		                 __ATOMIC_RELAXED);
 	int rc = fscache_put_async(f->t->cache, BLOB_DATA, e->buf, e->len,
-	                           put_done, j);
+	                           keep, put_done, j);
 	if (rc != 0) {
 		mem_free(j);
 		e->st = CE_DIRTY;
@@ -460,7 +470,7 @@ store_all(struct fsfile *f)
 {
 	for (uint32_t p = 0; p < f->m.npages; p++) {
 		for (uint32_t i = 0; f->m.pg[p].e && i < PC; i++) {
-			int rc = cent_store(f, (uint64_t)p * PC + i);
+			int rc = cent_store(f, (uint64_t)p * PC + i, true);
 			if (rc != 0)
 				return rc;
 			if (p >= f->m.npages)
@@ -617,7 +627,7 @@ do_write(struct fsfile *f, const char *buf, size_t size, uint64_t off)
 			f->size = pos + n;
 		/* A chunk written through goes out now, so big files
 		 * stream. */
-		if ((e->fill == cs && (rc = cent_store(f, idx)) != 0) ||
+		if ((e->fill == cs && (rc = cent_store(f, idx, false)) != 0) ||
 		    ((uint64_t)f->nbuf * cs > DIRTY_MAX &&
 		     (rc = store_all(f)) != 0))
 			break;
@@ -1051,12 +1061,8 @@ rebase(struct fsfile *f, struct fskv_file *s, bool keep_map)
 	f->nbuf = v && v->layout == FSOBJ_INLINE && v->size > 0;
 }
 
-struct keep {
-	const struct fsobj_file *v;
-};
-
-static int keep_list(struct fsfile *f, int drop, struct keep **out, int *n);
-static int rewrite_locked(struct fsfile *f, const struct keep *k, int n);
+static void refresh_locked(struct fsfile *f);
+static int retire_locked(struct fsfile *f, int vi, bool only);
 
 static int
 do_flush(struct fsfile *f)
@@ -1107,16 +1113,16 @@ do_flush(struct fsfile *f)
 		rebase(f, ns, !inl);
 		ns = NULL;
 	} else {
-		/* Every sibling again, the shown one (last) changed. */
-		struct keep *k = NULL;
-		int n = 0;
-		if ((rc = keep_list(f, -1, &k, &n)) != 0)
+		/* The shown sibling changed: put under its own context, which
+		 * names it alone (common/vclock.h), so the others stay. */
+		const struct fskv_file *b = f->base;
+		rc = fskv_file_put(kv, f->path, &b->vctx[b->newest], 1, &nf,
+		                   NULL);
+		if (rc != 0) {
+			fskv_file_forget(kv, f->path);
 			goto out;
-		k[n - 1].v = &nf;
-		rc = rewrite_locked(f, k, n);
-		mem_free(k);
-		if (rc != 0)
-			goto out;
+		}
+		refresh_locked(f);
 	}
 	f->cdirty = f->adirty = false;
 	__atomic_store_n(&f->first_put_ms, 0, __ATOMIC_RELAXED);
@@ -1332,10 +1338,11 @@ fsfile_tab_free(struct fsfile_tab *t)
 	struct fscache_stats cs;
 	fscache_stats(t->cache, &cs);
 	LOG_INFO("content cache: %llu hits, %llu misses, %llu fetches, %llu "
-	         "puts, %llu evictions",
+	         "puts, %llu evictions, %llu used once",
 	         (unsigned long long)cs.hits, (unsigned long long)cs.misses,
 	         (unsigned long long)cs.fetches, (unsigned long long)cs.puts,
-	         (unsigned long long)cs.evictions);
+	         (unsigned long long)cs.evictions,
+	         (unsigned long long)cs.used_once);
 	fscache_free(t->cache);
 	pthread_cond_destroy(&t->stop);
 	pthread_mutex_destroy(&t->mu);
@@ -1769,52 +1776,29 @@ sibling_index(struct fsfile *f, uint32_t k, int *vi)
 	return *vi < 0 ? -ENOENT : 0;
 }
 
-/* The live versions of f's base but drop, in dot order, except that the
- * newest of them comes last (it is put last, so it stays the newest). */
-static int
-keep_list(struct fsfile *f, int drop, struct keep **out, int *n)
-{
-	const struct fskv_file *b = f->base;
-	struct keep *k = mem_calloc(b->vs.n ? b->vs.n : 1, sizeof(*k));
-	int newest = -1;
-	if (!k)
-		return -ENOMEM;
-	*n = 0;
-	for (uint32_t i = 0; i < b->vs.n; i++) {
-		if (b->vs.v[i].tombstone || (int)i == drop)
-			continue;
-		if (newest < 0 || b->vs.v[i].ts_ms >= b->vs.v[newest].ts_ms)
-			newest = (int)i;
-	}
-	for (uint32_t i = 0; i < b->vs.n; i++) {
-		if (b->vs.v[i].tombstone || (int)i == drop || (int)i == newest)
-			continue;
-		k[(*n)++] = (struct keep){&b->f[i]};
-	}
-	if (newest >= 0)
-		k[(*n)++] = (struct keep){&b->f[newest]};
-	*out = k;
-	return 0;
-}
-
 /*
- * Replace the versions f read by k[0..n), in that order.  Each is put
- * blind (no context: it supersedes nothing, so they stay siblings of each
- * other and of what was read), then one tombstone under the merged context
- * of what was read removes the old ones.  (A context of one version cannot
- * do this: it is a clock, and the clock of a later sibling from the same
- * coordinator covers the earlier ones too.)  If a step fails, what was read
- * is still there; at worst a duplicate sibling shows.
+ * Retire versions of f's base in one put: a tombstone under the contexts
+ * of exactly those versions.  A version's context names it and what its
+ * writer had read, never a sibling (common/vclock.h), so every other
+ * version stays; so does anything written meanwhile.  only: retire version
+ * vi; else every version but vi.  Tombstone versions read are retired
+ * too.  If the put fails, what was read is still there.
  */
 static int
-rewrite_locked(struct fsfile *f, const struct keep *k, int n)
+retire_locked(struct fsfile *f, int vi, bool only)
 {
+	const struct fskv_file *b = f->base;
 	struct fskv *kv = f->t->kv;
-	int rc = 0;
-	for (int i = 0; i < n && rc == 0; i++)
-		rc = copy_version(kv, k[i].v, f->path, NULL);
-	if (rc == 0)
-		rc = fskv_file_delete(kv, f->path, &f->base->ctx, 1);
+	struct dyn_ctx *ctxs = mem_calloc(b->vs.n ? b->vs.n : 1, sizeof(*ctxs));
+	size_t n = 0;
+	if (!ctxs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < b->vs.n; i++) {
+		if (b->vs.v[i].tombstone || (((int)i == vi) == only))
+			ctxs[n++] = b->vctx[i];
+	}
+	int rc = fskv_file_delete(kv, f->path, ctxs, n);
+	mem_free(ctxs);
 	if (rc != 0) {
 		fskv_file_forget(kv, f->path);
 		return rc;
@@ -1826,15 +1810,11 @@ rewrite_locked(struct fsfile *f, const struct keep *k, int n)
 int
 fsfile_sibling_drop(struct fsfile *f, uint32_t k)
 {
-	struct keep *keep = NULL;
-	int vi, n = 0;
+	int vi;
 	pthread_mutex_lock(&f->mu);
 	int rc = sibling_index(f, k, &vi);
 	if (rc == 0)
-		rc = keep_list(f, vi, &keep, &n);
-	if (rc == 0)
-		rc = rewrite_locked(f, keep, n);
-	mem_free(keep);
+		rc = retire_locked(f, vi, true);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -1845,10 +1825,8 @@ fsfile_sibling_pick(struct fsfile *f, uint32_t k)
 	int vi;
 	pthread_mutex_lock(&f->mu);
 	int rc = sibling_index(f, k, &vi);
-	if (rc == 0) {
-		struct keep one = {&f->base->f[vi]};
-		rc = rewrite_locked(f, &one, 1);
-	}
+	if (rc == 0)
+		rc = retire_locked(f, vi, false);
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -1882,13 +1860,8 @@ fsfile_sibling_move(struct fsfile *f, uint32_t k, const char *to)
 		rc = fskv_file_get(kv, to, FSKV_FRESH, &st);
 	if (rc == 0)
 		rc = copy_version(kv, &f->base->f[vi], to, &st->ctx);
-	if (rc == 0) {
-		struct keep *keep = NULL;
-		int n = 0;
-		if ((rc = keep_list(f, vi, &keep, &n)) == 0)
-			rc = rewrite_locked(f, keep, n);
-		mem_free(keep);
-	}
+	if (rc == 0)
+		rc = retire_locked(f, vi, true);
 	pthread_mutex_unlock(&f->mu);
 	if (rc == 0)
 		supersede(f->t, to, f);

@@ -1322,17 +1322,22 @@ int
 fsobj_clock_text(const struct vclock *c, char *out, size_t cap)
 {
 	size_t at = 0;
-	for (uint32_t i = 0; i < c->n; i++) {
+	for (uint32_t i = 0; i < c->n + c->nd; i++) {
+		/* An entry covers the actor's events up to its counter, an
+		 * exact dot ("@") that one event only. */
+		const struct vclock_entry *e = i < c->n ? &c->e[i]
+		                                        : &c->d[i - c->n];
 		char one[64];
-		int n = snprintf(one, sizeof(one), "%s%016" PRIx64 ":%" PRIu64,
-		                 i ? " " : "", c->e[i].actor, c->e[i].counter);
+		int n = snprintf(one, sizeof(one), "%s%016" PRIx64 "%c%" PRIu64,
+		                 i ? " " : "", e->actor, i < c->n ? ':' : '@',
+		                 e->counter);
 		if (n < 0)
 			return -EINVAL;
 		if (at + (size_t)n < cap)
 			memcpy(out + at, one, (size_t)n + 1);
 		at += (size_t)n;
 	}
-	if (c->n == 0 && cap > 0)
+	if (c->n + c->nd == 0 && cap > 0)
 		out[0] = '\0';
 	return (int)at;
 }

@@ -266,7 +266,8 @@ int fsobj_live_nth(const struct vset *s, uint32_t k);
 /* Index of the newest live version by ts_ms (ties: the later in dot
  * order), or -1 when none is live. */
 int fsobj_live_newest(const struct vset *s);
-/* "actor:counter" pairs (actor in hex), space separated, into out.
+/* "actor:counter" entries, then "actor@counter" exact dots (actor in hex),
+ * space separated, into out.
  * Returns the length it needs (like snprintf). */
 int fsobj_clock_text(const struct vclock *c, char *out, size_t cap);
 

@@ -103,8 +103,8 @@ static const char help_text[] =
     "               {\"key\": ..., \"versions\": [{\"value\": BASE64,\n"
     "               \"tombstone\": BOOL, \"ts_ms\": N, \"dot\": {\"actor\":\n"
     "               HEX16, \"counter\": N}, \"clock\": [{\"actor\": HEX16,\n"
-    "               \"counter\": N, \"ts_ms\": N}, ...]}, ...],\n"
-    "               \"context\": BASE64}\n"
+    "               \"counter\": N, \"ts_ms\": N}, ...], \"dots\": [{\"actor\":\n"
+    "               HEX16, \"counter\": N}, ...]}, ...], \"context\": BASE64}\n"
     "  put KEY [FILE|-]\n"
     "               Write KEY.  The value comes from FILE, or from stdin\n"
     "               when FILE is '-' or absent.  CTX is the \"context\" of\n"
@@ -262,6 +262,15 @@ print_get_json(const char *key, size_t klen, const struct dyn_get_result *res)
 			        "\", \"counter\": %" PRIu64
 			        ", \"ts_ms\": %" PRIu64 "}",
 			        j ? ", " : "", e->actor, e->counter, e->ts_ms);
+		}
+		/* Exact events beyond the entries (common/vclock.h). */
+		fputs("], \"dots\": [", f);
+		for (uint32_t j = 0; j < v->past.nd; j++) {
+			const struct vclock_entry *e = &v->past.d[j];
+			fprintf(f,
+			        "%s{\"actor\": \"%016" PRIx64
+			        "\", \"counter\": %" PRIu64 "}",
+			        j ? ", " : "", e->actor, e->counter);
 		}
 		fputs("]}", f);
 	}

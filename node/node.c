@@ -15,6 +15,7 @@
 #include "node_i.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -613,6 +614,43 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 	}
 }
 
+/*
+ * The format of the records in the data directory.  2: clocks carry exact
+ * dots (common/vclock.h).  A directory of another format is refused with a
+ * clear message, never read wrongly; one without a format but with an
+ * actor id was written before formats were recorded (format 1).
+ */
+#define DATA_FORMAT 2
+
+static int
+check_format(struct node *n)
+{
+	size_t len = 0;
+	uint8_t b[4];
+	uint32_t have = 1;
+	int rc = store_meta_get(n->store, "format", b, sizeof(b), &len);
+	if (rc == 0 && len == sizeof(b)) {
+		have = be_get_u32(b);
+	} else if (rc == -ENOENT) {
+		rc = store_meta_get(n->store, "actor", NULL, 0, &len);
+		if (rc == -ENOENT) {
+			be_put_u32(b, DATA_FORMAT);
+			return store_meta_put(n->store, "format", b, sizeof(b));
+		}
+		if (rc != 0)
+			return rc;
+	} else {
+		return rc ? rc : -EIO;
+	}
+	if (have == DATA_FORMAT)
+		return 0;
+	LOG_ERROR("%s holds data of format %" PRIu32 "; this dynamod reads "
+	    "format %d only: move it aside and start the node on an empty "
+	    "directory (its replicas fill it again)", n->cfg.data, have,
+	    DATA_FORMAT);
+	return DYN_EPROTO;
+}
+
 /* The actor id is drawn once per data directory: a wiped node comes back
  * as a new actor and never reissues an old dot. */
 static int
@@ -660,6 +698,11 @@ node_start(const struct node_config *c, struct node **out)
 	so.compact_check_ms = c->compact_check_ms > 0 ? c->compact_check_ms : 0;
 	if ((rc = store_open(&so, &n->store)) != 0) {
 		LOG_ERROR("open store in %s: %s", c->data, dyn_strerror(rc));
+		goto fail;
+	}
+	if ((rc = check_format(n)) != 0) {
+		if (rc != DYN_EPROTO)
+			LOG_ERROR("data format: %s", dyn_strerror(rc));
 		goto fail;
 	}
 	if ((rc = load_actor(n)) != 0) {

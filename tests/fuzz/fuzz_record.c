@@ -32,6 +32,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (uint32_t i = 0; i < s.n; i++) {
 		FUZZ_REQUIRE(s.v[i].len <= FUZZ_MAX_VALUE);
 		FUZZ_REQUIRE(s.v[i].past.n <= VCLOCK_MAX);
+		FUZZ_REQUIRE(s.v[i].past.nd <= VCLOCK_DOTS_MAX);
+		FUZZ_REQUIRE(!vclock_covers(&s.v[i].past, &s.v[i].dot));
 	}
 	(void)vset_live(&s);
 	store_record_encode(key.data, key.len, &s, &again);

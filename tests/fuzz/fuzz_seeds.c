@@ -102,7 +102,12 @@ context_seeds(const char *dir, struct buf *b)
 		vclock_raise(&c, (uint64_t)(n + 1) * 0x1000, (uint64_t)n + 1,
 		             1700000000000ull + (uint64_t)n);
 	}
-	return 0;
+	/* With exact dots: a hole after an entry, and one with no entry. */
+	vclock_add_dot(&c, &(struct dot){0x1000, 3}, 1700000000010ull);
+	vclock_add_dot(&c, &(struct dot){0x9000, 4}, 1700000000011ull);
+	buf_reset(b);
+	context_encode(&fuzz_key, &fuzz_pos, &c, b);
+	return write_seed(dir, "context", 4, b);
 }
 
 static int
@@ -110,6 +115,7 @@ record_seeds(const char *dir, struct buf *b)
 {
 	struct vset s;
 	struct vclock ctx;
+	const struct version *nv;
 	int rc = 0;
 	int n = 0;
 
@@ -131,9 +137,20 @@ record_seeds(const char *dir, struct buf *b)
 	store_record_encode("a/key", 5, &s, b);
 	if ((rc = write_seed(dir, "record", n++, b)) != 0)
 		goto out;
-	/* A delete that saw both. */
+	/* A third sibling, blind through 7, then a put under the context
+	 * that put returned: its past has the exact dot (7, 2). */
+	if ((rc = vset_put(&s, NULL, 7, 1002, "again", 5, false, &nv)) < 0)
+		goto out;
+	version_context(nv, &ctx);
+	if ((rc = vset_put(&s, &ctx, 9, 1003, "on top", 6, false, NULL)) < 0)
+		goto out;
+	buf_reset(b);
+	store_record_encode("a/key", 5, &s, b);
+	if ((rc = write_seed(dir, "record", n++, b)) != 0)
+		goto out;
+	/* A delete that saw all. */
 	vset_context(&s, &ctx);
-	if ((rc = vset_put(&s, &ctx, 7, 1002, NULL, 0, true, NULL)) < 0)
+	if ((rc = vset_put(&s, &ctx, 7, 1004, NULL, 0, true, NULL)) < 0)
 		goto out;
 	buf_reset(b);
 	store_record_encode("a/key", 5, &s, b);

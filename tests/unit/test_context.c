@@ -14,7 +14,13 @@
 #include "mem.h"
 #include "testmem.h"
 
-static const char context_domain[] = "dynamo-context-v1";
+/* What context.c tags and writes; format 1 (clocks without dots, domain
+ * "dynamo-context-v1") is no longer read. */
+static const char context_domain[] = "dynamo-context-v2";
+#define FORMAT 2
+
+/* Shortest context: format, empty clock (no entries, no dots), tag. */
+#define MIN_LEN (1 + 2 + 2 + AUTH_TAG_LEN)
 
 struct fixture {
 	struct auth_key key;
@@ -56,24 +62,34 @@ teardown(void **state)
 	return 0;
 }
 
-/* A context with any clock bytes, tagged properly: what only a holder of
- * the cluster key could make. */
+/* A context of the given format byte and tag domain with any clock bytes,
+ * tagged properly: what only a holder of the cluster key could make. */
 static void
-forge(const struct fixture *fx, const uint8_t *clock, size_t clen,
-      struct buf *out)
+forge_as(const struct fixture *fx, uint8_t format, const char *domain,
+         const uint8_t *clock, size_t clen, struct buf *out)
 {
-	uint8_t prefix[sizeof(context_domain) - 1 + KEYPOS_LEN];
+	uint8_t prefix[64 + KEYPOS_LEN];
+	size_t dlen = strlen(domain);
 	uint8_t *t;
 
-	memcpy(prefix, context_domain, sizeof(context_domain) - 1);
-	memcpy(prefix + sizeof(context_domain) - 1, fx->pos.b, KEYPOS_LEN);
+	assert_true(dlen <= 64);
+	memcpy(prefix, domain, dlen);
+	memcpy(prefix + dlen, fx->pos.b, KEYPOS_LEN);
 	buf_reset(out);
-	buf_put_u8(out, 1);
+	buf_put_u8(out, format);
 	buf_put(out, clock, clen);
 	t = buf_extend(out, AUTH_TAG_LEN);
 	assert_non_null(t);
 	assert_int_equal(
-	    auth_tag(&fx->key, prefix, sizeof(prefix), clock, clen, t), 0);
+	    auth_tag(&fx->key, prefix, dlen + KEYPOS_LEN, clock, clen, t), 0);
+}
+
+/* The same in the current format. */
+static void
+forge(const struct fixture *fx, const uint8_t *clock, size_t clen,
+      struct buf *out)
+{
+	forge_as(fx, FORMAT, context_domain, clock, clen, out);
 }
 
 static void
@@ -83,9 +99,9 @@ test_round_trip(void **state)
 
 	context_encode(&fx->key, &fx->pos, &fx->clock, &fx->b);
 	assert_int_equal(buf_err(&fx->b), 0);
-	assert_int_equal(fx->b.len, 1 + 2 + 3 * 24 + AUTH_TAG_LEN);
+	assert_int_equal(fx->b.len, 1 + 2 + 3 * 24 + 2 + AUTH_TAG_LEN);
 	assert_true(fx->b.len <= CONTEXT_MAX_LEN);
-	assert_int_equal(fx->b.data[0], 1);
+	assert_int_equal(fx->b.data[0], FORMAT);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
 	                                fx->b.len, &fx->out),
 	                 0);
@@ -101,6 +117,24 @@ test_round_trip(void **state)
 	                                fx->b.len - 3, &fx->out),
 	                 0);
 	assert_true(vclock_equal(&fx->out, &fx->clock));
+
+	/* Exact dots come back as dots, not as ranges. */
+	vclock_add_dot(&fx->clock, &(struct dot){0x1111, 5}, 4000);
+	vclock_add_dot(&fx->clock, &(struct dot){0x3333, 2}, 5000);
+	assert_int_equal(fx->clock.nd, 2);
+	buf_reset(&fx->b);
+	context_encode(&fx->key, &fx->pos, &fx->clock, &fx->b);
+	assert_int_equal(buf_err(&fx->b), 0);
+	assert_int_equal(fx->b.len,
+	                 1 + 2 + 3 * 24 + 2 + 2 * 24 + AUTH_TAG_LEN);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+	                                fx->b.len, &fx->out),
+	                 0);
+	assert_true(vclock_equal(&fx->out, &fx->clock));
+	assert_int_equal(fx->out.nd, 2);
+	assert_true(vclock_covers(&fx->out, &(struct dot){0x1111, 5}));
+	assert_false(vclock_covers(&fx->out, &(struct dot){0x1111, 4}));
+	assert_false(vclock_covers(&fx->out, &(struct dot){0x3333, 1}));
 	buf_fini(&fx->b);
 }
 
@@ -112,12 +146,14 @@ test_empty_clock(void **state)
 
 	vclock_init(&empty);
 	context_encode(&fx->key, &fx->pos, &empty, &fx->b);
-	assert_int_equal(fx->b.len, 1 + 2 + AUTH_TAG_LEN);
+	assert_int_equal(fx->b.len, MIN_LEN);
 	fx->out = fx->clock;
+	vclock_add_dot(&fx->out, &(struct dot){9, 9}, 1);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
 	                                fx->b.len, &fx->out),
 	                 0);
 	assert_int_equal(fx->out.n, 0);
+	assert_int_equal(fx->out.nd, 0);
 	buf_fini(&fx->b);
 }
 
@@ -130,9 +166,15 @@ test_full_clock(void **state)
 	vclock_init(&c);
 	for (uint64_t a = 1; a <= VCLOCK_MAX; a++)
 		vclock_raise(&c, a * 1000, a, a);
+	/* The largest clock: every entry and every dot. */
+	for (uint64_t i = 0; i < VCLOCK_DOTS_MAX; i++)
+		vclock_add_dot(&c, &(struct dot){(i + 1) * 1000, 20 + i}, 50);
 	assert_int_equal(c.n, VCLOCK_MAX);
+	assert_int_equal(c.nd, VCLOCK_DOTS_MAX);
 	context_encode(&fx->key, &fx->pos, &c, &fx->b);
 	assert_int_equal(buf_err(&fx->b), 0);
+	assert_int_equal(fx->b.len, 1 + 2 + 24 * VCLOCK_MAX + 2 +
+	                                24 * VCLOCK_DOTS_MAX + AUTH_TAG_LEN);
 	assert_true(fx->b.len <= CONTEXT_MAX_LEN);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
 	                                fx->b.len, &fx->out),
@@ -231,7 +273,7 @@ test_truncated_and_trailing(void **state)
 		memcpy(copy, fx->b.data, n);
 		rc = context_decode(&fx->key, &fx->pos, copy, n, &fx->out);
 		test_free(copy);
-		if (n < 1 + 2 + AUTH_TAG_LEN)
+		if (n < MIN_LEN)
 			assert_int_equal(rc, DYN_EBADMSG);
 		else
 			assert_int_equal(rc, DYN_ECONTEXT);
@@ -271,11 +313,14 @@ test_tagged_but_malformed(void **state)
 	                 0);
 	assert_true(vclock_equal(&fx->out, &fx->clock));
 
-	/* A clock that does not parse: count over VCLOCK_MAX, and a
-	 * truncated clock. */
+	/* A clock that does not parse: count over VCLOCK_MAX (the dot
+	 * count after it only makes the length the shortest allowed), and
+	 * a truncated clock. */
 	buf_reset(&clock);
 	buf_put_u16(&clock, VCLOCK_MAX + 1);
+	buf_put_u16(&clock, 0);
 	forge(fx, clock.data, clock.len, &fx->b);
+	assert_int_equal(fx->b.len, MIN_LEN);
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
 	                                fx->b.len, &fx->out),
 	                 DYN_EBADMSG);
@@ -286,6 +331,43 @@ test_tagged_but_malformed(void **state)
 	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
 	                                fx->b.len, &fx->out),
 	                 DYN_EBADMSG);
+
+	/* Dots: over VCLOCK_DOTS_MAX, and one next to its entry (not in
+	 * normal form, so not what context_encode makes). */
+	buf_reset(&clock);
+	buf_put_u16(&clock, 0);
+	buf_put_u16(&clock, VCLOCK_DOTS_MAX + 1);
+	for (uint64_t i = 0; i <= VCLOCK_DOTS_MAX; i++) {
+		buf_put_u64(&clock, 7);
+		buf_put_u64(&clock, 2 + 2 * i);
+		buf_put_u64(&clock, 1);
+	}
+	forge(fx, clock.data, clock.len, &fx->b);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+	                                fx->b.len, &fx->out),
+	                 DYN_EBADMSG);
+	buf_reset(&clock);
+	buf_put_u16(&clock, 1);
+	buf_put_u64(&clock, 7);
+	buf_put_u64(&clock, 3);
+	buf_put_u64(&clock, 1);
+	buf_put_u16(&clock, 1);
+	buf_put_u64(&clock, 7);
+	buf_put_u64(&clock, 4);
+	buf_put_u64(&clock, 1);
+	forge(fx, clock.data, clock.len, &fx->b);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+	                                fx->b.len, &fx->out),
+	                 DYN_EBADMSG);
+	assert_int_equal(fx->out.n, 0);
+	assert_int_equal(fx->out.nd, 0);
+	/* With (7, 5) instead it is fine. */
+	clock.data[clock.len - 9] = 5;
+	forge(fx, clock.data, clock.len, &fx->b);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+	                                fx->b.len, &fx->out),
+	                 0);
+	assert_int_equal(fx->out.nd, 1);
 	buf_fini(&clock);
 	buf_fini(&fx->b);
 }
@@ -298,7 +380,7 @@ test_bad_sizes_and_format(void **state)
 
 	/* Over the cap, whatever it holds. */
 	big = test_calloc(1, CONTEXT_MAX_LEN + 1);
-	big[0] = 1;
+	big[0] = FORMAT;
 	assert_int_equal(context_decode(&fx->key, &fx->pos, big,
 	                                CONTEXT_MAX_LEN + 1, &fx->out),
 	                 DYN_EBADMSG);
@@ -307,13 +389,54 @@ test_bad_sizes_and_format(void **state)
 	/* Another format byte is not one this cluster issued. */
 	context_encode(&fx->key, &fx->pos, &fx->clock, &fx->b);
 	for (int f = 0; f < 256; f++) {
-		if (f == 1)
+		if (f == FORMAT)
 			continue;
 		fx->b.data[0] = (uint8_t)f;
 		assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
 		                                fx->b.len, &fx->out),
 		                 DYN_ECONTEXT);
 	}
+	buf_fini(&fx->b);
+}
+
+/* A context issued before clocks had dots (format 1: its own tag domain,
+ * entries only) is refused as not this cluster's, never misread. */
+static void
+test_old_format(void **state)
+{
+	struct fixture *fx = *state;
+	struct buf clock;
+
+	buf_init(&clock);
+	buf_put_u16(&clock, 1);
+	buf_put_u64(&clock, 0x1111);
+	buf_put_u64(&clock, 3);
+	buf_put_u64(&clock, 1000);
+	forge_as(fx, 1, "dynamo-context-v1", clock.data, clock.len, &fx->b);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+	                                fx->b.len, &fx->out),
+	                 DYN_ECONTEXT);
+	assert_int_equal(fx->out.n, 0);
+	/* Neither the old domain with the new format byte ... */
+	buf_put_u16(&clock, 0);
+	forge_as(fx, FORMAT, "dynamo-context-v1", clock.data, clock.len,
+	         &fx->b);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+	                                fx->b.len, &fx->out),
+	                 DYN_ECONTEXT);
+	/* ... nor the new domain with the old byte. */
+	forge_as(fx, 1, context_domain, clock.data, clock.len, &fx->b);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+	                                fx->b.len, &fx->out),
+	                 DYN_ECONTEXT);
+	/* Both new: accepted, so the two above failed for the right
+	 * reason. */
+	forge(fx, clock.data, clock.len, &fx->b);
+	assert_int_equal(context_decode(&fx->key, &fx->pos, fx->b.data,
+	                                fx->b.len, &fx->out),
+	                 0);
+	assert_int_equal(vclock_get(&fx->out, 0x1111), 3);
+	buf_fini(&clock);
 	buf_fini(&fx->b);
 }
 
@@ -345,6 +468,7 @@ main(void)
 	    T(test_truncated_and_trailing),
 	    T(test_tagged_but_malformed),
 	    T(test_bad_sizes_and_format),
+	    T(test_old_format),
 	    T(test_broken_buf),
 	};
 #undef T

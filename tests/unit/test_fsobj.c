@@ -707,6 +707,20 @@ test_clock_text(void **state)
 	assert_string_equal(out, "0000000000000001:12 0000000000000abc:3");
 	assert_int_equal(n, (int)strlen(out));
 	assert_int_equal(fsobj_clock_text(&c, out, 4), n);
+	/* Exact dots after the entries, with "@": one event, not a range. */
+	vclock_add_dot(&c, &(struct dot){0xabc, 5}, 1);
+	vclock_add_dot(&c, &(struct dot){0x2, 7}, 1);
+	n = fsobj_clock_text(&c, out, sizeof(out));
+	assert_string_equal(out, "0000000000000001:12 0000000000000abc:3 "
+	                         "0000000000000002@7 0000000000000abc@5");
+	assert_int_equal(n, (int)strlen(out));
+	assert_int_equal(fsobj_clock_text(&c, out, 4), n);
+	/* A dot that continues its entry is folded: no "@" for it. */
+	vclock_add_dot(&c, &(struct dot){0xabc, 4}, 1);
+	n = fsobj_clock_text(&c, out, sizeof(out));
+	assert_int_equal(n, (int)strlen(out));
+	assert_string_equal(out, "0000000000000001:12 0000000000000abc:5 "
+	                         "0000000000000002@7");
 }
 
 /* Each test under cmocka's leak-checked allocator. */

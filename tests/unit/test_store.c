@@ -214,7 +214,8 @@ test_error_map(void **state)
 		assert_int_equal(store_error_from_lmdb(tab[i].in), tab[i].out);
 }
 
-/* A set of two siblings (one a tombstone) with a non-empty past. */
+/* A set of two siblings (one a tombstone) with a non-empty past: an
+ * entry and an exact dot. */
 static void
 make_set(struct vset *s)
 {
@@ -224,6 +225,8 @@ make_set(struct vset *s)
 	                 0);
 	vclock_init(&ctx);
 	vclock_raise(&ctx, 3, 4, 50);
+	vclock_add_dot(&ctx, &(struct dot){3, 6}, 60);
+	assert_int_equal(ctx.nd, 1);
 	assert_int_equal(vset_put(s, &ctx, 2, 200, NULL, 0, true, NULL), 0);
 	assert_int_equal(s->n, 2);
 }

@@ -246,6 +246,168 @@ test_put_old_context(void **state)
 	vset_fini(&r2);
 }
 
+/*
+ * The context a put hands back (version_context of the new version) names
+ * that version, not all of its coordinator's writes.  Writers 1 and 2 both
+ * read v0 and put through the same actor X: (X, k) and (X, k+1), siblings.
+ * Writer 2 then puts again under its own version's context; a context that
+ * claimed X's events up to k+1 would delete writer 1's version unseen.
+ * prior: how many writes X coordinated before v0 (all seen by v0).
+ */
+static void
+own_context_case(unsigned prior)
+{
+	enum { A = 0xa, X = 0x58 };
+	struct vset s;
+	struct vclock c0;
+	struct vclock c2;
+	struct vclock all;
+	const struct version *nv;
+	struct dot w1;
+	struct dot w2;
+
+	vset_init(&s);
+	for (unsigned i = 0; i < prior; i++) {
+		vset_context(&s, &c0);
+		put(&s, &c0, X, 1 + i, "early");
+	}
+	vset_context(&s, &c0);
+	nv = put(&s, &c0, A, 10, "v0");
+	assert_int_equal(nv->dot.counter, 1);
+	assert_int_equal(s.n, 1);
+	vset_context(&s, &c0);
+
+	nv = put(&s, &c0, X, 20, "w1");
+	w1 = nv->dot;
+	assert_int_equal(w1.counter, prior + 1);
+	assert_int_equal(s.n, 1); /* v0 is gone, w1 saw it */
+	nv = put(&s, &c0, X, 30, "w2");
+	w2 = nv->dot;
+	assert_int_equal(w2.counter, w1.counter + 1);
+	assert_int_equal(s.n, 2); /* w2 did not see w1 */
+
+	/* Writer 2's context: its version and what it had read. */
+	version_context(nv, &c2);
+	assert_true(vclock_covers(&c2, &w2));
+	assert_false(vclock_covers(&c2, &w1));
+	assert_true(vclock_covers(&c2, &(struct dot){A, 1}));
+	assert_true(vclock_descends(&c2, &c0));
+
+	nv = put(&s, &c2, X, 40, "w2-again");
+	assert_int_equal(nv->dot.counter, w2.counter + 1);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(vset_live(&s), 2);
+	assert_non_null(find(&s, X, w1.counter));
+	assert_null(find(&s, X, w2.counter));
+	assert_true(has_value(&s, "w1"));
+	assert_true(has_value(&s, "w2-again"));
+	assert_false(has_value(&s, "w2"));
+	assert_sorted(&s);
+
+	/* A read of both may replace both; its context folds to X's
+	 * entry again. */
+	vset_context(&s, &all);
+	assert_int_equal(vclock_get(&all, X), w2.counter + 1);
+	assert_int_equal(all.nd, 0);
+	put(&s, &all, X, 50, "resolved");
+	assert_int_equal(s.n, 1);
+	assert_true(has_value(&s, "resolved"));
+	vset_fini(&s);
+}
+
+static void
+test_put_own_context(void **state)
+{
+	(void)state;
+	own_context_case(0);
+	own_context_case(3);
+}
+
+/* Remove the version with dot (actor, counter), as from a replica that
+ * never got it. */
+static void
+drop_version(struct vset *s, uint64_t actor, uint64_t counter)
+{
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (s->v[i].dot.actor == actor &&
+		    s->v[i].dot.counter == counter) {
+			version_fini(&s->v[i]);
+			memmove(&s->v[i], &s->v[i + 1],
+			        (s->n - i - 1) * sizeof(s->v[0]));
+			s->n--;
+			return;
+		}
+	}
+	fail();
+}
+
+/*
+ * Three concurrent puts under one context through X give (X, 1), (X, 2)
+ * and (X, 3); replica r got (X, 1) and (X, 3) but not (X, 2).  r's read
+ * context must not cover (X, 2): a put under it keeps that sibling.
+ */
+static void
+test_context_missing_sibling(void **state)
+{
+	enum { A = 0xa, B = 0xb, X = 0x58 };
+	struct vset s;
+	struct vset r;
+	struct vclock c0;
+	struct vclock full;
+	struct vclock ctx;
+	struct dot x1 = {X, 1};
+	struct dot x2 = {X, 2};
+	struct dot x3 = {X, 3};
+
+	(void)state;
+	vset_init(&s);
+	vset_init(&r);
+	put(&s, NULL, A, 10, "v0");
+	vset_context(&s, &c0);
+	put(&s, &c0, X, 20, "x1");
+	put(&s, &c0, X, 30, "x2");
+	put(&s, &c0, X, 40, "x3");
+	assert_int_equal(s.n, 3);
+	/* With all three seen, the holes fold away. */
+	vset_context(&s, &full);
+	assert_int_equal(vclock_get(&full, X), 3);
+	assert_int_equal(full.nd, 0);
+
+	assert_int_equal(vset_copy(&r, &s), 0);
+	drop_version(&r, X, 2);
+	assert_int_equal(r.n, 2);
+	vset_context(&r, &ctx);
+	assert_true(vclock_covers(&ctx, &x1));
+	assert_false(vclock_covers(&ctx, &x2));
+	assert_true(vclock_covers(&ctx, &x3));
+	assert_true(vclock_covers(&ctx, &(struct dot){A, 1}));
+	assert_int_equal(vclock_get(&ctx, X), 1);
+	assert_int_equal(vclock_top(&ctx, X), 3);
+	assert_int_equal(ctx.nd, 1);
+	assert_true(vclock_descends(&full, &ctx));
+	assert_false(vclock_descends(&ctx, &full));
+
+	/* On the replica that has (X, 2), a put under r's context keeps it
+	 * and takes a fresh counter. */
+	const struct version *nv = put(&s, &ctx, X, 50, "over-r");
+	assert_int_equal(nv->dot.counter, 4);
+	assert_int_equal(s.n, 2);
+	assert_non_null(find(&s, X, 2));
+	assert_true(has_value(&s, "x2"));
+	/* On r, through another actor; then the replicas sync. */
+	put(&r, &ctx, B, 60, "on-r");
+	assert_int_equal(r.n, 1);
+	assert_int_equal(vset_merge(&r, &s), 1);
+	assert_int_equal(r.n, 3);
+	assert_true(has_value(&r, "x2"));
+	assert_true(has_value(&r, "over-r"));
+	assert_true(has_value(&r, "on-r"));
+	assert_int_equal(vset_merge(&s, &r), 1);
+	assert_same(&s, &r);
+	vset_fini(&s);
+	vset_fini(&r);
+}
+
 static void
 test_put_counter(void **state)
 {
@@ -684,10 +846,12 @@ test_decode_truncated(void **state)
 	vset_fini(&b);
 }
 
-/* Encode one version by hand, with a past of np entries {actor i+1: 1}. */
+/* Encode one version by hand, with a past of np entries {actor 100+i: 1}
+ * and the nd exact dots pd. */
 static void
-raw_version(struct buf *b, uint64_t actor, uint64_t counter, uint8_t flags,
-            uint16_t np, const char *val)
+raw_version_dots(struct buf *b, uint64_t actor, uint64_t counter,
+                 uint8_t flags, uint16_t np, uint16_t nd, const struct dot *pd,
+                 const char *val)
 {
 	buf_put_u64(b, actor);
 	buf_put_u64(b, counter);
@@ -699,7 +863,21 @@ raw_version(struct buf *b, uint64_t actor, uint64_t counter, uint8_t flags,
 		buf_put_u64(b, 1);
 		buf_put_u64(b, 5);
 	}
+	buf_put_u16(b, nd);
+	for (uint16_t i = 0; i < nd; i++) {
+		buf_put_u64(b, pd[i].actor);
+		buf_put_u64(b, pd[i].counter);
+		buf_put_u64(b, 6);
+	}
 	buf_put_blob(b, val, strlen(val));
+}
+
+/* The same with no dots in the past. */
+static void
+raw_version(struct buf *b, uint64_t actor, uint64_t counter, uint8_t flags,
+            uint16_t np, const char *val)
+{
+	raw_version_dots(b, actor, counter, flags, np, 0, NULL, val);
 }
 
 static int
@@ -788,6 +966,46 @@ test_decode_reject(void **state)
 	buf_reset(&b);
 	buf_put_u32(&b, 1);
 	raw_version(&b, 1, 1, 0, VCLOCK_MAX + 1, "x");
+	assert_int_equal(decode_buf(&b, 10), DYN_EBADMSG);
+
+	/* Exact dots in the past: fine in normal form, a bad past when
+	 * not (here (100, 2) continues the entry 100: 1), and the version's
+	 * own dot among them makes it its own ancestor. */
+	static const struct dot pd[] = {{1, 3}, {100, 2}, {100, 3}};
+	buf_reset(&b);
+	buf_put_u32(&b, 2);
+	raw_version_dots(&b, 1, 2, 0, 1, 1, &pd[0], "x");
+	raw_version_dots(&b, 2, 1, 0, 1, 1, &pd[2], "y");
+	assert_int_equal(decode_buf(&b, 10), 0);
+	buf_reset(&b);
+	buf_put_u32(&b, 1);
+	raw_version_dots(&b, 2, 1, 0, 1, 1, &pd[1], "x");
+	assert_int_equal(decode_buf(&b, 10), DYN_EBADMSG);
+	buf_reset(&b);
+	buf_put_u32(&b, 1);
+	raw_version_dots(&b, 1, 3, 0, 1, 1, &pd[0], "x");
+	assert_int_equal(decode_buf(&b, 10), DYN_EBADMSG);
+	/* As many dots as a clock holds, and one more. */
+	struct dot many[VCLOCK_DOTS_MAX + 1];
+	for (uint16_t i = 0; i <= VCLOCK_DOTS_MAX; i++)
+		many[i] = (struct dot){200, 3 + 2 * (uint64_t)i};
+	buf_reset(&b);
+	buf_put_u32(&b, 1);
+	raw_version_dots(&b, 1, 4, 0, 1, VCLOCK_DOTS_MAX, many, "x");
+	assert_int_equal(decode_buf(&b, 10), 0);
+	buf_reset(&b);
+	buf_put_u32(&b, 1);
+	raw_version_dots(&b, 1, 4, 0, 1, VCLOCK_DOTS_MAX + 1, many, "x");
+	assert_int_equal(decode_buf(&b, 10), DYN_EBADMSG);
+	/* A version of the old format (no dot count) does not parse. */
+	buf_reset(&b);
+	buf_put_u32(&b, 1);
+	buf_put_u64(&b, 1);
+	buf_put_u64(&b, 1);
+	buf_put_u64(&b, 1234);
+	buf_put_u8(&b, 0);
+	buf_put_u16(&b, 0);
+	buf_put_blob(&b, "x", 1);
 	assert_int_equal(decode_buf(&b, 10), DYN_EBADMSG);
 
 	/* Counts: at the cap, over it, and over what the input holds. */
@@ -906,6 +1124,16 @@ sim_put(struct sim *m, uint64_t now)
 		assert_false(m->dot[i].actor == nv->dot.actor &&
 		             m->dot[i].counter == nv->dot.counter);
 	}
+	/* Sometimes the writer keeps the context its put returned: the new
+	 * version and what its writer had seen, nothing else. */
+	if (sim_rand(m, 3) == 0) {
+		uint32_t slot =
+		    m->nctxs < SIM_CTXS ? m->nctxs++ : sim_rand(m, SIM_CTXS);
+		struct seen *out = &m->ctxs[slot];
+		version_context(nv, &out->ctx);
+		memcpy(out->puts, m->hist[idx], sizeof(out->puts));
+		out->puts[idx / 64] |= 1ull << (idx % 64);
+	}
 	assert_sorted(&m->rep[r]);
 }
 
@@ -1021,6 +1249,8 @@ main(void)
 	    cmocka_unit_test(test_blind_puts_different_actors),
 	    cmocka_unit_test(test_put_merged_context),
 	    cmocka_unit_test(test_put_old_context),
+	    cmocka_unit_test(test_put_own_context),
+	    cmocka_unit_test(test_context_missing_sibling),
 	    cmocka_unit_test(test_put_counter),
 	    cmocka_unit_test(test_tombstones),
 	    cmocka_unit_test(test_put_too_many),

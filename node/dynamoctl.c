@@ -124,7 +124,8 @@ static const char help_text[] =
     "               members with the partitions each owns, and every\n"
     "               partition's preference list (--json: one object).\n"
     "  leave        Make the (first) node leave the cluster: it hands its\n"
-    "               partitions to their new owners, then exits 0.\n"
+    "               partitions to their new owners, then exits 0.  Refused\n"
+    "               when it is the only member up (nowhere to hand them).\n"
     "  remove NAME  Tell the (first) node that member NAME is gone for\n"
     "               good (a dead disk or host) and cannot leave: the ring\n"
     "               is planned without it, its partitions are copied from\n"
@@ -724,6 +725,13 @@ static int
 cmd_leave(struct ctl *ctl, struct dyn_client *c)
 {
 	int rv = dyn_leave(c, 0);
+	if (rv == -EINVAL) {
+		fprintf(stderr, "dynamoctl: leave: %s is the only member that is "
+		                "up: its data would have nowhere to go (start "
+		                "another node first, or just stop this one)\n",
+		    ctl->nodes[0]);
+		return EXIT_ERR;
+	}
 	if (rv != 0) {
 		fail("leave", rv);
 		return EXIT_ERR;

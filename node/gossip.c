@@ -692,6 +692,15 @@ int
 gossip_leave(struct gossip *g)
 {
 	pthread_mutex_lock(&g->lock);
+	/* The data must go somewhere: a node that is the only member up
+	 * would hand its partitions over to nobody and never leave. */
+	size_t others = 0;
+	for (size_t i = 1; i < g->nmembers; i++)
+		others += g->members[i].status == MEMBER_UP;
+	if (others == 0 && self(g)->status == MEMBER_UP) {
+		pthread_mutex_unlock(&g->lock);
+		return -EINVAL;
+	}
 	if (self(g)->status == MEMBER_UP) {
 		self(g)->status = MEMBER_LEAVING;
 		bump_locked(g);

@@ -5,7 +5,8 @@
  *     and holds the keys of its partitions; every node reports the same
  *     ring within a bounded time (measured);
  *   - a node leaves while a reader runs: no acknowledged key is lost and
- *     the leaver exits 0.
+ *     the leaver exits 0;
+ *   - the only member of a cluster cannot leave (refused, still serving).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -101,6 +102,15 @@ main(void)
 {
 	harness_init(&h);
 	harness_start_joined(&h, 0, -1, NULL);
+	/* The only member cannot leave (its data would have nowhere to go):
+	 * refused at once, and it stays up. */
+	struct dyn_client *c0 = harness_client(&h, 5000, 0, -1);
+	CHECK_RC(dyn_leave(c0, 0), -EINVAL);
+	struct dyn_get_result g0;
+	CHECK_RC(dyn_get(c0, "solo", 4, NULL, &g0), -ENOENT);
+	dyn_get_result_fini(&g0);
+	dyn_client_free(c0);
+	printf("leave of the only member refused; it still serves\n");
 	harness_start_joined(&h, 1, 0, NULL);
 	harness_start_joined(&h, 2, 0, NULL);
 	harness_wait_ring(&h, 3, 30000);

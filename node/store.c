@@ -1282,6 +1282,16 @@ writer_ensure_env(struct store *s)
 	return rc;
 }
 
+/* Is the file system of the data directory (nearly) out of room? */
+static bool
+disk_full(const struct store *s)
+{
+	struct statvfs vfs;
+	if (statvfs(s->dir, &vfs) != 0)
+		return false;
+	return (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20);
+}
+
 static void
 batch_fail(struct store_req **b, uint32_t n, int rc)
 {
@@ -1343,7 +1353,14 @@ writer_batch(struct store *s, struct store_req **b, uint32_t n)
 			continue;
 		}
 		rc = store_error_from_lmdb(rc);
-		LOG_ERROR("store: commit failed: %s", dyn_strerror(rc));
+		/* LMDB says EIO for a short write, which is what a full disk
+		 * gives: say what it is. */
+		if (rc == -EIO && disk_full(s))
+			rc = -ENOSPC;
+		LOG_ERROR("store: commit failed: %s%s", dyn_strerror(rc),
+		          rc == -ENOSPC ? " (the data directory's file system "
+		                          "is full)"
+		                        : "");
 		batch_fail(b, n, rc);
 		return;
 	}
@@ -2034,6 +2051,14 @@ store_open(const struct store_opts *o, struct store **out)
 		         s->compact_path);
 	} else if (errno != ENOENT) {
 		rc = -errno;
+		goto fail;
+	}
+	/* LMDB maps its lock file: on a full file system the first touch of
+	 * a page of it is a SIGBUS, not an error.  Say so instead. */
+	if (disk_full(s)) {
+		LOG_ERROR("store: no space left on the file system of %s: "
+		          "free some before starting the node", s->dir);
+		rc = -ENOSPC;
 		goto fail;
 	}
 	if ((rc = store_open_env(s, map)) != 0)

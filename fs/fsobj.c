@@ -1233,11 +1233,12 @@ fsobj_dir_decode(const void *p, size_t len, struct fsobj_dir *out)
 		out->nrm = i + 1;
 		if (r->lo == 0 || r->lo > r->hi)
 			goto out;
-		/* Sorted, disjoint and not adjacent (coalesced). */
+		/* Sorted, disjoint and not adjacent (coalesced).  Not
+		 * q->hi + 1, which wraps for a range up to UINT64_MAX. */
 		if (i > 0) {
 			const struct fsobj_range *q = &out->rm[i - 1];
 			if (q->actor > r->actor ||
-			    (q->actor == r->actor && q->hi + 1 >= r->lo))
+			    (q->actor == r->actor && q->hi >= r->lo - 1))
 				goto out;
 		}
 	}

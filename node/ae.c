@@ -9,10 +9,12 @@
 #include "blob.h"
 #include "err.h"
 #include "gossip.h"
+#include "leaflist.h"
 #include "log.h"
 #include "mem.h"
 #include "merkle.h"
 #include "node_i.h"
+#include "reclist.h"
 #include "ring.h"
 #include "rpc.h"
 #include "store.h"
@@ -126,16 +128,7 @@ static void
 recs_put(const struct recs *l, struct buf *out)
 {
 	size_t at = wire_begin_field(out, F_RECORDS);
-	buf_put_u32(out, l->n);
-	struct buf rec;
-	buf_init(&rec);
-	for (uint32_t i = 0; i < l->n; i++) {
-		buf_reset(&rec);
-		store_record_encode(l->keys[i].data, l->keys[i].len,
-		    &l->sets[i], &rec);
-		buf_put_blob(out, rec.data, rec.len);
-	}
-	buf_fini(&rec);
+	reclist_encode(l->keys, l->sets, l->n, out);
 	wire_end_field(out, at);
 }
 
@@ -207,19 +200,6 @@ build_tree(struct node *n, uint32_t q, uint32_t part, struct merkle **out,
 	}
 	*out = b.t;
 	return 0;
-}
-
-static void
-put_leaf_hashes(const struct merkle *t, struct buf *out)
-{
-	uint32_t nl = merkle_leaves(t), lvl = merkle_depth(t);
-	buf_put_u32(out, nl);
-	for (uint32_t i = 0; i < nl; i++) {
-		uint8_t h[MERKLE_HASH_LEN];
-		uint64_t cnt;
-		merkle_node(t, lvl, i, h, &cnt);
-		buf_put(out, h, sizeof(h));
-	}
 }
 
 /* ---- records of leaves --------------------------------------------- */
@@ -315,35 +295,28 @@ ae_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 		return rc;
 
 	/* Which leaves differ from the sender's? */
-	struct rd r;
-	uint32_t nl;
-	rd_init(&r, lf->data, lf->len);
+	uint32_t nl = merkle_leaves(t);
+	const uint8_t *theirs;
 	uint32_t *diff = NULL, nd = 0;
-	if (rd_u32(&r, &nl) || nl != merkle_leaves(t) ||
-	    rd_left(&r) != (size_t)nl * MERKLE_HASH_LEN) {
-		rc = DYN_EBADMSG;
+	if ((rc = leaflist_hashes_decode(lf->data, lf->len, nl, &theirs)))
 		goto out;
-	}
 	diff = mem_calloc(nl, sizeof(*diff));
 	if (!diff) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	for (uint32_t i = 0; i < nl; i++) {
-		const uint8_t *theirs;
 		uint8_t mine[MERKLE_HASH_LEN];
 		uint64_t cnt;
-		rd_bytes(&r, MERKLE_HASH_LEN, &theirs);
 		merkle_node(t, merkle_depth(t), i, mine, &cnt);
-		if (memcmp(mine, theirs, MERKLE_HASH_LEN) != 0)
+		if (memcmp(mine, theirs + (size_t)i * MERKLE_HASH_LEN,
+		        MERKLE_HASH_LEN) != 0)
 			diff[nd++] = i;
 	}
 	wire_begin(out, WIRE_AE_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);
 	size_t at = wire_begin_field(out, F_LEAVES);
-	buf_put_u32(out, nd);
-	for (uint32_t i = 0; i < nd; i++)
-		buf_put_u32(out, diff[i]);
+	leaflist_encode(diff, nd, out);
 	wire_end_field(out, at);
 	if ((rc = put_records(n, t, diff, nd, out)) == 0)
 		rc = wire_seal(out, &n->cfg.key);
@@ -644,7 +617,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 	node_req_begin(n, &b, WIRE_AE_REQ);
 	wire_put_u32(&b, F_PART, part);
 	size_t at = wire_begin_field(&b, F_LEAFHASHES);
-	put_leaf_hashes(t, &b);
+	leaflist_hashes_encode(t, &b);
 	wire_end_field(&b, at);
 	struct rpc_reply r = {0};
 	if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
@@ -656,20 +629,9 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 	uint32_t got = 0, nd = 0, *leaves = NULL;
 	if (rc == 0)
 		rc = xfer_apply_records(n, rec, &got);
-	if (rc == 0) {
-		struct rd rd;
-		rd_init(&rd, lv->data, lv->len);
-		if (rd_u32(&rd, &nd) || nd > merkle_leaves(t) ||
-		    rd_left(&rd) != (size_t)nd * 4)
-			rc = DYN_EBADMSG;
-		else if (nd && !(leaves = mem_calloc(nd, sizeof(*leaves))))
-			rc = -ENOMEM;
-		for (uint32_t i = 0; rc == 0 && i < nd; i++) {
-			rd_u32(&rd, &leaves[i]);
-			if (leaves[i] >= merkle_leaves(t))
-				rc = DYN_EBADMSG;
-		}
-	}
+	if (rc == 0)
+		rc = leaflist_decode(lv->data, lv->len, merkle_leaves(t),
+		    &leaves, &nd);
 	rpc_reply_fini(&r);
 
 	/* Our side of the differing leaves goes to the peer. */

@@ -14,18 +14,9 @@
 #include "node_i.h"
 #include "rpc.h"
 #include "store.h"
+#include "view.h"
 
 #define MEMBERS_MAX GOSSIP_MEMBERS_MAX
-
-struct member {
-	char name[RING_NAME_MAX + 1];
-	char addr[RING_ADDR_MAX + 1];
-	uint64_t incarnation;
-	uint64_t version;
-	uint8_t status;
-	uint64_t ring_seen;
-	uint64_t ready;
-};
 
 struct gossip {
 	struct node *node;
@@ -136,51 +127,19 @@ load_ring(struct gossip *g)
 	return rc;
 }
 
-/* ---- the view's encoding ------------------------------------------- */
+/* ---- the view ------------------------------------------------------ */
 
 static void
 encode_view_locked(struct gossip *g, struct buf *b)
 {
-	buf_put_u8(b, g->have_settings);
-	buf_put_u32(b, g->settings.n);
-	buf_put_u32(b, g->settings.r);
-	buf_put_u32(b, g->settings.w);
-	buf_put_u16(b, (uint16_t)g->nmembers);
-	for (size_t i = 0; i < g->nmembers; i++) {
-		const struct member *m = &g->members[i];
-		buf_put_blob(b, m->name, strlen(m->name));
-		buf_put_blob(b, m->addr, strlen(m->addr));
-		buf_put_u64(b, m->incarnation);
-		buf_put_u64(b, m->version);
-		buf_put_u8(b, m->status);
-		buf_put_u64(b, m->ring_seen);
-		buf_put_u64(b, m->ready);
-	}
-	buf_put_u8(b, g->ring != NULL);
-	if (g->ring) {
-		struct buf rb;
-		buf_init(&rb);
-		ring_encode(g->ring, &rb);
-		if (buf_err(&rb))
-			b->err = buf_err(&rb);
-		buf_put_blob(b, rb.data, rb.len);
-		buf_fini(&rb);
-	}
-}
-
-static int
-rd_str(struct rd *r, char *out, size_t cap)
-{
-	const uint8_t *p;
-	size_t n;
-	int rc = rd_blob(r, cap - 1, &p, &n);
-	if (rc)
-		return rc;
-	if (n == 0 || memchr(p, 0, n))
-		return DYN_EBADMSG;
-	memcpy(out, p, n);
-	out[n] = '\0';
-	return 0;
+	struct view v = {
+	    .has_settings = g->have_settings,
+	    .settings = g->settings,
+	    .n = g->nmembers,
+	    .members = g->members,
+	    .ring = g->ring,
+	};
+	view_encode(&v, b);
 }
 
 static bool
@@ -191,62 +150,23 @@ newer_record(const struct member *a, const struct member *b)
 }
 
 /* Merge a peer's view into ours.  Everything is decoded and checked
- * before anything is taken. */
+ * (view_decode) before anything is taken. */
 static int
 merge_view(struct gossip *g, const uint8_t *p, size_t len)
 {
-	struct rd r;
-	rd_init(&r, p, len);
-	uint8_t has_settings, has_ring;
-	struct cluster_settings s;
-	uint16_t n;
-	if (rd_u8(&r, &has_settings) || rd_u32(&r, &s.n) || rd_u32(&r, &s.r) ||
-	    rd_u32(&r, &s.w) || rd_u16(&r, &n) || n > MEMBERS_MAX)
-		return DYN_EBADMSG;
-	struct member *in = mem_calloc(n ? n : 1, sizeof(*in));
-	if (!in)
-		return -ENOMEM;
-	int rc = 0;
-	for (uint16_t i = 0; i < n && rc == 0; i++) {
-		struct member *m = &in[i];
-		if ((rc = rd_str(&r, m->name, sizeof(m->name))) ||
-		    (rc = rd_str(&r, m->addr, sizeof(m->addr))) ||
-		    (rc = rd_u64(&r, &m->incarnation)) ||
-		    (rc = rd_u64(&r, &m->version)) ||
-		    (rc = rd_u8(&r, &m->status)) ||
-		    (rc = rd_u64(&r, &m->ring_seen)) ||
-		    (rc = rd_u64(&r, &m->ready)))
-			break;
-		if (m->status < MEMBER_UP || m->status > MEMBER_LEFT)
-			rc = DYN_EBADMSG;
-	}
-	struct ring *ring = NULL;
-	if (rc == 0 && (rc = rd_u8(&r, &has_ring)) == 0 && has_ring) {
-		const uint8_t *rp;
-		size_t rl;
-		struct rd rr;
-		if ((rc = rd_blob(&r, WIRE_MAX_MSG, &rp, &rl)) == 0) {
-			rd_init(&rr, rp, rl);
-			rc = ring_decode(&rr, &ring);
-		}
-	}
-	if (rc == 0 && rd_left(&r) != 0)
-		rc = DYN_EBADMSG;
-	if (rc == 0 && has_settings &&
-	    (s.n == 0 || s.r == 0 || s.w == 0 || s.n > REPLICAS_MAX / 2))
-		rc = DYN_EBADMSG;
-	if (rc) {
-		mem_free(in);
-		ring_free(ring);
+	struct view v;
+	int rc = view_decode(p, len, &v);
+	if (rc)
 		return rc;
-	}
+	const struct member *in = v.members;
+	size_t n = v.n;
 
 	pthread_mutex_lock(&g->lock);
-	if (has_settings && !g->have_settings) {
-		g->settings = s;
+	if (v.has_settings && !g->have_settings) {
+		g->settings = v.settings;
 		g->have_settings = true;
 	}
-	for (uint16_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct member *mine = find_member(g, in[i].name);
 		if (mine == self(g)) {
 			if (in[i].status == MEMBER_LEFT &&
@@ -283,21 +203,20 @@ merge_view(struct gossip *g, const uint8_t *p, size_t len)
 			*mine = in[i];
 		}
 	}
-	if (ring && (!g->ring || ring_newer(ring, g->ring))) {
+	if (v.ring && (!g->ring || ring_newer(v.ring, g->ring))) {
 		LOG_INFO("ring epoch %llu%s",
-		    (unsigned long long)ring_epoch(ring),
-		    ring_has_next(ring) ? " (transfer pending)" : "");
+		    (unsigned long long)ring_epoch(v.ring),
+		    ring_has_next(v.ring) ? " (transfer pending)" : "");
 		ring_free(g->ring);
-		g->ring = ring;
-		ring = NULL;
+		g->ring = v.ring;
+		v.ring = NULL;
 		self(g)->ring_seen = ring_epoch(g->ring);
 		bump_locked(g);
 		ring_dirty_locked(g);
 		pthread_cond_broadcast(&g->cv);
 	}
 	pthread_mutex_unlock(&g->lock);
-	ring_free(ring);
-	mem_free(in);
+	view_fini(&v);
 	return 0;
 }
 

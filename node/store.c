@@ -72,13 +72,14 @@
 #define DATA_FILE        "data.mdb"
 #define COMPACT_FILE     "data.mdb.compact"
 #define FREE_DBI         0 /* LMDB's freelist: txnid -> page list */
-/* LMDB 0.9's compiled-in key limit; the runtime one may only be smaller. */
-#define DKEY_MAX 511
+#define DKEY_MAX STORE_DKEY_MAX
 
 /* The longest hint data key is as long as the longest object data key, so
  * the check of the key limit at open covers both. */
 _Static_assert(STORE_TARGET_MAX >= RING_NAME_MAX, "a node name is a target");
 _Static_assert(STORE_TARGET_MAX <= UINT8_MAX, "target length is one byte");
+_Static_assert(STORE_DKEY_MIN == KEYPOS_LEN + STORE_KEY_PREFIX + STORE_HASH_LEN,
+               "the shortest key limit holds a hashed object key");
 _Static_assert(1 + STORE_TARGET_MAX + STORE_HINT_PREFIX == STORE_KEY_PREFIX,
                "hint keys fit where object keys do");
 
@@ -258,10 +259,10 @@ out:
 }
 
 /* After the at bytes already in buf: position || key, or position ||
- * key[0..prefix) || SHA-256(key) when that would pass LMDB's key limit.
- * buf holds DKEY_MAX bytes. */
+ * key[0..prefix) || SHA-256(key) when that would pass maxkey (LMDB's key
+ * limit, at least STORE_DKEY_MIN).  buf holds DKEY_MAX bytes. */
 static int
-store_dkey_at(const struct store *s, size_t at, size_t prefix, const void *key,
+store_dkey_at(size_t maxkey, size_t at, size_t prefix, const void *key,
               size_t klen, uint8_t *buf, MDB_val *out)
 {
 	uint8_t *p = buf + at;
@@ -274,7 +275,7 @@ store_dkey_at(const struct store *s, size_t at, size_t prefix, const void *key,
 	if ((rc = keypos_of(key, klen, &pos)) != 0)
 		return rc;
 	memcpy(p, pos.b, KEYPOS_LEN);
-	if (at + KEYPOS_LEN + klen <= s->maxkey) {
+	if (at + KEYPOS_LEN + klen <= maxkey) {
 		if (klen)
 			memcpy(p + KEYPOS_LEN, key, klen);
 		out->mv_size = at + KEYPOS_LEN + klen;
@@ -294,7 +295,8 @@ static int
 store_dkey(const struct store *s, const void *key, size_t klen, uint8_t *buf,
            MDB_val *out)
 {
-	return store_dkey_at(s, 0, STORE_KEY_PREFIX, key, klen, buf, out);
+	return store_dkey_at(s->maxkey, 0, STORE_KEY_PREFIX, key, klen, buf,
+	                     out);
 }
 
 /* u8 length || target: the first bytes of every hint key of target. */
@@ -316,15 +318,37 @@ hint_header(const char *target, uint8_t *buf, size_t *len)
 
 /* header || the object data key, with the shorter prefix of hints. */
 static int
-store_hint_dkey(const struct store *s, const char *target, const void *key,
-                size_t klen, uint8_t *buf, MDB_val *out)
+hint_dkey_at(size_t maxkey, const char *target, const void *key, size_t klen,
+             uint8_t *buf, MDB_val *out)
 {
 	size_t at;
 	int rc;
 
+	if (maxkey < STORE_DKEY_MIN || maxkey > DKEY_MAX)
+		return -EINVAL;
 	if ((rc = hint_header(target, buf, &at)) != 0)
 		return rc;
-	return store_dkey_at(s, at, STORE_HINT_PREFIX, key, klen, buf, out);
+	return store_dkey_at(maxkey, at, STORE_HINT_PREFIX, key, klen, buf,
+	                     out);
+}
+
+static int
+store_hint_dkey(const struct store *s, const char *target, const void *key,
+                size_t klen, uint8_t *buf, MDB_val *out)
+{
+	return hint_dkey_at(s->maxkey, target, key, klen, buf, out);
+}
+
+int
+store_hint_key(size_t maxkey, const char *target, const void *key,
+               size_t klen, uint8_t buf[STORE_DKEY_MAX], size_t *len)
+{
+	MDB_val dk;
+	int rc = hint_dkey_at(maxkey, target, key, klen, buf, &dk);
+
+	if (rc == 0)
+		*len = dk.mv_size;
+	return rc;
 }
 
 /* Does the data key k file the user key key?  Compares the key bytes it
@@ -578,29 +602,39 @@ done:
 	return rc;
 }
 
-/* Decode the hint at dk into name, key and set, checking that it is filed
- * where its target and key say (which also checks the position). */
-static int
-hint_decode(const struct store *s, const MDB_val *dk, const MDB_val *v,
-            char name[STORE_TARGET_MAX + 1], struct buf *key, struct vset *set)
+int
+store_hint_decode(size_t maxkey, size_t max_value, const void *dk,
+                  size_t dklen, const void *v, size_t vlen,
+                  char name[STORE_TARGET_MAX + 1], struct buf *key,
+                  struct vset *set)
 {
+	MDB_val k = {.mv_size = dklen, .mv_data = (void *)dk};
 	uint8_t dkbuf[DKEY_MAX];
 	MDB_val want;
 	int rc;
 
-	if (!hint_target(dk, name))
+	if (!hint_target(&k, name))
 		return DYN_EBADMSG;
-	rc = store_record_decode(v->mv_data, v->mv_size, s->max_value, key,
-	                         set);
+	rc = store_record_decode(v, vlen, max_value, key, set);
 	if (rc != 0)
 		return rc;
-	rc = store_hint_dkey(s, name, key->data, key->len, dkbuf, &want);
-	if (rc == 0 && (want.mv_size != dk->mv_size ||
-	                memcmp(want.mv_data, dk->mv_data, dk->mv_size) != 0))
+	rc = hint_dkey_at(maxkey, name, key->data, key->len, dkbuf, &want);
+	if (rc == 0 && (want.mv_size != dklen ||
+	                memcmp(want.mv_data, dk, dklen) != 0))
 		rc = DYN_EBADMSG;
 	if (rc != 0)
 		vset_fini(set);
 	return rc;
+}
+
+/* Decode the hint at dk into name, key and set (store_hint_decode). */
+static int
+hint_decode(const struct store *s, const MDB_val *dk, const MDB_val *v,
+            char name[STORE_TARGET_MAX + 1], struct buf *key, struct vset *set)
+{
+	return store_hint_decode(s->maxkey, s->max_value, dk->mv_data,
+	                         dk->mv_size, v->mv_data, v->mv_size, name, key,
+	                         set);
 }
 
 int
@@ -1984,7 +2018,7 @@ store_open_env(struct store *s, uint64_t map)
 	s->gc = d[3];
 	mkey = mdb_env_get_maxkeysize(s->env);
 	s->maxkey = mkey > 0 && mkey < DKEY_MAX ? (size_t)mkey : DKEY_MAX;
-	if (s->maxkey < KEYPOS_LEN + STORE_KEY_PREFIX + STORE_HASH_LEN)
+	if (s->maxkey < STORE_DKEY_MIN)
 		return -EINVAL;
 	return 0;
 }

@@ -51,6 +51,11 @@
 #define STORE_KEY_PREFIX  400
 #define STORE_TARGET_MAX  63 /* hint target: a node name (RING_NAME_MAX) */
 #define STORE_HINT_PREFIX (STORE_KEY_PREFIX - 1 - STORE_TARGET_MAX)
+/* Data keys are at most STORE_DKEY_MAX bytes (LMDB 0.9's compiled-in key
+ * limit; the runtime one may only be smaller, but not below STORE_DKEY_MIN,
+ * which holds a hashed key: store_open refuses an LMDB with less). */
+#define STORE_DKEY_MAX 511
+#define STORE_DKEY_MIN (KEYPOS_LEN + STORE_KEY_PREFIX + 32)
 
 struct store;
 
@@ -214,6 +219,28 @@ int store_hint_scan(struct store *s, const char *target, store_hint_fn cb,
 typedef int (*store_hint_count_fn)(const char *target, uint64_t count,
     void *arg);
 int store_hint_counts(struct store *s, store_hint_count_fn cb, void *arg);
+
+/*
+ * A hint as stored, without a store (what the scans use, and the fuzz
+ * target), for an LMDB key limit of maxkey (STORE_DKEY_MIN..STORE_DKEY_MAX;
+ * else -EINVAL).  store_hint_key writes the data key of the hint of
+ * (target, key) into buf and its length to *len: -EINVAL for a bad target,
+ * DYN_ETOOBIG for a key over KEY_MAX_LEN.
+ *
+ * store_hint_decode reads the hint with data key dk and value v (a record,
+ * store_record_decode): the target into name (NUL-terminated), the user key
+ * into key (must be initialised), the versions into set (must be
+ * initialised; replaced).  It checks that the hint is filed under the data
+ * key its target and user key make (which also checks the position).
+ * DYN_EBADMSG for anything malformed or misfiled, DYN_ETOOBIG for a value
+ * over max_value, -ENOMEM; on error set is as it was or empty and key holds
+ * anything.  Only reads dk and v.
+ */
+int store_hint_key(size_t maxkey, const char *target, const void *key,
+    size_t klen, uint8_t buf[STORE_DKEY_MAX], size_t *len);
+int store_hint_decode(size_t maxkey, size_t max_value, const void *dk,
+    size_t dklen, const void *v, size_t vlen, char name[STORE_TARGET_MAX + 1],
+    struct buf *key, struct vset *set);
 
 /* Small named values in meta (name <= 64 bytes, value <= 4 KiB).
  * meta_get: -ENOENT when absent; *len gets the full length (copied up to

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mem.h"
 #include "node_i.h"
+#include "reclist.h"
 #include "ring.h"
 #include "rpc.h"
 #include "store.h"
@@ -114,49 +115,32 @@ int
 xfer_apply_each(struct node *n, const struct wire_field *f,
     store_apply_fn fn, uint32_t *count, uint32_t *changed)
 {
-	struct rd r;
-	uint32_t cnt;
-	rd_init(&r, f->data, f->len);
-	if (rd_u32(&r, &cnt) || cnt > f->len / 4)
-		return DYN_EBADMSG;
-	struct vset *sets = mem_calloc(cnt ? cnt : 1, sizeof(*sets));
-	struct buf *keys = mem_calloc(cnt ? cnt : 1, sizeof(*keys));
-	struct store_update *ups = mem_calloc(cnt ? cnt : 1, sizeof(*ups));
-	int rc = (!sets || !keys || !ups) ? -ENOMEM : 0;
-	uint32_t ok = 0, done = 0;
-	for (; rc == 0 && ok < cnt; ok++) {
-		const uint8_t *p;
-		size_t len;
-		if ((rc = rd_blob(&r, WIRE_MAX_MSG, &p, &len)) != 0)
-			break;
-		buf_init(&keys[ok]);
-		if ((rc = store_record_decode(p, len, n->cfg.max_value,
-		         &keys[ok], &sets[ok])) != 0)
-			break;
-		ups[ok] = (struct store_update){keys[ok].data, keys[ok].len,
-		    fn, &sets[ok], 0};
-	}
-	if (rc == 0 && rd_left(&r) != 0)
-		rc = DYN_EBADMSG;
-	if (rc == 0 && (rc = store_update_many(n->store, ups, cnt)) == 0)
-		for (uint32_t i = 0; i < cnt && rc == 0; i++) {
+	struct reclist l;
+	reclist_init(&l);
+	int rc = reclist_decode(f->data, f->len, n->cfg.max_value, &l);
+	if (rc)
+		return rc;
+	struct store_update *ups = mem_calloc(l.n ? l.n : 1, sizeof(*ups));
+	uint32_t done = 0;
+	if (!ups)
+		rc = -ENOMEM;
+	for (uint32_t i = 0; rc == 0 && i < l.n; i++)
+		ups[i] = (struct store_update){l.keys[i].data, l.keys[i].len,
+		    fn, &l.sets[i], 0};
+	if (rc == 0 && (rc = store_update_many(n->store, ups, l.n)) == 0)
+		for (uint32_t i = 0; i < l.n && rc == 0; i++) {
 			if (ups[i].rc == 0)
 				done++;
 			else if (ups[i].rc < 0)
 				rc = ups[i].rc;
 		}
-	for (uint32_t i = 0; sets && keys && i < ok; i++) {
-		vset_fini(&sets[i]);
-		buf_fini(&keys[i]);
-	}
 	if (rc == 0) {
-		*count += cnt;
+		*count += l.n;
 		if (changed)
 			*changed += done;
 	}
-	mem_free(sets);
-	mem_free(keys);
 	mem_free(ups);
+	reclist_fini(&l);
 	return rc;
 }
 

@@ -1,18 +1,27 @@
 /*
  * fuzz_seeds DIR — write a seed corpus for the fuzz targets into
- * DIR/wire, DIR/context, DIR/record and DIR/bloom: valid inputs made with
- * the targets' fixed key, so mutation starts from messages that get
- * through.
+ * DIR/wire, DIR/context, DIR/record, DIR/bloom, DIR/fsobj, DIR/hint,
+ * DIR/view, DIR/reclist and DIR/leaflist: valid inputs made with the
+ * project's encoders and the targets' fixed key, so mutation starts from
+ * messages that get through.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "blob.h"
 #include "bloom.h"
 #include "context.h"
+#include "fsobj.h"
 #include "fuzz.h"
+#include "leaflist.h"
+#include "mem.h"
+#include "merkle.h"
+#include "reclist.h"
+#include "ring.h"
 #include "store.h"
+#include "view.h"
 #include "wire.h"
 
 static int
@@ -180,6 +189,285 @@ bloom_seeds(const char *dir, struct buf *b)
 	return rc;
 }
 
+/* A blob reference of kind to the bytes of str. */
+static struct fsobj_ref
+seed_ref(uint8_t kind, const char *str)
+{
+	struct blob_key bk;
+	uint8_t name[BLOB_NAME_LEN];
+	struct fsobj_ref r;
+
+	blob_key_derive(&fuzz_key, &bk);
+	blob_name(&bk, str, strlen(str), name);
+	blob_key(kind, name, r.key);
+	return r;
+}
+
+static void
+seed_attr(struct fsobj_attr *a, uint32_t mode)
+{
+	a->mode = mode;
+	a->uid = 1000;
+	a->gid = 100;
+	a->atime = (struct timespec){1700000000, 1};
+	a->mtime = (struct timespec){1700000001, 999999999};
+	a->ctime = (struct timespec){1700000002, 500};
+}
+
+/* fuzz_fsobj's inputs: a selector byte (0 file, 1 page, 2 dir, 3 sibling
+ * name), then the encoding. */
+static int
+fsobj_seeds(const char *dir, struct buf *b)
+{
+	struct fsobj_file f;
+	struct fsobj_page pg;
+	struct fsobj_dir d;
+	int n = 0;
+	int rc;
+
+	fsobj_file_init(&f);
+	fsobj_page_init(&pg);
+	fsobj_dir_init(&d);
+	/* A small inline file with xattrs. */
+	seed_attr(&f.a, S_IFREG | 0644);
+	if ((rc = fsobj_xattr_set(&f.a, "user.a", "1", 1, 0)) != 0 ||
+	    (rc = fsobj_xattr_set(&f.a, "user.b", NULL, 0, 0)) != 0)
+		goto out;
+	f.layout = FSOBJ_INLINE;
+	f.size = 5;
+	if (!(f.data = mem_dup("hello", 5))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	buf_reset(b);
+	buf_put_u8(b, 0);
+	fsobj_file_encode(&f, b);
+	if ((rc = write_seed(dir, "fsobj", n++, b)) != 0)
+		goto out;
+	/* A symlink. */
+	fsobj_file_fini(&f);
+	seed_attr(&f.a, S_IFLNK | 0777);
+	f.layout = FSOBJ_INLINE;
+	f.size = 7;
+	if (!(f.data = mem_dup("../a/b/", 7))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	buf_reset(b);
+	buf_put_u8(b, 0);
+	fsobj_file_encode(&f, b);
+	if ((rc = write_seed(dir, "fsobj", n++, b)) != 0)
+		goto out;
+	/* A chunked file of four pages: one shared by two, one all holes. */
+	fsobj_file_fini(&f);
+	seed_attr(&f.a, S_IFREG | 0600);
+	f.layout = FSOBJ_CHUNKED;
+	f.chunk_size = FSOBJ_CHUNK_MIN;
+	f.size = 3ull * FSOBJ_PAGE_CHUNKS * FSOBJ_CHUNK_MIN + 100;
+	f.npages = fsobj_npages(f.size, f.chunk_size);
+	f.pages = mem_calloc(f.npages, sizeof(*f.pages));
+	f.pstored = mem_calloc(f.npages, sizeof(*f.pstored));
+	if (!f.pages || !f.pstored) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	f.pages[0] = f.pages[2] = seed_ref(BLOB_REFS, "page 0");
+	f.pages[3] = seed_ref(BLOB_REFS, "page 3");
+	f.pstored[0] = f.pstored[2] = 8192;
+	f.pstored[3] = 100;
+	f.stored = 8192 + 8192 + 100;
+	buf_reset(b);
+	buf_put_u8(b, 0);
+	fsobj_file_encode(&f, b);
+	if ((rc = write_seed(dir, "fsobj", n++, b)) != 0)
+		goto out;
+	/* A page: two chunks of one blob, a hole, a short last chunk. */
+	if ((rc = fsobj_page_alloc(&pg, 4)) != 0)
+		goto out;
+	pg.ref[0] = pg.ref[1] = seed_ref(BLOB_DATA, "chunk");
+	pg.ref[3] = seed_ref(BLOB_DATA, "last");
+	pg.len[0] = pg.len[1] = FSOBJ_CHUNK_MIN;
+	pg.len[3] = 100;
+	buf_reset(b);
+	buf_put_u8(b, 1);
+	fsobj_page_encode(&pg, b);
+	if ((rc = write_seed(dir, "fsobj", n++, b)) != 0)
+		goto out;
+	/* A directory: entries of two actors, a name added twice, removes. */
+	seed_attr(&d.a, S_IFDIR | 0755);
+	if ((rc = fsobj_xattr_set(&d.a, "user.dir", "x", 1, 0)) != 0 ||
+	    (rc = fsobj_dir_add(&d, "a", 1, FSOBJ_T_REG, 7, 1)) != 0 ||
+	    (rc = fsobj_dir_add(&d, "sub", 3, FSOBJ_T_DIR, 7, 2)) != 0 ||
+	    (rc = fsobj_dir_add(&d, "gone", 4, FSOBJ_T_REG, 7, 3)) != 0 ||
+	    (rc = fsobj_dir_add(&d, "link", 4, FSOBJ_T_LNK, 9, 1)) != 0 ||
+	    (rc = fsobj_dir_add(&d, "a", 1, FSOBJ_T_REG, 9, 2)) != 0 ||
+	    (rc = fsobj_dir_remove(&d, "gone", 4)) != 0 ||
+	    (rc = fsobj_dir_add(&d, "x.v1", 4, FSOBJ_T_REG, 9, 5)) != 0)
+		goto out;
+	buf_reset(b);
+	buf_put_u8(b, 2);
+	fsobj_dir_encode(&d, b);
+	if ((rc = write_seed(dir, "fsobj", n++, b)) != 0)
+		goto out;
+	/* Sibling names. */
+	static const char *const base[] = {"file", "a.b.v2", "x"};
+	static const uint32_t k[] = {1, 12, FSOBJ_SIBLINGS_MAX};
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+		char name[FSOBJ_NAME_MAX + 1];
+		if ((rc = fsobj_sibling_name(base[i], strlen(base[i]), k[i],
+		                             name, sizeof(name))) != 0)
+			goto out;
+		buf_reset(b);
+		buf_put_u8(b, 3);
+		buf_put(b, name, strlen(name));
+		if ((rc = write_seed(dir, "fsobj", n++, b)) != 0)
+			goto out;
+	}
+out:
+	fsobj_file_fini(&f);
+	fsobj_page_fini(&pg);
+	fsobj_dir_fini(&d);
+	return rc < 0 ? rc : 0;
+}
+
+/* fuzz_hint's inputs: u8 key limit - STORE_DKEY_MIN, u16 data key length,
+ * the data key, the record. */
+static int
+hint_seeds(const char *dir, struct buf *b)
+{
+	uint8_t dk[STORE_DKEY_MAX];
+	char longkey[500];
+	struct vset s;
+	size_t dklen;
+	int n = 0;
+	int rc;
+
+	memset(longkey, 'k', sizeof(longkey));
+	vset_init(&s);
+	if ((rc = vset_put(&s, NULL, 7, 1000, "hello", 5, false, NULL)) < 0)
+		goto out;
+	for (int i = 0; i < 4; i++) {
+		size_t maxkey = i % 2 ? STORE_DKEY_MAX : STORE_DKEY_MIN;
+		const char *key = i < 2 ? "a/key" : longkey;
+		size_t klen = i < 2 ? 5 : sizeof(longkey);
+		if ((rc = store_hint_key(maxkey, "node-b", key, klen, dk,
+		                         &dklen)) != 0)
+			goto out;
+		buf_reset(b);
+		buf_put_u8(b, (uint8_t)(maxkey - STORE_DKEY_MIN));
+		buf_put_u16(b, (uint16_t)dklen);
+		buf_put(b, dk, dklen);
+		store_record_encode(key, klen, &s, b);
+		if ((rc = write_seed(dir, "hint", n++, b)) != 0)
+			goto out;
+	}
+out:
+	vset_fini(&s);
+	return rc < 0 ? rc : 0;
+}
+
+static int
+view_seeds(const char *dir, struct buf *b)
+{
+	struct member m[3] = {
+	    {"node-a", "tcp://127.0.0.1:7000", 1700000000000ull, 42,
+	     MEMBER_UP, 3, 3},
+	    {"node-b", "tcp://127.0.0.1:7001", 1700000000001ull, 7,
+	     MEMBER_LEAVING, 3, 2},
+	    {"node-c", "tcp://127.0.0.1:7002", 1, 1, MEMBER_LEFT, 0, 0},
+	};
+	struct view v = {0};
+	struct ring *r = NULL;
+	int rc;
+
+	/* A node that has not joined: no settings, no ring. */
+	v.n = 1;
+	v.members = m;
+	buf_reset(b);
+	view_encode(&v, b);
+	if ((rc = write_seed(dir, "view", 0, b)) != 0)
+		return rc;
+	if ((rc = ring_new(8, "node-a", "tcp://127.0.0.1:7000", &r)) != 0 ||
+	    (rc = ring_member_set(r, "node-b", "tcp://127.0.0.1:7001")) != 0)
+		goto out;
+	v.has_settings = true;
+	v.settings = (struct cluster_settings){3, 2, 2};
+	v.n = 3;
+	v.ring = r;
+	buf_reset(b);
+	view_encode(&v, b);
+	rc = write_seed(dir, "view", 1, b);
+out:
+	ring_free(r);
+	return rc;
+}
+
+static int
+reclist_seeds(const char *dir, struct buf *b)
+{
+	struct buf keys[3];
+	struct vset sets[3];
+	static const char *const k[3] = {"a", "b/c", ""};
+	int rc = 0;
+
+	for (int i = 0; i < 3; i++) {
+		buf_init(&keys[i]);
+		buf_put(&keys[i], k[i], strlen(k[i]));
+		vset_init(&sets[i]);
+	}
+	if ((rc = vset_put(&sets[0], NULL, 7, 1000, "v", 1, false, NULL)) < 0 ||
+	    (rc = vset_put(&sets[1], NULL, 7, 1001, "w", 1, false, NULL)) < 0 ||
+	    (rc = vset_put(&sets[1], NULL, 9, 1002, "x", 1, false, NULL)) < 0 ||
+	    (rc = vset_put(&sets[2], NULL, 9, 1003, NULL, 0, true, NULL)) < 0)
+		goto out;
+	for (uint32_t n = 0; n <= 3; n++) {
+		buf_reset(b);
+		reclist_encode(keys, sets, n, b);
+		if ((rc = write_seed(dir, "reclist", (int)n, b)) != 0)
+			goto out;
+	}
+out:
+	for (int i = 0; i < 3; i++) {
+		buf_fini(&keys[i]);
+		vset_fini(&sets[i]);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+/* fuzz_leaflist's inputs: u8 which (0 hashes, 1 indices), u32 leaves,
+ * the list; from a small tree with one key. */
+static int
+leaflist_seeds(const char *dir, struct buf *b)
+{
+	static const struct merkle_shape shape = {1, 4};
+	static const uint32_t diff[] = {0, 5, 15};
+	struct merkle *t = NULL;
+	uint8_t d[MERKLE_HASH_LEN];
+	struct keypos pos;
+	int rc;
+
+	if ((rc = merkle_new(1, 0, &shape, &t)) != 0 ||
+	    (rc = keypos_of("k", 1, &pos)) != 0 ||
+	    (rc = merkle_digest("v", 1, d)) != 0 ||
+	    (rc = merkle_add(t, &pos, "k", 1, d)) != 0 ||
+	    (rc = merkle_finish(t)) != 0)
+		goto out;
+	buf_reset(b);
+	buf_put_u8(b, 0);
+	buf_put_u32(b, merkle_leaves(t));
+	leaflist_hashes_encode(t, b);
+	if ((rc = write_seed(dir, "leaflist", 0, b)) != 0)
+		goto out;
+	buf_reset(b);
+	buf_put_u8(b, 1);
+	buf_put_u32(b, merkle_leaves(t));
+	leaflist_encode(diff, 3, b);
+	rc = write_seed(dir, "leaflist", 1, b);
+out:
+	merkle_free(t);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -197,8 +485,13 @@ main(int argc, char **argv)
 	buf_init(&b);
 	if ((rc = wire_seeds(argv[1], &b)) == 0 &&
 	    (rc = context_seeds(argv[1], &b)) == 0 &&
-	    (rc = record_seeds(argv[1], &b)) == 0)
-		rc = bloom_seeds(argv[1], &b);
+	    (rc = record_seeds(argv[1], &b)) == 0 &&
+	    (rc = bloom_seeds(argv[1], &b)) == 0 &&
+	    (rc = fsobj_seeds(argv[1], &b)) == 0 &&
+	    (rc = hint_seeds(argv[1], &b)) == 0 &&
+	    (rc = view_seeds(argv[1], &b)) == 0 &&
+	    (rc = reclist_seeds(argv[1], &b)) == 0)
+		rc = leaflist_seeds(argv[1], &b);
 	buf_fini(&b);
 	if (rc != 0) {
 		fprintf(stderr, "fuzz_seeds: %s\n", strerror(-rc));

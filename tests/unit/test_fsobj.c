@@ -569,6 +569,38 @@ test_dir_ranges(void **state)
 	fsobj_dir_fini(&b);
 }
 
+/* Removed ranges that overlap a range up to UINT64_MAX are refused (the
+ * check of order once wrapped at hi + 1 and let them in). */
+static void
+test_dir_ranges_wrap(void **state)
+{
+	struct fsobj_dir d, e;
+	struct buf b;
+
+	(void)state;
+	fsobj_dir_init(&d);
+	fsobj_dir_init(&e);
+	buf_init(&b);
+	sample_attr(&d.a, S_IFDIR | 0755);
+	d.rm = mem_calloc(2, sizeof(*d.rm));
+	assert_non_null(d.rm);
+	d.rm[0] = (struct fsobj_range){5, 1, UINT64_MAX};
+	d.rm[1] = (struct fsobj_range){5, 3, 4};
+	d.nrm = 1;
+	fsobj_dir_encode(&d, &b);
+	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), 0);
+	assert_int_equal(e.nrm, 1);
+	assert_true(e.rm[0].hi == UINT64_MAX);
+	d.nrm = 2;
+	buf_reset(&b);
+	fsobj_dir_encode(&d, &b);
+	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), DYN_EBADMSG);
+	assert_int_equal(e.nrm, 0);
+	fsobj_dir_fini(&d);
+	fsobj_dir_fini(&e);
+	buf_fini(&b);
+}
+
 /* Out of memory at every step leaves the directory as it was. */
 static void
 test_dir_oom(void **state)
@@ -742,6 +774,7 @@ main(void)
 	    T(test_dir_compact),
 	    T(test_dir_merge),
 	    T(test_dir_ranges),
+	    T(test_dir_ranges_wrap),
 	    T(test_dir_oom),
 	    T(test_sibling_names),
 	    T(test_sibling_order),

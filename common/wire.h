@@ -53,8 +53,8 @@ enum wire_type {
 	WIRE_LEAVE_RESP,
 	WIRE_FAULT_REQ,  /* F_NAME... (cut off from these) or F_FLAGS heal */
 	WIRE_FAULT_RESP,
-	WIRE_AE_REQ,    /* F_PART F_LEAFHASHES */
-	WIRE_AE_RESP,   /* F_LEAVES F_RECORDS */
+	WIRE_AE_REQ,    /* F_PART, then F_ROOT or F_LEAFHASHES */
+	WIRE_AE_RESP,   /* F_LEAVES F_RECORDS (to F_ROOT: none if it differs) */
 	WIRE_MERGE_REQ, /* F_RECORDS: merge into the local store */
 	WIRE_MERGE_RESP,
 	WIRE_PURGE_CHECK_REQ,  /* may tombstones be purged? (ae.c) */
@@ -109,6 +109,7 @@ enum wire_tag {
 	F_BEFORE,     /* u64 bytes (a data file before compaction) */
 	F_AFTER,      /* u64 bytes (and after) */
 	F_DURATION,   /* u64 milliseconds */
+	F_ROOT,       /* 32-byte Merkle root hash (anti-entropy's first ask) */
 };
 
 /* Header flags. */

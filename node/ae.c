@@ -283,8 +283,9 @@ ae_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 {
 	uint32_t part, q;
 	const struct wire_field *lf = wire_find(m, F_LEAFHASHES);
+	const struct wire_field *root = wire_find(m, F_ROOT);
 	int rc = wire_get_u32(m, F_PART, &part);
-	if (rc || !lf)
+	if (rc || (!lf && (!root || root->len != MERKLE_HASH_LEN)))
 		return DYN_EBADMSG;
 	if ((rc = ring_q_now(n, &q)) != 0)
 		return rc;
@@ -293,6 +294,24 @@ ae_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 	struct merkle *t;
 	if ((rc = build_tree(n, q, part, &t, NULL, 0)) != 0)
 		return rc;
+
+	/* The first ask is the root alone: the same root, nothing differs
+	 * (no leaves, no records); another, no F_LEAVES: ask with leaves. */
+	if (!lf) {
+		uint8_t mine[MERKLE_HASH_LEN];
+		uint64_t cnt;
+		merkle_root(t, mine, &cnt);
+		bool same = memcmp(mine, root->data, MERKLE_HASH_LEN) == 0;
+		merkle_free(t);
+		wire_begin(out, WIRE_AE_RESP, 0, m->reqid);
+		wire_put_u32(out, F_STATUS, 0);
+		if (same) {
+			size_t at = wire_begin_field(out, F_LEAVES);
+			leaflist_encode(NULL, 0, out);
+			wire_end_field(out, at);
+		}
+		return wire_seal(out, &n->cfg.key);
+	}
 
 	/* Which leaves differ from the sender's? */
 	uint32_t nl = merkle_leaves(t);
@@ -614,12 +633,35 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 	int rc;
 	struct buf b;
 	buf_init(&b);
+	struct rpc_reply r = {0};
+
+	/* The root first: replicas that agree (nearly always) exchange 32
+	 * bytes, not every leaf's hash (128 KiB a round). */
+	uint8_t root[MERKLE_HASH_LEN];
+	uint64_t cnt;
+	merkle_root(t, root, &cnt);
+	node_req_begin(n, &b, WIRE_AE_REQ);
+	wire_put_u32(&b, F_PART, part);
+	wire_put(&b, F_ROOT, root, sizeof(root));
+	if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
+		rc = rpc_call(n->pool, addr, &b, 30000, &r);
+	if (rc == 0 && wire_find(&r.m, F_LEAVES)) {
+		*ndiff = 0;
+		rpc_reply_fini(&r);
+		buf_fini(&b);
+		return 0;
+	}
+	rpc_reply_fini(&r);
+	if (rc != 0) {
+		buf_fini(&b);
+		return rc;
+	}
+
 	node_req_begin(n, &b, WIRE_AE_REQ);
 	wire_put_u32(&b, F_PART, part);
 	size_t at = wire_begin_field(&b, F_LEAFHASHES);
 	leaflist_hashes_encode(t, &b);
 	wire_end_field(&b, at);
-	struct rpc_reply r = {0};
 	if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
 		rc = rpc_call(n->pool, addr, &b, 30000, &r);
 	const struct wire_field *lv = rc ? NULL : wire_find(&r.m, F_LEAVES);

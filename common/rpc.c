@@ -24,7 +24,15 @@ struct peer {
 	atomic_int state;
 	atomic_llong suspect_until; /* ms; 0: not suspected */
 	atomic_bool blocked;        /* fault injection */
+	struct peer *left_next;     /* on left_peers */
 };
+
+/* Peers whose socket close did not finish in time: nng may still call
+ * pipe_event with them, so they are kept (reachable) until the exit. */
+static pthread_mutex_t left_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct peer *left_peers;
+
+struct call;
 
 struct rpc_pool {
 	struct auth_key key;
@@ -34,6 +42,8 @@ struct rpc_pool {
 	size_t n, cap;
 	size_t detached;   /* calls left running by their caller */
 	pthread_cond_t idle; /* detached went to 0 */
+	struct call *active; /* every call started and not done */
+	bool closed;         /* rpc_pool_cancel ran */
 };
 
 static long long
@@ -42,6 +52,79 @@ mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct closer {
+	nng_socket sock;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool done, abandoned;
+};
+
+static void
+closer_free(struct closer *c)
+{
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->lock);
+	mem_free(c);
+}
+
+static void *
+closer_main(void *arg)
+{
+	struct closer *c = arg;
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->lock);
+	c->done = true;
+	bool abandoned = c->abandoned;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+	if (abandoned)
+		closer_free(c);
+	return NULL;
+}
+
+bool
+rpc_socket_close(nng_socket sock, int ms)
+{
+	struct closer *c = mem_calloc(1, sizeof(*c));
+	pthread_t t;
+	if (!c) {
+		nng_close(sock);
+		return true;
+	}
+	c->sock = sock;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&t, NULL, closer_main, c) != 0) {
+		closer_free(c);
+		nng_close(sock);
+		return true;
+	}
+	pthread_detach(t);
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (!c->done)
+		if (pthread_cond_timedwait(&c->cv, &c->lock, &dl) == ETIMEDOUT)
+			break;
+	bool done = c->done;
+	if (!done)
+		c->abandoned = true; /* the closer frees it when it is done */
+	pthread_mutex_unlock(&c->lock);
+	if (done)
+		closer_free(c);
+	return done;
 }
 
 int
@@ -70,7 +153,15 @@ rpc_pool_free(struct rpc_pool *p)
 		pthread_cond_wait(&p->idle, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 	for (size_t i = 0; i < p->n; i++) {
-		nng_close(p->peers[i]->sock);
+		/* A close left running still calls pipe_event with the peer:
+		 * then the peer is left to the exit too. */
+		if (!rpc_socket_close(p->peers[i]->sock, 200)) {
+			pthread_mutex_lock(&left_lock);
+			p->peers[i]->left_next = left_peers;
+			left_peers = p->peers[i];
+			pthread_mutex_unlock(&left_lock);
+			continue;
+		}
 		mem_free(p->peers[i]->addr);
 		mem_free(p->peers[i]);
 	}
@@ -254,6 +345,8 @@ struct call {
 	struct peer *peer;
 	uint64_t reqid;
 	struct rpc_reply res;
+	struct call *anext, *aprev; /* the pool's active list (p->lock) */
+	bool listed;
 };
 
 struct rpc_group {
@@ -285,10 +378,56 @@ group_free(struct rpc_group *g)
 }
 
 static void
+call_unlist(struct rpc_pool *p, struct call *c)
+{
+	pthread_mutex_lock(&p->lock);
+	if (c->listed) {
+		if (c->aprev)
+			c->aprev->anext = c->anext;
+		else
+			p->active = c->anext;
+		if (c->anext)
+			c->anext->aprev = c->aprev;
+		c->listed = false;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* After starting an operation on aio: if the pool was cancelled
+ * meanwhile, its sweep may have come before the start; cancel it here.
+ * (The call may be done and its group freed by now: only p and aio, which
+ * outlive a running callback of aio, are looked at.) */
+static void
+call_check_closed(struct rpc_pool *p, nng_aio *aio)
+{
+	pthread_mutex_lock(&p->lock);
+	bool closed = p->closed;
+	pthread_mutex_unlock(&p->lock);
+	if (closed)
+		nng_aio_cancel(aio);
+}
+
+void
+rpc_pool_cancel(struct rpc_pool *p)
+{
+	if (!p)
+		return;
+	/* nng completes a cancelled aio from its own threads (the callback
+	 * never runs in here), so holding the lock that keeps the listed
+	 * calls alive is safe. */
+	pthread_mutex_lock(&p->lock);
+	p->closed = true;
+	for (struct call *c = p->active; c; c = c->anext)
+		nng_aio_cancel(c->aio);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void
 call_done(struct call *c, int rc, nng_msg *msg)
 {
 	struct rpc_group *g = c->g;
 	struct rpc_reply r = {.rc = rc};
+	call_unlist(g->pool, c);
 	if (rc == 0)
 		finish_reply(&g->key, c->reqid, msg, &r);
 	if (rc == DYN_ETIMEDOUT && c->peer)
@@ -337,13 +476,20 @@ call_cb(void *arg)
 	if (c->sending) {
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(c->aio));
+			if (rv == NNG_ECANCELED)
+				rv = NNG_ECLOSED;
 			call_done(c, err_from_nng(rv), NULL);
 			return;
 		}
+		struct rpc_pool *p = c->g->pool;
+		nng_aio *aio = c->aio;
 		c->sending = false;
-		nng_ctx_recv(c->ctx, c->aio);
+		nng_ctx_recv(c->ctx, aio);
+		call_check_closed(p, aio);
 		return;
 	}
+	if (rv == NNG_ECANCELED)
+		rv = NNG_ECLOSED; /* only rpc_pool_cancel cancels */
 	call_done(c, rv == 0 ? 0 : err_from_nng(rv),
 	    rv == 0 ? nng_aio_get_msg(c->aio) : NULL);
 }
@@ -393,6 +539,25 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 		c->ctx_open = false;
 		return false;
 	}
+	pthread_mutex_lock(&p->lock);
+	if (p->closed) {
+		pthread_mutex_unlock(&p->lock);
+		nng_msg_free(msg);
+		nng_aio_free(c->aio);
+		c->aio = NULL;
+		nng_ctx_close(c->ctx);
+		c->ctx_open = false;
+		c->res.rc = DYN_ECLOSED;
+		c->done = true;
+		return false;
+	}
+	c->anext = p->active;
+	c->aprev = NULL;
+	if (p->active)
+		p->active->aprev = c;
+	p->active = c;
+	c->listed = true;
+	pthread_mutex_unlock(&p->lock);
 	c->sending = true;
 	c->reqid = be_get_u64(req->data + 8);
 	pthread_mutex_lock(&g->lock);
@@ -402,6 +567,7 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 	nng_aio_set_timeout(c->aio, timeout_ms);
 	nng_aio_set_msg(c->aio, msg);
 	nng_ctx_send(c->ctx, c->aio);
+	call_check_closed(p, c->aio);
 	return true;
 }
 

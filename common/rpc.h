@@ -15,11 +15,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nng/nng.h>
+
 #include "auth.h"
 #include "buf.h"
 #include "wire.h"
 
 struct rpc_pool;
+
+/* nng_close(sock), waiting at most ms for it: nng 1.5's close can wait
+ * forever on a pipe that does not finish (seen at a node's stop under
+ * load).  A close that takes longer goes on in a thread of its own, which
+ * the process exit ends; false then. */
+bool rpc_socket_close(nng_socket sock, int ms);
 
 /* A received reply: m points into msg, which the reply owns. */
 struct rpc_reply {
@@ -32,6 +40,10 @@ int rpc_pool_new(const struct auth_key *key, struct rpc_pool **out);
 /* Waits for the calls that callers left running (each ends at its
  * timeout at the latest), then closes every socket.  NULL is fine. */
 void rpc_pool_free(struct rpc_pool *p);
+/* Stopping: every call in flight ends now with DYN_ECLOSED (instead of
+ * at its timeout, which a frozen peer makes the full one), and every
+ * later call fails at once the same way.  Any thread, once. */
+void rpc_pool_cancel(struct rpc_pool *p);
 
 /* Send the sealed request to addr and wait for the reply (timeout per
  * call).  Returns out->rc; out must be released with rpc_reply_fini

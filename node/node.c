@@ -794,6 +794,10 @@ node_stop(struct node *n)
 {
 	if (!n)
 		return;
+	/* Calls to peers end now, not at their timeouts (a frozen peer
+	 * makes those the full ones): requests being served and background
+	 * rounds fail fast and their threads see the stop. */
+	rpc_pool_cancel(n->pool);
 	server_stop(n->srv);
 	gc_stop(n->gc);
 	ae_stop(n->ae);

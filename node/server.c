@@ -12,6 +12,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "rpc.h"
 
 /*
  * A worker waits for a request with no timeout: a receive with a timeout
@@ -261,8 +262,9 @@ server_stop(struct server *s)
 		if (w->started)
 			pthread_join(w->thread, NULL);
 	}
-	if (s->sock_open)
-		nng_close(s->sock);
+	if (s->sock_open && !rpc_socket_close(s->sock, 500))
+		LOG_WARN("closing the listening socket took over 500 ms: "
+		    "left to the exit");
 	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 		nng_aio_free(w->aio);

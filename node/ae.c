@@ -26,7 +26,6 @@
 #define AE_PURGE_MAX 1024
 #define AE_SWEEP_MAX 1024
 /* A peer's answer to a purge check (its hint scan may take a while). */
-#define AE_CHECK_TIMEOUT_MS 10000
 
 struct ae {
 	struct node *node;
@@ -530,7 +529,7 @@ cluster_check(struct ae *a, const struct ring *r, uint64_t *hintmin)
 	buf_init(&b);
 	node_req_begin(n, &b, WIRE_PURGE_CHECK_REQ);
 	ok = ok && wire_seal(&b, &n->cfg.key) == 0 &&
-	     ask_all(n, addrs, na, &b, AE_CHECK_TIMEOUT_MS, rr);
+	     ask_all(n, addrs, na, &b, node_bulk_timeout_ms(n), rr);
 	for (size_t i = 0; rr && i < na; i++) {
 		uint64_t e = 0, h = 0, st = 1;
 		if (ok && (wire_get_u64(&rr[i].m, F_EPOCH, &e) != 0 ||
@@ -591,7 +590,7 @@ purge(struct ae *a, const struct ring *r, const uint32_t *idx, uint32_t cnt,
 	node_req_begin(n, &b, WIRE_PURGE_REQ);
 	recs_put(c, &b);
 	bool ok = wire_seal(&b, &n->cfg.key) == 0 &&
-	          ask_all(n, addrs, na, &b, 30000, rr);
+	          ask_all(n, addrs, na, &b, node_bulk_timeout_ms(n), rr);
 	for (size_t i = 0; i < na; i++)
 		rpc_reply_fini(&rr[i]);
 	buf_fini(&b);
@@ -644,7 +643,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 	wire_put_u32(&b, F_PART, part);
 	wire_put(&b, F_ROOT, root, sizeof(root));
 	if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
-		rc = rpc_call(n->pool, addr, &b, 30000, &r);
+		rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
 	if (rc == 0 && wire_find(&r.m, F_LEAVES)) {
 		*ndiff = 0;
 		rpc_reply_fini(&r);
@@ -663,7 +662,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 	leaflist_hashes_encode(t, &b);
 	wire_end_field(&b, at);
 	if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
-		rc = rpc_call(n->pool, addr, &b, 30000, &r);
+		rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
 	const struct wire_field *lv = rc ? NULL : wire_find(&r.m, F_LEAVES);
 	const struct wire_field *rec = rc ? NULL : wire_find(&r.m, F_RECORDS);
 	if (rc == 0 && (!lv || !rec))
@@ -681,7 +680,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 		node_req_begin(n, &b, WIRE_MERGE_REQ);
 		if ((rc = put_records(n, t, leaves, nd, &b)) == 0 &&
 		    (rc = wire_seal(&b, &n->cfg.key)) == 0)
-			rc = rpc_call(n->pool, addr, &b, 30000, &r);
+			rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
 		rpc_reply_fini(&r);
 	}
 	if (nd > 0)

@@ -38,9 +38,6 @@
 /* Names collected before the filter is sized (32 MiB of them); past this
  * many the filter is made at its cap and the rest go straight in. */
 #define GC_COLLECT_MAX (1u << 20)
-/* A filter request never waits longer than this, whatever the grace
- * period, so a stopping node does not wait long on a slow peer. */
-#define GC_CALL_MAX_MS 30000
 /* F_GRACE of a node whose GC is off. */
 #define GC_GRACE_OFF UINT64_MAX
 
@@ -583,8 +580,8 @@ round_run(struct gc *g, char *why, size_t cap)
 		snprintf(why, cap, "took over grace/4");
 		goto out;
 	}
-	timeout = budget - spent > GC_CALL_MAX_MS ? GC_CALL_MAX_MS
-	                                          : (int)(budget - spent);
+	int bulk = node_bulk_timeout_ms(g->node);
+	timeout = budget - spent > (uint64_t)bulk ? bulk : (int)(budget - spent);
 	if (stopping(g)) {
 		snprintf(why, cap, "stopping");
 		goto out;

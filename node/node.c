@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -649,6 +650,13 @@ check_format(struct node *n)
 	    "directory (its replicas fill it again)", n->cfg.data, have,
 	    DATA_FORMAT);
 	return DYN_EPROTO;
+}
+
+int
+node_bulk_timeout_ms(const struct node *n)
+{
+	int t = n->cfg.timeout_ms > 0 ? n->cfg.timeout_ms : 2000;
+	return t > INT_MAX / NODE_BULK_FACTOR ? INT_MAX : t * NODE_BULK_FACTOR;
 }
 
 /* The actor id is drawn once per data directory: a wiped node comes back

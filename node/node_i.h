@@ -50,5 +50,11 @@ void node_req_begin(struct node *n, struct buf *b, uint8_t type);
 /* The same with header flags (WIRE_H_*). */
 void node_req_begin_flags(struct node *n, struct buf *b, uint8_t type,
     uint16_t hflags);
+/* The timeout of a call that carries a partition's worth of records
+ * (transfer, anti-entropy, the collector's filters): NODE_BULK_FACTOR
+ * times --timeout, so no background call has a fixed long timeout of its
+ * own (a stop cancels them all anyway: rpc_pool_cancel). */
+#define NODE_BULK_FACTOR 10
+int node_bulk_timeout_ms(const struct node *n);
 
 #endif

@@ -167,7 +167,7 @@ pull_from(struct node *n, uint32_t part, const char *addr, uint32_t *count)
 			wire_put(&b, F_CURSOR, cursor.b, KEYPOS_LEN);
 		struct rpc_reply r = {0};
 		if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
-			rc = rpc_call(n->pool, addr, &b, 30000, &r);
+			rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
 		const struct wire_field *recs = rc ? NULL
 		                                   : wire_find(&r.m, F_RECORDS);
 		if (rc == 0 && !recs)

@@ -54,6 +54,25 @@ mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* *ts = now + ms on clock (the one the waiting cond was made with). */
+static void
+deadline_at(clockid_t clock, struct timespec *ts, int ms)
+{
+	clock_gettime(clock, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+static void
+deadline_in(struct timespec *ts, int ms)
+{
+	deadline_at(CLOCK_REALTIME, ts, ms);
+}
+
 struct closer {
 	nng_socket sock;
 	pthread_mutex_t lock;
@@ -107,13 +126,7 @@ rpc_socket_close(nng_socket sock, int ms)
 	}
 	pthread_detach(t);
 	struct timespec dl;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += ms / 1000;
-	dl.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
+	deadline_at(CLOCK_MONOTONIC, &dl, ms);
 	pthread_mutex_lock(&c->lock);
 	while (!c->done)
 		if (pthread_cond_timedwait(&c->cv, &c->lock, &dl) == ETIMEDOUT)
@@ -494,17 +507,6 @@ call_cb(void *arg)
 	    rv == 0 ? nng_aio_get_msg(c->aio) : NULL);
 }
 
-static void
-deadline_in(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
 
 /* Start call i of the group; false when it could not be started (its
  * result says why). */

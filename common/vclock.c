@@ -105,15 +105,22 @@ vclock_top(const struct vclock *c, uint64_t actor)
 	return top;
 }
 
-/* Dots in order: by actor, then counter. */
-static int
-dot_order(const struct vclock_entry *a, const struct vclock_entry *b)
+int
+dot_cmp(const struct dot *a, const struct dot *b)
 {
 	if (a->actor != b->actor)
 		return a->actor < b->actor ? -1 : 1;
 	if (a->counter != b->counter)
 		return a->counter < b->counter ? -1 : 1;
 	return 0;
+}
+
+/* Exact dots in dot order (their ts is not part of it). */
+static int
+dot_order(const struct vclock_entry *a, const struct vclock_entry *b)
+{
+	struct dot x = {a->actor, a->counter}, y = {b->actor, b->counter};
+	return dot_cmp(&x, &y);
 }
 
 /* Raise (or add) actor's entry in e[0..*n), which has room for one more;

@@ -54,6 +54,9 @@ struct dot {
 	uint64_t counter;
 };
 
+/* Dots in order: by actor, then counter (-1, 0, 1). */
+int dot_cmp(const struct dot *a, const struct dot *b);
+
 void vclock_init(struct vclock *c);
 /* Counter of actor's entry in c (its events 1..counter), 0 when absent. */
 uint64_t vclock_get(const struct vclock *c, uint64_t actor);

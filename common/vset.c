@@ -25,16 +25,6 @@
 #define VERSION_F_TOMBSTONE 0x01u
 
 static int
-dot_cmp(const struct dot *a, const struct dot *b)
-{
-	if (a->actor != b->actor)
-		return a->actor < b->actor ? -1 : 1;
-	if (a->counter != b->counter)
-		return a->counter < b->counter ? -1 : 1;
-	return 0;
-}
-
-static int
 u64_cmp(uint64_t a, uint64_t b)
 {
 	return a < b ? -1 : a > b ? 1 : 0;

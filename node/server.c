@@ -246,17 +246,19 @@ server_stop(struct server *s)
 	/* No new connections; requests already received finish below. */
 	if (s->sock_open)
 		nng_listener_close(s->listener);
+	/* A worker reads the flag under its lock when it is done serving,
+	 * so either it sees the stop there, or it is back waiting when we
+	 * take the lock and its context is closed here. */
+	atomic_store(&s->stopping, true);
 	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 		pthread_mutex_lock(&w->lock);
-		atomic_store(&s->stopping, true);
 		if (!w->busy && w->ctx_open) {
 			nng_ctx_close(w->ctx); /* ends the receive */
 			w->ctx_open = false;
 		}
 		pthread_mutex_unlock(&w->lock);
 	}
-	atomic_store(&s->stopping, true);
 	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 		if (w->started)

@@ -1316,14 +1316,23 @@ writer_ensure_env(struct store *s)
 	return rc;
 }
 
+/* Bytes free to us on the data directory's file system. */
+static int
+disk_room(const struct store *s, uint64_t *room)
+{
+	struct statvfs vfs;
+	if (statvfs(s->dir, &vfs) != 0)
+		return -errno;
+	*room = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	return 0;
+}
+
 /* Is the file system of the data directory (nearly) out of room? */
 static bool
 disk_full(const struct store *s)
 {
-	struct statvfs vfs;
-	if (statvfs(s->dir, &vfs) != 0)
-		return false;
-	return (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20);
+	uint64_t room = UINT64_MAX;
+	return disk_room(s, &room) == 0 && room < (1u << 20);
 }
 
 static void
@@ -1458,8 +1467,7 @@ static int
 writer_compact(struct store *s, struct store_compaction *res)
 {
 	struct store_compaction r = {0, 0, 0};
-	uint64_t t0 = mono_ms(), t1 = 0, t2 = 0, t3 = 0, used, need, room;
-	struct statvfs vfs;
+	uint64_t t0 = mono_ms(), t1 = 0, t2 = 0, t3 = 0, used, need, room = 0;
 	MDB_envinfo info;
 	struct stat sb;
 	MDB_txn *txn;
@@ -1475,15 +1483,14 @@ writer_compact(struct store *s, struct store_compaction *res)
 	mdb_txn_abort(txn);
 	if (rc != 0)
 		return rc;
-	if (statvfs(s->dir, &vfs) != 0)
-		return -errno;
+	if ((rc = disk_room(s, &room)) != 0)
+		return rc;
 	/* The copy is at most the pages in use (it leaves out the freelist
 	 * too); a little more for the file system's own blocks. */
 	need = used + used / 64 + (1u << 20);
 	need = need > UINT64_MAX - s->compact_reserve
 	    ? UINT64_MAX
 	    : need + s->compact_reserve;
-	room = (uint64_t)vfs.f_bavail * vfs.f_frsize;
 	if (room < need) {
 		LOG_WARN("store: compaction skipped: %llu MiB free on disk, "
 		         "the copy needs %llu MiB",

@@ -56,16 +56,16 @@ loader(void *arg)
 
 #define LOADERS 4
 
+/* Loaders on node `only`, or on all three (only < 0). */
 static void
-load_start(pthread_t *t, struct load *l, int first, int last)
+load_start(pthread_t *t, struct load *l, int only)
 {
 	atomic_store(&stop_load, false);
 	for (int i = 0; i < LOADERS; i++) {
 		/* Short timeouts: a frozen peer must not stall the loaders
 		 * past the test's own waits. */
-		l[i].c = first == last
-		    ? harness_client(&h, 1000, first, -1)
-		    : harness_client(&h, 1000, 0, 1, 2, -1);
+		l[i].c = only >= 0 ? harness_client(&h, 1000, only, -1)
+		                   : harness_client(&h, 1000, 0, 1, 2, -1);
 		l[i].id = i;
 		CHECK(pthread_create(&t[i], NULL, loader, &l[i]) == 0);
 	}
@@ -128,7 +128,7 @@ main(void)
 			for (int i = 0; i < 3; i++)
 				harness_start_joined(&h, i, i ? 0 : 1, NULL);
 		}
-		load_start(t, l, 0, 2);
+		load_start(t, l, -1);
 		load_for(200);
 		long long t0 = harness_now_ms();
 		for (int i = 0; i < 3; i++)
@@ -157,11 +157,13 @@ main(void)
 	for (int c = 0; c < frozen; c++) {
 		if (c > 0)
 			harness_start_joined(&h, 0, 1, NULL);
-		load_start(t, l, 0, 0);
+		load_start(t, l, 0);
 		load_for(100);
 		kill(h.nodes[1].pid, SIGSTOP);
 		kill(h.nodes[2].pid, SIGSTOP);
-		/* Let the load put calls to the frozen peers in flight. */
+		/* Not a wait for a state: time for the loaders' requests to
+		 * put n0's calls to the frozen peers in flight (each waits
+		 * --timeout, 2 s, unless the stop cancels it). */
 		harness_pause_ms(300);
 		long long t0 = harness_now_ms();
 		long long ms;

@@ -263,18 +263,21 @@ out:
 	return rc;
 }
 
+enum rpc_health
+rpc_peer_health(struct rpc_pool *p, const char *addr)
+{
+	struct peer *pe;
+	if (pool_peer(p, addr, &pe) != 0 || atomic_load(&pe->blocked) ||
+	    atomic_load(&pe->state) == PEER_DOWN)
+		return RPC_PEER_GONE;
+	long long until = atomic_load(&pe->suspect_until);
+	return until && mono_ms() < until ? RPC_PEER_SUSPECT : RPC_PEER_OK;
+}
+
 bool
 rpc_peer_usable(struct rpc_pool *p, const char *addr)
 {
-	struct peer *pe;
-	if (pool_peer(p, addr, &pe) != 0)
-		return false;
-	if (atomic_load(&pe->blocked))
-		return false;
-	long long until = atomic_load(&pe->suspect_until);
-	if (until && mono_ms() < until)
-		return false;
-	return atomic_load(&pe->state) != PEER_DOWN;
+	return rpc_peer_health(p, addr) == RPC_PEER_OK;
 }
 
 void

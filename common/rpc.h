@@ -91,6 +91,11 @@ void rpc_reply_fini(struct rpc_reply *r);
  * caller decides whether to skip a peer.
  */
 bool rpc_peer_usable(struct rpc_pool *p, const char *addr);
+/* The same, finer: a suspected peer may only be slow (a coordinator asks
+ * it when nobody better is left); a gone one (down or blocked) is not
+ * asked at all. */
+enum rpc_health { RPC_PEER_OK, RPC_PEER_SUSPECT, RPC_PEER_GONE };
+enum rpc_health rpc_peer_health(struct rpc_pool *p, const char *addr);
 void rpc_peer_suspect(struct rpc_pool *p, const char *addr);
 /* Fault injection: cut this process off from addr (or heal it). */
 void rpc_peer_block(struct rpc_pool *p, const char *addr, bool blocked);

@@ -155,24 +155,26 @@ is_self(const struct node *n, const char *name)
 	return strcmp(name, n->name) == 0;
 }
 
-static bool
-usable(struct node *n, const char *addr)
+static enum rpc_health
+health(struct node *n, const char *addr)
 {
-	return rpc_peer_usable(n->pool, addr);
+	return rpc_peer_health(n->pool, addr);
 }
 
 /*
  * Whom a get asks: the first read_count healthy nodes of the walk (the
  * preference list, a stand-in for each member of it that is down: sloppy
  * quorum); the other nodes' addresses go to addrs, *self tells whether
- * this node is one of them.
+ * this node is one of them.  When too few are healthy, suspected nodes
+ * (a call to them timed out lately) are asked too: slow, maybe, but a get
+ * that waits for them beats one refused for want of answers.
  */
 static size_t
 read_set(struct node *n, const struct replicas *rp, const char **addrs,
     bool *self)
 {
-	size_t k = 0, want = rp->read_count, got = 0;
-	uint32_t total = rp->count + rp->ext_count;
+	size_t k = 0, want = rp->read_count, got = 0, nslow = 0;
+	uint32_t total = rp->count + rp->ext_count, slow[REPLICAS_MAX];
 	*self = false;
 	for (uint32_t i = 0; i < total && got < want; i++) {
 		if (i >= rp->read_count && i < rp->count)
@@ -180,11 +182,18 @@ read_set(struct node *n, const struct replicas *rp, const char **addrs,
 		if (is_self(n, rp->name[i])) {
 			*self = true;
 			got++;
-		} else if (usable(n, rp->addr[i])) {
+			continue;
+		}
+		enum rpc_health h = health(n, rp->addr[i]);
+		if (h == RPC_PEER_OK) {
 			addrs[k++] = rp->addr[i];
 			got++;
+		} else if (h == RPC_PEER_SUSPECT) {
+			slow[nslow++] = i;
 		}
 	}
+	for (size_t j = 0; j < nslow && got < want; j++, got++)
+		addrs[k++] = rp->addr[slow[j]];
 	return k;
 }
 
@@ -330,16 +339,40 @@ out:
 	return rc;
 }
 
-/* Advance *next to the next healthy node of the walk past the preference
- * list (not this one): a stand-in.  False when there is none left. */
-static bool
-next_standin(struct node *n, const struct replicas *rp, uint32_t *next)
+/* The walk's stand-ins (past the preference list) not taken yet, with
+ * their health as the put started; this node is never one. */
+struct standins {
+	const struct replicas *rp;
+	enum rpc_health h[REPLICAS_MAX];
+	bool taken[REPLICAS_MAX];
+};
+
+static void
+standins_init(struct node *n, const struct replicas *rp, struct standins *s)
 {
-	uint32_t total = rp->count + rp->ext_count;
-	while (*next < total &&
-	    (is_self(n, rp->name[*next]) || !usable(n, rp->addr[*next])))
-		(*next)++;
-	return *next < total;
+	s->rp = rp;
+	for (uint32_t i = rp->count; i < rp->count + rp->ext_count; i++) {
+		s->taken[i] = is_self(n, rp->name[i]);
+		s->h[i] = s->taken[i] ? RPC_PEER_GONE : health(n, rp->addr[i]);
+	}
+}
+
+/* Take the next stand-in: a healthy one, or failing that, when `worst`
+ * allows, a suspected one (slow, maybe, but better than a write refused).
+ * Its index in the walk, or -1 when none is left. */
+static int
+standin_take(struct standins *s, enum rpc_health worst)
+{
+	const struct replicas *rp = s->rp;
+	for (int h = RPC_PEER_OK; h <= (int)worst; h++) {
+		for (uint32_t i = rp->count; i < rp->count + rp->ext_count; i++) {
+			if (!s->taken[i] && (int)s->h[i] == h) {
+				s->taken[i] = true;
+				return (int)i;
+			}
+		}
+	}
+	return -1;
 }
 
 struct put_arg {
@@ -405,19 +438,24 @@ coord_put(struct node *n, const struct coord_req *rq,
 	struct vset one = {.n = 1, .v = &a.nv}; /* what replicas get */
 
 	/* Every replica that is up gets the version; each one that is down
-	 * is stood in for by the next healthy node of the walk, which keeps
-	 * it as a hint for the replica (sloppy quorum, hinted handoff). */
+	 * or suspected is stood in for by the next healthy node of the walk,
+	 * which keeps it as a hint for the replica (sloppy quorum, hinted
+	 * handoff). */
 	struct dest d[REPLICAS_MAX];
 	size_t nd = 0;
-	const char *missed[REPLICAS_MAX];
+	uint32_t missed[REPLICAS_MAX]; /* indices in the walk */
 	size_t nmissed = 0;
+	enum rpc_health mh[REPLICAS_MAX];
 	for (uint32_t i = 0; i < rp.count; i++) {
 		if (is_self(n, rp.name[i]))
 			continue;
-		if (usable(n, rp.addr[i]))
+		enum rpc_health h = health(n, rp.addr[i]);
+		if (h == RPC_PEER_OK) {
 			d[nd++] = (struct dest){rp.addr[i], rp.name[i], NULL, 0};
-		else
-			missed[nmissed++] = rp.name[i];
+		} else {
+			mh[nmissed] = h;
+			missed[nmissed++] = i;
+		}
 	}
 	/* A coordinator outside the preference list (the replicas could not
 	 * be reached to forward to) stands in for the first missing one. */
@@ -425,16 +463,23 @@ coord_put(struct node *n, const struct coord_req *rq,
 	size_t first = !rp.self_in && nmissed > 0; /* missed[0]: a hint here */
 	const char *self_hints[REPLICAS_MAX];
 	size_t nself_hints = 0;
-	uint32_t next_ext = rp.count;
+	struct standins si;
+	standins_init(n, &rp, &si);
 	for (size_t m = first; m < nmissed; m++) {
-		if (!next_standin(n, &rp, &next_ext)) {
-			/* Nobody to stand in: keep the hint here. */
-			self_hints[nself_hints++] = missed[m];
+		const char *name = rp.name[missed[m]];
+		int s = standin_take(&si, RPC_PEER_OK);
+		if (s < 0 && mh[m] == RPC_PEER_SUSPECT) {
+			/* No healthy stand-in: the replica itself, though
+			 * suspected, is the best there is. */
+			d[nd++] = (struct dest){rp.addr[missed[m]], name, NULL, 0};
 			continue;
 		}
-		d[nd++] = (struct dest){rp.addr[next_ext], rp.name[next_ext],
-		    missed[m], 0};
-		next_ext++;
+		if (s < 0)
+			s = standin_take(&si, RPC_PEER_SUSPECT);
+		if (s >= 0)
+			d[nd++] = (struct dest){rp.addr[s], rp.name[s], name, 0};
+		else /* nobody to stand in: keep the hint here */
+			self_hints[nself_hints++] = name;
 	}
 
 	/* A blob's version is known before it is stored (blob.h), so the
@@ -459,8 +504,8 @@ coord_put(struct node *n, const struct coord_req *rq,
 	}
 	version_context(&a.nv, newctx);
 	if (!rp.self_in && nmissed > 0)
-		acks += store_hint_add(n->store, missed[0], rq->key, rq->klen,
-		    &one) == 0;
+		acks += store_hint_add(n->store, rp.name[missed[0]], rq->key,
+		    rq->klen, &one) == 0;
 	for (size_t m = 0; m < nself_hints; m++)
 		store_hint_add(n->store, self_hints[m], rq->key, rq->klen,
 		    &one);
@@ -479,14 +524,14 @@ coord_put(struct node *n, const struct coord_req *rq,
 			if (d[i].rc == 0 || d[i].rc == DYN_ETIMEDOUT)
 				continue; /* acked, or maybe still landing */
 			const char *intended = d[i].hint ? d[i].hint : d[i].name;
-			if (!next_standin(n, &rp, &next_ext)) {
+			int s = standin_take(&si, RPC_PEER_SUSPECT);
+			if (s < 0) {
 				store_hint_add(n->store, intended, rq->key,
 				    rq->klen, &one);
 				continue;
 			}
-			d2[nd2++] = (struct dest){rp.addr[next_ext],
-			    rp.name[next_ext], intended, 0};
-			next_ext++;
+			d2[nd2++] = (struct dest){rp.addr[s], rp.name[s],
+			    intended, 0};
 		}
 		if (nd2 > 0)
 			acks += replicate_to(n, d2, nd2, rq->key, rq->klen,

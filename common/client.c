@@ -108,12 +108,17 @@ retryable(int rc)
 	    rc == DYN_ECLOSED || rc == DYN_EQUORUM;
 }
 
+/* One node's answer to req.  A first choice (`first`: a node that looked
+ * healthy, with others to try after it) is given up as soon as it turns
+ * suspect, a frozen node costing a few hundred ms instead of the timeout;
+ * the last resorts are waited for. */
 static int
 call_addr(struct dyn_client *c, const char *addr, struct buf *req,
-    uint8_t want, struct rpc_reply *r)
+    uint8_t want, bool first, struct rpc_reply *r)
 {
 	rpc_reply_fini(r);
-	int rc = rpc_call(c->pool, addr, req, c->timeout_ms, r);
+	int rc = first ? rpc_call_or_skip(c->pool, addr, req, c->timeout_ms, r)
+	               : rpc_call(c->pool, addr, req, c->timeout_ms, r);
 	if (rc == 0 && r->m.type != want)
 		rc = r->rc = DYN_EBADMSG;
 	return rc;
@@ -136,7 +141,7 @@ call(struct dyn_client *c, size_t only, struct buf *req, uint8_t want,
 			const char *a = c->nodes[(start + i) % c->nnodes];
 			if (n > 1 && rpc_peer_usable(c->pool, a) != (pass == 0))
 				continue;
-			rc = call_addr(c, a, req, want, r);
+			rc = call_addr(c, a, req, want, n > 1 && pass == 0, r);
 			if (!retryable(rc))
 				return rc;
 		}
@@ -182,7 +187,7 @@ call_key(struct dyn_client *c, const void *key, size_t klen,
 		for (size_t i = 0; i < na; i++) {
 			if (rpc_peer_usable(c->pool, addrs[i]) != (pass == 0))
 				continue;
-			rc = call_addr(c, addrs[i], req, want, r);
+			rc = call_addr(c, addrs[i], req, want, pass == 0, r);
 			if (!retryable(rc))
 				return rc;
 		}
@@ -519,19 +524,19 @@ dyn_status_fini(struct dyn_status *s)
 	s->json = NULL;
 }
 
-int
-dyn_ring(struct dyn_client *c, size_t i, struct ring **out, uint32_t nrw[3])
+/* The ring from node `only`, or (SIZE_MAX) from any node, as call(). */
+static int
+ring_from(struct dyn_client *c, size_t only, struct ring **out,
+    uint32_t nrw[3])
 {
 	*out = NULL;
-	if (i >= c->nnodes)
-		return -EINVAL;
 	struct buf b;
 	buf_init(&b);
 	begin_req(c, &b, WIRE_RING_REQ, 0);
 	struct rpc_reply reply = {0};
 	int rc = wire_seal(&b, &c->key);
 	if (rc == 0)
-		rc = call(c, i, &b, WIRE_RING_RESP, &reply);
+		rc = call(c, only, &b, WIRE_RING_RESP, &reply);
 	buf_fini(&b);
 	const struct wire_field *f = rc ? NULL : wire_find(&reply.m, F_RING);
 	if (rc == 0 && (!f || wire_get_u32(&reply.m, F_N, &nrw[0]) ||
@@ -547,32 +552,33 @@ dyn_ring(struct dyn_client *c, size_t i, struct ring **out, uint32_t nrw[3])
 	return rc;
 }
 
-/* Refresh the cached ring from any listed node. */
+int
+dyn_ring(struct dyn_client *c, size_t i, struct ring **out, uint32_t nrw[3])
+{
+	*out = NULL;
+	return i < c->nnodes ? ring_from(c, i, out, nrw) : -EINVAL;
+}
+
+/* Refresh the cached ring from any listed node (healthy ones first, a
+ * frozen one given up quickly: call()). */
 static int
 fetch_ring(struct dyn_client *c)
 {
-	int rc = DYN_EUNREACH;
-	size_t start = atomic_fetch_add(&c->next_node, 1) % c->nnodes;
-	for (size_t k = 0; k < c->nnodes; k++) {
-		struct ring *r;
-		uint32_t nrw[3];
-		rc = dyn_ring(c, (start + k) % c->nnodes, &r, nrw);
-		if (rc == 0) {
-			pthread_mutex_lock(&c->ring_lock);
-			if (!c->ring || !ring_newer(c->ring, r)) {
-				ring_free(c->ring);
-				c->ring = r;
-				r = NULL;
-			}
-			c->n = nrw[0];
-			pthread_mutex_unlock(&c->ring_lock);
-			ring_free(r);
-			return 0;
-		}
-		if (!retryable(rc))
-			break;
+	struct ring *r;
+	uint32_t nrw[3];
+	int rc = ring_from(c, SIZE_MAX, &r, nrw);
+	if (rc != 0)
+		return rc; /* asked again after RING_TTL_MS (call_key) */
+	pthread_mutex_lock(&c->ring_lock);
+	if (!c->ring || !ring_newer(c->ring, r)) {
+		ring_free(c->ring);
+		c->ring = r;
+		r = NULL;
 	}
-	return rc; /* asked again after RING_TTL_MS (call_key) */
+	c->n = nrw[0];
+	pthread_mutex_unlock(&c->ring_lock);
+	ring_free(r);
+	return 0;
 }
 
 int

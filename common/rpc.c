@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -15,16 +16,40 @@
 /* What the pool knows of a peer's reachability. */
 enum { PEER_UNKNOWN, PEER_UP, PEER_DOWN };
 
-/* How long a peer that timed out is skipped before it is tried again. */
-#define SUSPECT_MS 1000
+/*
+ * The failure detector.  A peer that has had calls waiting SLOW_MS with
+ * nothing at all heard from it meanwhile is unresponsive: new calls go
+ * elsewhere, and a ping (the probe) asks whether it is alive.  A probe
+ * unanswered in PROBE_MS, or a call that timed out, makes it suspect until
+ * it answers again (the probe repeats every PROBE_EVERY_MS), and a caller
+ * waiting on a suspect peer stops waiting (group_finish).  So a frozen
+ * peer costs about SLOW_MS + PROBE_MS once, not a timeout per request.
+ */
+#define SLOW_MS        100
+#define PROBE_MS       150
+#define PROBE_EVERY_MS 250
+#define TICK_MS        25 /* how often a long wait looks at its peers */
+
+enum { PROBE_SEND, PROBE_RECV };
 
 struct peer {
 	char *addr;
 	nng_socket sock;
 	atomic_int state;
-	atomic_llong suspect_until; /* ms; 0: not suspected */
 	atomic_bool blocked;        /* fault injection */
-	struct peer *left_next;     /* on left_peers */
+	atomic_int inflight;        /* calls sent and not done */
+	atomic_llong waiting_since; /* ms: when inflight last left 0 */
+	atomic_llong heard_ms;      /* ms: the last reply from the peer */
+	atomic_bool suspect;        /* until the peer answers again */
+	atomic_bool probing;        /* the probe runs (probe_cb) */
+	struct rpc_pool *pool;
+	nng_aio *probe_aio;   /* the ping's send and receive */
+	nng_aio *probe_sleep; /* the pause between pings: an aio of its own,
+	                         since nng 1.5 reports an operation timing out
+	                         on an aio that once slept as a success */
+	nng_ctx probe_ctx;
+	int probe_step;
+	struct peer *left_next; /* on left_peers */
 };
 
 /* Peers whose socket close did not finish in time: nng may still call
@@ -44,6 +69,8 @@ struct rpc_pool {
 	pthread_cond_t idle; /* detached went to 0 */
 	struct call *active; /* every call started and not done */
 	bool closed;         /* rpc_pool_cancel ran */
+	char from[64];       /* F_FROM of probes ("": none) */
+	atomic_ullong probe_reqid;
 };
 
 static long long
@@ -164,7 +191,15 @@ rpc_pool_free(struct rpc_pool *p)
 	pthread_mutex_lock(&p->lock);
 	while (p->detached > 0)
 		pthread_cond_wait(&p->idle, &p->lock);
+	p->closed = true; /* no probe starts again */
 	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i < p->n; i++) {
+		nng_aio_stop(p->peers[i]->probe_sleep);
+		nng_aio_stop(p->peers[i]->probe_aio);
+		nng_aio_free(p->peers[i]->probe_sleep);
+		nng_aio_free(p->peers[i]->probe_aio);
+		nng_ctx_close(p->peers[i]->probe_ctx);
+	}
 	for (size_t i = 0; i < p->n; i++) {
 		/* A close left running still calls pipe_event with the peer:
 		 * then the peer is left to the exit too. */
@@ -193,11 +228,14 @@ pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	struct peer *pe = arg;
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		atomic_store(&pe->state, PEER_UP);
-		atomic_store(&pe->suspect_until, 0);
+		atomic_store(&pe->suspect, false);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		atomic_store(&pe->state, PEER_DOWN);
 	}
 }
+
+static void probe_cb(void *arg);
+static void probe_wake(void *arg);
 
 static int
 peer_open(struct peer *pe, const char *addr)
@@ -216,6 +254,13 @@ peer_open(struct peer *pe, const char *addr)
 	/* Non-blocking: a peer that is down now is dialled again in the
 	 * background, and calls to it time out instead of failing here. */
 	rv = nng_dial(pe->sock, addr, NULL, NNG_FLAG_NONBLOCK);
+	if (rv == 0 && (rv = nng_ctx_open(&pe->probe_ctx, pe->sock)) == 0) {
+		if ((rv = nng_aio_alloc(&pe->probe_aio, probe_cb, pe)) == 0 &&
+		    (rv = nng_aio_alloc(&pe->probe_sleep, probe_wake, pe)) != 0)
+			nng_aio_free(pe->probe_aio);
+		if (rv != 0)
+			nng_ctx_close(pe->probe_ctx);
+	}
 	if (rv != 0) {
 		nng_close(pe->sock);
 		return err_from_nng(rv);
@@ -251,6 +296,7 @@ pool_peer(struct rpc_pool *p, const char *addr, struct peer **out)
 		rc = -ENOMEM;
 		goto out;
 	}
+	pe->pool = p;
 	if ((rc = peer_open(pe, addr)) != 0) {
 		mem_free(pe->addr);
 		mem_free(pe);
@@ -263,29 +309,129 @@ out:
 	return rc;
 }
 
+void
+rpc_pool_set_name(struct rpc_pool *p, const char *name)
+{
+	snprintf(p->from, sizeof(p->from), "%s", name);
+}
+
+static void call_check_closed(struct rpc_pool *p, nng_aio *aio);
+
+/* Send the probe's ping (probe_cb goes on from there). */
+static void
+probe_send(struct peer *pe)
+{
+	struct rpc_pool *p = pe->pool;
+	struct buf b;
+	buf_init(&b);
+	wire_begin(&b, WIRE_PING_REQ, 0, atomic_fetch_add(&p->probe_reqid, 1));
+	if (p->from[0])
+		wire_put_str(&b, F_FROM, p->from);
+	nng_msg *msg = NULL;
+	int rv = wire_seal(&b, &p->key) != 0 ? NNG_ENOMEM
+	                                     : nng_msg_alloc(&msg, 0);
+	if (rv == 0 && (rv = nng_msg_append(msg, b.data, b.len)) != 0)
+		nng_msg_free(msg);
+	buf_fini(&b);
+	if (rv != 0) {
+		atomic_store(&pe->probing, false);
+		return;
+	}
+	pe->probe_step = PROBE_SEND;
+	nng_aio_set_timeout(pe->probe_aio, PROBE_MS);
+	nng_aio_set_msg(pe->probe_aio, msg);
+	nng_ctx_send(pe->probe_ctx, pe->probe_aio);
+	call_check_closed(p, pe->probe_aio);
+}
+
+static void
+probe_start(struct peer *pe)
+{
+	if (!atomic_exchange(&pe->probing, true))
+		probe_send(pe);
+}
+
+static void
+probe_cb(void *arg)
+{
+	struct peer *pe = arg;
+	struct rpc_pool *p = pe->pool;
+	nng_aio *aio = pe->probe_aio;
+	int rv = nng_aio_result(aio);
+	if (pe->probe_step == PROBE_SEND && rv == 0) {
+		pe->probe_step = PROBE_RECV;
+		nng_ctx_recv(pe->probe_ctx, aio);
+		call_check_closed(p, aio);
+		return;
+	}
+	nng_msg *msg = nng_aio_get_msg(aio);
+	if (msg)
+		nng_msg_free(msg);
+	if (pe->probe_step == PROBE_RECV && rv == 0 && msg) {
+		/* Any answer will do: the peer is there. */
+		atomic_store(&pe->heard_ms, mono_ms());
+		atomic_store(&pe->suspect, false);
+		atomic_store(&pe->probing, false);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	bool closed = p->closed;
+	pthread_mutex_unlock(&p->lock);
+	/* A peer that is gone is noticed coming back by its pipe (and the
+	 * ping found no connection to go out on: no verdict on the peer). */
+	if (closed || atomic_load(&pe->blocked) ||
+	    atomic_load(&pe->state) == PEER_DOWN) {
+		atomic_store(&pe->probing, false);
+		return;
+	}
+	atomic_store(&pe->suspect, true);
+	nng_sleep_aio(PROBE_EVERY_MS, pe->probe_sleep);
+	call_check_closed(p, pe->probe_sleep);
+}
+
+/* The pause between pings is over: ping again, unless a call's answer
+ * cleared the suspicion meanwhile (or the pool is closing). */
+static void
+probe_wake(void *arg)
+{
+	struct peer *pe = arg;
+	if (nng_aio_result(pe->probe_sleep) == 0 && atomic_load(&pe->suspect))
+		probe_send(pe);
+	else
+		atomic_store(&pe->probing, false);
+}
+
+static enum rpc_health
+peer_health(struct peer *pe)
+{
+	if (atomic_load(&pe->blocked) || atomic_load(&pe->state) == PEER_DOWN)
+		return RPC_PEER_GONE;
+	if (atomic_load(&pe->suspect))
+		return RPC_PEER_SUSPECT;
+	if (atomic_load(&pe->inflight) > 0) {
+		long long since = atomic_load(&pe->waiting_since);
+		long long heard = atomic_load(&pe->heard_ms);
+		if (heard > since)
+			since = heard;
+		if (mono_ms() - since > SLOW_MS) {
+			probe_start(pe);
+			return RPC_PEER_SUSPECT;
+		}
+	}
+	return RPC_PEER_OK;
+}
+
 enum rpc_health
 rpc_peer_health(struct rpc_pool *p, const char *addr)
 {
 	struct peer *pe;
-	if (pool_peer(p, addr, &pe) != 0 || atomic_load(&pe->blocked) ||
-	    atomic_load(&pe->state) == PEER_DOWN)
-		return RPC_PEER_GONE;
-	long long until = atomic_load(&pe->suspect_until);
-	return until && mono_ms() < until ? RPC_PEER_SUSPECT : RPC_PEER_OK;
+	return pool_peer(p, addr, &pe) != 0 ? RPC_PEER_GONE : peer_health(pe);
 }
 
 bool
 rpc_peer_usable(struct rpc_pool *p, const char *addr)
 {
 	return rpc_peer_health(p, addr) == RPC_PEER_OK;
-}
-
-void
-rpc_peer_suspect(struct rpc_pool *p, const char *addr)
-{
-	struct peer *pe;
-	if (pool_peer(p, addr, &pe) == 0)
-		atomic_store(&pe->suspect_until, mono_ms() + SUSPECT_MS);
 }
 
 void
@@ -373,6 +519,7 @@ struct rpc_group {
 	size_t pending, ok;
 	size_t refs; /* the caller + every call not finished */
 	bool detached;
+	bool skip_suspects; /* stop waiting for calls to suspect peers */
 	struct timespec deadline; /* of every call, from the start */
 	size_t n;
 	struct call calls[];
@@ -446,8 +593,11 @@ call_done(struct call *c, int rc, nng_msg *msg)
 	call_unlist(g->pool, c);
 	if (rc == 0)
 		finish_reply(&g->key, c->reqid, msg, &r);
-	if (rc == DYN_ETIMEDOUT && c->peer)
-		atomic_store(&c->peer->suspect_until, mono_ms() + SUSPECT_MS);
+	atomic_fetch_sub(&c->peer->inflight, 1);
+	if (rc == DYN_ETIMEDOUT) {
+		atomic_store(&c->peer->suspect, true);
+		probe_start(c->peer);
+	}
 	pthread_mutex_lock(&g->lock);
 	if (c->done) {
 		/* A second callback of a stopped aio: already reported. */
@@ -506,6 +656,10 @@ call_cb(void *arg)
 	}
 	if (rv == NNG_ECANCELED)
 		rv = NNG_ECLOSED; /* only rpc_pool_cancel cancels */
+	if (rv == 0) {
+		atomic_store(&c->peer->heard_ms, mono_ms());
+		atomic_store(&c->peer->suspect, false);
+	}
 	call_done(c, rv == 0 ? 0 : err_from_nng(rv),
 	    rv == 0 ? nng_aio_get_msg(c->aio) : NULL);
 }
@@ -565,6 +719,8 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 	pthread_mutex_unlock(&p->lock);
 	c->sending = true;
 	c->reqid = be_get_u64(req->data + 8);
+	if (atomic_fetch_add(&pe->inflight, 1) == 0)
+		atomic_store(&pe->waiting_since, mono_ms());
 	pthread_mutex_lock(&g->lock);
 	g->pending++;
 	g->refs++;
@@ -578,7 +734,7 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 
 static size_t call_group(struct rpc_pool *p, const char *const *addrs,
     size_t n, const struct buf *reqs, size_t step, size_t need,
-    int timeout_ms, int grace_ms, struct rpc_reply *out);
+    int timeout_ms, int grace_ms, bool skip, struct rpc_reply *out);
 
 size_t
 rpc_call_many(struct rpc_pool *p, const char *const *addrs, size_t n,
@@ -586,7 +742,7 @@ rpc_call_many(struct rpc_pool *p, const char *const *addrs, size_t n,
     struct rpc_reply *out)
 {
 	return call_group(p, addrs, n, req, 0, need, timeout_ms, grace_ms,
-	    out);
+	    false, out);
 }
 
 size_t
@@ -594,13 +750,14 @@ rpc_call_each(struct rpc_pool *p, const char *const *addrs, size_t n,
     const struct buf *reqs, size_t need, int timeout_ms,
     struct rpc_reply *out)
 {
-	return call_group(p, addrs, n, reqs, 1, need, timeout_ms, 0, out);
+	return call_group(p, addrs, n, reqs, 1, need, timeout_ms, 0, false,
+	    out);
 }
 
 /* reqs[i * step] is the request for addrs[i]. */
 static struct rpc_group *
 group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
-    const struct buf *reqs, size_t step, int timeout_ms)
+    const struct buf *reqs, size_t step, int timeout_ms, bool skip)
 {
 	struct rpc_group *g = mem_calloc(1, sizeof(*g) + n * sizeof(g->calls[0]));
 	if (!g)
@@ -611,6 +768,7 @@ group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
 	g->key = p->key;
 	g->refs = 1;
 	g->n = n;
+	g->skip_suspects = skip;
 	for (size_t i = 0; i < n; i++) {
 		g->calls[i].g = g;
 		call_start(p, g, &g->calls[i], addrs[i], &reqs[i * step],
@@ -618,6 +776,31 @@ group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
 	}
 	deadline_in(&g->deadline, timeout_ms);
 	return g;
+}
+
+static bool
+ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec ||
+	    (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Calls of g still out to peers that may yet answer (g->lock held): not
+ * to one suspect after a timeout.  A peer merely slow to answer is probed
+ * (peer_health) and waited for until the probe says; a call to a peer
+ * whose connection is down goes out when it is back. */
+static size_t
+pending_hopeful(struct rpc_group *g)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		struct call *c = &g->calls[i];
+		if (!c->done) {
+			peer_health(c->peer);
+			n += !atomic_load(&c->peer->suspect);
+		}
+	}
+	return n;
 }
 
 static size_t
@@ -631,12 +814,20 @@ group_finish(struct rpc_group *g, size_t need, int grace_ms,
 		out[i].rc = -ENOMEM;
 	}
 
-	/* Wait for enough answers, then a little grace for the rest. */
-	struct timespec dl = g->deadline;
+	/* Wait for enough answers (or until the peers still out cannot make
+	 * them up: suspects do not count), then a little grace for the rest. */
+	struct timespec dl = g->deadline, tick;
 	pthread_mutex_lock(&g->lock);
-	while (g->pending > 0 && g->ok < need)
-		if (pthread_cond_timedwait(&g->cv, &g->lock, &dl) == ETIMEDOUT)
+	deadline_in(&tick, SLOW_MS);
+	while (g->pending > 0 && g->ok < need) {
+		bool last = !g->skip_suspects || ts_before(&dl, &tick);
+		if (pthread_cond_timedwait(&g->cv, &g->lock, last ? &dl : &tick) !=
+		    ETIMEDOUT)
+			continue;
+		if (last || g->ok + pending_hopeful(g) < need)
 			break;
+		deadline_in(&tick, TICK_MS);
+	}
 	if (g->pending > 0 && g->ok >= need && grace_ms > 0) {
 		deadline_in(&dl, grace_ms);
 		while (g->pending > 0)
@@ -690,9 +881,10 @@ group_finish(struct rpc_group *g, size_t need, int grace_ms,
 static size_t
 call_group(struct rpc_pool *p, const char *const *addrs, size_t n,
     const struct buf *reqs, size_t step, size_t need, int timeout_ms,
-    int grace_ms, struct rpc_reply *out)
+    int grace_ms, bool skip, struct rpc_reply *out)
 {
-	struct rpc_group *g = group_start(p, addrs, n, reqs, step, timeout_ms);
+	struct rpc_group *g =
+	    group_start(p, addrs, n, reqs, step, timeout_ms, skip);
 	if (!g) {
 		for (size_t i = 0; i < n; i++) {
 			memset(&out[i], 0, sizeof(out[i]));
@@ -707,7 +899,7 @@ struct rpc_group *
 rpc_start_each(struct rpc_pool *p, const char *const *addrs, size_t n,
     const struct buf *reqs, int timeout_ms)
 {
-	return group_start(p, addrs, n, reqs, 1, timeout_ms);
+	return group_start(p, addrs, n, reqs, 1, timeout_ms, false);
 }
 
 size_t
@@ -720,6 +912,14 @@ int
 rpc_call(struct rpc_pool *p, const char *addr, const struct buf *req,
     int timeout_ms, struct rpc_reply *out)
 {
-	rpc_call_many(p, &addr, 1, req, 1, timeout_ms, 0, out);
+	call_group(p, &addr, 1, req, 0, 1, timeout_ms, 0, false, out);
+	return out->rc;
+}
+
+int
+rpc_call_or_skip(struct rpc_pool *p, const char *addr, const struct buf *req,
+    int timeout_ms, struct rpc_reply *out)
+{
+	call_group(p, &addr, 1, req, 0, 1, timeout_ms, 0, true, out);
 	return out->rc;
 }

@@ -50,6 +50,12 @@ void rpc_pool_cancel(struct rpc_pool *p);
  * whatever the result. */
 int rpc_call(struct rpc_pool *p, const char *addr, const struct buf *req,
     int timeout_ms, struct rpc_reply *out);
+/* The same for a caller with other peers to try: it stops waiting
+ * (DYN_ETIMEDOUT) as soon as the peer is suspect (rpc_peer_health), a few
+ * hundred ms for a frozen one, instead of at the timeout.  The peer may
+ * still act on the request later. */
+int rpc_call_or_skip(struct rpc_pool *p, const char *addr,
+    const struct buf *req, int timeout_ms, struct rpc_reply *out);
 
 /*
  * Send the same request to n peers in parallel.  Returns when `need` of them
@@ -82,21 +88,23 @@ size_t rpc_finish(struct rpc_group *g, size_t need, struct rpc_reply *out);
 void rpc_reply_fini(struct rpc_reply *r);
 
 /*
- * Reachability, as the pool sees it: a peer is unusable while its
- * connection is down (nng's pipe events: a crashed process is noticed at
- * once), for a second after a call to it timed out (rpc_peer_suspect, also
- * done by the pool itself), or while a test blocks it.  A peer never
- * contacted counts as usable.  Calls to a blocked peer fail at once with
- * DYN_EUNREACH; other calls are still attempted whatever the state, so a
- * caller decides whether to skip a peer.
+ * Reachability, as the pool sees it.  A peer is gone while its connection
+ * is down (nng's pipe events: a crashed process is noticed at once) or
+ * while a test blocks it; suspect while calls to it wait with nothing
+ * heard from it for a moment (a frozen or overloaded process: a ping then
+ * asks), and after a call or ping to it timed out, until it answers again;
+ * else OK.  A peer never contacted is OK.  Calls to a blocked peer fail at
+ * once with DYN_EUNREACH; other calls are attempted whatever the state, so
+ * a caller decides whom to skip (rpc_call_or_skip stops waiting for a
+ * peer once it is suspect).
  */
-bool rpc_peer_usable(struct rpc_pool *p, const char *addr);
-/* The same, finer: a suspected peer may only be slow (a coordinator asks
- * it when nobody better is left); a gone one (down or blocked) is not
- * asked at all. */
 enum rpc_health { RPC_PEER_OK, RPC_PEER_SUSPECT, RPC_PEER_GONE };
 enum rpc_health rpc_peer_health(struct rpc_pool *p, const char *addr);
-void rpc_peer_suspect(struct rpc_pool *p, const char *addr);
+/* rpc_peer_health(...) == RPC_PEER_OK */
+bool rpc_peer_usable(struct rpc_pool *p, const char *addr);
+/* The name sent with this pool's pings (a node's: a peer cut off from it
+ * by fault injection drops them, as its other requests). */
+void rpc_pool_set_name(struct rpc_pool *p, const char *name);
 /* Fault injection: cut this process off from addr (or heal it). */
 void rpc_peer_block(struct rpc_pool *p, const char *addr, bool blocked);
 void rpc_unblock_all(struct rpc_pool *p);

@@ -470,8 +470,10 @@ coord_put(struct node *n, const struct coord_req *rq,
 		int s = standin_take(&si, RPC_PEER_OK);
 		if (s < 0 && mh[m] == RPC_PEER_SUSPECT) {
 			/* No healthy stand-in: the replica itself, though
-			 * suspected, is the best there is. */
+			 * suspected, is the best there is; a hint here too, in
+			 * case it does not answer. */
 			d[nd++] = (struct dest){rp.addr[missed[m]], name, NULL, 0};
+			self_hints[nself_hints++] = name;
 			continue;
 		}
 		if (s < 0)

@@ -200,7 +200,9 @@ maybe_forward(struct node *n, const struct wire_msg *m,
 		if (!rpc_peer_usable(n->pool, rp.addr[i]))
 			continue;
 		struct rpc_reply r = {0};
-		rc = rpc_call(n->pool, rp.addr[i], &b, n->cfg.timeout_ms, &r);
+		/* Another replica, or this node, can do it instead. */
+		rc = rpc_call_or_skip(n->pool, rp.addr[i], &b, n->cfg.timeout_ms,
+		    &r);
 		if (rc == 0) {
 			const uint8_t *p;
 			size_t len;
@@ -578,6 +580,9 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 	if (from_blocked(n, m))
 		return SERVER_DROP;
 	switch (m->type) {
+	case WIRE_PING_REQ:
+		wire_begin(out, WIRE_PING_RESP, 0, m->reqid);
+		return wire_seal(out, &n->cfg.key);
 	case WIRE_FAULT_REQ:
 		return handle_fault(n, m, out);
 	case WIRE_GET_REQ:
@@ -728,6 +733,7 @@ node_start(const struct node_config *c, struct node **out)
 	atomic_store(&n->next_reqid, seed);
 	if ((rc = rpc_pool_new(&n->cfg.key, &n->pool)) != 0)
 		goto fail;
+	rpc_pool_set_name(n->pool, n->name);
 
 	/* Serve first (gossip handlers check n->gossip), then join. */
 	struct server_opts sv = {

@@ -394,3 +394,12 @@ harness_wait_ring(struct harness *h, int owners, int deadline_ms)
 		dyn_client_free(cl[i]);
 	return harness_now_ms() - t0;
 }
+
+void
+harness_start_cluster(struct harness *h, int n)
+{
+	harness_start_joined(h, 0, -1, NULL);
+	for (int i = 1; i < n; i++)
+		harness_start_joined(h, i, 0, NULL);
+	harness_wait_ring(h, n, 60000);
+}

@@ -48,6 +48,9 @@ void harness_start(struct harness *h, int i, const char *const *extra);
  * --seed), with the test gossip interval and extra args. */
 void harness_start_joined(struct harness *h, int i, int seed,
     const char *const *extra);
+/* Start nodes 0..n-1 as one cluster (node 0 first, the others joined
+ * through it) and wait until all n own partitions (deadline 60 s). */
+void harness_start_cluster(struct harness *h, int n);
 /* Poll every running node's ring until all hold the same stable ring
  * (no transfer pending) in which exactly `owners` members own partitions;
  * returns the milliseconds it took, or exits the test at the deadline. */

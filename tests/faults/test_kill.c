@@ -94,10 +94,7 @@ int
 main(void)
 {
 	harness_init(&h);
-	harness_start_joined(&h, 0, -1, NULL);
-	harness_start_joined(&h, 1, 0, NULL);
-	harness_start_joined(&h, 2, 0, NULL);
-	harness_wait_ring(&h, 3, 30000);
+	harness_start_cluster(&h, 3);
 	cl = harness_client(&h, 5000, 0, 1, 2, -1);
 
 	pthread_t th[WRITERS];

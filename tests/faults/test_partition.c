@@ -112,10 +112,7 @@ int
 main(void)
 {
 	harness_init(&h);
-	harness_start_joined(&h, 0, -1, NULL);
-	for (int i = 1; i < 5; i++)
-		harness_start_joined(&h, i, 0, NULL);
-	harness_wait_ring(&h, 5, 60000);
+	harness_start_cluster(&h, 5);
 	hist = history_new(&h.key);
 	struct dyn_client *all = harness_client(&h, 5000, 0, 1, 2, 3, 4, -1);
 

@@ -83,10 +83,7 @@ int
 main(void)
 {
 	harness_init(&h);
-	harness_start_joined(&h, 0, -1, NULL);
-	for (int i = 1; i < 4; i++)
-		harness_start_joined(&h, i, 0, NULL);
-	harness_wait_ring(&h, 4, 30000);
+	harness_start_cluster(&h, 4);
 	struct dyn_client *c = harness_client(&h, 5000, 0, 1, 2, 3, -1);
 	struct dyn_client *direct[3];
 	for (int i = 0; i < 3; i++)

@@ -118,10 +118,7 @@ main(void)
 	long long worst = 0;
 
 	harness_init(&h);
-	harness_start_joined(&h, 0, -1, NULL);
-	harness_start_joined(&h, 1, 0, NULL);
-	harness_start_joined(&h, 2, 0, NULL);
-	harness_wait_ring(&h, 3, 30000);
+	harness_start_cluster(&h, 3);
 
 	for (int c = 0; c < cycles; c++) {
 		if (c > 0) {

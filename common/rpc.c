@@ -22,8 +22,11 @@ enum { PEER_UNKNOWN, PEER_UP, PEER_DOWN };
  * elsewhere, and a ping (the probe) asks whether it is alive.  A probe
  * unanswered in PROBE_MS, or a call that timed out, makes it suspect until
  * it answers again (the probe repeats every PROBE_EVERY_MS), and a caller
- * waiting on a suspect peer stops waiting (group_finish).  So a frozen
- * peer costs about SLOW_MS + PROBE_MS once, not a timeout per request.
+ * waiting on a suspect peer may stop waiting (rpc_call_or_skip).  So a
+ * frozen peer costs about SLOW_MS + PROBE_MS once, not a timeout per
+ * request.  Both waits grow with the peer's usual answer time, as TCP's
+ * retransmission timeout does (srtt + 4 rttvar over its calls): a loaded
+ * peer that answers slowly is not taken for a frozen one.
  */
 #define SLOW_MS        100
 #define PROBE_MS       150
@@ -41,6 +44,7 @@ struct peer {
 	atomic_llong waiting_since; /* ms: when inflight last left 0 */
 	atomic_llong heard_ms;      /* ms: the last reply from the peer */
 	atomic_bool suspect;        /* until the peer answers again */
+	atomic_int srtt_ms, rttvar_ms; /* answer time: smoothed, variation */
 	atomic_bool probing;        /* the probe runs (probe_cb) */
 	struct rpc_pool *pool;
 	nng_aio *probe_aio;   /* the ping's send and receive */
@@ -317,6 +321,25 @@ rpc_pool_set_name(struct rpc_pool *p, const char *name)
 
 static void call_check_closed(struct rpc_pool *p, nng_aio *aio);
 
+/* floor, or the peer's usual answer time with its variation if longer. */
+static int
+peer_wait_ms(struct peer *pe, int floor)
+{
+	int rto = atomic_load(&pe->srtt_ms) + 4 * atomic_load(&pe->rttvar_ms);
+	return rto > floor ? rto : floor;
+}
+
+/* A call answered after ms: fold it into the peer's answer time (RFC 6298
+ * gains; concurrent updates may lose a sample, which is fine). */
+static void
+peer_rtt_sample(struct peer *pe, int ms)
+{
+	int srtt = atomic_load(&pe->srtt_ms), var = atomic_load(&pe->rttvar_ms);
+	int d = ms > srtt ? ms - srtt : srtt - ms;
+	atomic_store(&pe->rttvar_ms, var + (d - var) / 4);
+	atomic_store(&pe->srtt_ms, srtt + (ms - srtt) / 8);
+}
+
 /* Send the probe's ping (probe_cb goes on from there). */
 static void
 probe_send(struct peer *pe)
@@ -338,7 +361,7 @@ probe_send(struct peer *pe)
 		return;
 	}
 	pe->probe_step = PROBE_SEND;
-	nng_aio_set_timeout(pe->probe_aio, PROBE_MS);
+	nng_aio_set_timeout(pe->probe_aio, peer_wait_ms(pe, PROBE_MS));
 	nng_aio_set_msg(pe->probe_aio, msg);
 	nng_ctx_send(pe->probe_ctx, pe->probe_aio);
 	call_check_closed(p, pe->probe_aio);
@@ -413,7 +436,7 @@ peer_health(struct peer *pe)
 		long long heard = atomic_load(&pe->heard_ms);
 		if (heard > since)
 			since = heard;
-		if (mono_ms() - since > SLOW_MS) {
+		if (mono_ms() - since > peer_wait_ms(pe, SLOW_MS)) {
 			probe_start(pe);
 			return RPC_PEER_SUSPECT;
 		}
@@ -506,6 +529,7 @@ struct call {
 	bool aio_done; /* finished while the caller waited: caller frees */
 	struct peer *peer;
 	uint64_t reqid;
+	long long sent_ms;
 	struct rpc_reply res;
 	struct call *anext, *aprev; /* the pool's active list (p->lock) */
 	bool listed;
@@ -657,8 +681,10 @@ call_cb(void *arg)
 	if (rv == NNG_ECANCELED)
 		rv = NNG_ECLOSED; /* only rpc_pool_cancel cancels */
 	if (rv == 0) {
-		atomic_store(&c->peer->heard_ms, mono_ms());
+		long long now = mono_ms();
+		atomic_store(&c->peer->heard_ms, now);
 		atomic_store(&c->peer->suspect, false);
+		peer_rtt_sample(c->peer, (int)(now - c->sent_ms));
 	}
 	call_done(c, rv == 0 ? 0 : err_from_nng(rv),
 	    rv == 0 ? nng_aio_get_msg(c->aio) : NULL);
@@ -719,8 +745,9 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 	pthread_mutex_unlock(&p->lock);
 	c->sending = true;
 	c->reqid = be_get_u64(req->data + 8);
+	c->sent_ms = mono_ms();
 	if (atomic_fetch_add(&pe->inflight, 1) == 0)
-		atomic_store(&pe->waiting_since, mono_ms());
+		atomic_store(&pe->waiting_since, c->sent_ms);
 	pthread_mutex_lock(&g->lock);
 	g->pending++;
 	g->refs++;

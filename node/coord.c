@@ -162,10 +162,10 @@ health(struct node *n, const char *addr)
 }
 
 /*
- * Whom a get asks: the first read_count healthy nodes of the walk (the
- * preference list, a stand-in for each member of it that is down: sloppy
- * quorum); the other nodes' addresses go to addrs, *self tells whether
- * this node is one of them.  When too few are healthy, suspected nodes
+ * Whom a get asks: the first `count` healthy nodes of the walk (the
+ * preference list, with a transfer's new replicas, and a stand-in for each
+ * member of it that is down: sloppy quorum); the other nodes' addresses go
+ * to addrs, *self tells whether this node is one of them.  When too few are healthy, suspected nodes
  * (a call to them timed out lately) are asked too: slow, maybe, but a get
  * that waits for them beats one refused for want of answers.
  */
@@ -173,12 +173,10 @@ static size_t
 read_set(struct node *n, const struct replicas *rp, const char **addrs,
     bool *self)
 {
-	size_t k = 0, want = rp->read_count, got = 0, nslow = 0;
+	size_t k = 0, want = rp->count, got = 0, nslow = 0;
 	uint32_t total = rp->count + rp->ext_count, slow[REPLICAS_MAX];
 	*self = false;
 	for (uint32_t i = 0; i < total && got < want; i++) {
-		if (i >= rp->read_count && i < rp->count)
-			continue; /* a transfer's new replicas: not read yet */
 		if (is_self(n, rp->name[i])) {
 			*self = true;
 			got++;
@@ -255,7 +253,10 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 	int rc = gossip_replicas(n->gossip, &rq->pos, &rp);
 	if (rc)
 		return rc;
-	uint32_t r = clamp(rq->r, rp.s.r, rp.read_count);
+	/* During a transfer, one more answer per new replica (as a put waits
+	 * for one more ack: coord_put), whatever ring the writer had. */
+	uint32_t r = clamp(rq->r, rp.s.r, rp.read_count) +
+	    (rp.count - rp.read_count);
 	bool self_reads = false;
 	const char *addrs[REPLICAS_MAX];
 	size_t na = read_set(n, &rp, addrs, &self_reads);
@@ -425,7 +426,14 @@ coord_put(struct node *n, const struct coord_req *rq,
 	int rc = gossip_replicas(n->gossip, &rq->pos, &rp);
 	if (rc)
 		return rc;
-	uint32_t w = clamp(rq->w, rp.s.w, rp.count);
+	/* During a transfer (count > read_count: P new replicas beside the
+	 * current ones) a put waits for W + P acks and a get for R + P
+	 * answers: any W + P (R + P) of the N + P nodes include W (R) of the
+	 * current list and of the next, so a write is read back whichever
+	 * ring each side has, the old, the pending or the committed one
+	 * (Cassandra's rule for pending ranges, on reads too). */
+	uint32_t w = clamp(rq->w, rp.s.w, rp.read_count);
+	w += rp.count - rp.read_count;
 
 	struct put_arg a = {
 		.ctx = ctx,

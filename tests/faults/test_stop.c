@@ -1,10 +1,11 @@
 /*
  * Stopping is bounded, whatever the peers do:
  *   A. three nodes under a put/get load get SIGTERM at once: each exits 0
- *      within 2 s (STOP_CYCLES cycles, default 8);
+ *      within 2 s (STOP_CYCLES cycles, default 5 to keep CI short; the
+ *      issue's 20 with STOP_CYCLES=20);
  *   B. one node under load whose two peers are frozen (SIGSTOP), so its
  *      calls to them are in flight, gets SIGTERM: it exits 0 within 2 s
- *      (FROZEN_CYCLES cycles, default 3); the peers go on after SIGCONT.
+ *      (FROZEN_CYCLES cycles, default 2); the peers go on after SIGCONT.
  * Each exit is timed from the signal to the reaped process; the slowest
  * is printed.  Not in faults-quick (so not under ASan): a sanitized node
  * is slower than the 2 s bound on this 2-core machine, and LSan reports an
@@ -111,8 +112,8 @@ env_int(const char *name, int dflt)
 int
 main(void)
 {
-	int cycles = env_int("STOP_CYCLES", 8);
-	int frozen = env_int("FROZEN_CYCLES", 3);
+	int cycles = env_int("STOP_CYCLES", 5);
+	int frozen = env_int("FROZEN_CYCLES", 2);
 	pthread_t t[LOADERS];
 	struct load l[LOADERS];
 	long long worst = 0;

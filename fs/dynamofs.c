@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "err.h"
@@ -92,6 +93,9 @@ usage(const char *prog)
 	    "  -o log_level=LEVEL   debug, info, warn, error (default "
 	    "warn)\n"
 	    "\n"
+	    "Permissions are checked against the stored owners and modes; a "
+	    "mount made\n"
+	    "by root serves every user (allow_other).\n"
 	    "Unmount with `fusermount3 -u MOUNTPOINT`, or SIGINT/SIGTERM.\n"
 	    "\n",
 	    prog, DEFAULT_TIMEOUT_MS);
@@ -298,8 +302,13 @@ main(int argc, char **argv)
 	    parse_size_opt("cache_size", c.cache_size, 1u << 20, UINT32_MAX,
 	                   &cfg.cache_size) != 0)
 		goto out;
-	/* The kernel checks permissions against the stored modes. */
-	if (fuse_opt_add_arg(&args, "-odefault_permissions") != 0 ||
+	/* The kernel checks permissions against the stored owners and modes;
+	 * a mount made by root serves every user (as NFS, CephFS and
+	 * GlusterFS mounts do), one made by a user only that user (FUSE's
+	 * allow_other needs user_allow_other in /etc/fuse.conf for them). */
+	if ((geteuid() == 0 &&
+	        fuse_opt_add_arg(&args, "-oallow_other") != 0) ||
+	    fuse_opt_add_arg(&args, "-odefault_permissions") != 0 ||
 	    fuse_opt_add_arg(&args, "-ofsname=dynamofs") != 0 ||
 	    fuse_opt_add_arg(&args, "-osubtype=dynamofs") != 0)
 		goto out;

@@ -19,6 +19,23 @@ wait_until 20 is_mounted "$M"
 echo hello > "$M/x"
 expect_eq "read" "$(cat "$M/x")" "hello"
 
+step "a root mount serves every user; the kernel checks the stored modes"
+if [ "$(id -u)" = 0 ] && command -v runuser > /dev/null; then
+	chmod o+x "$T" # only to reach the mount point
+	echo public > "$M/pub"
+	chmod 644 "$M/pub"
+	expect_eq "nobody reads a 0644 file" \
+		"$(runuser -u nobody -- cat "$M/pub")" "public"
+	runuser -u nobody -- sh -c "echo x > '$M/pub'" 2> /dev/null &&
+		fail "nobody wrote a root-owned 0644 file"
+	runuser -u nobody -- touch "$M/new" 2> /dev/null &&
+		fail "nobody created a file in a root-owned 0755 directory"
+	expect_eq "unchanged" "$(cat "$M/pub")" "public"
+	rm "$M/pub"
+else
+	log "skipped: needs root and runuser"
+fi
+
 step "node down: calls fail after the timeout, never hang"
 kill "${NODE_PIDS[0]}"
 wait "${NODE_PIDS[0]}" || true

@@ -14,6 +14,8 @@
 #include "err.h"
 #include "keypos.h"
 #include "ring.h"
+#include "vset.h"
+#include "wire.h"
 
 static struct harness *active;
 static bool failed_exit = true;
@@ -402,4 +404,37 @@ harness_start_cluster(struct harness *h, int n)
 	for (int i = 1; i < n; i++)
 		harness_start_joined(h, i, 0, NULL);
 	harness_wait_ring(h, n, 60000);
+}
+
+bool
+harness_converged(struct harness *h, struct dyn_client *any, const char *key)
+{
+	char addrs[16][128];
+	size_t na = 0;
+	if (dyn_preflist(any, key, strlen(key), addrs, 3, &na) != 0)
+		return false;
+	struct vset first;
+	vset_init(&first);
+	bool same = true;
+	for (size_t i = 0; i < na && same; i++) {
+		const char *a = addrs[i];
+		struct dyn_client_opts o = {.nodes = &a, .nnodes = 1,
+		    .key = h->key, .timeout_ms = 5000, .no_routing = true};
+		struct dyn_client *d;
+		CHECK_RC(dyn_client_new(&o, &d), 0);
+		struct dyn_req_opts lo = {.flags = WIRE_F_LOCAL};
+		struct dyn_get_result r;
+		int rc = dyn_get(d, key, strlen(key), &lo, &r);
+		if (rc != 0 && rc != -ENOENT)
+			same = false; /* not answering: not known to be equal */
+		else if (i == 0)
+			vset_copy(&first, &r.versions);
+		else
+			same = vset_contains(&first, &r.versions) &&
+			    vset_contains(&r.versions, &first);
+		dyn_get_result_fini(&r);
+		dyn_client_free(d);
+	}
+	vset_fini(&first);
+	return same;
 }

@@ -81,6 +81,10 @@ uint32_t harness_replicas(const struct ring *r, uint32_t nrep,
 void harness_put(struct dyn_client *c, const char *key, const char *val);
 /* Read key and delete every version read (it must exist). */
 void harness_delete_seen(struct dyn_client *c, const char *key);
+/* Do all N = 3 owners of key (by any's ring) hold the same versions, each
+ * read alone?  False also when one does not answer. */
+bool harness_converged(struct harness *h, struct dyn_client *any,
+    const char *key);
 /* Print the tail of every node's log (on failure). */
 void harness_dump_logs(struct harness *h);
 /* Monotonic milliseconds. */

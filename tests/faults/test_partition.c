@@ -76,38 +76,6 @@ cut(int node, const char *const *others, size_t n)
 	dyn_client_free(d);
 }
 
-/* Do all N owners of key hold the same versions (each read alone)? */
-static bool
-converged(struct dyn_client *any, const char *key)
-{
-	char addrs[16][128];
-	size_t na = 0;
-	CHECK_RC(dyn_preflist(any, key, strlen(key), addrs, 3, &na), 0);
-	struct vset first;
-	vset_init(&first);
-	bool same = true;
-	for (size_t i = 0; i < na && same; i++) {
-		const char *a = addrs[i];
-		struct dyn_client_opts o = {.nodes = &a, .nnodes = 1,
-		    .key = h.key, .timeout_ms = 5000, .no_routing = true};
-		struct dyn_client *d;
-		CHECK_RC(dyn_client_new(&o, &d), 0);
-		struct dyn_req_opts lo = {.flags = WIRE_F_LOCAL};
-		struct dyn_get_result r;
-		int rc = dyn_get(d, key, strlen(key), &lo, &r);
-		CHECK(rc == 0 || rc == -ENOENT);
-		if (i == 0)
-			vset_copy(&first, &r.versions);
-		else
-			same = vset_contains(&first, &r.versions) &&
-			    vset_contains(&r.versions, &first);
-		dyn_get_result_fini(&r);
-		dyn_client_free(d);
-	}
-	vset_fini(&first);
-	return same;
-}
-
 int
 main(void)
 {
@@ -197,13 +165,13 @@ main(void)
 		pending = 0;
 		for (int k = 0; k < NKEYS; k++) {
 			snprintf(key, sizeof(key), "part/%d", k);
-			pending += !converged(all, key);
+			pending += !harness_converged(&h, all, key);
 		}
 		for (int k = 0; k < 10; k++) {
 			snprintf(key, sizeof(key), "gone/%d", k);
-			pending += !converged(all, key);
+			pending += !harness_converged(&h, all, key);
 			snprintf(key, sizeof(key), "late/%d", k);
-			pending += !converged(all, key);
+			pending += !harness_converged(&h, all, key);
 		}
 		if (pending == 0)
 			break;

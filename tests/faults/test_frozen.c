@@ -2,8 +2,8 @@
  * A frozen replica is routed around: three nodes serve a paced load of
  * FROZEN_OPS ops/s (default 200: puts and gets of keys every node
  * replicates, through one client that routes by the ring); after a steady
- * spell one node is frozen (SIGSTOP) for FREEZE_MS (default 20 s), then
- * thawed.  Over the whole run:
+ * spell one node is frozen (SIGSTOP) for FREEZE_MS (default 10 s to keep
+ * CI short; the issue's 20 s with FREEZE_MS=20000), then thawed.  Over the whole run:
  *   - no operation fails;
  *   - no second completes fewer than half the steady ops/s;
  *   - p99 latency is at most 300 ms (the timeout may be paid once per
@@ -104,7 +104,7 @@ int
 main(void)
 {
 	int rate = env_int("FROZEN_OPS", 200);
-	int freeze_ms = env_int("FREEZE_MS", 20000);
+	int freeze_ms = env_int("FREEZE_MS", 10000);
 	period_ms = 1000 * LOADERS / rate;
 
 	harness_init(&h);

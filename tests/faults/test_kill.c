@@ -15,7 +15,7 @@
 #include "wire.h"
 
 #define WRITERS  4
-#define LOAD_MS  30000
+#define LOAD_MS  18000
 #define MAX_KEYS 200000
 
 static struct harness h;

@@ -3,7 +3,8 @@
  * FROZEN_OPS ops/s (default 200: puts and gets of keys every node
  * replicates, through one client that routes by the ring); after a steady
  * spell one node is frozen (SIGSTOP) for FREEZE_MS (default 10 s to keep
- * CI short; the issue's 20 s with FREEZE_MS=20000), then thawed.  Over the whole run:
+ * CI short; the issue's 20 s with FREEZE_MS=20000), then thawed.  Over
+ * the whole run:
  *   - no operation fails;
  *   - no second completes fewer than half the steady ops/s;
  *   - p99 latency is at most 300 ms (the timeout may be paid once per

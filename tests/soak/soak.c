@@ -123,6 +123,7 @@ victim(void)
 int
 main(void)
 {
+	setvbuf(stdout, NULL, _IOLBF, 0); /* the schedule as it runs */
 	int seconds = env_int("SOAK_SECONDS", 600);
 	rng = (uint32_t)env_int("SOAK_SEED", 20261202) | 1u;
 	harness_init(&h);

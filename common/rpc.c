@@ -72,7 +72,8 @@ struct rpc_pool {
 	size_t detached;   /* calls left running by their caller */
 	pthread_cond_t idle; /* detached went to 0 */
 	struct call *active; /* every call started and not done */
-	bool closed;         /* rpc_pool_cancel ran */
+	bool closed;         /* rpc_pool_cancel or _free ran: no new calls,
+	                        no new pings */
 	char from[64];       /* F_FROM of probes ("": none) */
 	atomic_ullong probe_reqid;
 };
@@ -319,6 +320,15 @@ rpc_pool_set_name(struct rpc_pool *p, const char *name)
 	snprintf(p->from, sizeof(p->from), "%s", name);
 }
 
+static bool
+pool_closed(struct rpc_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	bool closed = p->closed;
+	pthread_mutex_unlock(&p->lock);
+	return closed;
+}
+
 static void call_check_closed(struct rpc_pool *p, nng_aio *aio);
 
 /* floor, or the peer's usual answer time with its variation if longer. */
@@ -397,12 +407,9 @@ probe_cb(void *arg)
 		atomic_store(&pe->probing, false);
 		return;
 	}
-	pthread_mutex_lock(&p->lock);
-	bool closed = p->closed;
-	pthread_mutex_unlock(&p->lock);
 	/* A peer that is gone is noticed coming back by its pipe (and the
 	 * ping found no connection to go out on: no verdict on the peer). */
-	if (closed || atomic_load(&pe->blocked) ||
+	if (pool_closed(p) || atomic_load(&pe->blocked) ||
 	    atomic_load(&pe->state) == PEER_DOWN) {
 		atomic_store(&pe->probing, false);
 		return;
@@ -587,10 +594,7 @@ call_unlist(struct rpc_pool *p, struct call *c)
 static void
 call_check_closed(struct rpc_pool *p, nng_aio *aio)
 {
-	pthread_mutex_lock(&p->lock);
-	bool closed = p->closed;
-	pthread_mutex_unlock(&p->lock);
-	if (closed)
+	if (pool_closed(p))
 		nng_aio_cancel(aio);
 }
 
@@ -845,7 +849,8 @@ group_finish(struct rpc_group *g, size_t need, int grace_ms,
 	 * them up: suspects do not count), then a little grace for the rest. */
 	struct timespec dl = g->deadline, tick;
 	pthread_mutex_lock(&g->lock);
-	deadline_in(&tick, SLOW_MS);
+	if (g->skip_suspects)
+		deadline_in(&tick, SLOW_MS); /* the first look at the peers */
 	while (g->pending > 0 && g->ok < need) {
 		bool last = !g->skip_suspects || ts_before(&dl, &tick);
 		if (pthread_cond_timedwait(&g->cv, &g->lock, last ? &dl : &tick) !=

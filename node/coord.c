@@ -165,9 +165,10 @@ health(struct node *n, const char *addr)
  * Whom a get asks: the first `count` healthy nodes of the walk (the
  * preference list, with a transfer's new replicas, and a stand-in for each
  * member of it that is down: sloppy quorum); the other nodes' addresses go
- * to addrs, *self tells whether this node is one of them.  When too few are healthy, suspected nodes
- * (a call to them timed out lately) are asked too: slow, maybe, but a get
- * that waits for them beats one refused for want of answers.
+ * to addrs, *self tells whether this node is one of them.  When too few are
+ * healthy, suspect ones (silent lately: rpc_peer_health) are asked too:
+ * slow, maybe, but a get that waits for them beats one refused for want of
+ * answers.
  */
 static size_t
 read_set(struct node *n, const struct replicas *rp, const char **addrs,

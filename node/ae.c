@@ -25,7 +25,6 @@
 /* Tombstones purged, or stray records swept, per round at most. */
 #define AE_PURGE_MAX 1024
 #define AE_SWEEP_MAX 1024
-/* A peer's answer to a purge check (its hint scan may take a while). */
 
 struct ae {
 	struct node *node;

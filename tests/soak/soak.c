@@ -4,7 +4,9 @@
  *
  * For SOAK_SECONDS (default 600) four clients get and put keys soak/0..199
  * through every node (each acknowledged put goes to the history checker,
- * history.h), while one fault at a time, chosen at random (seed
+ * history.h), and a writer changes files on a dynamofs mount of the
+ * cluster beside a model (files.h), while one fault at a time, chosen at
+ * random (seed
  * SOAK_SEED), hits the cluster:
  *   kill     kill -9 of a node, restarted 2-6 s later;
  *   freeze   SIGSTOP of a node for 2-8 s, then SIGCONT;
@@ -15,7 +17,11 @@
  * Then everything heals and every node runs; the program waits until every
  * replica of every key holds the same versions and checks:
  *   - every acknowledged put is present or superseded (none lost);
- *   - every replica equal (measured: how long convergence took).
+ *   - every replica equal (measured: how long convergence took);
+ *   - on a fresh mount, every file's versions are contents written to it,
+ *     the last acknowledged one or a later one among them.
+ * The nodes collect garbage blobs and purge tombstones with short grace
+ * periods (30 s), so the collector runs under the faults too.
  * Puts and gets that fail during faults are counted, not errors: a client
  * on the minority side of a split cannot gather W.  Exit 0 when nothing
  * was lost and everything converged.
@@ -28,6 +34,7 @@
 #include <sys/wait.h>
 
 #include "err.h"
+#include "files.h"
 #include "harness.h"
 #include "history.h"
 #include "mem.h"
@@ -35,6 +42,11 @@
 #define NODES   5 /* n0..n4; n5 joins */
 #define NKEYS   200
 #define CLIENTS 4
+
+/* Every node, also when it restarts: the collector and the purge with
+ * short grace periods, so they run under the faults. */
+static const char *const node_opts[] = {"--gc-interval", "5000",
+    "--gc-grace", "30000", "--tombstone-grace", "30000", NULL};
 
 static struct harness h;
 static struct history *hist;
@@ -126,10 +138,19 @@ main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0); /* the schedule as it runs */
 	int seconds = env_int("SOAK_SECONDS", 600);
 	rng = (uint32_t)env_int("SOAK_SEED", 20261202) | 1u;
+	const char *dynamofs = getenv("DYNAMOFS");
+	if (!dynamofs) {
+		fprintf(stderr, "soak: set DYNAMOFS to the dynamofs binary\n");
+		return 2;
+	}
 	harness_init(&h);
-	harness_start_cluster(&h, NODES);
+	harness_start_joined(&h, 0, -1, node_opts);
+	for (int i = 1; i < NODES; i++)
+		harness_start_joined(&h, i, 0, node_opts);
+	harness_wait_ring(&h, NODES, 60000);
 	hist = history_new(&h.key);
 	printf("soak: %d nodes, %d s, seed %u\n", NODES, seconds, rng);
+	files_start(&h, NODES, dynamofs, rng);
 
 	pthread_t t[CLIENTS];
 	for (int i = 0; i < CLIENTS; i++)
@@ -152,7 +173,7 @@ main(void)
 		if (f == 0) {
 			harness_stop(&h, v, SIGKILL);
 			harness_pause_ms(2000 + (int)rnd(4000));
-			harness_start_joined(&h, v, 0, NULL);
+			harness_start_joined(&h, v, 0, node_opts);
 			printf("%4llds kill -9 n%d, restarted\n", at, v);
 		} else if (f == 1) {
 			int ms = 2000 + (int)rnd(6000);
@@ -184,11 +205,11 @@ main(void)
 		} else if (f == 3) {
 			harness_stop(&h, v, SIGTERM);
 			harness_wipe(&h, v);
-			harness_start_joined(&h, v, 0, NULL);
+			harness_start_joined(&h, v, 0, node_opts);
 			wiped = true;
 			printf("%4llds wiped n%d, restarted empty\n", at, v);
 		} else if (f == 4) {
-			harness_start_joined(&h, NODES, 0, NULL);
+			harness_start_joined(&h, NODES, 0, node_opts);
 			joined = true;
 			printf("%4llds n%d joined\n", at, NODES);
 		} else {
@@ -210,6 +231,7 @@ main(void)
 	atomic_store(&stop, true);
 	for (int i = 0; i < CLIENTS; i++)
 		pthread_join(t[i], NULL);
+	files_stop();
 	printf("faults:");
 	for (int f = 0; f < 6; f++)
 		printf(" %s %d", what[f], counts[f]);
@@ -253,7 +275,17 @@ main(void)
 	    hc.acknowledged, hc.present, hc.superseded, hc.lost);
 	dyn_client_free(all);
 	history_free(hist);
-	bool ok = hc.lost == 0 && pending == 0 && hc.acknowledged > 0;
+	struct files_counts fc;
+	bool files_ok = files_check(&fc);
+	printf("files: %zu steps, %zu acknowledged, %zu failed during faults, "
+	       "%zu stale reads, %zu siblings seen, %zu uncertain\n",
+	    fc.steps, fc.acked, fc.failed, fc.stale, fc.siblings_seen,
+	    fc.uncertain);
+	printf("files on a fresh mount: %zu files, %zu versions, %zu lost, "
+	       "%zu never written\n", fc.files, fc.versions, fc.lost,
+	    fc.foreign);
+	bool ok = hc.lost == 0 && pending == 0 && hc.acknowledged > 0 &&
+	    files_ok;
 	printf("soak: %s\n", ok ? "ok" : "FAILED");
 	return ok ? 0 : 1;
 }

@@ -684,3 +684,27 @@ dyn_fault(struct dyn_client *c, size_t i, const char *const *names, size_t n)
 	rpc_reply_fini(&reply);
 	return rc;
 }
+
+int
+dyn_echo(struct dyn_client *c, size_t i, const void *data, size_t len)
+{
+	if (i >= c->nnodes || len > WIRE_MAX_VALUE)
+		return -EINVAL;
+	struct buf b;
+	buf_init(&b);
+	begin_req(c, &b, WIRE_PING_REQ, 0);
+	if (len)
+		wire_put(&b, F_VALUE, data, len);
+	struct rpc_reply reply = {0};
+	int rc = wire_seal(&b, &c->key);
+	if (rc == 0)
+		rc = call(c, i, &b, WIRE_PING_RESP, &reply);
+	buf_fini(&b);
+	if (rc == 0 && len) {
+		const struct wire_field *f = wire_find(&reply.m, F_VALUE);
+		if (!f || f->len != len || memcmp(f->data, data, len) != 0)
+			rc = DYN_EBADMSG;
+	}
+	rpc_reply_fini(&reply);
+	return rc;
+}

@@ -157,6 +157,12 @@ int dyn_preflist(struct dyn_client *c, const void *key, size_t klen,
 int dyn_fault(struct dyn_client *c, size_t i, const char *const *names,
     size_t n);
 
+/* An echo through the node at index i: data (len bytes, may be 0) comes
+ * back as sent.  The node does nothing but check the message: the
+ * transport floor dynamo-bench --echo measures.  DYN_EBADMSG when the
+ * answer differs. */
+int dyn_echo(struct dyn_client *c, size_t i, const void *data, size_t len);
+
 /* Status of the node at index i of the client's list. */
 int dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out);
 void dyn_status_fini(struct dyn_status *s);

@@ -67,7 +67,8 @@ enum wire_type {
 	WIRE_GC_FILTER_RESP, /* F_EPOCH F_GRACE F_BADREFS [F_BLOOM] */
 	WIRE_COMPACT_REQ,    /* compact the node's data file now */
 	WIRE_COMPACT_RESP,   /* F_STATUS F_BEFORE F_AFTER F_DURATION */
-	WIRE_PING_REQ,       /* [F_FROM]: are you there? (rpc.c's prober) */
+	WIRE_PING_REQ,       /* [F_FROM] [F_VALUE]: are you there? (rpc.c's
+	                      * prober), or an echo of F_VALUE */
 	WIRE_PING_RESP,
 	WIRE_TYPE_END,
 };

@@ -123,6 +123,7 @@ struct bench_cfg {
 	bool preload;
 	bool no_routing;
 	bool blob; /* blobs: content-addressed puts and gets */
+	bool echo; /* echoes: the transport floor */
 	bool quiet;
 	const char *prefix;
 	uint64_t seed;
@@ -399,6 +400,16 @@ op_blob_put(struct worker *w, uint64_t id, bool fresh)
 	                    b->cfg->value_size, &b->ro_put, key);
 }
 
+/* Echo mode: value_size bytes through a node and back, the nodes of the
+ * list taken in turn. */
+static int
+op_echo(struct worker *w, uint64_t i)
+{
+	struct bench *b = w->b;
+	size_t node = (w->id + i) % b->cfg->nnodes;
+	return dyn_echo(b->client, node, w->value, b->cfg->value_size);
+}
+
 static int
 op_get(struct worker *w, uint64_t id)
 {
@@ -548,8 +559,10 @@ worker_run(struct worker *w)
 			break;
 
 		uint64_t id = rng_next(w->rng) % cfg->keys;
-		bool is_get = rng_unit(w->rng) < cfg->read_ratio;
-		int rv = is_get ? op_get(w, id) : op_put(w, id);
+		bool is_get = cfg->echo || rng_unit(w->rng) < cfg->read_ratio;
+		int rv = cfg->echo ? op_echo(w, i)
+		       : is_get    ? op_get(w, id)
+		                   : op_put(w, id);
 		record(w, is_get, rv, mono_ns() - start);
 	}
 }
@@ -793,7 +806,7 @@ per_s(uint64_t n, double s)
 static void
 print_text(const struct bench_cfg *cfg, const struct summary *s)
 {
-	static const char *const names[] = {"get", "put"};
+	const char *const names[] = {cfg->echo ? "echo" : "get", "put"};
 	char mode[64];
 
 	if (cfg->rate > 0)
@@ -809,7 +822,7 @@ print_text(const struct bench_cfg *cfg, const struct summary *s)
 	printf("%-5s %10s %8s %8s %10s %9s %9s %9s %9s %9s\n", "op", "count",
 	       "misses", "errors", "ops/s", "mean ms", "p50 ms", "p99 ms",
 	       "p99.9 ms", "max ms");
-	for (unsigned i = 0; i < 2; i++) {
+	for (unsigned i = 0; i < (cfg->echo ? 1u : 2u); i++) {
 		const struct op_sum *o = &s->op[i];
 		printf("%-5s %10" PRIu64 " %8" PRIu64 " %8" PRIu64
 		       " %10.1f %9.3f %9.3f %9.3f %9.3f %9.3f\n",
@@ -927,6 +940,10 @@ static const char help_text[] =
     "      --blob             blobs instead of keys: a put stores new\n"
     "                         content-addressed bytes, a get reads the\n"
     "                         blob of a key id (--preload stores them)\n"
+    "      --echo             the transport floor: each op sends\n"
+    "                         --value-size bytes to a node of the list\n"
+    "                         (in turn), which checks the message and\n"
+    "                         sends them back; no key, no store\n"
     "  -j, --json             summary as one JSON object on stdout\n"
     "  -q, --quiet            no progress lines on stderr\n"
     "  -h, --help             this text\n"
@@ -950,6 +967,7 @@ enum {
 	OPT_SEED,
 	OPT_NOROUTE,
 	OPT_BLOB,
+	OPT_ECHO,
 };
 
 static void bad_usage(const char *fmt, ...)
@@ -994,6 +1012,7 @@ parse_args(int argc, char **argv, struct bench_cfg *cfg)
 	    {"seed", required_argument, NULL, OPT_SEED},
 	    {"no-routing", no_argument, NULL, OPT_NOROUTE},
 	    {"blob", no_argument, NULL, OPT_BLOB},
+	    {"echo", no_argument, NULL, OPT_ECHO},
 	    {"json", no_argument, NULL, 'j'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -1083,6 +1102,10 @@ parse_args(int argc, char **argv, struct bench_cfg *cfg)
 			break;
 		case OPT_BLOB:
 			cfg->blob = true;
+			break;
+		case OPT_ECHO:
+			cfg->echo = true;
+			cfg->read_ratio = 1;
 			break;
 		case OPT_SEED:
 			rv = cli_parse_u64(optarg, 0, UINT64_MAX, &cfg->seed);
@@ -1214,7 +1237,7 @@ main(int argc, char **argv)
 			goto fail;
 	}
 
-	if (cfg.preload) {
+	if (cfg.preload && !cfg.echo) {
 		b.phase = PHASE_PRELOAD;
 		rv = run_phase(&b, ws, &sigs, &interrupted);
 		if (rv != 0)

@@ -580,9 +580,13 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 	if (from_blocked(n, m))
 		return SERVER_DROP;
 	switch (m->type) {
-	case WIRE_PING_REQ:
+	case WIRE_PING_REQ: { /* a peer's probe, or an echo (a payload) */
+		const struct wire_field *f = wire_find(m, F_VALUE);
 		wire_begin(out, WIRE_PING_RESP, 0, m->reqid);
+		if (f)
+			wire_put(out, F_VALUE, f->data, f->len);
 		return wire_seal(out, &n->cfg.key);
+	}
 	case WIRE_FAULT_REQ:
 		return handle_fault(n, m, out);
 	case WIRE_GET_REQ:

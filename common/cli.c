@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,4 +353,243 @@ cli_key_load(const char *path, struct auth_key *k, const char **used)
 	if (path == NULL)
 		return -ENOKEY;
 	return auth_key_load(path, k);
+}
+
+/* Config files (cli.h): a file's lines become "--name=value" options in
+ * front of the command line's, checked here against the option table. */
+
+#define CONFIG_MAX (1u << 20)
+
+/* s[0..*len) without the white space around it. */
+static const char *
+trim(const char *s, size_t *len)
+{
+	size_t n = *len;
+	while (n > 0 && is_space((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n > 0 && is_space((unsigned char)s[n - 1]))
+		n--;
+	*len = n;
+	return s;
+}
+
+/* s[0..len) is word. */
+static bool
+is_word(const char *s, size_t len, const char *word)
+{
+	return s != NULL && strlen(word) == len && memcmp(s, word, len) == 0;
+}
+
+static const struct option *
+find_long(const struct option *opts, const char *name, size_t len)
+{
+	for (const struct option *o = opts; o->name != NULL; o++)
+		if (is_word(name, len, o->name))
+			return o;
+	return NULL;
+}
+
+/* "--name" or "--name=value", mem_alloc'd. */
+static char *
+long_arg(const char *name, const char *value, size_t vlen)
+{
+	size_t nlen = strlen(name);
+	size_t total = 2 + nlen + (value ? 1 + vlen : 0) + 1;
+	char *s = mem_alloc(total);
+	if (s == NULL)
+		return NULL;
+	memcpy(s, "--", 2);
+	memcpy(s + 2, name, nlen);
+	if (value) {
+		s[2 + nlen] = '=';
+		memcpy(s + 3 + nlen, value, vlen);
+	}
+	s[total - 1] = '\0';
+	return s;
+}
+
+/*
+ * One line: 1 and *arg set (mem_alloc'd) for an option, 0 for a line that
+ * adds none (blank, comment, a switch set to false), or an error with err
+ * set.
+ */
+static int
+config_line(const char *path, unsigned lineno, const char *p, size_t len,
+            const struct option *opts, char **arg, char *err, size_t errlen)
+{
+	const char *eq, *name, *value = NULL;
+	size_t nlen, vlen = 0;
+
+	*arg = NULL;
+	p = trim(p, &len);
+	if (len == 0 || p[0] == '#')
+		return 0;
+	if (memchr(p, '\0', len) != NULL) {
+		snprintf(err, errlen, "%s:%u: a NUL byte", path, lineno);
+		return -EINVAL;
+	}
+	eq = memchr(p, '=', len);
+	nlen = eq ? (size_t)(eq - p) : len;
+	name = trim(p, &nlen);
+	if (eq) {
+		vlen = len - (size_t)(eq + 1 - p);
+		value = trim(eq + 1, &vlen);
+	}
+	const struct option *o = find_long(opts, name, nlen);
+	if (o == NULL) {
+		snprintf(err, errlen, "%s:%u: unknown option '%.*s'", path,
+		         lineno, (int)nlen, name);
+		return -EINVAL;
+	}
+	if (strcmp(o->name, "config") == 0 || strcmp(o->name, "help") == 0) {
+		snprintf(err, errlen,
+		         "%s:%u: '%s' cannot be set in a config file", path,
+		         lineno, o->name);
+		return -EINVAL;
+	}
+	if (o->has_arg == no_argument) {
+		if (is_word(value, vlen, "false"))
+			return 0;
+		if (value != NULL && !is_word(value, vlen, "true")) {
+			snprintf(err, errlen,
+			         "%s:%u: %s is a switch: write "
+			         "'%s = true' or '%s = false', not '%.*s'",
+			         path, lineno, o->name, o->name, o->name,
+			         (int)vlen, value);
+			return -EINVAL;
+		}
+		value = NULL;
+	} else if (o->has_arg == required_argument &&
+	           (value == NULL || vlen == 0)) {
+		snprintf(err, errlen, "%s:%u: %s needs a value ('%s = VALUE')",
+		         path, lineno, o->name, o->name);
+		return -EINVAL;
+	} else if (value != NULL && vlen == 0) {
+		value = NULL; /* optional_argument left empty */
+	}
+	if ((*arg = long_arg(o->name, value, vlen)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	return 1;
+}
+
+/* The value of --config in argv, or NULL; -EINVAL when given twice. */
+static int
+find_config(int argc, char **argv, const char *shortopts,
+            const struct option *opts, int config_val, const char **path)
+{
+	int c, rv = 0, saved = opterr;
+
+	*path = NULL;
+	opterr = 0; /* the caller's own pass reports what is wrong */
+	optind = 0;
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		if (c != config_val)
+			continue;
+		if (*path != NULL)
+			rv = -EINVAL;
+		*path = optarg;
+	}
+	opterr = saved;
+	optind = 0;
+	return rv;
+}
+
+int
+cli_args_init(struct cli_args *a, int argc, char **argv, const char *shortopts,
+              const struct option *opts, int config_val, char *err,
+              size_t errlen)
+{
+	uint8_t *text = NULL;
+	size_t len = 0, nlines = 1;
+	int rv;
+
+	memset(a, 0, sizeof(*a));
+	err[0] = '\0';
+	if ((rv = find_config(argc, argv, shortopts, opts, config_val,
+	                      &a->path)) != 0) {
+		snprintf(err, errlen, "--config given twice");
+		return rv;
+	}
+	if (a->path != NULL) {
+		if ((rv = cli_read_file(a->path, CONFIG_MAX, &text, &len)) !=
+		    0) {
+			snprintf(err, errlen, "%s: %s", a->path,
+			         rv == DYN_ETOOBIG
+			             ? "over 1 MiB, not a config file"
+			             : dyn_strerror(rv));
+			return rv;
+		}
+		for (size_t i = 0; i < len; i++)
+			nlines += text[i] == '\n';
+	}
+	/* At most one option a line, plus the command line and the NULL. */
+	a->argv = mem_calloc((size_t)argc + nlines + 1, sizeof(*a->argv));
+	a->lines = mem_calloc(nlines, sizeof(*a->lines));
+	if (a->argv == NULL || a->lines == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rv = -ENOMEM;
+		goto out;
+	}
+	a->argv[0] = argv[0];
+	const char *p = (const char *)text, *end = p + len;
+	for (unsigned lineno = 1; p != NULL && p < end; lineno++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		char *arg;
+		rv = config_line(a->path, lineno, p, l, opts, &arg, err,
+		                 errlen);
+		if (rv < 0)
+			goto out;
+		if (rv == 1) {
+			a->lines[a->nfile] = lineno;
+			a->argv[1 + a->nfile++] = arg;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	rv = 0;
+	for (int i = 1; i < argc; i++)
+		a->argv[1 + a->nfile + i - 1] = argv[i];
+	a->argc = 1 + a->nfile + (argc > 0 ? argc - 1 : 0);
+out:
+	mem_free(text);
+	return rv;
+}
+
+void
+cli_args_fini(struct cli_args *a)
+{
+	if (a == NULL)
+		return;
+	for (int i = 0; a->argv != NULL && i < a->nfile; i++)
+		mem_free(a->argv[1 + i]);
+	mem_free(a->argv);
+	mem_free(a->lines);
+	memset(a, 0, sizeof(*a));
+}
+
+unsigned
+cli_args_line(const struct cli_args *a, int ind)
+{
+	return ind >= 1 && ind <= a->nfile ? a->lines[ind - 1] : 0;
+}
+
+void
+cli_args_error(const struct cli_args *a, int ind, const char *prog,
+               const char *fmt, ...)
+{
+	va_list ap;
+	unsigned line = cli_args_line(a, ind);
+
+	if (line != 0)
+		fprintf(stderr, "%s: %s:%u: ", prog, a->path, line);
+	else
+		fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }

@@ -1,13 +1,14 @@
 /*
- * cli — helpers shared by the command-line front ends (dynamoctl,
- * dynamo-bench): base64 (OpenSSL), JSON string output, strict parsing of
- * numbers, sizes and durations, reading a whole file, and finding the
- * cluster key file.  Nothing here talks to the cluster (that is client.h),
- * and the node does not use this module.
+ * cli — helpers shared by the command-line programs (dynamoctl,
+ * dynamo-bench, and dynamod for its --config file): base64 (OpenSSL), JSON
+ * string output, strict parsing of numbers, sizes and durations, reading a
+ * whole file, finding the cluster key file, and config files of long
+ * options.  Nothing here talks to the cluster (that is client.h).
  */
 #ifndef DYN_CLI_H
 #define DYN_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,5 +55,58 @@ int cli_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
  * tried (argv or environment memory, not copied), or NULL.  -ENOKEY when
  * neither names a file; else auth_key_load's errors. */
 int cli_key_load(const char *path, struct auth_key *k, const char **used);
+
+/*
+ * Config files of long options, for a program that takes --config FILE.
+ * One option a line, "name = value", name a long option of the program's
+ * getopt_long table without its dashes ("listen = tcp://0.0.0.0:7100");
+ * white space around name and value is dropped; blank lines and lines
+ * whose first non-blank character is '#' are skipped (a '#' after a value
+ * is part of it).  An option that takes no argument (a switch) is written
+ * "name = true", or just "name"; "name = false" leaves it out.  "config"
+ * and "help" cannot be set in a file.
+ *
+ * The file becomes options in front of the command line's:
+ *
+ *   argv:   prog --name b --config f.conf       f.conf:  name = a
+ *   a.argv: prog --name=a --name b --config f.conf
+ *
+ * so one getopt_long loop over a.argv parses both, and a flag on the
+ * command line overrides the file's (the last one wins; a repeatable
+ * option collects both).  Names are matched exactly (getopt_long's
+ * abbreviations are for the command line only) and every line is checked
+ * here, so getopt_long never rejects what came from the file; values are
+ * the program's to check, and cli_args_error says which line held one.
+ */
+struct cli_args {
+	int argc;
+	char **argv;      /* argv[argc] == NULL */
+	const char *path; /* the config file (caller's argv), or NULL */
+	int nfile;        /* a.argv[1..nfile] came from the file */
+	unsigned *lines;  /* lines[i]: the file's line of a.argv[1 + i] */
+};
+
+/* Find --config FILE in argv (the option of opts whose val is config_val,
+ * by getopt_long with shortopts; given twice is an error) and build
+ * a->argv: argv[0], the file's options, argv[1..].  a->argv and the
+ * file's strings are mem_alloc'd and owned by a; the command line's
+ * strings are argv's (they must outlive a).  Leaves getopt reset
+ * (optind = 0) for the caller's loop over a->argv.  0, or an error with a
+ * message in err ("FILE:LINE: unknown option 'x'"): -EINVAL for a bad
+ * line, -errno or DYN_ETOOBIG (over 1 MiB) reading the file, -ENOMEM.
+ * cli_args_fini(a) is needed either way. */
+int cli_args_init(struct cli_args *a, int argc, char **argv,
+                  const char *shortopts, const struct option *opts,
+                  int config_val, char *err, size_t errlen);
+/* Free what a owns; a zeroed or half-built a is fine. */
+void cli_args_fini(struct cli_args *a);
+/* The config file line a->argv[ind] came from; 0: the command line. */
+unsigned cli_args_line(const struct cli_args *a, int ind);
+/* Print "prog: FILE:LINE: message" to stderr when a->argv[ind] came from
+ * the config file, "prog: message" otherwise (after getopt_long returned
+ * an option, ind is optind - 1). */
+void cli_args_error(const struct cli_args *a, int ind, const char *prog,
+                    const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -1,16 +1,23 @@
 /*
  * dynamofs — mount a dynamo cluster as a filesystem (libfuse3).
  *
- *   dynamofs --node tcp://HOST:PORT[,tcp://...] --cluster-key FILE
- *            MOUNTPOINT [-f] [-o OPTIONS]
+ *   dynamofs [--node ADDRS] [--cluster-key FILE] [ADDRS] MOUNTPOINT
+ *            [-f] [-o OPTIONS]
  *
  * Parses the options, loads the cluster key, and hands over to fuse_main,
  * which mounts, runs the (multi-threaded) loop, and unmounts on
  * `fusermount3 -u` or SIGINT/SIGTERM.  The cluster client is made in the
  * init callback (fsops), after libfuse went to the background.
+ *
+ * From /etc/fstab, mount(8) runs mount.fuse3, which runs
+ * `dynamofs SOURCE MOUNTPOINT -o OPTIONS`: SOURCE (the fstab line's first
+ * field) may carry the node list, -o node=/nodes=/cluster_key= the rest,
+ * and mount's own options that reach us (_netdev, nofail, ...) are
+ * dropped here rather than refused by the kernel.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,18 +38,27 @@
 #define DEFAULT_INLINE     (64u << 10)
 
 struct cli {
-	char *node;
-	char *key;
+	char *nodes; /* every node given, comma separated; mem_alloc'd */
+	char *key;   /* mem_alloc'd */
 	char *timeout;
 	char *chunk;
 	char *inline_max;
 	char *cache_size;
 	char *log_level;
+	const char *operands[2]; /* [SOURCE] MOUNTPOINT, into argv */
+	int noperands;
 	int help;
 	int version;
 };
 
-enum { KEY_HELP, KEY_VERSION };
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_NODE_FLAG,
+	KEY_NODE_OPT,
+	KEY_KEY_FLAG,
+	KEY_KEY_OPT,
+};
 
 #define OPT(t, f)                                                             \
 	{                                                                     \
@@ -50,10 +66,13 @@ enum { KEY_HELP, KEY_VERSION };
 	}
 
 static const struct fuse_opt cli_opts[] = {
-    OPT("--node=%s", node),
-    OPT("--node %s", node),
-    OPT("--cluster-key=%s", key),
-    OPT("--cluster-key %s", key),
+    /* "--node LIST" and "--node=LIST": this one template matches both
+     * (with a second for "--node=", both would match "--node=LIST") */
+    FUSE_OPT_KEY("--node ", KEY_NODE_FLAG),
+    FUSE_OPT_KEY("node=", KEY_NODE_OPT),
+    FUSE_OPT_KEY("nodes=", KEY_NODE_OPT),
+    FUSE_OPT_KEY("--cluster-key ", KEY_KEY_FLAG),
+    FUSE_OPT_KEY("cluster_key=", KEY_KEY_OPT),
     OPT("timeout=%s", timeout),
     OPT("chunk_size=%s", chunk),
     OPT("inline_max=%s", inline_max),
@@ -63,20 +82,54 @@ static const struct fuse_opt cli_opts[] = {
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
     FUSE_OPT_KEY("--version", KEY_VERSION),
+    /* mount(8)'s and fstab's own options, meaningless to FUSE (the
+     * kernel refuses them); mount.fuse3 drops most, not every version
+     * all.  "x-*" is dropped in opt_proc. */
+    FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("owner", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("group", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("comment=", FUSE_OPT_KEY_DISCARD),
     FUSE_OPT_END,
 };
 
 static void
-usage(const char *prog)
+usage(void)
 {
 	printf(
-	    "usage: %s --node tcp://HOST:PORT[,tcp://...] --cluster-key FILE "
-	    "MOUNTPOINT [-f] [-o OPTIONS]\n"
+	    "usage: dynamofs [--node ADDRS] [--cluster-key FILE] [ADDRS] "
+	    "MOUNTPOINT\n"
+	    "                [-f] [-o OPTIONS]\n"
 	    "\n"
-	    "  --node ADDRS         nodes of the cluster, comma separated\n"
+	    "Mounts a dynamo cluster at MOUNTPOINT.  ADDRS names nodes of the "
+	    "cluster,\n"
+	    "tcp://HOST:PORT[,tcp://...]: the first of two arguments (the "
+	    "device field of\n"
+	    "an fstab line), --node, or -o node=; all of them are used, a "
+	    "request that\n"
+	    "gets no answer moves on to the next node.  Permissions are "
+	    "checked against\n"
+	    "the stored owners and modes; a mount made by root serves every "
+	    "user\n"
+	    "(allow_other).  Unmount with `umount MOUNTPOINT` (root), "
+	    "`fusermount3 -u\n"
+	    "MOUNTPOINT`, or SIGINT/SIGTERM.\n"
+	    "\n"
+	    "  --node ADDRS         nodes of the cluster, comma separated "
+	    "(repeatable)\n"
 	    "  --cluster-key FILE   the cluster key (default: "
 	    "$" CLI_KEY_ENV ")\n"
 	    "  -f                   stay in the foreground\n"
+	    "  -o node=ADDRS        the same as --node (also nodes=; the "
+	    "commas of a list\n"
+	    "                       in -o are fine)\n"
+	    "  -o cluster_key=FILE  the same as --cluster-key\n"
 	    "  -o timeout=MS        give up on a node after MS (default "
 	    "%d); a call fails\n"
 	    "                       with ETIMEDOUT or EIO once every node "
@@ -92,30 +145,110 @@ usage(const char *prog)
 	    "(default 64K)\n"
 	    "  -o log_level=LEVEL   debug, info, warn, error (default "
 	    "warn)\n"
+	    "  -o _netdev, ...      mount(8)'s own options (_netdev, nofail, "
+	    "auto, noauto,\n"
+	    "                       defaults, user, users, x-*, comment=): "
+	    "ignored\n"
 	    "\n"
-	    "Permissions are checked against the stored owners and modes; a "
-	    "mount made\n"
-	    "by root serves every user (allow_other).\n"
-	    "Unmount with `fusermount3 -u MOUNTPOINT`, or SIGINT/SIGTERM.\n"
-	    "\n",
-	    prog, DEFAULT_TIMEOUT_MS);
+	    "fstab:\n"
+	    "mount(8) runs mount.fuse3, which runs dynamofs, found in "
+	    "/usr/local/sbin,\n"
+	    "/usr/local/bin, /usr/sbin, /usr/bin, /sbin or /bin (mount "
+	    "passes no PATH).\n"
+	    "`mount MOUNTPOINT` mounts the line's file system, `umount "
+	    "MOUNTPOINT`\n"
+	    "unmounts it.  A line (here on two):\n"
+	    "\n"
+	    "  tcp://10.0.0.1:7100,tcp://10.0.0.2:7100 /mnt/dynamo "
+	    "fuse.dynamofs\n"
+	    "    cluster_key=/etc/dynamo/cluster.key,_netdev,nofail 0 0\n"
+	    "\n"
+	    "libfuse options:\n",
+	    DEFAULT_TIMEOUT_MS);
+}
+
+/* Append a node list to c->nodes, comma separated: 0, or -1 (out of
+ * memory), as fuse_opt's callback returns. */
+static int
+nodes_append(struct cli *c, const char *list)
+{
+	size_t have = c->nodes ? strlen(c->nodes) : 0, add = strlen(list);
+	char *s = mem_realloc(c->nodes, have + 1 + add + 1);
+	if (s == NULL)
+		return -1;
+	if (have)
+		s[have++] = ',';
+	memcpy(s + have, list, add + 1);
+	c->nodes = s;
+	return 0;
+}
+
+static int
+key_set(struct cli *c, const char *path)
+{
+	mem_free(c->key);
+	c->key = mem_dup(path, strlen(path) + 1);
+	return c->key ? 0 : -1;
+}
+
+/* The value of a "--flag VALUE" (libfuse glues VALUE to the flag) or
+ * "--flag=VALUE" argument. */
+static const char *
+flag_value(const char *arg, const char *flag)
+{
+	arg += strlen(flag);
+	return arg + (*arg == '=');
+}
+
+static bool
+is_node_addr(const char *s)
+{
+	return strncmp(s, "tcp://", 6) == 0 ||
+	       strncmp(s, "tls+tcp://", 10) == 0;
 }
 
 static int
 opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 {
 	struct cli *c = data;
-	(void)arg;
 	(void)out;
-	if (key == KEY_HELP) {
+	switch (key) {
+	case KEY_HELP:
 		c->help = 1;
 		return 1; /* keep it: fuse_main prints its options too */
-	}
-	if (key == KEY_VERSION) {
+	case KEY_VERSION:
 		c->version = 1;
 		return 1;
+	case KEY_NODE_FLAG:
+		return nodes_append(c, flag_value(arg, "--node"));
+	case KEY_NODE_OPT:
+		return nodes_append(c, strchr(arg, '=') + 1);
+	case KEY_KEY_FLAG:
+		return key_set(c, flag_value(arg, "--cluster-key"));
+	case KEY_KEY_OPT:
+		return key_set(c, strchr(arg, '=') + 1);
+	case FUSE_OPT_KEY_OPT:
+		/* -o nodes=tcp://a:1,tcp://b:2 arrives split at the comma:
+		 * "tcp://b:2" is the list's next node (no FUSE option starts
+		 * so). */
+		if (is_node_addr(arg))
+			return nodes_append(c, arg);
+		if (strncmp(arg, "x-", 2) == 0)
+			return 0; /* mount(8)'s x-systemd.* and the like */
+		return 1;
+	case FUSE_OPT_KEY_NONOPT:
+		if (c->noperands == 2) {
+			fprintf(stderr,
+			        "dynamofs: too many arguments: '%s' "
+			        "(try --help)\n",
+			        arg);
+			return -1;
+		}
+		c->operands[c->noperands++] = arg;
+		return 0; /* put back as the mount point by main */
+	default:
+		return 1;
 	}
-	return 1;
 }
 
 /* Split "a,b,c" into cfg->nodes. */
@@ -153,6 +286,50 @@ parse_nodes(const char *list, struct fsops_config *cfg)
 		p += l + (e ? 1 : 0);
 	}
 	return cfg->nnodes ? 0 : -EINVAL;
+}
+
+/*
+ * [SOURCE] MOUNTPOINT: the mount point goes back to args for libfuse;
+ * SOURCE is a node list when it looks like one (tcp://...), put first;
+ * otherwise a label (fstab's device field must hold something), allowed
+ * when the nodes come from options.  0, or -1 after a message.
+ */
+static int
+operands_apply(struct cli *c, struct fuse_args *args)
+{
+	const char *source = c->noperands == 2 ? c->operands[0] : NULL;
+
+	if (c->noperands == 0) {
+		fprintf(stderr, "dynamofs: no mount point (try --help)\n");
+		return -1;
+	}
+	if (fuse_opt_add_arg(args, c->operands[c->noperands - 1]) != 0)
+		return -1;
+	if (source && is_node_addr(source)) {
+		char *rest = c->nodes;
+		c->nodes = NULL;
+		int rv = nodes_append(c, source);
+		if (rv == 0 && rest)
+			rv = nodes_append(c, rest);
+		mem_free(rest);
+		if (rv != 0)
+			return -1;
+	}
+	if (!c->nodes) {
+		if (source)
+			fprintf(stderr,
+			        "dynamofs: '%s' is not a node list "
+			        "(tcp://HOST:PORT[,...]) and no --node or "
+			        "-o node= was given\n",
+			        source);
+		else
+			fprintf(stderr,
+			        "dynamofs: no nodes: give --node, -o "
+			        "node= or a node list before the mount "
+			        "point (try --help)\n");
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -241,7 +418,7 @@ main(int argc, char **argv)
 	if (fuse_opt_parse(&args, &c, cli_opts, opt_proc) != 0)
 		goto out;
 	if (c.help) {
-		usage(argv[0]);
+		usage();
 		fuse_cmdline_help();
 		fuse_lib_help(&args);
 		rc = 0;
@@ -261,17 +438,14 @@ main(int argc, char **argv)
 		}
 		log_set_level(lvl);
 	}
-	if (!c.node) {
-		fprintf(stderr, "dynamofs: --node is required (try --help)\n");
-		goto out;
-	}
-	if (parse_nodes(c.node, &cfg) != 0)
+	if (operands_apply(&c, &args) != 0 || parse_nodes(c.nodes, &cfg) != 0)
 		goto out;
 	int kr = cli_key_load(c.key, &cfg.key, &used);
 	if (kr != 0) {
 		fprintf(stderr, "dynamofs: cluster key %s: %s\n",
 		        used ? used
-		             : "(give --cluster-key or $" CLI_KEY_ENV ")",
+		             : "(give --cluster-key, -o cluster_key= or "
+		               "$" CLI_KEY_ENV ")",
 		        dyn_strerror(kr));
 		goto out;
 	}
@@ -317,8 +491,8 @@ main(int argc, char **argv)
 		rc = 1;
 out:
 	fuse_opt_free_args(&args);
-	free(c.node);
-	free(c.key);
+	mem_free(c.nodes);
+	mem_free(c.key);
 	free(c.timeout);
 	free(c.chunk);
 	free(c.inline_max);

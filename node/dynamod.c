@@ -2,7 +2,9 @@
  * dynamod — one storage node, in the foreground, logging to stderr.
  * SIGINT / SIGTERM: finish the requests in flight, close LMDB, exit 0.
  * Also exit 0 once `dynamoctl leave` is done; exit 3 when the node learns
- * that it was removed from the cluster (`dynamoctl remove`).
+ * that it was removed from the cluster (`dynamoctl remove`); exit 2 for
+ * bad options.  Options come from the command line and from a --config
+ * file (common/cli.h), parsed by one getopt_long loop over one table.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "cli.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -29,8 +32,16 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: dynamod --name NAME --listen tcp://HOST:PORT --data DIR\n"
 	    "               --cluster-key FILE [options]\n"
+	    "       dynamod --config FILE [options]\n"
 	    "\n"
+	    "Runs one storage node of a dynamo cluster, in the foreground,\n"
+	    "logging to stderr.  SIGINT or SIGTERM stops it: the requests in\n"
+	    "flight finish, LMDB is closed.\n"
+	    "\n"
+	    "  --config FILE        read options from FILE (see config file below);\n"
+	    "                       the command line's override the file's\n"
 	    "  --name NAME          node name, unique in the cluster\n"
+	    "                       (1 to 63 of A-Z a-z 0-9 . _ -)\n"
 	    "  --listen URL         address to serve (port 0: any free port)\n"
 	    "  --data DIR           data directory (created if missing)\n"
 	    "  --cluster-key FILE   cluster key file (or $DYNAMO_CLUSTER_KEY_FILE)\n"
@@ -62,7 +73,30 @@ usage(FILE *f)
 	    "                       file is 2x the data in use and over 64 MiB of\n"
 	    "                       it is free, checked every MS (default 60000)\n"
 	    "  --ready-file FILE    write the listen address here once serving\n"
-	    "  --log-level LEVEL    debug, info, warn or error (default info)\n");
+	    "  --log-level LEVEL    debug, info, warn or error (default info)\n"
+	    "  --help               this text\n"
+	    "\n"
+	    "config file:\n"
+	    "One option a line, \"name = value\", with the names of the options\n"
+	    "above without their dashes; blank lines and lines starting with #\n"
+	    "are skipped.  A switch (an option without a value) is written\n"
+	    "\"name = true\"; \"name = false\" leaves it off.  An option given\n"
+	    "on the command line overrides the file's; seeds from both add up.\n"
+	    "\n"
+	    "  # /etc/dynamo/b.conf\n"
+	    "  name = b\n"
+	    "  listen = tcp://0.0.0.0:7100\n"
+	    "  advertise = tcp://10.0.0.2:7100\n"
+	    "  data = /var/lib/dynamo\n"
+	    "  cluster-key = /etc/dynamo/cluster.key\n"
+	    "  seed = tcp://10.0.0.1:7100\n"
+	    "  compact-at-start = true\n"
+	    "\n"
+	    "exit status:\n"
+	    "0 stopped by a signal, or left the cluster (dynamoctl leave);\n"
+	    "1 could not start or serve; 2 bad options or config file (the\n"
+	    "message names the file and line); 3 removed from the cluster\n"
+	    "(dynamoctl remove).\n");
 }
 
 /* Write the address atomically, so a poller never sees half of it. */
@@ -134,225 +168,261 @@ stop_watchdog(int status)
 		pthread_detach(t);
 }
 
-int
-main(int argc, char **argv)
-{
-	enum {
-		O_NAME = 256, O_LISTEN, O_DATA, O_KEY, O_NOFSYNC, O_NOGROUP,
-		O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
-		O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
-		O_AE, O_GRACE, O_GC, O_GCGRACE, O_COMPACT_START,
-		O_COMPACT_CHECK,
-	};
-	static const struct option opts[] = {
-		{"name", required_argument, NULL, O_NAME},
-		{"listen", required_argument, NULL, O_LISTEN},
-		{"data", required_argument, NULL, O_DATA},
-		{"cluster-key", required_argument, NULL, O_KEY},
-		{"no-fsync", no_argument, NULL, O_NOFSYNC},
-		{"no-group-commit", no_argument, NULL, O_NOGROUP},
-		{"workers", required_argument, NULL, O_WORKERS},
-		{"max-value", required_argument, NULL, O_MAXVAL},
-		{"max-db-size", required_argument, NULL, O_MAXDB},
-		{"ready-file", required_argument, NULL, O_READY},
-		{"log-level", required_argument, NULL, O_LOG},
-		{"help", no_argument, NULL, O_HELP},
-		{"seed", required_argument, NULL, O_SEED},
-		{"advertise", required_argument, NULL, O_ADV},
-		{"partitions", required_argument, NULL, O_PARTS},
-		{"n", required_argument, NULL, O_N},
-		{"r", required_argument, NULL, O_R},
-		{"w", required_argument, NULL, O_W},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"gossip-interval", required_argument, NULL, O_GOSSIP},
-		{"ae-interval", required_argument, NULL, O_AE},
-		{"tombstone-grace", required_argument, NULL, O_GRACE},
-		{"gc-interval", required_argument, NULL, O_GC},
-		{"gc-grace", required_argument, NULL, O_GCGRACE},
-		{"compact-at-start", no_argument, NULL, O_COMPACT_START},
-		{"compact-check-interval", required_argument, NULL,
-		    O_COMPACT_CHECK},
-		{NULL, 0, NULL, 0},
-	};
-	struct node_config cfg;
-	mem_keep_freed_blocks();
-	node_config_default(&cfg);
-	const char *keyfile = getenv("DYNAMO_CLUSTER_KEY_FILE");
-	const char *ready = NULL;
-	const char *seeds[64];
-	size_t nseeds = 0;
-	uint64_t v;
-	int c;
+/* Exit status (also in the usage text). */
+enum {
+	EXIT_STOPPED = 0, /* a signal, or the node left the cluster */
+	EXIT_FAILED = 1,  /* could not start or serve */
+	EXIT_USAGE = 2,   /* bad options or config file */
+	EXIT_REMOVED = 3, /* removed from the cluster */
+};
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case O_NAME: cfg.name = optarg; break;
-		case O_LISTEN: cfg.listen = optarg; break;
-		case O_DATA: cfg.data = optarg; break;
-		case O_KEY: keyfile = optarg; break;
-		case O_NOFSYNC: cfg.fsync = false; break;
-		case O_NOGROUP: cfg.group_commit = false; break;
-		case O_READY: ready = optarg; break;
-		case O_SEED:
-			if (nseeds == sizeof(seeds) / sizeof(seeds[0])) {
-				fprintf(stderr, "dynamod: too many seeds\n");
-				return 1;
-			}
-			seeds[nseeds++] = optarg;
-			break;
-		case O_ADV: cfg.advertise = optarg; break;
-		case O_AE:
-			if (strcmp(optarg, "off") == 0) {
-				cfg.ae_ms = -1;
-				break;
-			}
-			if (parse_u64(optarg, &v) != 0 || v == 0 ||
-			    v > 3600000) {
-				fprintf(stderr, "dynamod: bad --ae-interval\n");
-				return 1;
-			}
-			cfg.ae_ms = (int)v;
-			break;
-		case O_GRACE:
-			if (strcmp(optarg, "off") == 0) {
-				cfg.tomb_grace_ms = -1;
-				break;
-			}
-			if (parse_u64(optarg, &v) != 0 ||
-			    v > 366ull * 86400 * 1000) {
-				fprintf(stderr, "dynamod: bad --tombstone-grace\n");
-				return 1;
-			}
-			cfg.tomb_grace_ms = (int64_t)v;
-			break;
-		case O_GC:
-			if (parse_u64(optarg, &v) != 0 || v == 0 ||
-			    v > 86400000) {
-				fprintf(stderr, "dynamod: bad --gc-interval\n");
-				return 1;
-			}
-			cfg.gc_ms = (int)v;
-			break;
-		case O_GCGRACE:
-			if (strcmp(optarg, "off") == 0) {
-				cfg.gc_grace_ms = -1;
-				break;
-			}
-			/* A round may take grace/4: below 100 ms, none could. */
-			if (parse_u64(optarg, &v) != 0 || v < 100 ||
-			    v > 366ull * 86400 * 1000) {
-				fprintf(stderr, "dynamod: bad --gc-grace\n");
-				return 1;
-			}
-			cfg.gc_grace_ms = (int64_t)v;
-			break;
-		case O_COMPACT_START:
-			cfg.compact_at_start = true;
-			break;
-		case O_COMPACT_CHECK:
-			if (strcmp(optarg, "off") == 0) {
-				cfg.compact_check_ms = -1;
-				break;
-			}
-			if (parse_u64(optarg, &v) != 0 || v == 0 ||
-			    v > 86400000) {
-				fprintf(stderr,
-				    "dynamod: bad --compact-check-interval\n");
-				return 1;
-			}
-			cfg.compact_check_ms = (int64_t)v;
-			break;
-		case O_PARTS:
-		case O_N:
-		case O_R:
-		case O_W:
-		case O_TIMEOUT:
-		case O_GOSSIP:
-			if (parse_u64(optarg, &v) != 0 || v == 0 || v > 1000000) {
-				fprintf(stderr, "dynamod: bad number '%s'\n",
-				    optarg);
-				return 1;
-			}
-			if (c == O_PARTS)
-				cfg.partitions = (uint32_t)v;
-			else if (c == O_N)
-				cfg.n = (uint32_t)v;
-			else if (c == O_R)
-				cfg.r = (uint32_t)v;
-			else if (c == O_W)
-				cfg.w = (uint32_t)v;
-			else if (c == O_TIMEOUT)
-				cfg.timeout_ms = (int)v;
-			else
-				cfg.gossip_ms = (int)v;
-			break;
-		case O_WORKERS:
-		case O_MAXVAL:
-		case O_MAXDB:
-			if (parse_u64(optarg, &v) != 0 || v == 0) {
-				fprintf(stderr, "dynamod: bad number '%s'\n",
-				    optarg);
-				return 1;
-			}
-			if (c == O_WORKERS)
-				cfg.workers = v > 4096 ? 4096 : (unsigned)v;
-			else if (c == O_MAXVAL)
-				cfg.max_value = v;
-			else
-				cfg.map_max = v;
-			break;
-		case O_LOG: {
-			enum log_level lvl;
-			if (log_level_parse(optarg, &lvl) != 0) {
-				fprintf(stderr, "dynamod: bad log level '%s'\n",
-				    optarg);
-				return 1;
-			}
-			log_set_level(lvl);
-			break;
+enum {
+	O_NAME = 256, O_LISTEN, O_DATA, O_KEY, O_NOFSYNC, O_NOGROUP,
+	O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
+	O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
+	O_AE, O_GRACE, O_GC, O_GCGRACE, O_COMPACT_START,
+	O_COMPACT_CHECK, O_CONFIG,
+};
+
+/* The one list of options: the command line's and the config file's. */
+static const struct option opts[] = {
+	{"config", required_argument, NULL, O_CONFIG},
+	{"name", required_argument, NULL, O_NAME},
+	{"listen", required_argument, NULL, O_LISTEN},
+	{"data", required_argument, NULL, O_DATA},
+	{"cluster-key", required_argument, NULL, O_KEY},
+	{"no-fsync", no_argument, NULL, O_NOFSYNC},
+	{"no-group-commit", no_argument, NULL, O_NOGROUP},
+	{"workers", required_argument, NULL, O_WORKERS},
+	{"max-value", required_argument, NULL, O_MAXVAL},
+	{"max-db-size", required_argument, NULL, O_MAXDB},
+	{"ready-file", required_argument, NULL, O_READY},
+	{"log-level", required_argument, NULL, O_LOG},
+	{"help", no_argument, NULL, O_HELP},
+	{"seed", required_argument, NULL, O_SEED},
+	{"advertise", required_argument, NULL, O_ADV},
+	{"partitions", required_argument, NULL, O_PARTS},
+	{"n", required_argument, NULL, O_N},
+	{"r", required_argument, NULL, O_R},
+	{"w", required_argument, NULL, O_W},
+	{"timeout", required_argument, NULL, O_TIMEOUT},
+	{"gossip-interval", required_argument, NULL, O_GOSSIP},
+	{"ae-interval", required_argument, NULL, O_AE},
+	{"tombstone-grace", required_argument, NULL, O_GRACE},
+	{"gc-interval", required_argument, NULL, O_GC},
+	{"gc-grace", required_argument, NULL, O_GCGRACE},
+	{"compact-at-start", no_argument, NULL, O_COMPACT_START},
+	{"compact-check-interval", required_argument, NULL, O_COMPACT_CHECK},
+	{NULL, 0, NULL, 0},
+};
+
+#define MAX_SEEDS 64
+#define DAY_MS    (86400ull * 1000)
+#define YEAR_MS   (366 * DAY_MS)
+
+/* What the options set.  Strings point into the cli_args' argv. */
+struct args {
+	struct node_config cfg;
+	const char *keyfile;
+	const char *ready;
+	const char *seeds[MAX_SEEDS];
+	bool help;
+};
+
+/* "off" (-1, if off_ok) or a number of ms in [min, max]. */
+static int
+parse_ms(const char *s, bool off_ok, uint64_t min, uint64_t max,
+    int64_t *out)
+{
+	uint64_t v;
+	if (off_ok && strcmp(s, "off") == 0) {
+		*out = -1;
+		return 0;
+	}
+	if (parse_u64(s, &v) != 0 || v < min || v > max)
+		return -EINVAL;
+	*out = (int64_t)v;
+	return 0;
+}
+
+/*
+ * Apply option c with its argument: NULL, or what a good value looks like
+ * (for the message naming the bad one).
+ */
+static const char *
+set_option(struct args *ar, int c, const char *arg)
+{
+	struct node_config *cfg = &ar->cfg;
+	int64_t ms;
+	uint64_t v;
+
+	switch (c) {
+	case O_NAME: {
+		/* Names travel in JSON, logs and hint keys: plain ones. */
+		static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
+		                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                         "0123456789._-";
+		size_t nl = strlen(arg);
+		if (nl == 0 || nl > 63 || strspn(arg, ok) != nl)
+			return "1 to 63 of A-Z a-z 0-9 . _ -";
+		cfg->name = arg;
+		return NULL;
+	}
+	case O_LISTEN: cfg->listen = arg; return NULL;
+	case O_DATA: cfg->data = arg; return NULL;
+	case O_KEY: ar->keyfile = arg; return NULL;
+	case O_NOFSYNC: cfg->fsync = false; return NULL;
+	case O_NOGROUP: cfg->group_commit = false; return NULL;
+	case O_READY: ar->ready = arg; return NULL;
+	case O_ADV: cfg->advertise = arg; return NULL;
+	case O_COMPACT_START: cfg->compact_at_start = true; return NULL;
+	case O_HELP: ar->help = true; return NULL;
+	case O_CONFIG: return NULL; /* read by cli_args_init */
+	case O_SEED:
+		if (cfg->nseeds == MAX_SEEDS)
+			return "at most 64 seeds";
+		ar->seeds[cfg->nseeds++] = arg;
+		return NULL;
+	case O_AE:
+		if (parse_ms(arg, true, 1, 3600000, &ms) != 0)
+			return "MS from 1 to 3600000, or off";
+		cfg->ae_ms = (int)ms;
+		return NULL;
+	case O_GRACE:
+		if (parse_ms(arg, true, 0, YEAR_MS, &ms) != 0)
+			return "MS up to a year, or off";
+		cfg->tomb_grace_ms = ms;
+		return NULL;
+	case O_GC:
+		if (parse_ms(arg, false, 1, DAY_MS, &ms) != 0)
+			return "MS from 1 to a day";
+		cfg->gc_ms = (int)ms;
+		return NULL;
+	case O_GCGRACE:
+		/* A round may take grace/4: below 100 ms, none could. */
+		if (parse_ms(arg, true, 100, YEAR_MS, &ms) != 0)
+			return "MS from 100 to a year, or off";
+		cfg->gc_grace_ms = ms;
+		return NULL;
+	case O_COMPACT_CHECK:
+		if (parse_ms(arg, true, 1, DAY_MS, &ms) != 0)
+			return "MS from 1 to a day, or off";
+		cfg->compact_check_ms = ms;
+		return NULL;
+	case O_PARTS:
+		if (parse_u64(arg, &v) != 0 || v == 0 || v > 4096 ||
+		    (v & (v - 1)) != 0)
+			return "a power of two up to 4096";
+		cfg->partitions = (uint32_t)v;
+		return NULL;
+	case O_N:
+	case O_R:
+	case O_W:
+		if (parse_u64(arg, &v) != 0 || v == 0 || v > 8)
+			return "1 to 8";
+		*(c == O_N ? &cfg->n : c == O_R ? &cfg->r : &cfg->w) =
+		    (uint32_t)v;
+		return NULL;
+	case O_TIMEOUT:
+	case O_GOSSIP:
+		if (parse_ms(arg, false, 1, 1000000, &ms) != 0)
+			return "MS from 1 to 1000000";
+		*(c == O_TIMEOUT ? &cfg->timeout_ms : &cfg->gossip_ms) =
+		    (int)ms;
+		return NULL;
+	case O_WORKERS:
+		if (parse_u64(arg, &v) != 0 || v == 0)
+			return "a number, at least 1";
+		cfg->workers = v > 4096 ? 4096 : (unsigned)v;
+		return NULL;
+	case O_MAXVAL:
+		if (parse_u64(arg, &v) != 0 || v == 0 || v > WIRE_MAX_VALUE)
+			return "BYTES from 1 to 8M";
+		cfg->max_value = v;
+		return NULL;
+	case O_MAXDB:
+		if (parse_u64(arg, &v) != 0 || v == 0)
+			return "BYTES (4k, 10G, 1T, ...)";
+		cfg->map_max = v;
+		return NULL;
+	case O_LOG: {
+		enum log_level lvl;
+		if (log_level_parse(arg, &lvl) != 0)
+			return "debug, info, warn or error";
+		log_set_level(lvl);
+		return NULL;
+	}
+	default:
+		return "a known option";
+	}
+}
+
+/* Fill ar from a's argv (the config file's options, then the command
+ * line's): 0, or EXIT_USAGE after a message. */
+static int
+parse_args(struct cli_args *a, struct args *ar)
+{
+	int c, li;
+
+	memset(ar, 0, sizeof(*ar));
+	node_config_default(&ar->cfg);
+	ar->keyfile = getenv("DYNAMO_CLUSTER_KEY_FILE");
+	ar->cfg.seeds = ar->seeds;
+	while ((c = getopt_long(a->argc, a->argv, "", opts, &li)) != -1) {
+		if (c == '?' || c == ':') {
+			/* getopt has said what was wrong (the file's lines
+			 * were all checked by cli_args_init). */
+			fprintf(stderr, "dynamod: try --help\n");
+			return EXIT_USAGE;
 		}
-		case O_HELP:
-			usage(stdout);
+		const char *want = set_option(ar, c, optarg);
+		if (want != NULL) {
+			cli_args_error(a, optind - 1, "dynamod",
+			    "bad --%s '%s': want %s", opts[li].name,
+			    optarg ? optarg : "", want);
+			return EXIT_USAGE;
+		}
+		if (ar->help)
 			return 0;
-		default:
-			usage(stderr);
-			return 1;
-		}
 	}
-	if (optind != argc || !cfg.name || !cfg.listen || !cfg.data ||
-	    !keyfile) {
-		usage(stderr);
-		return 1;
+	if (optind != a->argc) {
+		fprintf(stderr, "dynamod: unexpected argument '%s'\n",
+		    a->argv[optind]);
+		return EXIT_USAGE;
 	}
-	/* Names travel in JSON, logs and hint keys: keep them plain. */
-	size_t nl = strlen(cfg.name);
-	if (nl == 0 || nl > 63 ||
-	    strspn(cfg.name, "abcdefghijklmnopqrstuvwxyz"
-	                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != nl) {
-		fprintf(stderr, "dynamod: --name: 1 to 63 of A-Z a-z 0-9 . _ -\n");
-		return 1;
+	const char *missing = !ar->cfg.name ? "--name"
+	                    : !ar->cfg.listen ? "--listen"
+	                    : !ar->cfg.data ? "--data"
+	                    : !ar->keyfile ? "--cluster-key"
+	                                   : NULL;
+	if (missing) {
+		fprintf(stderr, "dynamod: %s is required, on the command line "
+		                "or in the --config file (try --help)\n",
+		    missing);
+		return EXIT_USAGE;
 	}
-	cfg.seeds = seeds;
-	cfg.nseeds = nseeds;
-	if (cfg.n > 8 || cfg.r > cfg.n || cfg.w > cfg.n ||
-	    (cfg.partitions & (cfg.partitions - 1)) != 0 ||
-	    cfg.partitions > 4096) {
-		fprintf(stderr, "dynamod: need R, W <= N <= 8 and partitions a "
-		                "power of two <= 4096\n");
-		return 1;
+	if (ar->cfg.r > ar->cfg.n || ar->cfg.w > ar->cfg.n) {
+		fprintf(stderr,
+		    "dynamod: need --r and --w <= --n (now %u/%u/%u)\n",
+		    ar->cfg.n, ar->cfg.r, ar->cfg.w);
+		return EXIT_USAGE;
 	}
-	if (cfg.max_value > WIRE_MAX_VALUE) {
-		fprintf(stderr, "dynamod: --max-value is at most %u\n",
-		    WIRE_MAX_VALUE);
-		return 1;
-	}
-	int rc = auth_key_load(keyfile, &cfg.key);
+	return 0;
+}
+
+/* Load the key, start the node, serve until a signal, a leave or a
+ * removal: the exit status. */
+static int
+run(struct args *ar)
+{
+	struct node_config *cfg = &ar->cfg;
+	int rc = auth_key_load(ar->keyfile, &cfg->key);
 	if (rc != 0) {
-		fprintf(stderr, "dynamod: cluster key %s: %s\n", keyfile,
+		fprintf(stderr, "dynamod: cluster key %s: %s\n", ar->keyfile,
 		    dyn_strerror(rc));
-		return 1;
+		return EXIT_FAILED;
 	}
-	log_set_prefix(cfg.name);
+	log_set_prefix(cfg->name);
 
 	/* Signals are taken by sigwait below, in this thread only. */
 	sigset_t sigs;
@@ -363,12 +433,12 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct node *n;
-	if ((rc = node_start(&cfg, &n)) != 0) {
+	if ((rc = node_start(cfg, &n)) != 0) {
 		fprintf(stderr, "dynamod: %s\n", dyn_strerror(rc));
-		return 1;
+		return EXIT_FAILED;
 	}
-	if (ready && (rc = write_ready_file(ready, node_addr(n))) != 0)
-		LOG_ERROR("ready file %s: %s", ready, dyn_strerror(rc));
+	if (ar->ready && (rc = write_ready_file(ar->ready, node_addr(n))) != 0)
+		LOG_ERROR("ready file %s: %s", ar->ready, dyn_strerror(rc));
 
 	/* Wait for a signal, or for `dynamoctl leave` to complete. */
 	int sig = -1;
@@ -385,8 +455,31 @@ main(int argc, char **argv)
 		LOG_ERROR("removed from the cluster: stopping");
 	else
 		LOG_INFO("left the cluster: stopping");
-	stop_watchdog(removed ? 3 : 0);
+	stop_watchdog(removed ? EXIT_REMOVED : EXIT_STOPPED);
 	node_stop(n);
 	LOG_INFO("stopped");
-	return removed ? 3 : 0;
+	return removed ? EXIT_REMOVED : EXIT_STOPPED;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli_args a;
+	struct args ar;
+	char err[512];
+	int status;
+
+	mem_keep_freed_blocks();
+	if (cli_args_init(&a, argc, argv, "", opts, O_CONFIG, err,
+	        sizeof(err)) != 0) {
+		fprintf(stderr, "dynamod: %s\n", err);
+		status = EXIT_USAGE;
+	} else if ((status = parse_args(&a, &ar)) == 0) {
+		if (ar.help)
+			usage(stdout);
+		else
+			status = run(&ar);
+	}
+	cli_args_fini(&a);
+	return status;
 }

@@ -4,6 +4,7 @@ DYNAMO_PACKAGES=(
 	gcc pkg-config meson ninja-build cmake
 	libssl-dev libnng-dev liblmdb-dev libcmocka-dev libfuse3-dev fuse3
 	clang iproute2 procps psmisc attr rsync git tar python3
+	man-db
 )
 
 dynamo_install_deps() {

@@ -136,6 +136,26 @@ restart_node() {
 	NODE_ADDR=$(cat "$T/$name.ready")
 }
 
+# start_three_nodes: n1 founds a cluster, n2 and n3 join it; returns once
+# the ring gives each of them partitions with no transfer pending.  Sets
+# A1, A2, A3 (their addresses).  Needs DYNAMOCTL.
+start_three_nodes() {
+	: "${DYNAMOCTL:?set DYNAMOCTL to the dynamoctl binary}"
+	start_node n1 --gossip-interval 250
+	A1=$NODE_ADDR
+	start_node n2 --gossip-interval 250 --seed "$A1"
+	A2=$NODE_ADDR
+	start_node n3 --gossip-interval 250 --seed "$A1"
+	A3=$NODE_ADDR
+	wait_until 30 three_nodes_settled
+}
+three_nodes_settled() {
+	local ring
+	ring=$("$DYNAMOCTL" --node "$A1" --cluster-key "$KEY" ring) || return 1
+	[ "$(grep -cE ' [1-9][0-9]* partitions$' <<<"$ring")" = 3 ] &&
+		! grep -q pending <<<"$ring"
+}
+
 is_mounted() { grep -q " $1 fuse.dynamofs " /proc/mounts; }
 
 # mount_fs DIR [-o OPTIONS]: mount in the foreground, in the background.

@@ -4,22 +4,9 @@
 # new files, listings, an editor-style save — through the other two
 # (sloppy quorum, hinted handoff).
 . "$(dirname "$0")/lib.sh"
-: "${DYNAMOCTL:?set DYNAMOCTL to the dynamoctl binary}"
 
 step "3 nodes"
-start_node n1 --gossip-interval 250
-A1=$NODE_ADDR
-start_node n2 --gossip-interval 250 --seed "$A1"
-A2=$NODE_ADDR
-start_node n3 --gossip-interval 250 --seed "$A1"
-A3=$NODE_ADDR
-settled() {
-	local ring
-	ring=$("$DYNAMOCTL" --node "$A1" --cluster-key "$KEY" ring) || return 1
-	[ "$(grep -cE ' [1-9][0-9]* partitions$' <<<"$ring")" = 3 ] &&
-		! grep -q pending <<<"$ring"
-}
-wait_until 30 settled
+start_three_nodes
 
 step "mount all three"
 NODE_ADDR="$A1,$A2,$A3"

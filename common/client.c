@@ -470,6 +470,33 @@ dyn_delete_ctxs(struct dyn_client *c, const void *key, size_t klen,
 	    NULL, NULL);
 }
 
+/* A copy of field f of m as a NUL-terminated string (NULL when absent or
+ * out of memory: the status then lacks that part). */
+static char *
+field_str(const struct wire_msg *m, uint8_t tag)
+{
+	const struct wire_field *f = wire_find(m, tag);
+	char *s = f ? mem_alloc(f->len + 1) : NULL;
+	if (s) {
+		memcpy(s, f->data, f->len);
+		s[f->len] = '\0';
+	}
+	return s;
+}
+
+static void
+status_decode(const struct wire_msg *m, struct dyn_status *out)
+{
+	wire_get_str(m, F_NAME, out->name, sizeof(out->name));
+	wire_get_str(m, F_ADDR, out->addr, sizeof(out->addr));
+	wire_get_u64(m, F_UPTIME, &out->uptime_s);
+	wire_get_u64(m, F_KEYS, &out->keys);
+	wire_get_u64(m, F_DBSIZE, &out->db_bytes);
+	wire_get_u64(m, F_ACTOR, &out->actor);
+	out->json = field_str(m, F_STATUSJSON);
+	out->stats = field_str(m, F_STATS);
+}
+
 int
 dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out)
 {
@@ -484,35 +511,40 @@ dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out)
 	if (rc == 0)
 		rc = call(c, i, &b, WIRE_STATUS_RESP, &reply);
 	buf_fini(&b);
-	const struct wire_msg *m = &reply.m;
-	if (rc) {
-		rpc_reply_fini(&reply);
-		return rc;
-	}
-	wire_get_str(m, F_NAME, out->name, sizeof(out->name));
-	wire_get_str(m, F_ADDR, out->addr, sizeof(out->addr));
-	wire_get_u64(m, F_UPTIME, &out->uptime_s);
-	wire_get_u64(m, F_KEYS, &out->keys);
-	wire_get_u64(m, F_DBSIZE, &out->db_bytes);
-	wire_get_u64(m, F_ACTOR, &out->actor);
-	const struct wire_field *js = wire_find(m, F_STATUSJSON);
-	if (js) {
-		out->json = mem_alloc(js->len + 1);
-		if (out->json) {
-			memcpy(out->json, js->data, js->len);
-			out->json[js->len] = '\0';
-		}
-	}
-	const struct wire_field *st = wire_find(m, F_STATS);
-	if (st) {
-		out->stats = mem_alloc(st->len + 1);
-		if (out->stats) {
-			memcpy(out->stats, st->data, st->len);
-			out->stats[st->len] = '\0';
-		}
-	}
+	if (rc == 0)
+		status_decode(&reply.m, out);
 	rpc_reply_fini(&reply);
-	return 0;
+	return rc;
+}
+
+size_t
+dyn_status_each(struct dyn_client *c, const char *const *addrs, size_t n,
+    int timeout_ms, struct dyn_status *out, int *rc)
+{
+	struct rpc_reply *rr = mem_calloc(n ? n : 1, sizeof(*rr));
+	struct buf b;
+	size_t ok = 0;
+	buf_init(&b);
+	begin_req(c, &b, WIRE_STATUS_REQ, 0);
+	int src = rr ? wire_seal(&b, &c->key) : -ENOMEM;
+	if (src == 0 && n > 0)
+		rpc_call_many(c->pool, addrs, n, &b, n,
+		    timeout_ms > 0 ? timeout_ms : c->timeout_ms, 0, rr);
+	for (size_t i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		rc[i] = src ? src : rr[i].rc;
+		if (rc[i] == 0 && rr[i].m.type != WIRE_STATUS_RESP)
+			rc[i] = DYN_EBADMSG;
+		if (rc[i] == 0) {
+			status_decode(&rr[i].m, &out[i]);
+			ok++;
+		}
+		if (rr)
+			rpc_reply_fini(&rr[i]);
+	}
+	buf_fini(&b);
+	mem_free(rr);
+	return ok;
 }
 
 void

@@ -165,6 +165,14 @@ int dyn_echo(struct dyn_client *c, size_t i, const void *data, size_t len);
 
 /* Status of the node at index i of the client's list. */
 int dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out);
+/* Status of the nodes at addrs[0..n) (any members, not only the client's
+ * list), asked in parallel: each answers within timeout_ms (0: the
+ * client's timeout) or rc[i] is DYN_ETIMEDOUT, so the call takes at most
+ * that long.  rc[i] is node i's result, out[i] its status (empty unless
+ * rc[i] is 0; dyn_status_fini each whatever rc[i]).  Returns how many
+ * answered. */
+size_t dyn_status_each(struct dyn_client *c, const char *const *addrs,
+    size_t n, int timeout_ms, struct dyn_status *out, int *rc);
 void dyn_status_fini(struct dyn_status *s);
 
 #endif

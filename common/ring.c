@@ -624,6 +624,28 @@ ring_replicas_union(const struct ring *r, uint32_t part, uint32_t n,
 	return 0;
 }
 
+uint32_t
+ring_gains(const struct ring *r, uint32_t n, uint32_t idx, uint32_t *out)
+{
+	uint32_t cur[RING_GAINS_N_MAX], next[RING_GAINS_N_MAX], nc, nn;
+	uint32_t count = 0;
+
+	if (r->next == NULL || idx >= r->nm)
+		return 0;
+	if (n > RING_GAINS_N_MAX)
+		n = RING_GAINS_N_MAX;
+	for (uint32_t p = 0; p < r->q; p++) {
+		(void)ring_preflist(r, RING_CUR, p, n, cur, &nc);
+		(void)ring_preflist(r, RING_NEXT, p, n, next, &nn);
+		if (in_list(next, nn, idx) && !in_list(cur, nc, idx)) {
+			if (out != NULL)
+				out[count] = p;
+			count++;
+		}
+	}
+	return count;
+}
+
 /* ---- Members ------------------------------------------------------- */
 
 uint32_t

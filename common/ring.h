@@ -146,6 +146,18 @@ int ring_preflist_key(const struct ring *r, enum ring_table t,
 int ring_replicas_union(const struct ring *r, uint32_t part, uint32_t n,
                         uint32_t *out, uint32_t *count);
 
+/*
+ * The partitions member idx gains under r's plan: those whose next
+ * preference list (n long) holds it and whose cur one does not, which it
+ * pulls before the plan can commit.  Their number and, when out is not
+ * NULL (room for Q), the partitions in increasing order.  0 on a stable
+ * ring or for an index out of range.  Lists longer than RING_GAINS_N_MAX
+ * are cut to it.
+ */
+#define RING_GAINS_N_MAX 32
+uint32_t ring_gains(const struct ring *r, uint32_t n, uint32_t idx,
+                    uint32_t *out);
+
 /* ---- Members ------------------------------------------------------- */
 
 uint32_t ring_member_count(const struct ring *r);

@@ -35,6 +35,9 @@ struct ae {
 	bool stopping;
 	uint32_t next_part;
 	struct ae_stats st;
+	uint64_t last_diff_at; /* node_mono_ms of the last difference found */
+	uint8_t *differ;    /* per partition: differed when last compared */
+	uint32_t nq;        /* partitions in differ */
 	pthread_t thread;
 	bool started;
 };
@@ -621,6 +624,31 @@ sweep(struct ae *a, const struct ring *r)
 
 /* ---- rounds -------------------------------------------------------- */
 
+/* Does the replica at addr hold a tree of part with t's root?  (*same;
+ * 32 bytes each way.) */
+static int
+root_same(struct ae *a, const struct merkle *t, uint32_t part,
+    const char *addr, bool *same)
+{
+	struct node *n = a->node;
+	uint8_t root[MERKLE_HASH_LEN];
+	uint64_t cnt;
+	struct buf b;
+	struct rpc_reply r = {0};
+	buf_init(&b);
+	merkle_root(t, root, &cnt);
+	node_req_begin(n, &b, WIRE_AE_REQ);
+	wire_put_u32(&b, F_PART, part);
+	wire_put(&b, F_ROOT, root, sizeof(root));
+	int rc = wire_seal(&b, &n->cfg.key);
+	if (rc == 0)
+		rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
+	*same = rc == 0 && wire_find(&r.m, F_LEAVES) != NULL;
+	rpc_reply_fini(&r);
+	buf_fini(&b);
+	return rc;
+}
+
 /* Compare our tree t of partition part with the replica at addr and
  * repair both; *ndiff gets the number of leaves that differed. */
 static int
@@ -628,33 +656,18 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
     const char *addr, uint32_t *ndiff)
 {
 	struct node *n = a->node;
-	int rc;
-	struct buf b;
-	buf_init(&b);
 	struct rpc_reply r = {0};
+	bool same;
 
 	/* The root first: replicas that agree (nearly always) exchange 32
 	 * bytes, not every leaf's hash (128 KiB a round). */
-	uint8_t root[MERKLE_HASH_LEN];
-	uint64_t cnt;
-	merkle_root(t, root, &cnt);
-	node_req_begin(n, &b, WIRE_AE_REQ);
-	wire_put_u32(&b, F_PART, part);
-	wire_put(&b, F_ROOT, root, sizeof(root));
-	if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
-		rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
-	if (rc == 0 && wire_find(&r.m, F_LEAVES)) {
-		*ndiff = 0;
-		rpc_reply_fini(&r);
-		buf_fini(&b);
-		return 0;
-	}
-	rpc_reply_fini(&r);
-	if (rc != 0) {
-		buf_fini(&b);
+	*ndiff = 0;
+	int rc = root_same(a, t, part, addr, &same);
+	if (rc != 0 || same)
 		return rc;
-	}
 
+	struct buf b;
+	buf_init(&b);
 	node_req_begin(n, &b, WIRE_AE_REQ);
 	wire_put_u32(&b, F_PART, part);
 	size_t at = wire_begin_field(&b, F_LEAFHASHES);
@@ -693,9 +706,66 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 	return rc;
 }
 
+/* Partition part differed from a replica when last compared (still after
+ * the round's repair) or did not: the count in the stats follows. */
+static void
+set_differing(struct ae *a, uint32_t q, uint32_t part, bool differs)
+{
+	pthread_mutex_lock(&a->lock);
+	if (a->nq != q) {
+		uint8_t *d = mem_calloc(q, 1);
+		if (!d) {
+			pthread_mutex_unlock(&a->lock);
+			return; /* the count waits for memory */
+		}
+		mem_free(a->differ);
+		a->differ = d;
+		a->nq = q;
+		a->st.differing = 0;
+	}
+	a->st.differing += (uint32_t)differs - a->differ[part];
+	a->differ[part] = differs;
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* The round found nd leaves of part differing (and repaired them). */
+static void
+note_diff(struct ae *a, uint32_t part, uint32_t nd)
+{
+	pthread_mutex_lock(&a->lock);
+	a->st.diffs++;
+	a->st.last_diff_part = part;
+	a->st.last_diff_leaves = nd;
+	a->last_diff_at = node_mono_ms();
+	pthread_mutex_unlock(&a->lock);
+}
+
+/*
+ * After a round repaired differences of part with the replicas in
+ * differed[0..nd): do they hold the same tree now?  A fresh tree, its root
+ * against theirs.  False also when one cannot be asked: not known equal.
+ */
+static bool
+repaired(struct ae *a, const struct ring *r, uint32_t part,
+    const uint32_t *differed, uint32_t nd)
+{
+	struct merkle *t = NULL;
+	bool all = build_tree(a->node, ring_q(r), part, &t, NULL, 0) == 0;
+	for (uint32_t i = 0; all && i < nd; i++) {
+		bool same;
+		all = root_same(a, t, part, ring_member_addr(r, differed[i]),
+		          &same) == 0 && same;
+	}
+	merkle_free(t);
+	return all;
+}
+
 /* One round: strays swept, then the next partition this node replicates,
  * with every other replica of it that is reachable, and its old
- * tombstones purged when this node is its first replica and all agree. */
+ * tombstones purged when this node is its first replica and all agree.
+ * The partition counts as differing (ae_stats) while a replica's tree
+ * differed from ours after the round's repair; as equal once every other
+ * replica compared equal; a replica out of reach changes neither. */
 static void
 round_once(struct ae *a)
 {
@@ -711,8 +781,10 @@ round_once(struct ae *a)
 	for (uint32_t k = 0; k < q && me >= 0; k++) {
 		uint32_t part = a->next_part++ % q;
 		uint32_t idx[16], cnt = 0;
-		if (!replicates(r, part, nrep, me, idx, &cnt))
+		if (!replicates(r, part, nrep, me, idx, &cnt)) {
+			set_differing(a, q, part, false);
 			continue;
+		}
 		struct recs cands = {.max = AE_PURGE_MAX};
 		bool purger = a->grace_ms >= 0 && stable && (int)idx[0] == me;
 		uint64_t now = node_now_ms(), g = (uint64_t)a->grace_ms;
@@ -723,6 +795,7 @@ round_once(struct ae *a)
 		int rc = build_tree(n, q, part, &t, purger ? &cands : NULL,
 		    now > g ? now - g : 0);
 		bool equal = rc == 0;
+		uint32_t differed[16], ndiffered = 0, leaves = 0;
 		for (uint32_t i = 0; rc == 0 && i < cnt; i++) {
 			const char *addr = ring_member_addr(r, idx[i]);
 			if ((int)idx[i] == me)
@@ -737,8 +810,19 @@ round_once(struct ae *a)
 				LOG_DEBUG("anti-entropy with %s: %s", addr,
 				    dyn_strerror(src));
 			equal = equal && src == 0 && nd == 0;
+			if (src == 0 && nd > 0) {
+				differed[ndiffered++] = idx[i];
+				leaves += nd;
+			}
 		}
 		merkle_free(t);
+		if (ndiffered > 0) {
+			note_diff(a, part, leaves);
+			set_differing(a, q, part,
+			    !repaired(a, r, part, differed, ndiffered));
+		} else if (equal) {
+			set_differing(a, q, part, false);
+		}
 		if (purger && equal && cands.n > 0)
 			purge(a, r, idx, cnt, part, &cands);
 		recs_fini(&cands);
@@ -806,6 +890,7 @@ ae_stop(struct ae *a)
 		pthread_join(a->thread, NULL);
 	pthread_cond_destroy(&a->cv);
 	pthread_mutex_destroy(&a->lock);
+	mem_free(a->differ);
 	mem_free(a);
 }
 
@@ -813,9 +898,13 @@ void
 ae_stats(struct ae *a, struct ae_stats *out)
 {
 	memset(out, 0, sizeof(*out));
+	out->last_diff_age_ms = -1;
 	if (!a)
 		return;
 	pthread_mutex_lock(&a->lock);
 	*out = a->st;
+	out->last_diff_age_ms = out->diffs == 0
+	    ? -1
+	    : (int64_t)(node_mono_ms() - a->last_diff_at);
 	pthread_mutex_unlock(&a->lock);
 }

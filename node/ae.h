@@ -66,6 +66,16 @@ struct ae_stats {
 	uint64_t merged; /* records merged in from peers */
 	uint64_t purged; /* tombstones deleted (as purger or replica) */
 	uint64_t swept;  /* stray records deleted */
+	/* Partitions of this node that differed from a replica when last
+	 * compared, even after that round's repair (a round that finds
+	 * leaves differing repairs them, builds its tree again and compares
+	 * roots once more); a partition counts as equal again once every
+	 * other replica compared equal. */
+	uint32_t differing;
+	uint64_t diffs;           /* comparisons that found leaves differing */
+	uint32_t last_diff_part;  /* the last of those: its partition, */
+	uint32_t last_diff_leaves; /* its leaves differing (all replicas), */
+	int64_t last_diff_age_ms; /* and how long ago; -1: none yet */
 };
 /* Since start; all zero when a is NULL (anti-entropy off). */
 void ae_stats(struct ae *a, struct ae_stats *out);

@@ -7,8 +7,12 @@
  *                                           |
  *                    stdout: value or JSON; stderr: "dynamoctl: what: why"
  *
+ * status, leave and remove judge the whole cluster (health.c): every
+ * member's status, asked in parallel, and the wait with progress lines.
+ *
  * Exit status: 0 success, 1 error or bad usage, 2 not found, 3 the key has
- * concurrent versions (get prints nothing then; --json shows them all).
+ * concurrent versions (get prints nothing then; --json shows them all),
+ * 4 the cluster is degraded (status) or the wait ran out (--wait).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -26,6 +31,7 @@
 #include "cli.h"
 #include "client.h"
 #include "err.h"
+#include "health.h"
 #include "mem.h"
 #include "ring.h"
 #include "vset.h"
@@ -36,6 +42,7 @@ enum {
 	EXIT_ERR = 1,
 	EXIT_NOTFOUND = 2,
 	EXIT_SIBLINGS = 3,
+	EXIT_DEGRADED = 4,
 };
 
 /* Command-specific options, as bits, so each command can refuse the ones
@@ -46,6 +53,8 @@ enum {
 	CO_LOCAL = 1u << 2,
 	CO_CONTEXT = 1u << 3,
 	CO_W = 1u << 4,
+	CO_WAIT = 1u << 5,
+	CO_NO_WAIT = 1u << 6,
 };
 
 /* Long-only options get codes above any char. */
@@ -53,6 +62,8 @@ enum {
 	OPT_R = 256,
 	OPT_W,
 	OPT_LOCAL,
+	OPT_WAIT,
+	OPT_NO_WAIT,
 };
 
 struct ctl {
@@ -66,6 +77,7 @@ struct ctl {
 	uint32_t r;
 	uint32_t w;
 	const char *context; /* base64, as printed by get --json */
+	uint64_t wait_ms;    /* --wait=DURATION; 0: no bound */
 	char **args;         /* command and its operands, into argv */
 	int nargs;
 };
@@ -87,10 +99,10 @@ static const char usage_text[] =
     "  get KEY [--json] [--r N] [--local]\n"
     "  put KEY [FILE|-] [--context CTX] [--w N]\n"
     "  delete KEY [--context CTX] [--w N]\n"
-    "  status [--json]\n"
+    "  status [--json] [--wait[=DURATION]]\n"
     "  ring [--json]\n"
-    "  leave\n"
-    "  remove NAME\n"
+    "  leave [--no-wait | --wait=DURATION]\n"
+    "  remove NAME [--no-wait | --wait=DURATION]\n"
     "  compact [--json]\n"
     "  fault drop NODE... | fault heal\n"
     "  keygen FILE\n";
@@ -115,24 +127,37 @@ static const char help_text[] =
     "               the versions that context saw; without, dynamoctl first\n"
     "               reads KEY and deletes every version the read returned\n"
     "               (exit 2 when there was no live version to delete).\n"
-    "  status       Name, address, uptime, key count, database size, actor\n"
-    "               and counters of every --node, the blob collector's\n"
-    "               (gc_*) and the data file's (file_bytes, used_bytes,\n"
-    "               free_bytes, compactions, compact_*) among them\n"
-    "               (--json: one JSON object per node, one per line).\n"
+    "  status       The cluster as the first --node that answers sees it:\n"
+    "               a row per member (state, reachable, partitions owned,\n"
+    "               keys, data size, hints held for it, anti-entropy\n"
+    "               rounds and last difference, transfer), each member\n"
+    "               asked in parallel, then 'healthy' or 'degraded: ...'\n"
+    "               with the reasons (a member down or unreachable, hints\n"
+    "               pending, a transfer running, replicas differing).\n"
+    "               Exit 0 healthy, 4 degraded.  --wait waits (at most\n"
+    "               DURATION) until healthy, with progress on stderr.\n"
+    "               --json: one object per --node, one per line (its\n"
+    "               counters, members, ring, transfer, anti-entropy, hints\n"
+    "               and \"health\": the verdict and the rows); exit 0\n"
+    "               when every --node answered.\n"
     "  ring         The ring as the (first) node sees it: epoch, N/R/W,\n"
     "               members with the partitions each owns, and every\n"
     "               partition's preference list (--json: one object).\n"
     "  leave        Make the (first) node leave the cluster: it hands its\n"
     "               partitions to their new owners, then exits 0.  Refused\n"
     "               when it is the only member up (nowhere to hand them).\n"
+    "               Waits until it has left, showing partitions and bytes\n"
+    "               moved, rate and time left on stderr (--no-wait: return\n"
+    "               at once; the leave goes on either way).\n"
     "  remove NAME  Tell the (first) node that member NAME is gone for\n"
     "               good (a dead disk or host) and cannot leave: the ring\n"
     "               is planned without it, its partitions are copied from\n"
     "               the other replicas, hints held for it go to the keys'\n"
     "               replicas.  Refused while the node reaches NAME.  NAME\n"
     "               cannot join again, and if it comes back it stops\n"
-    "               (exit 3); a replacement takes a new name.\n"
+    "               (exit 3); a replacement takes a new name.  Waits, as\n"
+    "               leave does, until its partitions and hints are\n"
+    "               elsewhere.\n"
     "  compact      Make every --node in turn compact its data file now,\n"
     "               giving the disk back the space that deletes freed;\n"
     "               prints the file's size before and after.  The node's\n"
@@ -159,6 +184,11 @@ static const char help_opts_text[] =
     "                         named by $" CLI_KEY_ENV ")\n"
     "  -t, --timeout MS       per-node timeout (default 5000; \"2s\" works)\n"
     "  -j, --json             JSON output (get, status, ring, compact)\n"
+    "      --wait[=DURATION]  status: wait until the cluster is healthy\n"
+    "                         (a join's transfer, a repair, hints\n"
+    "                         delivered); leave, remove: wait at most\n"
+    "                         DURATION (\"90s\", \"10m\"; default: no bound)\n"
+    "      --no-wait          leave, remove: return once asked\n"
     "      --r N              get: read quorum (default: the cluster's R)\n"
     "      --local            get: read only the answering node's own\n"
     "                         replica, without a quorum\n"
@@ -170,7 +200,8 @@ static const char help_opts_text[] =
     "                         goes after it\n"
     "\n"
     "exit status: 0 success, 1 error or bad usage, 2 not found,\n"
-    "3 KEY has concurrent versions (get prints no value; use --json).\n";
+    "3 KEY has concurrent versions (get prints no value; use --json),\n"
+    "4 the cluster is degraded (status), or --wait ran out.\n";
 
 static void
 usage_short(void)
@@ -437,41 +468,6 @@ out:
 	return ex;
 }
 
-/* "3d04h05m06s", trimmed to the largest unit. */
-static void
-fmt_uptime(uint64_t s, char *out, size_t cap)
-{
-	uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
-
-	if (d > 0)
-		snprintf(out, cap, "%" PRIu64 "d%02" PRIu64 "h%02" PRIu64 "m",
-		         d, h, m);
-	else if (h > 0)
-		snprintf(out, cap, "%" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s",
-		         h, m, s % 60);
-	else if (m > 0)
-		snprintf(out, cap, "%" PRIu64 "m%02" PRIu64 "s", m, s % 60);
-	else
-		snprintf(out, cap, "%" PRIu64 "s", s);
-}
-
-static void
-fmt_bytes(uint64_t b, char *out, size_t cap)
-{
-	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)b;
-	size_t u = 0;
-
-	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(out, cap, "%" PRIu64 " B", b);
-	else
-		snprintf(out, cap, "%.1f %s", v, units[u]);
-}
-
 /* Is s[0..n) a plain decimal integer (printed in JSON as a number)? */
 static bool
 is_json_int(const char *s, size_t n)
@@ -517,8 +513,11 @@ print_stats_json(FILE *f, const char *stats)
 	fputc('}', f);
 }
 
+/* One --node's status as a JSON line; with the cluster's health (h NULL:
+ * no member answered the health round). */
 static void
-print_status_json(const char *node, const struct dyn_status *st, int err)
+print_status_json(const char *node, const struct dyn_status *st, int err,
+    const struct health *h)
 {
 	FILE *f = stdout;
 
@@ -546,66 +545,84 @@ print_status_json(const char *node, const struct dyn_status *st, int err)
 		fputs(", \"cluster\": ", f);
 		fputs(st->json, f);
 	}
+	fputs(", \"health\": ", f);
+	if (h)
+		health_print_json(h, f);
+	else
+		fputs("null", f);
 	fputs("}\n", f);
 }
 
-static void
-print_status_text(const char *node, const struct dyn_status *st)
-{
-	char up[64], sz[64];
+/* The timeout of each status call of a health round: short, so a member
+ * down costs little (they are asked in parallel). */
+#define HEALTH_TIMEOUT_MS 2000
 
-	fmt_uptime(st->uptime_s, up, sizeof(up));
-	fmt_bytes(st->db_bytes, sz, sizeof(sz));
-	printf("node      %s\n"
-	       "name      %.*s\n"
-	       "address   %.*s\n"
-	       "uptime    %s (%" PRIu64 " s)\n"
-	       "keys      %" PRIu64 "\n"
-	       "db size   %s (%" PRIu64 " bytes)\n"
-	       "actor     %016" PRIx64 "\n",
-	       node, (int)sizeof(st->name), st->name, (int)sizeof(st->addr),
-	       st->addr, up, st->uptime_s, st->keys, sz, st->db_bytes,
-	       st->actor);
-	if (st->json)
-		printf("cluster   %s\n", st->json);
-	if (st->stats == NULL || st->stats[0] == '\0')
-		return;
-	printf("stats\n");
-	for (const char *p = st->stats; *p != '\0';) {
-		const char *nl = strchr(p, '\n');
-		int n = nl ? (int)(nl - p) : (int)strlen(p);
-		if (n > 0)
-			printf("  %.*s\n", n, p);
-		p += n + (nl ? 1 : 0);
-	}
+static int
+health_timeout(const struct ctl *ctl)
+{
+	return ctl->timeout_ms > 0 ? ctl->timeout_ms : HEALTH_TIMEOUT_MS;
+}
+
+/* Wait for goal (name: the member leaving or removed), progress on
+ * stderr, at most --wait's duration.  *last as health_wait's. */
+static int
+wait_for(const struct ctl *ctl, struct dyn_client *c, enum health_goal goal,
+    const char *name, struct health *last)
+{
+	struct health_wait w = {
+	    .goal = goal,
+	    .name = name,
+	    .deadline_ms = ctl->wait_ms
+	        ? health_now_ms() + (long long)ctl->wait_ms
+	        : 0,
+	    .timeout_ms = health_timeout(ctl),
+	    .out = stderr,
+	    .tty = isatty(STDERR_FILENO) == 1,
+	};
+	return health_wait(c, ctl->nodes, ctl->nnodes, &w, last);
 }
 
 static int
 cmd_status(struct ctl *ctl, struct dyn_client *c)
 {
+	struct health h;
 	int ex = EXIT_OK;
+	int rv;
 
-	for (size_t i = 0; i < ctl->nnodes; i++) {
-		struct dyn_status st;
-
-		memset(&st, 0, sizeof(st));
-		int rv = dyn_status(c, i, &st);
-		if (ctl->json) {
-			print_status_json(ctl->nodes[i], &st, rv);
-		} else if (rv == 0) {
-			if (i > 0)
-				putchar('\n');
-			print_status_text(ctl->nodes[i], &st);
-		} else {
-			char what[300];
-			snprintf(what, sizeof(what), "status %s",
-			         ctl->nodes[i]);
-			fail(what, rv);
+	memset(&h, 0, sizeof(h));
+	if (ctl->given & CO_WAIT) {
+		rv = wait_for(ctl, c, HEALTH_GOAL_HEALTHY, NULL, &h);
+		if (rv != 0 && rv != DYN_ETIMEDOUT) {
+			fail("status --wait", rv);
+			return EXIT_ERR;
 		}
-		if (rv != 0)
-			ex = EXIT_ERR;
-		dyn_status_fini(&st);
+		if (h.n == 0)
+			rv = DYN_EUNREACH; /* nobody ever answered */
+	} else {
+		rv = health_gather(c, ctl->nodes, ctl->nnodes,
+		    health_timeout(ctl), &h);
 	}
+	if (!ctl->json) {
+		if (rv != 0 && h.n == 0) {
+			fail("status: no --node answers", rv);
+			return EXIT_ERR;
+		}
+		health_print_table(&h, stdout);
+		ex = h.healthy ? EXIT_OK : EXIT_DEGRADED;
+	} else {
+		/* The machine form: one object per --node, as it always was,
+		 * each with the verdict too. */
+		for (size_t i = 0; i < ctl->nnodes; i++) {
+			struct dyn_status st;
+			int srv = dyn_status(c, i, &st);
+			print_status_json(ctl->nodes[i], &st, srv,
+			    h.n ? &h : NULL);
+			if (srv != 0)
+				ex = EXIT_ERR;
+			dyn_status_fini(&st);
+		}
+	}
+	health_fini(&h);
 	if (flush_stdout() != EXIT_OK)
 		ex = EXIT_ERR;
 	return ex;
@@ -721,10 +738,39 @@ cmd_ring(struct ctl *ctl, struct dyn_client *c)
 	return flush_stdout();
 }
 
+/* After a leave or a removal was accepted: wait unless --no-wait. */
+static int
+follow(const struct ctl *ctl, struct dyn_client *c, enum health_goal goal,
+    const char *name)
+{
+	if (ctl->given & CO_NO_WAIT)
+		return EXIT_OK;
+	struct health h;
+	int rv = wait_for(ctl, c, goal, name, &h);
+	health_fini(&h);
+	if (rv == DYN_ETIMEDOUT) {
+		fprintf(stderr, "dynamoctl: %s is not done yet; it goes on "
+		                "(dynamoctl status shows it)\n", name);
+		return EXIT_DEGRADED;
+	}
+	if (rv != 0) {
+		fail("wait", rv);
+		return EXIT_ERR;
+	}
+	return EXIT_OK;
+}
+
 static int
 cmd_leave(struct ctl *ctl, struct dyn_client *c)
 {
-	int rv = dyn_leave(c, 0);
+	struct dyn_status st;
+	int rv = dyn_status(c, 0, &st); /* its name, to follow the leave */
+	char name[sizeof(st.name)];
+	snprintf(name, sizeof(name), "%.*s",
+	    (int)strnlen(st.name, sizeof(st.name)), st.name);
+	dyn_status_fini(&st);
+	if (rv == 0)
+		rv = dyn_leave(c, 0);
 	if (rv == -EINVAL) {
 		fprintf(stderr, "dynamoctl: leave: %s is the only member that is "
 		                "up: its data would have nowhere to go (start "
@@ -736,9 +782,9 @@ cmd_leave(struct ctl *ctl, struct dyn_client *c)
 		fail("leave", rv);
 		return EXIT_ERR;
 	}
-	fprintf(stderr, "%s is leaving: it hands its partitions over, then "
-	                "exits\n", ctl->nodes[0]);
-	return EXIT_OK;
+	fprintf(stderr, "%s (%s) is leaving: it hands its partitions over, "
+	                "then exits\n", name, ctl->nodes[0]);
+	return follow(ctl, c, HEALTH_GOAL_LEFT, name);
 }
 
 static int
@@ -764,7 +810,7 @@ cmd_remove(struct ctl *ctl, struct dyn_client *c)
 	}
 	fprintf(stderr, "%s is removed: the others take over its "
 	                "partitions\n", ctl->args[1]);
-	return EXIT_OK;
+	return follow(ctl, c, HEALTH_GOAL_REMOVED, ctl->args[1]);
 }
 
 /* A node's compaction can take a while: the copy holds the data in use. */
@@ -796,8 +842,8 @@ cmd_compact(struct ctl *ctl, struct dyn_client *c)
 			}
 		} else if (rv == 0) {
 			char b[64], a[64];
-			fmt_bytes(r.before, b, sizeof(b));
-			fmt_bytes(r.after, a, sizeof(a));
+			health_fmt_bytes(r.before, b, sizeof(b));
+			health_fmt_bytes(r.after, a, sizeof(a));
 			printf("%s: data file %s -> %s in %" PRIu64 " ms\n",
 			       node, b, a, r.ms);
 		} else if (rv == -ENOSPC) {
@@ -843,10 +889,10 @@ static const struct cmd cmds[] = {
     {"get", 1, 1, CO_JSON | CO_R | CO_LOCAL, true, cmd_get},
     {"put", 1, 2, CO_CONTEXT | CO_W, true, cmd_put},
     {"delete", 1, 1, CO_CONTEXT | CO_W, true, cmd_delete},
-    {"status", 0, 0, CO_JSON, true, cmd_status},
+    {"status", 0, 0, CO_JSON | CO_WAIT, true, cmd_status},
     {"ring", 0, 0, CO_JSON, true, cmd_ring},
-    {"leave", 0, 0, 0, true, cmd_leave},
-    {"remove", 1, 1, 0, true, cmd_remove},
+    {"leave", 0, 0, CO_WAIT | CO_NO_WAIT, true, cmd_leave},
+    {"remove", 1, 1, CO_WAIT | CO_NO_WAIT, true, cmd_remove},
     {"compact", 0, 0, CO_JSON, true, cmd_compact},
     {"fault", 1, 17, 0, true, cmd_fault},
     {"keygen", 1, 1, 0, false, cmd_keygen},
@@ -864,6 +910,10 @@ opt_name(unsigned co)
 		return "--local";
 	case CO_CONTEXT:
 		return "--context";
+	case CO_WAIT:
+		return "--wait";
+	case CO_NO_WAIT:
+		return "--no-wait";
 	default:
 		return "--w";
 	}
@@ -898,6 +948,8 @@ parse_args(int argc, char **argv, struct ctl *ctl)
 	    {"r", required_argument, NULL, OPT_R},
 	    {"w", required_argument, NULL, OPT_W},
 	    {"local", no_argument, NULL, OPT_LOCAL},
+	    {"wait", optional_argument, NULL, OPT_WAIT},
+	    {"no-wait", no_argument, NULL, OPT_NO_WAIT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -950,6 +1002,18 @@ parse_args(int argc, char **argv, struct ctl *ctl)
 		case OPT_LOCAL:
 			ctl->local = true;
 			ctl->given |= CO_LOCAL;
+			break;
+		case OPT_WAIT:
+			if (optarg && (cli_parse_duration_ms(optarg, 1000,
+			                   &ctl->wait_ms) != 0 ||
+			                  ctl->wait_ms == 0)) {
+				usage_error("--wait: bad duration '%s'", optarg);
+				return -EINVAL;
+			}
+			ctl->given |= CO_WAIT;
+			break;
+		case OPT_NO_WAIT:
+			ctl->given |= CO_NO_WAIT;
 			break;
 		case 'h':
 			return 1;
@@ -1040,6 +1104,10 @@ main(int argc, char **argv)
 	if (bad != 0) {
 		usage_error("%s does not apply to '%s'", opt_name(bad & -bad),
 		            cmd->name);
+		goto out;
+	}
+	if ((ctl.given & CO_NO_WAIT) && (ctl.given & CO_WAIT)) {
+		usage_error("--wait and --no-wait do not go together");
 		goto out;
 	}
 	if (cmd->run == cmd_compact && ctl.timeout_ms == 0)

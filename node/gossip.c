@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "err.h"
+#include "json.h"
 #include "log.h"
 #include "mem.h"
 #include "node_i.h"
@@ -777,15 +778,20 @@ gossip_status_json(struct gossip *g, struct buf *out)
 	for (size_t i = 0; i < g->nmembers; i++) {
 		const struct member *m = &g->members[i];
 		int idx = g->ring ? ring_member_find(g->ring, m->name) : -1;
+		/* Names and addresses are any bytes but NUL: escaped. */
+		buf_put(out, i ? ", {\"name\": " : "{\"name\": ", i ? 11 : 9);
+		json_put_str(out, m->name, strlen(m->name));
+		buf_put(out, ", \"addr\": ", 10);
+		json_put_str(out, m->addr, strlen(m->addr));
 		len = snprintf(line, sizeof(line),
-		    "%s{\"name\": \"%s\", \"addr\": \"%s\", \"state\": "
-		    "\"%s\", \"reachable\": %s, \"partitions\": %u, "
-		    "\"ring_epoch\": %llu}",
-		    i ? ", " : "", m->name, m->addr, status_name(m->status),
+		    ", \"state\": \"%s\", \"reachable\": %s, \"partitions\": "
+		    "%u, \"ring_epoch\": %llu, \"ready_epoch\": %llu}",
+		    status_name(m->status),
 		    i == 0 || rpc_peer_usable(g->node->pool, m->addr) ? "true"
 		                                                     : "false",
 		    idx >= 0 && owned ? owned[idx] : 0,
-		    (unsigned long long)m->ring_seen);
+		    (unsigned long long)m->ring_seen,
+		    (unsigned long long)m->ready);
 		buf_put(out, line, (size_t)len);
 	}
 	buf_put(out, "]}", 2);

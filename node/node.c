@@ -30,6 +30,7 @@
 #include "gc.h"
 #include "gossip.h"
 #include "handoff.h"
+#include "json.h"
 #include "rpc.h"
 #include "xfer.h"
 #include "err.h"
@@ -46,8 +47,8 @@ node_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static uint64_t
-mono_ms(void)
+uint64_t
+node_mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -340,10 +341,10 @@ handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
 static int
 hint_count_json(const char *target, uint64_t count, void *arg)
 {
-	char line[128];
-	int n = snprintf(line, sizeof(line), "\"%s\": %llu, ", target,
-	    (unsigned long long)count);
-	buf_put(arg, line, (size_t)n);
+	char num[32];
+	int n = snprintf(num, sizeof(num), ": %llu, ", (unsigned long long)count);
+	json_put_str(arg, target, strlen(target));
+	buf_put(arg, num, (size_t)n);
 	return 0;
 }
 
@@ -397,7 +398,7 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	if (n->cfg.gc_grace_ms >= 0)
 		snprintf(grace, sizeof(grace), "%lld",
 		    (long long)n->cfg.gc_grace_ms);
-	snprintf(stats + sl, sizeof(stats) - (size_t)sl,
+	sl += snprintf(stats + sl, sizeof(stats) - (size_t)sl,
 	    "gc_rounds=%llu\ngc_aborted=%llu\ngc_last_abort=%s\n"
 	    "gc_blobs=%llu\ngc_referenced=%llu\ngc_condemned=%llu\n"
 	    "gc_condemned_bytes=%llu\ngc_deleted=%llu\n"
@@ -409,23 +410,50 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	    (unsigned long long)gs.condemned_bytes,
 	    (unsigned long long)gs.deleted,
 	    (unsigned long long)gs.deleted_bytes, grace);
+	/* What is behind: hints held, replicas that differ, the transfer
+	 * (dynamoctl status judges the cluster by them; the JSON has more). */
+	struct xfer_progress xp;
+	xfer_progress(n->xfer, &xp);
+	/* What this node is to pull under its ring's pending plan (before
+	 * the pull begins, too: xp is of the last one it worked on). */
+	uint64_t plan_epoch = 0;
+	uint32_t plan_parts = 0;
+	struct ring *ring = gossip_ring_copy(n->gossip);
+	if (ring && ring_has_next(ring)) {
+		int me = ring_member_find(ring, n->name);
+		plan_epoch = ring_epoch(ring);
+		plan_parts = me < 0 ? 0 : ring_gains(ring,
+		    gossip_settings(n->gossip).n, (uint32_t)me, NULL);
+	}
+	ring_free(ring);
+	struct ae_stats as;
+	ae_stats(n->ae, &as);
+	uint64_t delivered = handoff_delivered(n->handoff);
+	snprintf(stats + sl, sizeof(stats) - (size_t)sl,
+	    "hints=%llu\nhints_delivered=%llu\nae_rounds=%llu\n"
+	    "ae_differing=%u\nxfer_epoch=%llu\nxfer_done=%u\n"
+	    "xfer_total=%u\nxfer_bytes=%llu\n",
+	    (unsigned long long)st.hints, (unsigned long long)delivered,
+	    (unsigned long long)as.rounds, as.differing,
+	    (unsigned long long)xp.epoch, xp.done, xp.total,
+	    (unsigned long long)xp.bytes);
 
 	wire_begin(out, WIRE_STATUS_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);
 	wire_put_str(out, F_NAME, n->name);
 	wire_put_str(out, F_ADDR, server_addr(n->srv));
-	wire_put_u64(out, F_UPTIME, (mono_ms() - n->start_ms) / 1000);
+	wire_put_u64(out, F_UPTIME, (node_mono_ms() - n->start_ms) / 1000);
 	wire_put_u64(out, F_KEYS, st.keys);
 	wire_put_u64(out, F_DBSIZE, st.db_bytes);
 	wire_put_u64(out, F_ACTOR, n->actor);
 	wire_put_str(out, F_STATS, stats);
-	uint32_t xd = 0, xt = 0;
-	xfer_progress(n->xfer, &xd, &xt);
 	struct buf js;
 	buf_init(&js);
 	gossip_status_json(n->gossip, &js);
-	struct ae_stats as;
-	ae_stats(n->ae, &as);
+	char diff_age[24] = "null";
+	if (as.last_diff_age_ms >= 0)
+		snprintf(diff_age, sizeof(diff_age), "%lld",
+		    (long long)as.last_diff_age_ms);
 	char tail[2048];
 	int tl = snprintf(tail, sizeof(tail),
 	    ", \"storage\": {\"file_bytes\": %llu, \"used_bytes\": %llu, "
@@ -433,14 +461,18 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	    "\"compact_skipped\": %llu, \"compacting\": %s, "
 	    "\"last_compaction\": {\"before\": %llu, \"after\": %llu, "
 	    "\"ms\": %llu}, \"compact_check_ms\": %s}"
-	    ", \"transfer\": {\"done\": %u, \"total\": %u}, "
+	    ", \"transfer\": {\"done\": %u, \"total\": %u, \"epoch\": "
+	    "%llu, \"bytes\": %llu, \"records\": %llu, \"active\": %s, "
+	    "\"ms\": %llu, \"plan_epoch\": %llu, \"plan_partitions\": %u}, "
 	    "\"anti_entropy\": {\"rounds\": %llu, \"merged\": %llu, "
-	    "\"purged\": %llu, \"swept\": %llu}, "
+	    "\"purged\": %llu, \"swept\": %llu, \"differing\": %u, "
+	    "\"diffs\": %llu, \"last_diff_age_ms\": %s, "
+	    "\"last_diff_part\": %u, \"last_diff_leaves\": %u}, "
 	    "\"gc\": {\"rounds\": %llu, \"aborted\": %llu, "
 	    "\"last_abort\": \"%s\", \"blobs\": %llu, \"referenced\": %llu, "
 	    "\"condemned\": %llu, \"condemned_bytes\": %llu, "
 	    "\"deleted\": %llu, \"deleted_bytes\": %llu, "
-	    "\"grace_ms\": %s}, \"hints\": {",
+	    "\"grace_ms\": %s}, \"hints_delivered\": %llu, \"hints\": {",
 	    (unsigned long long)st.file_bytes,
 	    (unsigned long long)st.used_bytes,
 	    (unsigned long long)st.free_bytes,
@@ -451,16 +483,23 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	    (unsigned long long)st.last.after,
 	    (unsigned long long)st.last.ms,
 	    n->cfg.compact_check_ms > 0 ? ccheck : "null",
-	    xd, xt, (unsigned long long)as.rounds,
+	    xp.done, xp.total, (unsigned long long)xp.epoch,
+	    (unsigned long long)xp.bytes, (unsigned long long)xp.records,
+	    xp.active ? "true" : "false", (unsigned long long)xp.ms,
+	    (unsigned long long)plan_epoch, plan_parts,
+	    (unsigned long long)as.rounds,
 	    (unsigned long long)as.merged, (unsigned long long)as.purged,
-	    (unsigned long long)as.swept, (unsigned long long)gs.rounds,
+	    (unsigned long long)as.swept, as.differing,
+	    (unsigned long long)as.diffs, diff_age, as.last_diff_part,
+	    as.last_diff_leaves, (unsigned long long)gs.rounds,
 	    (unsigned long long)gs.aborted, gs.last_abort,
 	    (unsigned long long)gs.blobs, (unsigned long long)gs.referenced,
 	    (unsigned long long)gs.condemned,
 	    (unsigned long long)gs.condemned_bytes,
 	    (unsigned long long)gs.deleted,
 	    (unsigned long long)gs.deleted_bytes,
-	    n->cfg.gc_grace_ms >= 0 ? grace : "null");
+	    n->cfg.gc_grace_ms >= 0 ? grace : "null",
+	    (unsigned long long)delivered);
 	/* Splice transfers and the hint backlog into gossip's object. */
 	if (buf_err(&js) == 0 && js.len > 0) {
 		js.len--; /* the closing brace */
@@ -702,7 +741,7 @@ node_start(const struct node_config *c, struct node **out)
 	pthread_mutex_init(&n->fault_lock, NULL);
 	snprintf(n->name, sizeof(n->name), "%s", c->name);
 	n->cfg.name = n->name;
-	n->start_ms = mono_ms();
+	n->start_ms = node_mono_ms();
 
 	struct store_opts so;
 	store_opts_default(&so);

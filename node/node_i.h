@@ -42,6 +42,8 @@ struct node {
 
 /* Wall-clock milliseconds (for version timestamps). */
 uint64_t node_now_ms(void);
+/* Monotonic milliseconds (for durations). */
+uint64_t node_mono_ms(void);
 /* A fresh request id for a call to another node. */
 uint64_t node_reqid(struct node *n);
 /* Begin a request to another node: header and F_FROM (so a peer that

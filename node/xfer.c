@@ -23,7 +23,7 @@ struct xfer {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	bool stopping;
-	uint32_t done, total;
+	struct xfer_progress pr; /* ms: when the pull began, while active */
 	pthread_t thread;
 	bool started;
 };
@@ -151,10 +151,11 @@ xfer_apply_records(struct node *n, const struct wire_field *f,
 	return xfer_apply_each(n, f, xfer_apply_merge, count, NULL);
 }
 
-/* Pull every record of part from addr. */
+/* Pull every record of part from addr, counted in x's progress. */
 static int
-pull_from(struct node *n, uint32_t part, const char *addr, uint32_t *count)
+pull_from(struct xfer *x, uint32_t part, const char *addr)
 {
+	struct node *n = x->node;
 	struct keypos cursor;
 	bool have_cursor = false;
 	struct buf b;
@@ -172,8 +173,15 @@ pull_from(struct node *n, uint32_t part, const char *addr, uint32_t *count)
 		                                   : wire_find(&r.m, F_RECORDS);
 		if (rc == 0 && !recs)
 			rc = DYN_EBADMSG;
+		uint32_t count = 0;
 		if (rc == 0)
-			rc = xfer_apply_records(n, recs, count);
+			rc = xfer_apply_records(n, recs, &count);
+		if (rc == 0) {
+			pthread_mutex_lock(&x->lock);
+			x->pr.bytes += recs->len;
+			x->pr.records += count;
+			pthread_mutex_unlock(&x->lock);
+		}
 		const struct wire_field *cur = rc ? NULL
 		                                  : wire_find(&r.m, F_CURSOR);
 		if (cur && cur->len == KEYPOS_LEN) {
@@ -188,15 +196,6 @@ pull_from(struct node *n, uint32_t part, const char *addr, uint32_t *count)
 	return rc;
 }
 
-static bool
-in_list(const uint32_t *idx, uint32_t n, int who)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if ((int)idx[i] == who)
-			return true;
-	return false;
-}
-
 /* Pull what this node gains under r's plan; 0 when all of it is in. */
 static int
 pull_plan(struct xfer *x, const struct ring *r)
@@ -208,24 +207,20 @@ pull_plan(struct xfer *x, const struct ring *r)
 	uint32_t *todo = mem_calloc(q, sizeof(*todo));
 	if (!todo)
 		return -ENOMEM;
-	uint32_t ntodo = 0;
-	for (uint32_t p = 0; p < q; p++) {
-		uint32_t cur[REPLICAS_MAX], nxt[REPLICAS_MAX], cc = 0, nc = 0;
-		ring_preflist(r, RING_CUR, p, nrep, cur, &cc);
-		ring_preflist(r, RING_NEXT, p, nrep, nxt, &nc);
-		if (me >= 0 && in_list(nxt, nc, me) && !in_list(cur, cc, me))
-			todo[ntodo++] = p;
-	}
+	uint32_t ntodo = me >= 0 ? ring_gains(r, nrep, (uint32_t)me, todo) : 0;
 	pthread_mutex_lock(&x->lock);
-	x->done = 0;
-	x->total = ntodo;
+	if (x->pr.epoch != ring_epoch(r))
+		x->pr = (struct xfer_progress){.epoch = ring_epoch(r)};
+	x->pr.done = 0;
+	x->pr.total = ntodo;
+	x->pr.active = true;
+	x->pr.ms = node_mono_ms();
 	pthread_mutex_unlock(&x->lock);
 	if (ntodo)
 		LOG_INFO("transfer for ring epoch %llu: pulling %u partitions",
 		    (unsigned long long)ring_epoch(r), ntodo);
 
 	int rc = 0;
-	uint32_t records = 0;
 	for (uint32_t i = 0; i < ntodo; i++) {
 		uint32_t cur[REPLICAS_MAX], cc = 0;
 		ring_preflist(r, RING_CUR, todo[i], nrep, cur, &cc);
@@ -237,8 +232,8 @@ pull_plan(struct xfer *x, const struct ring *r)
 			    gossip_is_left(n->gossip, ring_member_name(r, cur[k])))
 				continue; /* removed: its data is gone */
 			asked++;
-			int prc = pull_from(n, todo[i],
-			    ring_member_addr(r, cur[k]), &records);
+			int prc = pull_from(x, todo[i],
+			    ring_member_addr(r, cur[k]));
 			if (prc == 0)
 				pulled++;
 			else
@@ -250,7 +245,7 @@ pull_plan(struct xfer *x, const struct ring *r)
 			break;
 		rc = 0;
 		pthread_mutex_lock(&x->lock);
-		x->done++;
+		x->pr.done++;
 		bool stop = x->stopping;
 		pthread_mutex_unlock(&x->lock);
 		if (stop) {
@@ -258,9 +253,15 @@ pull_plan(struct xfer *x, const struct ring *r)
 			break;
 		}
 	}
+	pthread_mutex_lock(&x->lock);
+	x->pr.active = false;
+	x->pr.ms = node_mono_ms() - x->pr.ms;
+	struct xfer_progress pr = x->pr;
+	pthread_mutex_unlock(&x->lock);
 	if (rc == 0 && ntodo)
-		LOG_INFO("transfer done: %u partitions, %u records", ntodo,
-		    records);
+		LOG_INFO("transfer done: %u partitions, %llu records, %llu "
+		    "bytes in %llu ms", ntodo, (unsigned long long)pr.records,
+		    (unsigned long long)pr.bytes, (unsigned long long)pr.ms);
 	mem_free(todo);
 	return rc;
 }
@@ -327,10 +328,11 @@ xfer_stop(struct xfer *x)
 }
 
 void
-xfer_progress(struct xfer *x, uint32_t *done, uint32_t *total)
+xfer_progress(struct xfer *x, struct xfer_progress *out)
 {
 	pthread_mutex_lock(&x->lock);
-	*done = x->done;
-	*total = x->total;
+	*out = x->pr;
+	if (out->active)
+		out->ms = node_mono_ms() - out->ms;
 	pthread_mutex_unlock(&x->lock);
 }

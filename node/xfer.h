@@ -11,6 +11,7 @@
 #ifndef DYN_XFER_H
 #define DYN_XFER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -25,8 +26,19 @@ int xfer_start(struct node *n, struct xfer **out);
 void xfer_stop(struct xfer *x);
 /* XFER_REQ */
 int xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out);
-/* Partitions pulled so far / to pull under the current plan. */
-void xfer_progress(struct xfer *x, uint32_t *done, uint32_t *total);
+/* The transfer thread's pull for the last plan it worked on (what
+ * `dynamoctl status` shows, and leave/remove follow).  A pull that failed
+ * is started again: done goes back to 0, bytes and records go on. */
+struct xfer_progress {
+	uint64_t epoch;   /* the plan's ring epoch; 0: none since start */
+	uint32_t done;    /* partitions pulled */
+	uint32_t total;   /* partitions to pull (ring_gains) */
+	uint64_t bytes;   /* record bytes received for it */
+	uint64_t records; /* records received (merged, or held already) */
+	bool active;      /* still pulling */
+	uint64_t ms;      /* since the pull began, or what it took */
+};
+void xfer_progress(struct xfer *x, struct xfer_progress *out);
 
 /* Merge every record of an F_RECORDS field into the local store;
  * *count += the records. */

@@ -112,6 +112,55 @@ harness_delete_seen(struct dyn_client *c, const char *key)
 	dyn_get_result_fini(&r);
 }
 
+int
+harness_ctl(struct harness *h, int i, char *out, size_t cap,
+    const char *const *args)
+{
+	const char *ctl = getenv("DYNAMOCTL");
+	CHECK(ctl != NULL && cap > 0);
+	const char *argv[32];
+	int a = 0;
+	argv[a++] = ctl;
+	argv[a++] = "--node";
+	argv[a++] = h->nodes[i].addr;
+	argv[a++] = "--cluster-key";
+	argv[a++] = h->keyfile;
+	for (int k = 0; args && args[k] && a < 31; k++)
+		argv[a++] = args[k];
+	argv[a] = NULL;
+	int fd[2];
+	CHECK(pipe(fd) == 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		dup2(fd[1], 2);
+		close(fd[0]);
+		close(fd[1]);
+		execv(ctl, (char *const *)argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	size_t len = 0;
+	char sink[4096];
+	for (;;) {
+		char *to = len + 1 < cap ? out + len : sink;
+		size_t room = len + 1 < cap ? cap - 1 - len : sizeof(sink);
+		ssize_t n = read(fd[0], to, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (to != sink)
+			len += (size_t)n;
+	}
+	out[len] = '\0';
+	close(fd[0]);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 void
 harness_dump_logs(struct harness *h)
 {

@@ -85,6 +85,12 @@ void harness_delete_seen(struct dyn_client *c, const char *key);
  * read alone?  False also when one does not answer. */
 bool harness_converged(struct harness *h, struct dyn_client *any,
     const char *key);
+/* Run the dynamoctl of $DYNAMOCTL with --node (node i's address) and
+ * --cluster-key, then args (NULL-ended); its stdout and stderr, merged,
+ * go to out (cap bytes, NUL-terminated, the rest dropped).  Its exit
+ * status, or -1 when it did not exit normally. */
+int harness_ctl(struct harness *h, int i, char *out, size_t cap,
+    const char *const *args);
 /* Print the tail of every node's log (on failure). */
 void harness_dump_logs(struct harness *h);
 /* Monotonic milliseconds. */

@@ -4,8 +4,10 @@
  *     put reads back afterwards, the new node owns Q/4 or Q/4+1 partitions
  *     and holds the keys of its partitions; every node reports the same
  *     ring within a bounded time (measured);
- *   - a node leaves while a reader runs: no acknowledged key is lost and
- *     the leaver exits 0;
+ *   - a node of four leaves, by `dynamoctl leave` (the real binary), while a
+ *     reader and a writer run: it shows progress lines (partitions and
+ *     bytes moved) and returns once the node is gone, no acknowledged key
+ *     is lost, every key is on each of its replicas, the leaver exits 0;
  *   - the only member of a cluster cannot leave (refused, still serving).
  */
 #include <errno.h>
@@ -22,12 +24,17 @@
 #include "wire.h"
 
 #define NPUTS 2000
+#define NBIG  400           /* values of BIG bytes: a transfer that lasts */
+#define BIG   (32 * 1024)
+#define NLATE 100000        /* puts at most during the leave */
 
 static struct harness h;
 static atomic_bool acked[NPUTS];
 static atomic_int put_errors;
 static atomic_bool stop_reader;
 static atomic_int read_ok, read_lost, read_errors;
+static atomic_bool late_acked[NLATE];
+static atomic_int late_next, late_errors;
 
 static void
 key_of(int i, char *key, size_t cap)
@@ -75,6 +82,45 @@ reader(void *arg)
 		dyn_get_result_fini(&r);
 	}
 	return NULL;
+}
+
+/* Puts of new keys until stop_reader, during the leave. */
+static void *
+late_writer(void *arg)
+{
+	struct dyn_client *c = arg;
+	char key[32];
+	while (!atomic_load(&stop_reader)) {
+		int i = atomic_fetch_add(&late_next, 1);
+		if (i >= NLATE)
+			break;
+		int kl = snprintf(key, sizeof(key), "late/%d", i);
+		if (dyn_put(c, key, (size_t)kl, NULL, 0, key, (size_t)kl, NULL,
+		        NULL, NULL) == 0)
+			late_acked[i] = true;
+		else
+			atomic_fetch_add(&late_errors, 1);
+	}
+	return NULL;
+}
+
+/* Whether key is on each of its replicas under r (each read alone). */
+static bool
+on_replicas(struct dyn_client *const *direct, const struct ring *r,
+    uint32_t nrep, const char *key)
+{
+	struct dyn_req_opts lo = {.flags = WIRE_F_LOCAL};
+	uint32_t idx[8], n = harness_replicas(r, nrep, key, idx);
+	bool ok = n == nrep;
+	for (uint32_t k = 0; k < n && ok; k++) {
+		int who = atoi(ring_member_name(r, idx[k]) + 1);
+		struct dyn_get_result g;
+		ok = direct[who] && dyn_get(direct[who], key, strlen(key), &lo,
+		                        &g) == 0;
+		if (direct[who])
+			dyn_get_result_fini(&g);
+	}
+	return ok;
 }
 
 /* Every acknowledged key reads back with its value. */
@@ -190,23 +236,90 @@ main(void)
 	}
 	ring_free(r);
 
-	/* Leave under reads. */
-	pthread_t rt;
+	/* Some bulk, so the leave's transfer lasts long enough to be seen. */
+	char *big = malloc(BIG);
+	CHECK(big != NULL);
+	memset(big, 'b', BIG);
+	for (int i = 0; i < NBIG; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "big/%d", i);
+		CHECK_RC(dyn_put(all, key, strlen(key), NULL, 0, big, BIG, NULL,
+		             NULL, NULL),
+		    0);
+	}
+	free(big);
+
+	/* Leave under reads and writes, with dynamoctl: progress lines, and
+	 * it returns once n1 is gone. */
+	pthread_t rt, lt;
+	struct dyn_client *lc = harness_client(&h, 5000, 0, 2, 3, -1);
 	CHECK(pthread_create(&rt, NULL, reader, all) == 0);
+	CHECK(pthread_create(&lt, NULL, late_writer, lc) == 0);
 	struct dyn_client *d1 = harness_client_direct(&h, 1);
+	static char out[65536];
+	static const char *const leave[] = {"leave", NULL};
 	t0 = harness_now_ms();
-	CHECK_RC(dyn_leave(d1, 0), 0);
+	int ex = harness_ctl(&h, 1, out, sizeof(out), leave);
+	printf("dynamoctl leave (exit %d, %lld ms):\n%s", ex,
+	    harness_now_ms() - t0, out);
+	CHECK(ex == 0);
+	CHECK(strstr(out, "moving partitions: ") && strstr(out, " partitions ("));
+	CHECK(strstr(out, "] done in "));
 	int st = harness_stop(&h, 1, 0); /* signal 0: just wait for it */
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	printf("n1 left and exited 0 after %lld ms\n", harness_now_ms() - t0);
 	harness_wait_ring(&h, 3, 30000);
 	atomic_store(&stop_reader, true);
 	pthread_join(rt, NULL);
+	pthread_join(lt, NULL);
 	printf("reader during the leave: %d ok, %d not found, %d errors\n",
 	    atomic_load(&read_ok), atomic_load(&read_lost),
 	    atomic_load(&read_errors));
 	CHECK(atomic_load(&read_lost) == 0);
+	int late = atomic_load(&late_next);
+	late = late > NLATE ? NLATE : late;
+	printf("writer during the leave: %d puts, %d failed\n", late,
+	    atomic_load(&late_errors));
+	CHECK(atomic_load(&late_errors) == 0);
 	check_all(all);
+
+	/* Every key, old and new, on each of its 3 replicas. */
+	struct dyn_client *direct[4] = {harness_client_direct(&h, 0), NULL,
+	    harness_client_direct(&h, 2), harness_client_direct(&h, 3)};
+	CHECK_RC(dyn_ring(direct[0], 0, &r, nrw), 0);
+	uint32_t owned[8] = {0};
+	int i1 = ring_member_find(r, "n1");
+	CHECK(ring_member_count(r) <= 8);
+	ring_owned_counts(r, RING_CUR, owned);
+	CHECK(!ring_has_next(r) && (i1 < 0 || owned[i1] == 0));
+	int missing = 0, keys = 0;
+	t0 = harness_now_ms();
+	do {
+		missing = keys = 0;
+		char key[32];
+		for (int i = 0; i < NPUTS + NBIG + late; i++) {
+			if (i < NPUTS)
+				snprintf(key, sizeof(key), "member/%d", i);
+			else if (i < NPUTS + NBIG)
+				snprintf(key, sizeof(key), "big/%d", i - NPUTS);
+			else if (late_acked[i - NPUTS - NBIG])
+				snprintf(key, sizeof(key), "late/%d",
+				    i - NPUTS - NBIG);
+			else
+				continue;
+			keys++;
+			missing += !on_replicas(direct, r, nrw[0], key);
+		}
+		if (missing)
+			harness_pause_ms(500);
+	} while (missing && harness_now_ms() - t0 < 20000);
+	printf("after the leave: %d of %d keys on each of their replicas "
+	       "(%lld ms)\n", keys - missing, keys, harness_now_ms() - t0);
+	CHECK(missing == 0);
+	ring_free(r);
+	for (int i = 0; i < 4; i++)
+		dyn_client_free(direct[i]);
+	dyn_client_free(lc);
 
 	dyn_client_free(d1);
 	dyn_client_free(d3);

@@ -468,6 +468,25 @@ out:
 	return rc;
 }
 
+/* A node's status, shaped as node.c writes it (the parts dynamoctl
+ * reads), with a name that needs escapes. */
+static int
+json_seeds(const char *dir, struct buf *b)
+{
+	static const char status[] =
+	    "{\"ring_epoch\": 9, \"partitions\": 64, \"transfer_pending\": "
+	    "true, \"members\": [{\"name\": \"n\\\"0\", \"addr\": "
+	    "\"tcp://127.0.0.1:7101\", \"state\": \"up\", \"reachable\": "
+	    "false, \"partitions\": 21}], \"transfer\": {\"done\": 3, "
+	    "\"total\": 16, \"bytes\": 1048576, \"active\": true}, "
+	    "\"anti_entropy\": {\"rounds\": 12, \"last_diff_age_ms\": null},"
+	    " \"hints\": {\"n\\u00e9\": 40}, \"x\": [-1.5e3, false]}";
+
+	buf_reset(b);
+	buf_put(b, status, sizeof(status) - 1);
+	return write_seed(dir, "json", 0, b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -490,8 +509,9 @@ main(int argc, char **argv)
 	    (rc = fsobj_seeds(argv[1], &b)) == 0 &&
 	    (rc = hint_seeds(argv[1], &b)) == 0 &&
 	    (rc = view_seeds(argv[1], &b)) == 0 &&
-	    (rc = reclist_seeds(argv[1], &b)) == 0)
-		rc = leaflist_seeds(argv[1], &b);
+	    (rc = reclist_seeds(argv[1], &b)) == 0 &&
+	    (rc = leaflist_seeds(argv[1], &b)) == 0)
+		rc = json_seeds(argv[1], &b);
 	buf_fini(&b);
 	if (rc != 0) {
 		fprintf(stderr, "fuzz_seeds: %s\n", strerror(-rc));

@@ -742,6 +742,55 @@ test_replicas_union(void **state)
 	ring_free(r);
 }
 
+/* What each member pulls under a plan: together, every member a next
+ * list adds to its cur one (the union's extra), each for a partition where
+ * it is new; nothing on a stable ring or for a member going away. */
+static void
+test_gains(void **state)
+{
+	struct ring *r = ring_known(64, 5);
+	struct ring *p;
+	uint32_t parts[64], out[6], cur[3], next[3], count, nc, nn;
+
+	(void)state;
+	r = replan(r, name_ptrs, 3, NULL);
+	for (uint32_t m = 0; m < 5; m++)
+		assert_int_equal(ring_gains(r, 3, m, parts), 0);
+	/* n03 and n04 join, n00 leaves. */
+	assert_int_equal(ring_plan(r, name_ptrs + 1, 4, &p), 0);
+	uint32_t want = 0, got = 0;
+	for (uint32_t pt = 0; pt < 64; pt++) {
+		ring_replicas_union(p, pt, 3, out, &count);
+		ring_preflist(p, RING_CUR, pt, 3, cur, &nc);
+		want += count - nc;
+	}
+	for (uint32_t m = 0; m < 5; m++) {
+		uint32_t g = ring_gains(p, 3, m, parts);
+		assert_int_equal(ring_gains(p, 3, m, NULL), g);
+		for (uint32_t i = 0; i < g; i++) {
+			if (i > 0)
+				assert_true(parts[i] > parts[i - 1]);
+			ring_preflist(p, RING_CUR, parts[i], 3, cur, &nc);
+			ring_preflist(p, RING_NEXT, parts[i], 3, next, &nn);
+			bool in_cur = false, in_next = false;
+			for (uint32_t k = 0; k < nc; k++)
+				in_cur = in_cur || cur[k] == m;
+			for (uint32_t k = 0; k < nn; k++)
+				in_next = in_next || next[k] == m;
+			assert_true(in_next && !in_cur);
+		}
+		if (m == 0)
+			assert_int_equal(g, 0); /* leaving: gains nothing */
+		if (m >= 3)
+			assert_true(g > 0); /* new: pulls its share */
+		got += g;
+	}
+	assert_int_equal(got, want);
+	assert_int_equal(ring_gains(p, 3, 5, parts), 0); /* no such member */
+	ring_free(p);
+	ring_free(r);
+}
+
 static void
 test_partition_range(void **state)
 {
@@ -1183,6 +1232,7 @@ main(void)
 	    T(test_spread),
 	    T(test_preflist_edges),
 	    T(test_replicas_union),
+	    T(test_gains),
 	    T(test_partition_range),
 	    T(test_codec_roundtrip),
 	    T(test_codec_truncated),

@@ -26,12 +26,6 @@
 static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
 static EVP_MAC *hmac_mac;
 
-static void
-hmac_fetch(void)
-{
-	hmac_mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-}
-
 int
 auth_key_generate(struct auth_key *out)
 {
@@ -167,37 +161,111 @@ out:
 	return rc;
 }
 
+/*
+ * Keying an HMAC context costs more than tagging a small message (OpenSSL
+ * fetches the digest and hashes both pads): each thread keeps a keyed
+ * context for the last two keys it used (the cluster key, and the blob
+ * key derived from it) and only resets it per message.  A thread's
+ * contexts are freed, their keys cleansed, when it exits.
+ */
+#define MAC_SLOTS 2
+
+struct mac_slot {
+	EVP_MAC_CTX *ctx;
+	uint8_t key[AUTH_KEY_LEN];
+};
+
+static pthread_key_t mac_tls;
+static bool mac_tls_ok;
+
+static void
+mac_slots_free(void *p)
+{
+	struct mac_slot *s = p;
+	for (int i = 0; i < MAC_SLOTS; i++)
+		EVP_MAC_CTX_free(s[i].ctx);
+	OPENSSL_cleanse(s, MAC_SLOTS * sizeof(*s));
+	OPENSSL_free(s);
+}
+
+static void
+hmac_fetch(void)
+{
+	hmac_mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+	mac_tls_ok = pthread_key_create(&mac_tls, mac_slots_free) == 0;
+}
+
+/* A fresh keyed context: NULL when out of memory or OpenSSL fails. */
+static EVP_MAC_CTX *
+mac_new(const struct auth_key *k)
+{
+	static char digest[] = "SHA256"; /* OSSL_PARAM takes a char * */
+	OSSL_PARAM params[2] = {
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+	    OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_mac);
+	if (ctx && EVP_MAC_init(ctx, k->k, AUTH_KEY_LEN, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+/* This thread's context for k, reset and ready for a message; NULL when
+ * none can be had. */
+static EVP_MAC_CTX *
+mac_for(const struct auth_key *k)
+{
+	struct mac_slot *s = pthread_getspecific(mac_tls);
+	if (!s) {
+		s = OPENSSL_zalloc(MAC_SLOTS * sizeof(*s));
+		if (!s || pthread_setspecific(mac_tls, s) != 0) {
+			OPENSSL_free(s);
+			return NULL;
+		}
+	}
+	for (int i = 0; i < MAC_SLOTS; i++) {
+		if (s[i].ctx && CRYPTO_memcmp(s[i].key, k->k, AUTH_KEY_LEN) == 0) {
+			if (i > 0) { /* most recent first */
+				struct mac_slot t = s[0];
+				s[0] = s[i];
+				s[i] = t;
+			}
+			/* No key: the one set is kept, the state reset. */
+			return EVP_MAC_init(s[0].ctx, NULL, 0, NULL) == 1 ? s[0].ctx
+			                                                  : NULL;
+		}
+	}
+	EVP_MAC_CTX *ctx = mac_new(k);
+	if (!ctx)
+		return NULL;
+	EVP_MAC_CTX_free(s[MAC_SLOTS - 1].ctx);
+	memmove(&s[1], &s[0], (MAC_SLOTS - 1) * sizeof(*s));
+	s[0].ctx = ctx;
+	memcpy(s[0].key, k->k, AUTH_KEY_LEN);
+	return ctx;
+}
+
 int
 auth_tag(const struct auth_key *k, const void *a, size_t alen, const void *b,
          size_t blen, uint8_t tag[AUTH_TAG_LEN])
 {
-	static char digest[] = "SHA256"; /* OSSL_PARAM takes a char * */
-	EVP_MAC_CTX *ctx = NULL;
-	OSSL_PARAM params[2];
+	if (pthread_once(&hmac_once, hmac_fetch) != 0 || hmac_mac == NULL)
+		return -EIO;
+	/* Without thread storage, a context per call (slow, still right). */
+	EVP_MAC_CTX *own = mac_tls_ok ? NULL : mac_new(k);
+	EVP_MAC_CTX *ctx = mac_tls_ok ? mac_for(k) : own;
 	size_t n = 0;
 	int rc = -EIO;
-
-	if (pthread_once(&hmac_once, hmac_fetch) != 0 || hmac_mac == NULL)
-		goto out;
-	if ((ctx = EVP_MAC_CTX_new(hmac_mac)) == NULL) {
+	if (!ctx)
 		rc = -ENOMEM;
-		goto out;
-	}
-	params[0] =
-	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (EVP_MAC_init(ctx, k->k, AUTH_KEY_LEN, params) != 1)
-		goto out;
-	if (alen > 0 && EVP_MAC_update(ctx, a, alen) != 1)
-		goto out;
-	if (blen > 0 && EVP_MAC_update(ctx, b, blen) != 1)
-		goto out;
-	if (EVP_MAC_final(ctx, tag, &n, AUTH_TAG_LEN) != 1 ||
-	    n != AUTH_TAG_LEN)
-		goto out;
-	rc = 0;
-out:
-	EVP_MAC_CTX_free(ctx);
+	else if ((alen == 0 || EVP_MAC_update(ctx, a, alen) == 1) &&
+	         (blen == 0 || EVP_MAC_update(ctx, b, blen) == 1) &&
+	         EVP_MAC_final(ctx, tag, &n, AUTH_TAG_LEN) == 1 &&
+	         n == AUTH_TAG_LEN)
+		rc = 0;
+	EVP_MAC_CTX_free(own);
 	return rc;
 }
 

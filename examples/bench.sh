@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # examples/bench.sh — the benchmark recipe: builds a release build, starts a
 # local cluster of NODES nodes (default 3) on free ports in a temporary
-# directory, preloads the keys, runs dynamo-bench at a fixed rate and at
-# saturation, client-routed and through one node, and stops everything.
-#   NODES=3 RATE=500 DURATION=20s VALUE=1024 examples/bench.sh [dynamod flags...]
+# directory, preloads the keys, and runs, client-routed, each for DURATION:
+#   floor  the transport floor: echoes of VALUE bytes through the nodes
+#          (dynamo-bench --echo: nng, the HMAC check, nothing else);
+#   put    puts only, CLIENTS closed-loop clients (default 16);
+#   get    gets only, the same;
+#   mix    half gets, half puts, an open loop at RATE req/s (default 500);
+# then one table: ops/s, p50/p99/p99.9 of each, the CPU all nodes spent
+# per operation (from /proc), and put and get as fractions of the floor
+# (a put is three exchanges: client, then two replicas in parallel, so
+# its share is put / (floor / 3)).  ONE_NODE=1 adds the put and get runs
+# through one node (it forwards each request to a replica).
+#   NODES=3 RATE=500 DURATION=20s VALUE=1024 CLIENTS=16 examples/bench.sh \
+#       [dynamod flags...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=$root/build/release
-NODES=${NODES:-3} RATE=${RATE:-500} DURATION=${DURATION:-20s} VALUE=${VALUE:-1024}
+build=${BUILD:-$root/build/release}
+NODES=${NODES:-3} RATE=${RATE:-500} DURATION=${DURATION:-20s}
+VALUE=${VALUE:-1024} CLIENTS=${CLIENTS:-16} ONE_NODE=${ONE_NODE:-0}
 [ -d "$build" ] || meson setup "$build" "$root" --buildtype=release >/dev/null
 ninja -C "$build" >/dev/null
 tmp=$(mktemp -d)
@@ -25,6 +36,8 @@ for i in $(seq "$NODES"); do
 	for _ in $(seq 200); do [ -s "$tmp/r$i" ] && break; sleep 0.05; done
 done
 first=$(cat "$tmp/r1")
+nodes=()
+for i in $(seq "$NODES"); do nodes+=(--node "$(cat "$tmp/r$i")"); done
 ctl=("$build/node/dynamoctl" --node "$first")
 for _ in $(seq 300); do
 	ring=$("${ctl[@]}" ring 2>/dev/null || true)
@@ -33,13 +46,63 @@ for _ in $(seq 300); do
 	sleep 0.1
 done
 "${ctl[@]}" ring | head -n $((NODES + 1))
-b=("$build/node/dynamo-bench" --node "$first" --clients 16 --value-size "$VALUE" --keys 10000 --read-ratio 0.5 --quiet)
+b=("$build/node/dynamo-bench" --node "$first" --clients "$CLIENTS" \
+	--value-size "$VALUE" --keys 10000 --quiet)
 "${b[@]}" --ops 10000 --preload >/dev/null
-for mode in routed one-node; do
-	extra=()
-	[ $mode = one-node ] && extra=(--no-routing)
-	echo "== $mode, $RATE req/s for $DURATION"
-	"${b[@]}" "${extra[@]}" --rate "$RATE" --duration "$DURATION"
-	echo "== $mode, saturation for $DURATION"
-	"${b[@]}" "${extra[@]}" --duration "$DURATION"
-done
+
+# CPU ticks (user + system) of every node so far.
+ticks() {
+	local p t=0 f
+	for p in "${pids[@]}"; do
+		read -r -a f < "/proc/$p/stat"
+		t=$((t + f[13] + f[14]))
+	done
+	echo "$t"
+}
+# run NAME ARGS...: one dynamo-bench run, its JSON and the nodes' CPU.
+run() {
+	local name=$1 t0
+	shift
+	echo "== $name: $*" >&2
+	t0=$(ticks)
+	"$@" --duration "$DURATION" --json > "$tmp/$name.json"
+	echo $(( $(ticks) - t0 )) > "$tmp/$name.cpu"
+}
+run floor "$build/node/dynamo-bench" "${nodes[@]}" --clients "$CLIENTS" \
+	--value-size "$VALUE" --quiet --echo
+run put "${b[@]}" --read-ratio 0
+run get "${b[@]}" --read-ratio 1
+run mix "${b[@]}" --read-ratio 0.5 --rate "$RATE"
+runs=(floor put get mix)
+if [ "$ONE_NODE" = 1 ]; then
+	run put-1node "${b[@]}" --read-ratio 0 --no-routing
+	run get-1node "${b[@]}" --read-ratio 1 --no-routing
+	runs+=(put-1node get-1node)
+fi
+
+python3 - "$tmp" "$(getconf CLK_TCK)" "${runs[@]}" <<'EOF'
+import json, sys
+tmp, hz, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+res = {r: json.load(open(f"{tmp}/{r}.json")) for r in runs}
+cpu = {r: int(open(f"{tmp}/{r}.cpu").read()) * 1000 / hz for r in runs}
+floor = res["floor"]["ops_per_s"]
+print(f"{'run':10} {'op':5} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+      f"{'p99.9 ms':>9} {'errors':>7} {'cpu ms/op':>10} {'of floor':>9}")
+for r in runs:
+    j = res[r]
+    ops = j["ops"] or 1
+    cpo = cpu[r] / ops
+    for op in ("get", "put"):
+        o = j[op]
+        if o["count"] == 0:
+            continue
+        name = "echo" if r == "floor" else op
+        share = ""
+        if r != "floor" and j["config"]["mode"] == "closed":
+            per = floor / 3 if op == "put" else floor
+            share = f"{o['ops_per_s'] / per:.2f}"
+        l = o["latency_ms"]
+        print(f"{r:10} {name:5} {o['ops_per_s']:9.0f} {l['p50']:8.2f} "
+              f"{l['p99']:8.2f} {l['p999']:9.2f} {o['errors']:7} "
+              f"{cpo:10.3f} {share:>9}")
+EOF

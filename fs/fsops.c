@@ -1067,6 +1067,12 @@ op_open(const char *path, struct fuse_file_info *fi)
 		fh_of(fi)->kid = fsfile_content_id(f);
 		fi->keep_cache = kc_check(fs, path, fh_of(fi)->kid);
 	}
+	/* Another version than the kernel cached: its pages go (no
+	 * keep_cache), and so must its attributes, or reads stop at the size
+	 * it cached (another mount's longer file read short: close-to-open
+	 * broken).  O_TRUNC needs nothing: the kernel sets the size 0. */
+	if (rc == 0 && !fi->keep_cache && !(fi->flags & O_TRUNC))
+		fuse_invalidate_path(fuse_get_context()->fuse, path);
 	if (rc != 0) {
 		fsfile_close(f);
 		fsview_close(v);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "mem.h"
 #include "node_i.h"
+#include "quorum.h"
 #include "rpc.h"
 #include "wire.h"
 #include "xfer.h"
@@ -161,38 +162,29 @@ health(struct node *n, const char *addr)
 	return rpc_peer_health(n->pool, addr);
 }
 
-/*
- * Whom a get asks: the first `count` healthy nodes of the walk (the
- * preference list, with a transfer's new replicas, and a stand-in for each
- * member of it that is down: sloppy quorum); the other nodes' addresses go
- * to addrs, *self tells whether this node is one of them.  When too few are
- * healthy, suspect ones (silent lately: rpc_peer_health) are asked too:
- * slow, maybe, but a get that waits for them beats one refused for want of
- * answers.
- */
+/* The walk's health as a request starts (quorum.h). */
+static void
+walk_of(struct node *n, const struct replicas *rp, struct walk *w)
+{
+	w->rp = rp;
+	for (uint32_t i = 0; i < rp->count + rp->ext_count; i++) {
+		w->self[i] = is_self(n, rp->name[i]);
+		w->health[i] = w->self[i] ? RPC_PEER_GONE : health(n, rp->addr[i]);
+	}
+}
+
+/* Whom a get asks (quorum_read_set), by address; *self: this node reads
+ * too. */
 static size_t
 read_set(struct node *n, const struct replicas *rp, const char **addrs,
     bool *self)
 {
-	size_t k = 0, want = rp->count, got = 0, nslow = 0;
-	uint32_t total = rp->count + rp->ext_count, slow[REPLICAS_MAX];
-	*self = false;
-	for (uint32_t i = 0; i < total && got < want; i++) {
-		if (is_self(n, rp->name[i])) {
-			*self = true;
-			got++;
-			continue;
-		}
-		enum rpc_health h = health(n, rp->addr[i]);
-		if (h == RPC_PEER_OK) {
-			addrs[k++] = rp->addr[i];
-			got++;
-		} else if (h == RPC_PEER_SUSPECT) {
-			slow[nslow++] = i;
-		}
-	}
-	for (size_t j = 0; j < nslow && got < want; j++, got++)
-		addrs[k++] = rp->addr[slow[j]];
+	struct walk w;
+	walk_of(n, rp, &w);
+	uint32_t idx[REPLICAS_MAX];
+	size_t k = quorum_read_set(&w, idx, self);
+	for (size_t i = 0; i < k; i++)
+		addrs[i] = rp->addr[idx[i]];
 	return k;
 }
 
@@ -341,42 +333,6 @@ out:
 	return rc;
 }
 
-/* The walk's stand-ins (past the preference list) not taken yet, with
- * their health as the put started; this node is never one. */
-struct standins {
-	const struct replicas *rp;
-	enum rpc_health h[REPLICAS_MAX];
-	bool taken[REPLICAS_MAX];
-};
-
-static void
-standins_init(struct node *n, const struct replicas *rp, struct standins *s)
-{
-	s->rp = rp;
-	for (uint32_t i = rp->count; i < rp->count + rp->ext_count; i++) {
-		s->taken[i] = is_self(n, rp->name[i]);
-		s->h[i] = s->taken[i] ? RPC_PEER_GONE : health(n, rp->addr[i]);
-	}
-}
-
-/* Take the next stand-in: a healthy one, or failing that, when `worst`
- * allows, a suspected one (slow, maybe, but better than a write refused).
- * Its index in the walk, or -1 when none is left. */
-static int
-standin_take(struct standins *s, enum rpc_health worst)
-{
-	const struct replicas *rp = s->rp;
-	for (int h = RPC_PEER_OK; h <= (int)worst; h++) {
-		for (uint32_t i = rp->count; i < rp->count + rp->ext_count; i++) {
-			if (!s->taken[i] && (int)s->h[i] == h) {
-				s->taken[i] = true;
-				return (int)i;
-			}
-		}
-	}
-	return -1;
-}
-
 struct put_arg {
 	const struct vclock *ctx;
 	uint64_t actor;
@@ -446,52 +402,20 @@ coord_put(struct node *n, const struct coord_req *rq,
 	};
 	struct vset one = {.n = 1, .v = &a.nv}; /* what replicas get */
 
-	/* Every replica that is up gets the version; each one that is down
-	 * or suspected is stood in for by the next healthy node of the walk,
-	 * which keeps it as a hint for the replica (sloppy quorum, hinted
-	 * handoff). */
+	/* Every healthy replica gets the version, each other one a stand-in
+	 * (quorum.h). */
+	struct walk wk;
+	walk_of(n, &rp, &wk);
+	struct put_plan plan;
+	quorum_plan_put(&wk, &plan);
 	struct dest d[REPLICAS_MAX];
 	size_t nd = 0;
-	uint32_t missed[REPLICAS_MAX]; /* indices in the walk */
-	size_t nmissed = 0;
-	enum rpc_health mh[REPLICAS_MAX];
-	for (uint32_t i = 0; i < rp.count; i++) {
-		if (is_self(n, rp.name[i]))
-			continue;
-		enum rpc_health h = health(n, rp.addr[i]);
-		if (h == RPC_PEER_OK) {
-			d[nd++] = (struct dest){rp.addr[i], rp.name[i], NULL, 0};
-		} else {
-			mh[nmissed] = h;
-			missed[nmissed++] = i;
-		}
+	for (size_t i = 0; i < plan.nd; i++) {
+		const struct quorum_dest *q = &plan.d[i];
+		d[nd++] = (struct dest){rp.addr[q->at], rp.name[q->at],
+		    q->hint_for >= 0 ? rp.name[q->hint_for] : NULL, 0};
 	}
-	/* A coordinator outside the preference list (the replicas could not
-	 * be reached to forward to) stands in for the first missing one. */
 	size_t acks = rp.self_in ? 1 : 0;
-	size_t first = !rp.self_in && nmissed > 0; /* missed[0]: a hint here */
-	const char *self_hints[REPLICAS_MAX];
-	size_t nself_hints = 0;
-	struct standins si;
-	standins_init(n, &rp, &si);
-	for (size_t m = first; m < nmissed; m++) {
-		const char *name = rp.name[missed[m]];
-		int s = standin_take(&si, RPC_PEER_OK);
-		if (s < 0 && mh[m] == RPC_PEER_SUSPECT) {
-			/* No healthy stand-in: the replica itself, though
-			 * suspected, is the best there is; a hint here too, in
-			 * case it does not answer. */
-			d[nd++] = (struct dest){rp.addr[missed[m]], name, NULL, 0};
-			self_hints[nself_hints++] = name;
-			continue;
-		}
-		if (s < 0)
-			s = standin_take(&si, RPC_PEER_SUSPECT);
-		if (s >= 0)
-			d[nd++] = (struct dest){rp.addr[s], rp.name[s], name, 0};
-		else /* nobody to stand in: keep the hint here */
-			self_hints[nself_hints++] = name;
-	}
 
 	/* A blob's version is known before it is stored (blob.h), so the
 	 * replicas get it while this node stores it: one commit's wait, not
@@ -514,12 +438,12 @@ coord_put(struct node *n, const struct coord_req *rq,
 		goto out;
 	}
 	version_context(&a.nv, newctx);
-	if (!rp.self_in && nmissed > 0)
-		acks += store_hint_add(n->store, rp.name[missed[0]], rq->key,
-		    rq->klen, &one) == 0;
-	for (size_t m = 0; m < nself_hints; m++)
-		store_hint_add(n->store, self_hints[m], rq->key, rq->klen,
-		    &one);
+	if (plan.local_standin >= 0)
+		acks += store_hint_add(n->store, rp.name[plan.local_standin],
+		    rq->key, rq->klen, &one) == 0;
+	for (size_t m = 0; m < plan.nhints; m++)
+		store_hint_add(n->store, rp.name[plan.hints[m]], rq->key,
+		    rq->klen, &one);
 
 	size_t need = w > acks ? w - acks : 0;
 	if (blob)
@@ -535,7 +459,7 @@ coord_put(struct node *n, const struct coord_req *rq,
 			if (d[i].rc == 0 || d[i].rc == DYN_ETIMEDOUT)
 				continue; /* acked, or maybe still landing */
 			const char *intended = d[i].hint ? d[i].hint : d[i].name;
-			int s = standin_take(&si, RPC_PEER_SUSPECT);
+			int s = quorum_standin_take(&wk, &plan, RPC_PEER_SUSPECT);
 			if (s < 0) {
 				store_hint_add(n->store, intended, rq->key,
 				    rq->klen, &one);

@@ -2,7 +2,8 @@
 # The mount's life: the key from $DYNAMO_CLUSTER_KEY_FILE, calls failing
 # with ETIMEDOUT/EIO within the -o timeout while the node is down and
 # working again when it is back, unmount by fusermount3 -u, SIGTERM and
-# SIGINT, and the background (daemon) mode.
+# SIGINT, the background (daemon) mode, and close-to-open between two
+# mounts with attribute caches.
 . "$(dirname "$0")/lib.sh"
 
 start_node n1
@@ -18,6 +19,22 @@ FS_MOUNTS+=("$M")
 wait_until 20 is_mounted "$M"
 echo hello > "$M/x"
 expect_eq "read" "$(cat "$M/x")" "hello"
+
+step "close-to-open across two mounts with the default attribute caches"
+# c1 caches the short file's size (attr_timeout 1 s); c2 writes a longer
+# one and closes; c1's next open must read all of it, not stop at the
+# size it cached.
+mount_fs "$T/c1" -otimeout=2000
+mount_fs "$T/c2" -otimeout=2000
+for i in 1 2 3; do
+	printf short > "$T/c1/cto"
+	stat -c %s "$T/c1/cto" > /dev/null
+	head -c $((100000 + i)) /dev/zero > "$T/c2/cto"
+	expect_eq "bytes c1 reads after c2 closed" \
+		"$(cat "$T/c1/cto" | wc -c)" $((100000 + i))
+done
+umount_fs "$T/c1"
+umount_fs "$T/c2"
 
 step "a root mount serves every user; the kernel checks the stored modes"
 if [ "$(id -u)" = 0 ] && command -v runuser > /dev/null; then

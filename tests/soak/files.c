@@ -261,8 +261,12 @@ static void
 check_read(int k, const char *name, const uint8_t *p, size_t len)
 {
 	long at = place(k, p, len);
-	if (at < 0)
+	if (at < 0) {
+		fprintf(stderr, "soak: files: read %zu bytes of %s; the writer "
+		    "last meant %zu, acknowledged write %zu of %zu\n", len, name,
+		    m.f[k].len, m.f[k].acked, m.f[k].nsums);
 		broken("holds a content never written to it", k, name);
+	}
 	else if ((size_t)at + 1 < m.f[k].acked)
 		m.c.stale++;
 }

@@ -1,6 +1,7 @@
 /* Unit tests for common/auth: HMAC-SHA256 vectors, tag checks, key files. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,6 +149,88 @@ test_rfc4231_case4(void **state)
 	      want, sizeof(want));
 	assert_int_equal(auth_tag(&k, data, sizeof(data), NULL, 0, tag), 0);
 	assert_memory_equal(tag, want, AUTH_TAG_LEN);
+}
+
+/* The three RFC 4231 cases above as (key, message, tag) triples. */
+struct vector {
+	struct auth_key k;
+	uint8_t data[50];
+	size_t len;
+	uint8_t tag[AUTH_TAG_LEN];
+};
+
+static void
+vectors(struct vector v[3])
+{
+	uint8_t kb[25];
+	memset(kb, 0x0b, 20);
+	key_from(&v[0].k, kb, 20);
+	memcpy(v[0].data, "Hi There", v[0].len = 8);
+	unhex("b0344c61d8db38535ca8afceaf0bf12b"
+	      "881dc200c9833da726e9376c2e32cff7", v[0].tag, AUTH_TAG_LEN);
+	key_from(&v[1].k, "Jefe", 4);
+	memcpy(v[1].data, "what do ya want for nothing?", v[1].len = 28);
+	unhex("5bdcc146bf60754e6a042426089575c7"
+	      "5a003f089d2739839dec58b964ec3843", v[1].tag, AUTH_TAG_LEN);
+	for (size_t i = 0; i < sizeof(kb); i++)
+		kb[i] = (uint8_t)(i + 1);
+	key_from(&v[2].k, kb, sizeof(kb));
+	memset(v[2].data, 0xcd, v[2].len = 50);
+	unhex("82558a389a443c0ea4cc819899f2083a"
+	      "85f0faa3e578f8077a2e3ff46729665b", v[2].tag, AUTH_TAG_LEN);
+}
+
+/* A thread keeps keyed contexts for its last two keys: any order of three
+ * keys (each use of one evicting another) gives every tag right. */
+static void
+tag_in_order(const struct vector *v, const int *order, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct vector *x = &v[order[i]];
+		uint8_t tag[AUTH_TAG_LEN];
+		assert_int_equal(auth_tag(&x->k, x->data, x->len, NULL, 0, tag),
+		    0);
+		assert_memory_equal(tag, x->tag, AUTH_TAG_LEN);
+		assert_true(auth_check(&x->k, x->data, x->len, NULL, 0, x->tag));
+	}
+}
+
+static void
+test_keys_interleaved(void **state)
+{
+	(void)state;
+	struct vector v[3];
+	vectors(v);
+	static const int order[] = {0, 0, 1, 0, 1, 2, 2, 0, 1, 2, 1, 0, 2,
+	    0, 2, 1};
+	tag_in_order(v, order, sizeof(order) / sizeof(order[0]));
+}
+
+static void *
+tag_thread(void *arg)
+{
+	const struct vector *v = arg;
+	int order[64];
+	for (int i = 0; i < 64; i++)
+		order[i] = (i * 7 + i / 5) % 3;
+	for (int round = 0; round < 50; round++)
+		tag_in_order(v, order, 64);
+	return NULL;
+}
+
+/* Threads tagging at once, each with its own contexts (threads that
+ * exit free theirs). */
+static void
+test_keys_threads(void **state)
+{
+	(void)state;
+	struct vector v[3];
+	vectors(v);
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, tag_thread, v), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
 }
 
 static void
@@ -349,6 +432,8 @@ main(void)
 	    cmocka_unit_test(test_rfc4231_case1),
 	    cmocka_unit_test(test_rfc4231_case2),
 	    cmocka_unit_test(test_rfc4231_case4),
+	    cmocka_unit_test(test_keys_interleaved),
+	    cmocka_unit_test(test_keys_threads),
 	    cmocka_unit_test(test_check),
 	    cmocka_unit_test(test_generate),
 	    cmocka_unit_test_setup_teardown(test_file_round_trip, setup,

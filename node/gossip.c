@@ -304,7 +304,7 @@ claimant_locked(struct gossip *g)
 	if (!owned)
 		goto out;
 	ring_owned_counts(r, RING_CUR, owned);
-	bool same = true;
+	bool same = true, unknown = false;
 	uint32_t owners = 0;
 	for (uint32_t i = 0; i < cnt; i++) {
 		if (owned[i] == 0)
@@ -312,10 +312,17 @@ claimant_locked(struct gossip *g)
 		owners++;
 		const char *nm = ring_member_name(r, i);
 		const struct member *m = find_member(g, nm);
-		if (!m || m->status != MEMBER_UP)
+		if (!m)
+			unknown = true;
+		else if (m->status != MEMBER_UP)
 			same = false;
 	}
 	mem_free(owned);
+	/* An owner this node has not heard of yet (it restarted, and gossip
+	 * has not brought the others' records): no plan without it, or a
+	 * lone restarted node would take every partition for itself. */
+	if (unknown)
+		goto out;
 	if (owners != nup)
 		same = false;
 	if (same) {
@@ -801,6 +808,27 @@ gossip_status_json(struct gossip *g, struct buf *out)
 
 /* ---- life cycle ---------------------------------------------------- */
 
+/* Add the stored ring's other members' addresses to the seeds. */
+static int
+seeds_from_ring(struct gossip *g)
+{
+	uint32_t cnt = ring_member_count(g->ring);
+	char **s = mem_realloc(g->seeds, (g->nseeds + cnt) * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	g->seeds = s;
+	for (uint32_t i = 0; i < cnt; i++) {
+		const char *a = ring_member_addr(g->ring, i);
+		if (strcmp(ring_member_name(g->ring, i), self(g)->name) == 0 ||
+		    !a[0])
+			continue;
+		if (!(g->seeds[g->nseeds] = mem_dup(a, strlen(a) + 1)))
+			return -ENOMEM;
+		g->nseeds++;
+	}
+	return 0;
+}
+
 int
 gossip_start(struct node *n, const struct gossip_opts *o, struct gossip **out)
 {
@@ -840,6 +868,10 @@ gossip_start(struct node *n, const struct gossip_opts *o, struct gossip **out)
 		goto fail;
 	}
 	if (g->ring) {
+		/* Restarted: the ring's other members are whom to gossip with
+		 * first, --seed or not. */
+		if ((rc = seeds_from_ring(g)) != 0)
+			goto fail;
 		me->ring_seen = ring_epoch(g->ring);
 		/* A restarted member has finished its transfers of old. */
 		me->ready = ring_has_next(g->ring) ? 0 : me->ring_seen;

@@ -20,7 +20,9 @@
 
 #include <openssl/evp.h>
 
+#include "buf.h"
 #include "err.h"
+#include "json.h"
 #include "mem.h"
 
 /* EVP_EncodeBlock/EVP_DecodeBlock take an int length. */
@@ -94,89 +96,17 @@ cli_b64_decode(const char *s, uint8_t **out, size_t *len)
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if p[0] does not
- * start one.  Follows RFC 3629: no overlongs, no surrogates, <= U+10FFFF. */
-static size_t
-utf8_seq_len(const uint8_t *p, size_t left)
-{
-	uint8_t c = p[0];
-	size_t n;
-	uint8_t lo = 0x80, hi = 0xbf; /* bounds of the second byte */
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else {
-		return 0;
-	}
-	if (left < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++) {
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	}
-	return n;
-}
-
 void
 cli_json_str(FILE *f, const void *data, size_t len)
 {
-	const uint8_t *p = data;
-
-	putc('"', f);
-	for (size_t i = 0; i < len;) {
-		uint8_t c = p[i];
-		size_t n = utf8_seq_len(p + i, len - i);
-
-		if (n == 0) {
-			fputs("\\ufffd", f);
-			i++;
-			continue;
-		}
-		if (n > 1) {
-			fwrite(p + i, 1, n, f);
-			i += n;
-			continue;
-		}
-		switch (c) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\r':
-			fputs("\\r", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				fprintf(f, "\\u%04x", c);
-			else
-				putc(c, f);
-			break;
-		}
-		i++;
-	}
-	putc('"', f);
+	struct buf b;
+	buf_init(&b);
+	json_put_str(&b, data, len); /* the one escaper (common/json) */
+	if (buf_err(&b) == 0)
+		fwrite(b.data, 1, b.len, f);
+	else
+		fputs("\"\"", f);
+	buf_fini(&b);
 }
 
 int

@@ -66,6 +66,10 @@ struct ae_stats {
 	uint64_t merged; /* records merged in from peers */
 	uint64_t purged; /* tombstones deleted (as purger or replica) */
 	uint64_t swept;  /* stray records deleted */
+	uint64_t leaves_differ; /* Merkle leaves found differing, with every
+	                           replica compared */
+	uint64_t bytes;  /* bytes of the rounds' calls this node made:
+	                    requests and replies */
 };
 /* Since start; all zero when a is NULL (anti-entropy off). */
 void ae_stats(struct ae *a, struct ae_stats *out);

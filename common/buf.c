@@ -1,6 +1,8 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "err.h"
@@ -66,6 +68,34 @@ buf_put(struct buf *b, const void *p, size_t n)
 	uint8_t *d = buf_extend(b, n);
 	if (d && n)
 		memcpy(d, p, n);
+}
+
+void
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	char small[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		if (!b->err)
+			b->err = -EINVAL;
+		return;
+	}
+	if ((size_t)n < sizeof(small)) {
+		buf_put(b, small, (size_t)n);
+		return;
+	}
+	/* Longer than the stack copy: format again straight into b, with
+	 * room for vsnprintf's NUL, which is then not counted. */
+	uint8_t *d = buf_extend(b, (size_t)n + 1);
+	if (!d)
+		return;
+	va_start(ap, fmt);
+	vsnprintf((char *)d, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len--;
 }
 
 void

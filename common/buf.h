@@ -33,6 +33,10 @@ void buf_put_u32(struct buf *b, uint32_t v);
 void buf_put_u64(struct buf *b, uint64_t v);
 /* u32 length then the bytes. */
 void buf_put_blob(struct buf *b, const void *p, size_t n);
+/* Append printf-formatted text (no NUL is stored; the buffer's own rule
+ * for errors: a failed growth breaks it). */
+void buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Hand the bytes to the caller (mem_free them); b becomes empty. */
 uint8_t *buf_take(struct buf *b, size_t *len);
 

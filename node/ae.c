@@ -624,6 +624,25 @@ sweep(struct ae *a, const struct ring *r)
 
 /* ---- rounds -------------------------------------------------------- */
 
+/* One call of a round to the replica at addr; its request's and reply's
+ * bytes are counted (ae_stats.bytes). */
+static int
+round_call(struct ae *a, const char *addr, const struct buf *b,
+    struct rpc_reply *r)
+{
+	struct node *n = a->node;
+	int rc = rpc_call(n->pool, addr, b, node_bulk_timeout_ms(n), r);
+	uint64_t bytes = b->len;
+	if (rc == 0) {
+		const uint8_t *p;
+		size_t len;
+		rpc_reply_bytes(r, &p, &len);
+		bytes += len;
+	}
+	count(a, &a->st.bytes, bytes);
+	return rc;
+}
+
 /* Does the replica at addr hold a tree of part with t's root?  (*same;
  * 32 bytes each way.) */
 static int
@@ -642,7 +661,7 @@ root_same(struct ae *a, const struct merkle *t, uint32_t part,
 	wire_put(&b, F_ROOT, root, sizeof(root));
 	int rc = wire_seal(&b, &n->cfg.key);
 	if (rc == 0)
-		rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
+		rc = round_call(a, addr, &b, &r);
 	*same = rc == 0 && wire_find(&r.m, F_LEAVES) != NULL;
 	rpc_reply_fini(&r);
 	buf_fini(&b);
@@ -674,7 +693,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 	leaflist_hashes_encode(t, &b);
 	wire_end_field(&b, at);
 	if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
-		rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
+		rc = round_call(a, addr, &b, &r);
 	const struct wire_field *lv = rc ? NULL : wire_find(&r.m, F_LEAVES);
 	const struct wire_field *rec = rc ? NULL : wire_find(&r.m, F_RECORDS);
 	if (rc == 0 && (!lv || !rec))
@@ -692,7 +711,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 		node_req_begin(n, &b, WIRE_MERGE_REQ);
 		if ((rc = put_records(n, t, leaves, nd, &b)) == 0 &&
 		    (rc = wire_seal(&b, &n->cfg.key)) == 0)
-			rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
+			rc = round_call(a, addr, &b, &r);
 		rpc_reply_fini(&r);
 	}
 	if (nd > 0)
@@ -700,6 +719,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 		          "%u records in",
 		    part, addr, nd, got);
 	count(a, &a->st.merged, got);
+	count(a, &a->st.leaves_differ, nd);
 	*ndiff = nd;
 	mem_free(leaves);
 	buf_fini(&b);

@@ -76,6 +76,10 @@ struct ae_stats {
 	uint32_t last_diff_part;  /* the last of those: its partition, */
 	uint32_t last_diff_leaves; /* its leaves differing (all replicas), */
 	int64_t last_diff_age_ms; /* and how long ago; -1: none yet */
+	uint64_t leaves_differ; /* Merkle leaves found differing, with every
+	                           replica compared */
+	uint64_t bytes;  /* bytes of the rounds' calls this node made:
+	                    requests and replies */
 };
 /* Since start; all zero when a is NULL (anti-entropy off). */
 void ae_stats(struct ae *a, struct ae_stats *out);

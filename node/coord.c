@@ -36,13 +36,11 @@ struct dest {
 	int rc;
 };
 
-/* Send set to the destinations (REPLICATE_REQ, with F_HINT for stand-ins)
- * in parallel; wait for `need` acks; the number that acked.  Each
- * destination's result goes to its rc. */
 /* REPLICATE_REQs of set to the destinations, sent in parallel: started,
  * then finished (wait for `need` acks; the number that acked; each
  * destination's result goes to its rc). */
 struct replication {
+	struct node *n;
 	struct dest *d;
 	size_t nd;
 	struct buf b[REPLICAS_MAX];
@@ -54,6 +52,7 @@ replicate_start(struct node *n, struct replication *r, struct dest *d,
     size_t nd, const void *key, size_t klen, const struct vset *set)
 {
 	const char *addrs[REPLICAS_MAX] = {0};
+	r->n = n;
 	r->d = d;
 	r->nd = nd;
 	/* A stand-in's request differs (F_HINT), so each gets its own; the
@@ -80,12 +79,15 @@ replicate_finish(struct replication *r, size_t need)
 		for (size_t i = 0; i < r->nd; i++)
 			rr[i] = (struct rpc_reply){.rc = -ENOMEM};
 	}
+	size_t standins = 0;
 	for (size_t i = 0; i < r->nd; i++) {
 		if (r->d[i].rc == 0)
 			r->d[i].rc = rr[i].rc;
+		standins += r->d[i].hint && r->d[i].rc == 0;
 		rpc_reply_fini(&rr[i]);
 		buf_fini(&r->b[i]);
 	}
+	metrics_count(&r->n->metrics, METRICS_STANDIN_WRITES, standins);
 	return ok;
 }
 
@@ -300,8 +302,10 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 			break;
 		rc = 0;
 	}
-	if (rc == 0 && got < r)
+	if (rc == 0 && got < r) {
+		metrics_count(&n->metrics, METRICS_QUORUM_FAIL_GET, 1);
 		rc = DYN_EQUORUM;
+	}
 
 	/* Read repair: whoever answered with less than the merge gets it. */
 	if (rc == 0) {
@@ -310,15 +314,18 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 		for (size_t i = 0; i < na; i++)
 			if (answered[i] && !vset_contains(&theirs[i], out))
 				stale[ns++] = addrs[i];
+		size_t repaired = 0;
 		if (self_reads && !vset_contains(&mine, out))
-			coord_replicate(n, rq->key, rq->klen, out);
+			repaired += coord_replicate(n, rq->key, rq->klen, out) == 0;
 		if (ns > 0) {
 			struct dest d[REPLICAS_MAX];
 			for (size_t i = 0; i < ns; i++)
 				d[i] = (struct dest){stale[i], NULL, NULL, 0};
-			replicate_to(n, d, ns, rq->key, rq->klen, out, ns);
+			repaired += replicate_to(n, d, ns, rq->key, rq->klen, out,
+			    ns);
 			LOG_DEBUG("read repair of %zu replicas", ns);
 		}
+		metrics_count(&n->metrics, METRICS_READ_REPAIRS, repaired);
 	}
 	for (size_t i = 0; i < na; i++)
 		vset_fini(&theirs[i]);
@@ -341,6 +348,7 @@ struct put_arg {
 	size_t len;
 	bool tombstone;
 	struct version nv; /* out: a copy of the new version */
+	uint32_t live;     /* out: live versions the put left */
 };
 
 /* A blob's one version (blob.h): the same from every writer, so a blob
@@ -370,6 +378,7 @@ apply_put(struct vset *cur, void *arg)
 	if (rc != 0)
 		return rc;
 	/* Called again when the batch is retried: start over. */
+	a->live = vset_live(cur);
 	version_fini(&a->nv);
 	return version_copy(&a->nv, nv);
 }
@@ -438,9 +447,14 @@ coord_put(struct node *n, const struct coord_req *rq,
 		goto out;
 	}
 	version_context(&a.nv, newctx);
-	if (plan.local_standin >= 0)
-		acks += store_hint_add(n->store, rp.name[plan.local_standin],
-		    rq->key, rq->klen, &one) == 0;
+	metrics_count(&n->metrics, METRICS_SIBLINGS, a.live > 1);
+	if (plan.local_standin >= 0) {
+		/* This node is the stand-in. */
+		bool held = store_hint_add(n->store,
+		    rp.name[plan.local_standin], rq->key, rq->klen, &one) == 0;
+		metrics_count(&n->metrics, METRICS_STANDIN_WRITES, held);
+		acks += held;
+	}
 	for (size_t m = 0; m < plan.nhints; m++)
 		store_hint_add(n->store, rp.name[plan.hints[m]], rq->key,
 		    rq->klen, &one);
@@ -474,6 +488,7 @@ coord_put(struct node *n, const struct coord_req *rq,
 	}
 	if (acks < w) {
 		LOG_DEBUG("put: %zu of %u acks", acks, w);
+		metrics_count(&n->metrics, METRICS_QUORUM_FAIL_PUT, 1);
 		rc = DYN_EQUORUM;
 	}
 out:

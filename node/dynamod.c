@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "cli.h"
 #include "err.h"
+#include "httpd.h"
 #include "log.h"
 #include "mem.h"
 #include "node.h"
@@ -72,7 +73,14 @@ usage(FILE *f)
 	    "  --compact-check-interval MS|off  compact on its own when the data\n"
 	    "                       file is 2x the data in use and over 64 MiB of\n"
 	    "                       it is free, checked every MS (default 60000)\n"
+	    "  --http URL           serve a status page (/) and Prometheus metrics\n"
+	    "                       (/metrics) over HTTP at URL, tcp://HOST:PORT\n"
+	    "                       (port 0: any free port; default off); no\n"
+	    "                       authentication: bind it to loopback or a\n"
+	    "                       private network\n"
 	    "  --ready-file FILE    write the listen address here once serving\n"
+	    "                       (and on a second line, with --http, the\n"
+	    "                       HTTP URL)\n"
 	    "  --log-level LEVEL    debug, info, warn or error (default info)\n"
 	    "  --help               this text\n"
 	    "\n"
@@ -99,9 +107,10 @@ usage(FILE *f)
 	    "(dynamoctl remove).\n");
 }
 
-/* Write the address atomically, so a poller never sees half of it. */
+/* Write the address (and the HTTP URL, if any, on a second line)
+ * atomically, so a poller never sees half of it. */
 static int
-write_ready_file(const char *path, const char *addr)
+write_ready_file(const char *path, const char *addr, const char *http)
 {
 	char tmp[4096];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -109,6 +118,8 @@ write_ready_file(const char *path, const char *addr)
 	if (!f)
 		return -errno;
 	fprintf(f, "%s\n", addr);
+	if (http)
+		fprintf(f, "%s\n", http);
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 		return -errno;
 	return 0;
@@ -181,7 +192,7 @@ enum {
 	O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
 	O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
 	O_AE, O_GRACE, O_GC, O_GCGRACE, O_COMPACT_START,
-	O_COMPACT_CHECK, O_CONFIG,
+	O_COMPACT_CHECK, O_CONFIG, O_HTTP,
 };
 
 /* The one list of options: the command line's and the config file's. */
@@ -213,6 +224,7 @@ static const struct option opts[] = {
 	{"gc-grace", required_argument, NULL, O_GCGRACE},
 	{"compact-at-start", no_argument, NULL, O_COMPACT_START},
 	{"compact-check-interval", required_argument, NULL, O_COMPACT_CHECK},
+	{"http", required_argument, NULL, O_HTTP},
 	{NULL, 0, NULL, 0},
 };
 
@@ -275,6 +287,11 @@ set_option(struct args *ar, int c, const char *arg)
 	case O_NOGROUP: cfg->group_commit = false; return NULL;
 	case O_READY: ar->ready = arg; return NULL;
 	case O_ADV: cfg->advertise = arg; return NULL;
+	case O_HTTP:
+		if (!httpd_url_ok(arg))
+			return "tcp://HOST:PORT";
+		cfg->http = arg;
+		return NULL;
 	case O_COMPACT_START: cfg->compact_at_start = true; return NULL;
 	case O_HELP: ar->help = true; return NULL;
 	case O_CONFIG: return NULL; /* read by cli_args_init */
@@ -437,7 +454,8 @@ run(struct args *ar)
 		fprintf(stderr, "dynamod: %s\n", dyn_strerror(rc));
 		return EXIT_FAILED;
 	}
-	if (ar->ready && (rc = write_ready_file(ar->ready, node_addr(n))) != 0)
+	if (ar->ready && (rc = write_ready_file(ar->ready, node_addr(n),
+	                      node_http_url(n))) != 0)
 		LOG_ERROR("ready file %s: %s", ar->ready, dyn_strerror(rc));
 
 	/* Wait for a signal, or for `dynamoctl leave` to complete. */

@@ -36,9 +36,19 @@ struct gossip {
 	bool ring_dirty;   /* changed since last persisted */
 	struct member members[MEMBERS_MAX];
 	size_t nmembers; /* members[0] is this node */
+	long long merged_ms; /* monotonic: a peer's view last merged (0:
+	                        never) */
 	pthread_t thread;
 	bool started;
 };
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static struct member *
 self(struct gossip *g)
@@ -163,6 +173,7 @@ merge_view(struct gossip *g, const uint8_t *p, size_t len)
 	size_t n = v.n;
 
 	pthread_mutex_lock(&g->lock);
+	g->merged_ms = mono_ms();
 	if (v.has_settings && !g->have_settings) {
 		g->settings = v.settings;
 		g->have_settings = true;
@@ -373,14 +384,6 @@ check_left_locked(struct gossip *g, bool hints)
 }
 
 /* ---- rounds -------------------------------------------------------- */
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint32_t
 rand_u32(void)
@@ -759,51 +762,88 @@ gossip_settings(struct gossip *g)
 	return s;
 }
 
-static const char *
-status_name(uint8_t s)
+const char *
+gossip_status_name(enum member_status s)
 {
 	return s == MEMBER_UP ? "up" : s == MEMBER_LEAVING ? "leaving" : "left";
+}
+
+int
+gossip_view(struct gossip *g, struct gossip_view **out)
+{
+	struct gossip_view *v = mem_calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	pthread_mutex_lock(&g->lock);
+	uint32_t cnt = g->ring ? ring_member_count(g->ring) : 0;
+	uint32_t *owned = mem_calloc(cnt ? cnt : 1, sizeof(*owned));
+	if (!owned) {
+		pthread_mutex_unlock(&g->lock);
+		mem_free(v);
+		return -ENOMEM;
+	}
+	if (g->ring) {
+		ring_owned_counts(g->ring, RING_CUR, owned);
+		v->ring_epoch = ring_epoch(g->ring);
+		v->partitions = ring_q(g->ring);
+		v->transfer_pending = ring_has_next(g->ring);
+	}
+	v->settings = g->settings;
+	v->merged_age_ms = g->merged_ms ? mono_ms() - g->merged_ms : -1;
+	v->nmembers = g->nmembers;
+	for (size_t i = 0; i < g->nmembers; i++) {
+		const struct member *m = &g->members[i];
+		struct gossip_member *o = &v->members[i];
+		int idx = g->ring ? ring_member_find(g->ring, m->name) : -1;
+		snprintf(o->name, sizeof(o->name), "%s", m->name);
+		snprintf(o->addr, sizeof(o->addr), "%s", m->addr);
+		o->status = (enum member_status)m->status;
+		o->partitions = idx >= 0 ? owned[idx] : 0;
+		o->ring_seen = m->ring_seen;
+		o->ready = m->ready;
+	}
+	pthread_mutex_unlock(&g->lock);
+	mem_free(owned);
+	/* Asked outside the gossip lock: the pool has locks of its own. */
+	for (size_t i = 0; i < v->nmembers; i++)
+		v->members[i].reachable = i == 0 ||
+		    rpc_peer_usable(g->node->pool, v->members[i].addr);
+	*out = v;
+	return 0;
 }
 
 void
 gossip_status_json(struct gossip *g, struct buf *out)
 {
-	char line[512];
-	pthread_mutex_lock(&g->lock);
-	uint32_t cnt = g->ring ? ring_member_count(g->ring) : 0;
-	uint32_t *owned = mem_calloc(cnt ? cnt : 1, sizeof(*owned));
-	if (g->ring && owned)
-		ring_owned_counts(g->ring, RING_CUR, owned);
-	int len = snprintf(line, sizeof(line),
+	struct gossip_view *v;
+	if (gossip_view(g, &v) != 0) {
+		if (!out->err)
+			out->err = -ENOMEM;
+		return;
+	}
+	buf_printf(out,
 	    "{\"ring_epoch\": %llu, \"partitions\": %u, \"transfer_pending\": "
 	    "%s, \"n\": %u, \"r\": %u, \"w\": %u, \"members\": [",
-	    g->ring ? (unsigned long long)ring_epoch(g->ring) : 0ULL,
-	    g->ring ? ring_q(g->ring) : 0,
-	    g->ring && ring_has_next(g->ring) ? "true" : "false",
-	    g->settings.n, g->settings.r, g->settings.w);
-	buf_put(out, line, (size_t)len);
-	for (size_t i = 0; i < g->nmembers; i++) {
-		const struct member *m = &g->members[i];
-		int idx = g->ring ? ring_member_find(g->ring, m->name) : -1;
+	    (unsigned long long)v->ring_epoch, v->partitions,
+	    v->transfer_pending ? "true" : "false", v->settings.n,
+	    v->settings.r, v->settings.w);
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct gossip_member *m = &v->members[i];
 		/* Names and addresses are any bytes but NUL: escaped. */
 		buf_put(out, i ? ", {\"name\": " : "{\"name\": ", i ? 11 : 9);
 		json_put_str(out, m->name, strlen(m->name));
 		buf_put(out, ", \"addr\": ", 10);
 		json_put_str(out, m->addr, strlen(m->addr));
-		len = snprintf(line, sizeof(line),
+		buf_printf(out,
 		    ", \"state\": \"%s\", \"reachable\": %s, \"partitions\": "
 		    "%u, \"ring_epoch\": %llu, \"ready_epoch\": %llu}",
-		    status_name(m->status),
-		    i == 0 || rpc_peer_usable(g->node->pool, m->addr) ? "true"
-		                                                     : "false",
-		    idx >= 0 && owned ? owned[idx] : 0,
+		    gossip_status_name(m->status),
+		    m->reachable ? "true" : "false", m->partitions,
 		    (unsigned long long)m->ring_seen,
 		    (unsigned long long)m->ready);
-		buf_put(out, line, (size_t)len);
 	}
 	buf_put(out, "]}", 2);
-	mem_free(owned);
-	pthread_mutex_unlock(&g->lock);
+	mem_free(v);
 }
 
 /* ---- life cycle ---------------------------------------------------- */

@@ -97,8 +97,33 @@ int gossip_remove(struct gossip *g, const char *name);
 bool gossip_removed(struct gossip *g);
 /* Whether member name has left or was removed. */
 bool gossip_is_left(struct gossip *g, const char *name);
-/* The members and the ring as JSON (for status --json), appended. */
+/* The members and the ring as JSON (for status --json), appended (the
+ * buffer breaks, -ENOMEM, when no view could be copied). */
 void gossip_status_json(struct gossip *g, struct buf *out);
+
+/* This node's view, copied out (gossip_view): what status shows. */
+struct gossip_member {
+	char name[RING_NAME_MAX + 1];
+	char addr[RING_ADDR_MAX + 1];
+	enum member_status status;
+	bool reachable;      /* this node, or one the pool can call now */
+	uint32_t partitions; /* owned under the current ring */
+	uint64_t ring_seen;  /* the ring epoch it holds */
+	uint64_t ready;      /* the epoch its transfers are done for */
+};
+struct gossip_view {
+	uint64_t ring_epoch;   /* 0: no ring yet */
+	uint32_t partitions;   /* Q */
+	bool transfer_pending;
+	struct cluster_settings settings;
+	int64_t merged_age_ms; /* since a peer's view was last merged here
+	                          (-1: never, e.g. a lone node) */
+	size_t nmembers;       /* members[0] is this node */
+	struct gossip_member members[GOSSIP_MEMBERS_MAX];
+};
+/* A copy of the view in *out (the caller mem_frees it): 0 or -ENOMEM. */
+int gossip_view(struct gossip *g, struct gossip_view **out);
+const char *gossip_status_name(enum member_status s);
 
 /* For xfer.c: the current transfer target (ring with a pending plan, every
  * member holding it) — a copy the caller frees, or NULL. */

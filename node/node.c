@@ -30,6 +30,7 @@
 #include "gc.h"
 #include "gossip.h"
 #include "handoff.h"
+#include "httpd.h"
 #include "json.h"
 #include "rpc.h"
 #include "xfer.h"
@@ -48,11 +49,17 @@ node_now_ms(void)
 }
 
 uint64_t
-node_mono_ms(void)
+node_mono_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t
+node_mono_ms(void)
+{
+	return node_mono_us() / 1000;
 }
 
 uint64_t
@@ -454,6 +461,11 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	if (as.last_diff_age_ms >= 0)
 		snprintf(diff_age, sizeof(diff_age), "%lld",
 		    (long long)as.last_diff_age_ms);
+	/* The status page's and /metrics' URL: no quote or backslash in it
+	 * (httpd builds it from a parsed host name and a port). */
+	char http[RING_ADDR_MAX + 24] = "null";
+	if (n->httpd)
+		snprintf(http, sizeof(http), "\"%s\"", httpd_url(n->httpd));
 	char tail[2048];
 	int tl = snprintf(tail, sizeof(tail),
 	    ", \"storage\": {\"file_bytes\": %llu, \"used_bytes\": %llu, "
@@ -467,12 +479,14 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	    "\"anti_entropy\": {\"rounds\": %llu, \"merged\": %llu, "
 	    "\"purged\": %llu, \"swept\": %llu, \"differing\": %u, "
 	    "\"diffs\": %llu, \"last_diff_age_ms\": %s, "
-	    "\"last_diff_part\": %u, \"last_diff_leaves\": %u}, "
+	    "\"last_diff_part\": %u, \"last_diff_leaves\": %u, "
+	    "\"leaves_differ\": %llu, \"bytes\": %llu}, "
 	    "\"gc\": {\"rounds\": %llu, \"aborted\": %llu, "
 	    "\"last_abort\": \"%s\", \"blobs\": %llu, \"referenced\": %llu, "
 	    "\"condemned\": %llu, \"condemned_bytes\": %llu, "
 	    "\"deleted\": %llu, \"deleted_bytes\": %llu, "
-	    "\"grace_ms\": %s}, \"hints_delivered\": %llu, \"hints\": {",
+	    "\"grace_ms\": %s}, \"http\": %s, \"hints_delivered\": %llu, "
+	    "\"hints\": {",
 	    (unsigned long long)st.file_bytes,
 	    (unsigned long long)st.used_bytes,
 	    (unsigned long long)st.free_bytes,
@@ -491,14 +505,15 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	    (unsigned long long)as.merged, (unsigned long long)as.purged,
 	    (unsigned long long)as.swept, as.differing,
 	    (unsigned long long)as.diffs, diff_age, as.last_diff_part,
-	    as.last_diff_leaves, (unsigned long long)gs.rounds,
+	    as.last_diff_leaves, (unsigned long long)as.leaves_differ,
+	    (unsigned long long)as.bytes, (unsigned long long)gs.rounds,
 	    (unsigned long long)gs.aborted, gs.last_abort,
 	    (unsigned long long)gs.blobs, (unsigned long long)gs.referenced,
 	    (unsigned long long)gs.condemned,
 	    (unsigned long long)gs.condemned_bytes,
 	    (unsigned long long)gs.deleted,
 	    (unsigned long long)gs.deleted_bytes,
-	    n->cfg.gc_grace_ms >= 0 ? grace : "null",
+	    n->cfg.gc_grace_ms >= 0 ? grace : "null", http,
 	    (unsigned long long)delivered);
 	/* Splice transfers and the hint backlog into gossip's object. */
 	if (buf_err(&js) == 0 && js.len > 0) {
@@ -606,9 +621,8 @@ handle_leave(struct node *n, const struct wire_msg *m, struct buf *out)
 }
 
 static int
-node_handle(void *arg, const struct wire_msg *m, struct buf *out)
+dispatch(struct node *n, const struct wire_msg *m, struct buf *out)
 {
-	struct node *n = arg;
 	if (!atomic_load(&n->ready)) {
 		/* A request that came in while the node was starting. */
 		pthread_mutex_lock(&n->start_lock);
@@ -661,6 +675,20 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 	default:
 		return DYN_EBADMSG;
 	}
+}
+
+/* Every request, timed and counted by operation and outcome. */
+static int
+node_handle(void *arg, const struct wire_msg *m, struct buf *out)
+{
+	struct node *n = arg;
+	uint32_t flags = 0;
+	wire_get_u32(m, F_FLAGS, &flags);
+	uint64_t t0 = node_mono_us();
+	int rc = dispatch(n, m, out);
+	metrics_request(&n->metrics, metrics_op_of(m->type, flags), rc,
+	    node_mono_us() - t0);
+	return rc;
 }
 
 /*
@@ -742,6 +770,7 @@ node_start(const struct node_config *c, struct node **out)
 	snprintf(n->name, sizeof(n->name), "%s", c->name);
 	n->cfg.name = n->name;
 	n->start_ms = node_mono_ms();
+	metrics_init(&n->metrics);
 
 	struct store_opts so;
 	store_opts_default(&so);
@@ -799,6 +828,12 @@ node_start(const struct node_config *c, struct node **out)
 		goto fail;
 	}
 	memcpy(n->addr, adv, strlen(adv) + 1);
+	/* Bound before joining, so a port in use stops the start before the
+	 * cluster hears of this node; its pages answer 503 until ready. */
+	if (c->http && (rc = httpd_start(n, c->http, &n->httpd)) != 0) {
+		pthread_mutex_unlock(&n->start_lock);
+		goto fail;
+	}
 	struct gossip_opts go = {
 		.seeds = c->seeds,
 		.nseeds = c->nseeds,
@@ -821,6 +856,9 @@ node_start(const struct node_config *c, struct node **out)
 		goto fail;
 	LOG_INFO("node %s (actor %016llx) serving %s, data in %s", n->name,
 	    (unsigned long long)n->actor, n->addr, c->data);
+	if (n->httpd)
+		LOG_INFO("status page and metrics at %s (/metrics)",
+		    httpd_url(n->httpd));
 	*out = n;
 	return 0;
 fail:
@@ -832,6 +870,12 @@ const char *
 node_addr(const struct node *n)
 {
 	return n->addr;
+}
+
+const char *
+node_http_url(const struct node *n)
+{
+	return n->httpd ? httpd_url(n->httpd) : NULL;
 }
 
 bool
@@ -851,6 +895,8 @@ node_stop(struct node *n)
 {
 	if (!n)
 		return;
+	/* First: its pages read every part below (n->ready stays true). */
+	httpd_stop(n->httpd);
 	/* Calls to peers end now, not at their timeouts (a frozen peer
 	 * makes those the full ones): requests being served and background
 	 * rounds fail fast and their threads see the stop. */

@@ -36,6 +36,9 @@ struct node_config {
 	                         (-1: no blob GC) */
 	bool compact_at_start; /* compact the data file before serving */
 	int64_t compact_check_ms; /* automatic compaction check (-1: off) */
+	const char *http;     /* serve /metrics and a status page here,
+	                         tcp://HOST:PORT or http://HOST:PORT (NULL:
+	                         off; port 0: any free port) */
 };
 
 struct node;
@@ -44,6 +47,9 @@ void node_config_default(struct node_config *c);
 int node_start(const struct node_config *c, struct node **out);
 /* The address the node listens on (port 0 resolved). */
 const char *node_addr(const struct node *n);
+/* The URL of its HTTP front, http://HOST:PORT (port 0 resolved), or NULL
+ * without one; valid until node_stop. */
+const char *node_http_url(const struct node *n);
 /* True once `dynamoctl leave` has handed every partition over: the
  * process should stop. */
 bool node_left(struct node *n);

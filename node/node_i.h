@@ -4,6 +4,7 @@
 #ifndef DYN_NODE_I_H
 #define DYN_NODE_I_H
 
+#include "metrics.h"
 #include "node.h"
 #include "server.h"
 #include "store.h"
@@ -17,13 +18,14 @@ struct xfer;
 struct handoff;
 struct ae;
 struct gc;
+struct httpd;
 
 struct node {
 	struct node_config cfg;
 	char name[64];
 	char addr[128]; /* as peers reach us */
 	uint64_t actor; /* this incarnation's vclock actor id (meta "actor") */
-	uint64_t start_ms;
+	uint64_t start_ms; /* node_mono_ms() at the start */
 	atomic_uint_fast64_t next_reqid;
 	struct store *store;
 	struct server *srv;
@@ -33,6 +35,8 @@ struct node {
 	struct handoff *handoff;
 	struct ae *ae;
 	struct gc *gc; /* NULL: blob GC off */
+	struct httpd *httpd; /* NULL: no --http */
+	struct metrics metrics;
 	pthread_mutex_t fault_lock; /* the injected faults below */
 	char blocked[16][64];       /* nodes this one is cut off from */
 	size_t nblocked;
@@ -42,8 +46,9 @@ struct node {
 
 /* Wall-clock milliseconds (for version timestamps). */
 uint64_t node_now_ms(void);
-/* Monotonic milliseconds (for durations). */
+/* Monotonic milliseconds and microseconds (for durations). */
 uint64_t node_mono_ms(void);
+uint64_t node_mono_us(void);
 /* A fresh request id for a call to another node. */
 uint64_t node_reqid(struct node *n);
 /* Begin a request to another node: header and F_FROM (so a peer that

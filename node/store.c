@@ -74,6 +74,10 @@
 #define FREE_DBI         0 /* LMDB's freelist: txnid -> page list */
 #define DKEY_MAX STORE_DKEY_MAX
 
+/* Bounds of the batch-size histogram: powers of two up to STORE_BATCH. */
+static const uint64_t batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256,
+                                        512, 1024};
+
 /* The longest hint data key is as long as the longest object data key, so
  * the check of the key limit at open covers both. */
 _Static_assert(STORE_TARGET_MAX >= RING_NAME_MAX, "a node name is a target");
@@ -150,6 +154,8 @@ struct store {
 
 	_Atomic uint64_t commits;
 	_Atomic uint64_t updates;
+	_Atomic uint64_t hints_added;
+	struct hist batches; /* requests per committed transaction */
 };
 
 /*
@@ -1038,6 +1044,8 @@ store_stats(struct store *s, struct store_stats *out)
 	out->map_bytes = info.me_mapsize;
 	out->commits = atomic_load(&s->commits);
 	out->updates = atomic_load(&s->updates);
+	out->hints_added = atomic_load(&s->hints_added);
+	hist_read(&s->batches, &out->batches);
 	if ((rc = store_space(s, txn, &out->file_bytes, &out->used_bytes)))
 		goto out;
 	if (out->file_bytes > out->used_bytes)
@@ -1418,6 +1426,7 @@ writer_batch(struct store *s, struct store_req **b, uint32_t n)
 		    b[i]->rc == 0;
 	atomic_fetch_add(&s->commits, 1);
 	atomic_fetch_add(&s->updates, ok);
+	hist_add(&s->batches, n);
 }
 
 static int
@@ -1884,21 +1893,19 @@ store_apply_delete_exact(struct vset *cur, void *expected)
 	return apply_delete_if(cur, &c);
 }
 
-/* Run fn on the record at r->dkey of dbi; STORE_SKIP comes back as 0. */
+/* Run fn on the record at r->dkey of dbi: fn's result (STORE_SKIP too),
+ * or the commit's error. */
 static int
 store_update_dkey(struct store *s, struct store_req *r, MDB_dbi dbi,
                   const void *key, size_t klen, store_apply_fn fn, void *arg)
 {
-	int rc;
-
 	r->kind = REQ_UPDATE;
 	r->dbi = dbi;
 	r->key = key;
 	r->klen = klen;
 	r->fn = fn;
 	r->arg = arg;
-	rc = store_submit(s, r);
-	return rc == STORE_SKIP ? 0 : rc;
+	return store_submit(s, r);
 }
 
 int
@@ -1911,8 +1918,9 @@ store_delete_if(struct store *s, const void *key, size_t klen,
 	memset(&r, 0, sizeof(r));
 	if ((rc = store_dkey(s, key, klen, r.dkbuf, &r.dkey)) != 0)
 		return rc;
-	return store_update_dkey(s, &r, s->objects, key, klen,
-	                         store_apply_delete_exact, (void *)expected);
+	rc = store_update_dkey(s, &r, s->objects, key, klen,
+	                       store_apply_delete_exact, (void *)expected);
+	return rc == STORE_SKIP ? 0 : rc;
 }
 
 int
@@ -1926,8 +1934,11 @@ store_hint_add(struct store *s, const char *target, const void *key,
 	if ((rc = store_hint_dkey(s, target, key, klen, r.dkbuf, &r.dkey)))
 		return rc;
 	/* apply_merge only reads the set: vset_merge's src is const. */
-	return store_update_dkey(s, &r, s->hints, key, klen, apply_merge,
-	                         (void *)set);
+	rc = store_update_dkey(s, &r, s->hints, key, klen, apply_merge,
+	                       (void *)set);
+	if (rc == 0) /* the hint grew (STORE_SKIP: it held all of set) */
+		atomic_fetch_add(&s->hints_added, 1);
+	return rc == STORE_SKIP ? 0 : rc;
 }
 
 int
@@ -1941,8 +1952,9 @@ store_hint_remove(struct store *s, const char *target, const void *key,
 	memset(&r, 0, sizeof(r));
 	if ((rc = store_hint_dkey(s, target, key, klen, r.dkbuf, &r.dkey)))
 		return rc;
-	return store_update_dkey(s, &r, s->hints, key, klen, apply_delete_if,
-	                         &c);
+	rc = store_update_dkey(s, &r, s->hints, key, klen, apply_delete_if,
+	                       &c);
+	return rc == STORE_SKIP ? 0 : rc;
 }
 
 int
@@ -2059,6 +2071,9 @@ store_open(const struct store_opts *o, struct store **out)
 	buf_init(&s->enc);
 	atomic_init(&s->commits, 0);
 	atomic_init(&s->updates, 0);
+	atomic_init(&s->hints_added, 0);
+	hist_init(&s->batches, batch_bounds,
+	          sizeof(batch_bounds) / sizeof(batch_bounds[0]));
 	s->fsync = o->fsync;
 	s->max_batch = o->max_batch ? o->max_batch : STORE_BATCH;
 	s->map_max = o->map_max ? o->map_max : STORE_MAP_MAX;

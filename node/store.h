@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "hist.h"
 #include "keypos.h"
 #include "vset.h"
 
@@ -92,6 +93,9 @@ struct store_stats {
 	uint64_t map_bytes;  /* current map size */
 	uint64_t commits;    /* write transactions committed */
 	uint64_t updates;    /* updates that wrote (not skipped) */
+	uint64_t hints_added; /* store_hint_add calls that grew a hint */
+	struct hist_snap batches; /* requests per commit (every kind), a
+	                             histogram with bounds 1, 2, 4 .. 1024 */
 	uint64_t file_bytes; /* the data file's size on disk */
 	uint64_t used_bytes; /* of its pages, those in use */
 	uint64_t free_bytes; /* the rest: what compaction gives back */

@@ -296,6 +296,31 @@ test_reset_keeps_memory(void **state)
 	buf_fini(&b);
 }
 
+static void
+test_printf(void **state)
+{
+	struct buf b;
+	char big[1000];
+
+	(void)state;
+	buf_init(&b);
+	buf_printf(&b, "%s=%d;", "a", 42);
+	assert_int_equal(b.len, 5);
+	assert_memory_equal(b.data, "a=42;", 5);
+	/* Past the stack copy: formatted straight into the buffer. */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	buf_printf(&b, "[%s]", big);
+	assert_int_equal(buf_err(&b), 0);
+	assert_int_equal(b.len, 5 + sizeof(big) + 1);
+	assert_int_equal(b.data[5], '[');
+	assert_int_equal(b.data[b.len - 1], ']');
+	assert_int_equal(b.data[b.len - 2], 'x');
+	buf_printf(&b, "%s", "");
+	assert_int_equal(b.len, 5 + sizeof(big) + 1);
+	buf_fini(&b);
+}
+
 int
 main(void)
 {
@@ -310,6 +335,7 @@ main(void)
 	    cmocka_unit_test(test_extend_overflow),
 	    cmocka_unit_test(test_take_and_fini),
 	    cmocka_unit_test(test_reset_keeps_memory),
+	    cmocka_unit_test(test_printf),
 	};
 
 	return cmocka_run_group_tests(tests, testmem_setup, testmem_teardown);

@@ -138,8 +138,8 @@ static const char help_text[] =
     "               DURATION) until healthy, with progress on stderr.\n"
     "               --json: one object per --node, one per line (its\n"
     "               counters, members, ring, transfer, anti-entropy, hints\n"
-    "               and \"health\": the verdict and the rows); exit 0\n"
-    "               when every --node answered.\n"
+    "               and \"health\": the verdict and the rows); the same\n"
+    "               exit status, 1 when a --node did not answer.\n"
     "  ring         The ring as the (first) node sees it: epoch, N/R/W,\n"
     "               members with the partitions each owns, and every\n"
     "               partition's preference list (--json: one object).\n"
@@ -621,6 +621,8 @@ cmd_status(struct ctl *ctl, struct dyn_client *c)
 				ex = EXIT_ERR;
 			dyn_status_fini(&st);
 		}
+		if (ex == EXIT_OK && h.n > 0 && !h.healthy)
+			ex = EXIT_DEGRADED;
 	}
 	health_fini(&h);
 	if (flush_stdout() != EXIT_OK)

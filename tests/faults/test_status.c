@@ -95,6 +95,11 @@ main(void)
 	    second);
 	CHECK(ex == 4 && strstr(out, "down: n2"));
 	CHECK(second > first);
+	/* The machine form exits 4 too, for scripts. */
+	static const char *const degraded_json[] = {"status", "--json", NULL};
+	ex = harness_ctl(&h, 0, out, sizeof(out), degraded_json);
+	CHECK(ex == 4 && strstr(out, "\"health\": {\"healthy\": false"));
+	printf("status --json with n2 down: exit 4\n");
 
 	long long t1 = harness_now_ms();
 	harness_start(&h, 2, (const char *const[]){"--gossip-interval", "250",

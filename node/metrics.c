@@ -292,6 +292,11 @@ render_store(struct node *n, struct buf *b)
 	    "Requests applied per committed write transaction (group "
 	    "commit); the count is the commits.");
 	hist_series(b, "dynamo_store_commit_batch_size", "", &st.batches, 1);
+	family(b, "dynamo_store_commit_duration_seconds", "histogram",
+	    "Time of each committed write transaction, from its batch's "
+	    "first begin to the durable commit (the fsync included).");
+	hist_series(b, "dynamo_store_commit_duration_seconds", "",
+	    &st.commit_us, 1e-6);
 	COUNTER(b, "dynamo_compactions_total", "Compactions done.",
 	    st.compactions);
 	COUNTER(b, "dynamo_compactions_skipped_total",

@@ -368,11 +368,17 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	char stats[2048];
 	int sl = snprintf(stats, sizeof(stats),
 	    "requests=%llu\nrejected=%llu\nauth_failures=%llu\n"
-	    "commits=%llu\nupdates=%llu\nmap_bytes=%llu\n"
+	    "commits=%llu\nupdates=%llu\ncommit_batch_avg=%.1f\n"
+	    "commit_ms_avg=%.2f\nmap_bytes=%llu\n"
 	    "rx_bytes=%llu\ntx_bytes=%llu\n",
 	    (unsigned long long)ss.requests, (unsigned long long)ss.rejected,
 	    (unsigned long long)ss.auth_failures,
 	    (unsigned long long)st.commits, (unsigned long long)st.updates,
+	    /* group commit: requests per commit, and what a commit takes */
+	    st.batches.count ? (double)st.batches.sum / st.batches.count : 0.0,
+	    st.commit_us.count
+	        ? (double)st.commit_us.sum / st.commit_us.count / 1000.0
+	        : 0.0,
 	    (unsigned long long)st.map_bytes,
 	    (unsigned long long)ss.rx_bytes, (unsigned long long)ss.tx_bytes);
 	/* The data file: its size, the part in use, what compaction would

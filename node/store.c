@@ -77,6 +77,9 @@
 /* Bounds of the batch-size histogram: powers of two up to STORE_BATCH. */
 static const uint64_t batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256,
                                         512, 1024};
+/* A batch's commit time, in microseconds: 0.1 ms to 10 s. */
+static const uint64_t commit_bounds[] = {100, 250, 500, 1000, 2500, 5000,
+    10000, 25000, 50000, 100000, 250000, 1000000, 10000000};
 
 /* The longest hint data key is as long as the longest object data key, so
  * the check of the key limit at open covers both. */
@@ -156,6 +159,7 @@ struct store {
 	_Atomic uint64_t updates;
 	_Atomic uint64_t hints_added;
 	struct hist batches; /* requests per committed transaction */
+	struct hist commit_us; /* a batch's time: begin to durable commit */
 };
 
 /*
@@ -1046,6 +1050,7 @@ store_stats(struct store *s, struct store_stats *out)
 	out->updates = atomic_load(&s->updates);
 	out->hints_added = atomic_load(&s->hints_added);
 	hist_read(&s->batches, &out->batches);
+	hist_read(&s->commit_us, &out->commit_us);
 	if ((rc = store_space(s, txn, &out->file_bytes, &out->used_bytes)))
 		goto out;
 	if (out->file_bytes > out->used_bytes)
@@ -1238,12 +1243,18 @@ writer_grow(struct store *s)
 }
 
 static uint64_t
-mono_ms(void)
+mono_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t
+mono_ms(void)
+{
+	return mono_us() / 1000;
 }
 
 /* Open LMDB in dir and its four databases (objects, hints, meta, gc, in
@@ -1371,6 +1382,7 @@ writer_batch(struct store *s, struct store_req **b, uint32_t n)
 		batch_fail(b, n, rc);
 		return;
 	}
+	uint64_t t0 = mono_us();
 	for (;;) {
 		meta = false;
 		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -1427,6 +1439,7 @@ writer_batch(struct store *s, struct store_req **b, uint32_t n)
 	atomic_fetch_add(&s->commits, 1);
 	atomic_fetch_add(&s->updates, ok);
 	hist_add(&s->batches, n);
+	hist_add(&s->commit_us, mono_us() - t0);
 }
 
 static int
@@ -2074,6 +2087,8 @@ store_open(const struct store_opts *o, struct store **out)
 	atomic_init(&s->hints_added, 0);
 	hist_init(&s->batches, batch_bounds,
 	          sizeof(batch_bounds) / sizeof(batch_bounds[0]));
+	hist_init(&s->commit_us, commit_bounds,
+	          sizeof(commit_bounds) / sizeof(commit_bounds[0]));
 	s->fsync = o->fsync;
 	s->max_batch = o->max_batch ? o->max_batch : STORE_BATCH;
 	s->map_max = o->map_max ? o->map_max : STORE_MAP_MAX;

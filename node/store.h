@@ -96,6 +96,8 @@ struct store_stats {
 	uint64_t hints_added; /* store_hint_add calls that grew a hint */
 	struct hist_snap batches; /* requests per commit (every kind), a
 	                             histogram with bounds 1, 2, 4 .. 1024 */
+	struct hist_snap commit_us; /* each commit's time from the batch's
+	                               first begin to its durable commit */
 	uint64_t file_bytes; /* the data file's size on disk */
 	uint64_t used_bytes; /* of its pages, those in use */
 	uint64_t free_bytes; /* the rest: what compaction gives back */

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,22 +59,6 @@ health_fmt_secs(uint64_t s, char *out, size_t cap)
 		snprintf(out, cap, "%" PRIu64 "m%02" PRIu64 "s", m, s % 60);
 	else
 		snprintf(out, cap, "%" PRIu64 "s", s);
-}
-
-static void bprintf(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* printf appended to b (a piece at most 511 bytes). */
-static void
-bprintf(struct buf *b, const char *fmt, ...)
-{
-	char t[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(t, sizeof(t), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		buf_put(b, t, (size_t)n < sizeof(t) ? (size_t)n : sizeof(t) - 1);
 }
 
 /* ---- reading a status ---------------------------------------------- */
@@ -243,7 +226,7 @@ item(struct reason *r)
 	if (r->h->nreasons == HEALTH_REASONS_MAX)
 		return NULL;
 	r->b = &r->h->reason[r->h->nreasons++];
-	bprintf(r->b, "%s", r->title);
+	buf_printf(r->b, "%s", r->title);
 	return r->b;
 }
 
@@ -283,14 +266,14 @@ judge(struct health *h)
 		if (is_left(m))
 			continue;
 		if (m->rc != 0 && (b = item(&down)) != NULL)
-			bprintf(b, "%s (%s)", m->name, dyn_strerror(m->rc));
+			buf_printf(b, "%s (%s)", m->name, dyn_strerror(m->rc));
 		else if (m->rc == 0 && !m->seen && (b = item(&unseen)) != NULL)
-			bprintf(b, "%s", m->name);
+			buf_printf(b, "%s", m->name);
 		if (strcmp(m->state, "leaving") == 0 &&
 		    (b = item(&leaving)) != NULL)
-			bprintf(b, "%s", m->name);
+			buf_printf(b, "%s", m->name);
 		else if (m->parts == 0 && !h->pending && (b = item(&bare)))
-			bprintf(b, "%s", m->name);
+			buf_printf(b, "%s", m->name);
 	}
 	reason_end(&down);
 	reason_end(&unseen);
@@ -304,7 +287,7 @@ judge(struct health *h)
 		owners += h->m[i].parts > 0;
 	if (owners < h->nrw[0] && h->nreasons < HEALTH_REASONS_MAX) {
 		b = &h->reason[h->nreasons++];
-		bprintf(b, "only %" PRIu32 " replicas a key, N=%" PRIu32
+		buf_printf(b, "only %" PRIu32 " replicas a key, N=%" PRIu32
 		    " (members owning partitions: %" PRIu32 ")", owners,
 		    h->nrw[0], owners);
 		buf_put_u8(b, '\0');
@@ -316,10 +299,10 @@ judge(struct health *h)
 	if ((h->pending || active) && h->nreasons < HEALTH_REASONS_MAX) {
 		b = &h->reason[h->nreasons++];
 		if (h->pending && !h->plan_known)
-			bprintf(b, "transfer running: the plan of ring epoch %"
+			buf_printf(b, "transfer running: the plan of ring epoch %"
 			    PRIu64 " goes round the members", h->epoch);
 		else
-			bprintf(b, "transfer running: %" PRIu32 " of %" PRIu32
+			buf_printf(b, "transfer running: %" PRIu32 " of %" PRIu32
 			    " partitions moved (ring epoch %" PRIu64 ")",
 			    h->moved, h->to_move, h->epoch);
 		buf_put_u8(b, '\0');
@@ -334,10 +317,10 @@ judge(struct health *h)
 		const struct health_member *m = &h->m[i];
 		named += m->hints_for;
 		if (m->hints_for > 0 && (b = item(&hints)) != NULL)
-			bprintf(b, "%s: %" PRIu64, m->name, m->hints_for);
+			buf_printf(b, "%s: %" PRIu64, m->name, m->hints_for);
 	}
 	if (h->hints > named && (b = item(&hints)) != NULL)
-		bprintf(b, "others: %" PRIu64, h->hints - named);
+		buf_printf(b, "others: %" PRIu64, h->hints - named);
 	if (hints.b)
 		buf_put_u8(hints.b, ')');
 	reason_end(&hints);
@@ -349,7 +332,7 @@ judge(struct health *h)
 	for (size_t i = 0; h->differing > 0 && i < h->n; i++) {
 		const struct health_member *m = &h->m[i];
 		if (m->ae_differing > 0 && (b = item(&differ)) != NULL)
-			bprintf(b, "%s: %" PRIu32, m->name, m->ae_differing);
+			buf_printf(b, "%s: %" PRIu32, m->name, m->ae_differing);
 	}
 	if (differ.b)
 		buf_put_u8(differ.b, ')');
@@ -687,23 +670,23 @@ pace_line(const struct pace *p, long long now, struct buf *b)
 	char by[32], rate[32], left[32];
 	double s = (double)(now - p->t0) / 1000;
 	if (p->total == 0) {
-		bprintf(b, "none to pull");
+		buf_printf(b, "none to pull");
 		return;
 	}
 	health_fmt_bytes(p->bytes, by, sizeof(by));
-	bprintf(b, "%" PRIu32 " of %" PRIu32 " partitions (%" PRIu32 "%%), %s",
+	buf_printf(b, "%" PRIu32 " of %" PRIu32 " partitions (%" PRIu32 "%%), %s",
 	    p->moved, p->total,
 	    p->total ? (uint32_t)((uint64_t)p->moved * 100 / p->total) : 0,
 	    by);
 	if (s >= 0.5) {
 		health_fmt_bytes((uint64_t)((double)(p->bytes - p->bytes0) / s),
 		    rate, sizeof(rate));
-		bprintf(b, ", %s/s", rate);
+		buf_printf(b, ", %s/s", rate);
 	}
 	if (p->moved > p->moved0 && p->total > p->moved) {
 		double eta = s * (p->total - p->moved) / (p->moved - p->moved0);
 		health_fmt_secs((uint64_t)(eta + 0.999), left, sizeof(left));
-		bprintf(b, ", about %s left", left);
+		buf_printf(b, ", about %s left", left);
 	}
 }
 
@@ -712,9 +695,9 @@ static void
 plan_phase(const struct health *h, const char *verb, struct buf *phase)
 {
 	if (h->plan_known)
-		bprintf(phase, "%s partitions: ", verb);
+		buf_printf(phase, "%s partitions: ", verb);
 	else
-		bprintf(phase, "the ring plan goes round the members");
+		buf_printf(phase, "the ring plan goes round the members");
 }
 
 /* A leave's or a removal's phase while the ring still places member m
@@ -726,7 +709,7 @@ ring_phase(const struct health *h, const struct health_member *m,
 	if (h->pending)
 		plan_phase(h, verb, phase);
 	else if (m && m->parts > 0)
-		bprintf(phase, "waiting for the ring plan");
+		buf_printf(phase, "waiting for the ring plan");
 	else
 		return false;
 	return true;
@@ -746,7 +729,7 @@ goal_met(const struct health_wait *w, const struct health *h,
 		    !h->pending)
 			return true;
 		if (!ring_phase(h, m, "moving", phase))
-			bprintf(phase, "new ring in place; waiting for %s to "
+			buf_printf(phase, "new ring in place; waiting for %s to "
 			    "go (it holds %" PRIu64 " hints)", w->name,
 			    m ? m->hints_held : 0);
 		return false;
@@ -755,7 +738,7 @@ goal_met(const struct health_wait *w, const struct health *h,
 		    for_it == 0)
 			return true;
 		if (!ring_phase(h, m, "copying", phase))
-			bprintf(phase, "redirecting the hints held for %s (%"
+			buf_printf(phase, "redirecting the hints held for %s (%"
 			    PRIu64 " left)", w->name, for_it);
 		return false;
 	default:
@@ -765,9 +748,9 @@ goal_met(const struct health_wait *w, const struct health *h,
 			plan_phase(h, "moving", phase);
 			return false;
 		}
-		bprintf(phase, "degraded: ");
+		buf_printf(phase, "degraded: ");
 		for (size_t i = 0; i < h->nreasons; i++)
-			bprintf(phase, "%s%s", i ? "; " : "",
+			buf_printf(phase, "%s%s", i ? "; " : "",
 			    reason_text(h, i));
 		return false;
 	}
@@ -886,11 +869,11 @@ health_wait(struct dyn_client *c, const char *const *ask, size_t nask,
 			pace_update(&pace, &h, now);
 			met = goal_met(w, &h, &phase);
 		} else {
-			bprintf(&phase, "no member answers (%s)",
+			buf_printf(&phase, "no member answers (%s)",
 			    dyn_strerror(grc));
 		}
 		buf_put_u8(&phase, '\0');
-		bprintf(&line, "%s", text(&phase));
+		buf_printf(&line, "%s", text(&phase));
 		if (grc == 0 && h.plan_known)
 			pace_line(&pace, now, &line);
 		buf_put_u8(&line, '\0');
@@ -917,13 +900,13 @@ health_wait(struct dyn_client *c, const char *const *ask, size_t nask,
 	buf_reset(&line);
 	health_fmt_secs((uint64_t)((now - sh.t0 + 500) / 1000), took,
 	    sizeof(took));
-	bprintf(&line, rc == 0 ? "done in %s" : "gave up waiting after %s",
+	buf_printf(&line, rc == 0 ? "done in %s" : "gave up waiting after %s",
 	    took);
 	if (pace.epoch && pace.total == 0) {
-		bprintf(&line, ": no partition had to move");
+		buf_printf(&line, ": no partition had to move");
 	} else if (pace.epoch) {
 		health_fmt_bytes(pace.bytes, by, sizeof(by));
-		bprintf(&line, ": %" PRIu32 " of %" PRIu32 " partitions, %s "
+		buf_printf(&line, ": %" PRIu32 " of %" PRIu32 " partitions, %s "
 		    "moved", pace.moved, pace.total, by);
 	}
 	buf_put_u8(&line, '\0');

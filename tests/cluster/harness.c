@@ -400,39 +400,63 @@ harness_client_direct(struct harness *h, int i)
 	return c;
 }
 
+/* Do the rings of the nodes with a client in cl[0..n) agree: stable, the
+ * same epoch (*epoch's when it is not 0; set to it), exactly `owners`
+ * members owning partitions? */
+static bool
+rings_agree(struct dyn_client **cl, int n, int owners, uint64_t *epoch)
+{
+	for (int i = 0; i < n; i++) {
+		if (!cl[i])
+			continue;
+		struct ring *r;
+		uint32_t nrw[3];
+		if (dyn_ring(cl[i], 0, &r, nrw) != 0)
+			return false;
+		uint32_t cnt = ring_member_count(r);
+		uint32_t own[RING_MEMBERS_MAX];
+		ring_owned_counts(r, RING_CUR, own);
+		int o = 0;
+		for (uint32_t k = 0; k < cnt; k++)
+			o += own[k] > 0;
+		bool ok = !ring_has_next(r) && o == owners &&
+		    (*epoch == 0 || ring_epoch(r) == *epoch);
+		if (ok)
+			*epoch = ring_epoch(r);
+		ring_free(r);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static void
+clients_of_running(struct harness *h, struct dyn_client **cl)
+{
+	for (int i = 0; i < h->n; i++)
+		cl[i] = h->nodes[i].pid > 0 ? harness_client_direct(h, i) : NULL;
+}
+
+bool
+harness_rings_agree(struct harness *h, int owners, uint64_t *epoch)
+{
+	struct dyn_client *cl[HARNESS_MAX_NODES] = {0};
+	clients_of_running(h, cl);
+	bool ok = rings_agree(cl, h->n, owners, epoch);
+	for (int i = 0; i < h->n; i++)
+		dyn_client_free(cl[i]);
+	return ok;
+}
+
 long long
 harness_wait_ring(struct harness *h, int owners, int deadline_ms)
 {
 	long long t0 = harness_now_ms();
 	struct dyn_client *cl[HARNESS_MAX_NODES] = {0};
-	for (int i = 0; i < h->n; i++)
-		if (h->nodes[i].pid > 0)
-			cl[i] = harness_client_direct(h, i);
+	clients_of_running(h, cl);
 	for (;;) {
-		bool ok = true;
 		uint64_t epoch = 0;
-		for (int i = 0; i < h->n && ok; i++) {
-			if (!cl[i])
-				continue;
-			struct ring *r;
-			uint32_t nrw[3];
-			if (dyn_ring(cl[i], 0, &r, nrw) != 0) {
-				ok = false;
-				break;
-			}
-			uint32_t cnt = ring_member_count(r);
-			uint32_t own[RING_MEMBERS_MAX];
-			ring_owned_counts(r, RING_CUR, own);
-			int o = 0;
-			for (uint32_t k = 0; k < cnt; k++)
-				o += own[k] > 0;
-			if (ring_has_next(r) || o != owners ||
-			    (epoch && ring_epoch(r) != epoch))
-				ok = false;
-			epoch = ring_epoch(r);
-			ring_free(r);
-		}
-		if (ok)
+		if (rings_agree(cl, h->n, owners, &epoch))
 			break;
 		if (harness_now_ms() - t0 > deadline_ms) {
 			fprintf(stderr, "ring did not settle on %d owners in "

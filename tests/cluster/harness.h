@@ -55,6 +55,10 @@ void harness_start_cluster(struct harness *h, int n);
  * (no transfer pending) in which exactly `owners` members own partitions;
  * returns the milliseconds it took, or exits the test at the deadline. */
 long long harness_wait_ring(struct harness *h, int owners, int deadline_ms);
+/* The same check once: true when every running node holds a stable ring
+ * with exactly `owners` owners at one epoch (at *epoch, when it is not 0;
+ * *epoch is set to it). */
+bool harness_rings_agree(struct harness *h, int owners, uint64_t *epoch);
 /* A client bound to node i alone that never routes by the ring (the node
  * coordinates or forwards). */
 struct dyn_client *harness_client_direct(struct harness *h, int i);

@@ -11,43 +11,10 @@
 #include <string.h>
 
 #include "harness.h"
-#include "ring.h"
 
 #define NKEYS 300
 
 static struct harness h;
-
-/* Every running node's ring: 3 owners, no plan, the epoch given (0: any,
- * and it is set). */
-static bool
-rings_whole(uint64_t *epoch)
-{
-	for (int i = 0; i < h.n; i++) {
-		struct dyn_client *c = harness_client_direct(&h, i);
-		struct ring *r;
-		uint32_t nrw[3];
-		int rc = dyn_ring(c, 0, &r, nrw);
-		dyn_client_free(c);
-		if (rc != 0)
-			return false;
-		uint32_t own[RING_MEMBERS_MAX], owners = 0;
-		ring_owned_counts(r, RING_CUR, own);
-		for (uint32_t k = 0; k < ring_member_count(r); k++)
-			owners += own[k] > 0;
-		bool ok = owners == 3 && !ring_has_next(r) &&
-		    (*epoch == 0 || ring_epoch(r) == *epoch);
-		uint64_t e = ring_epoch(r);
-		ring_free(r);
-		if (!ok) {
-			fprintf(stderr, "n%d: %u owners, epoch %llu\n", i, owners,
-			    (unsigned long long)e);
-			return false;
-		}
-		if (*epoch == 0)
-			*epoch = e;
-	}
-	return true;
-}
 
 int
 main(void)
@@ -61,13 +28,13 @@ main(void)
 		harness_put(c, key, "v");
 	}
 	uint64_t epoch = 0;
-	CHECK(rings_whole(&epoch));
+	CHECK(harness_rings_agree(&h, 3, &epoch));
 
 	harness_stop(&h, 2, SIGTERM);
 	harness_start(&h, 2, NULL); /* no --seed */
 	long long t0 = harness_now_ms();
 	while (harness_now_ms() - t0 < 3000) {
-		CHECK(rings_whole(&epoch));
+		CHECK(harness_rings_agree(&h, 3, &epoch));
 		harness_pause_ms(50);
 	}
 	printf("3 s after the restart: every ring 3 owners at epoch %llu\n",

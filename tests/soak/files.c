@@ -230,9 +230,9 @@ fill(uint8_t *p, size_t n)
 }
 
 static void
-broken(const char *what, int k, const char *name)
+broken(const char *what, const char *name)
 {
-	fprintf(stderr, "soak: files: %s %s (f%d)\n", name, what, k);
+	fprintf(stderr, "soak: files: %s %s\n", name, what);
 	m.broken = true;
 }
 
@@ -265,7 +265,7 @@ check_read(int k, const char *name, const uint8_t *p, size_t len)
 		fprintf(stderr, "soak: files: read %zu bytes of %s; the writer "
 		    "last meant %zu, acknowledged write %zu of %zu\n", len, name,
 		    m.f[k].len, m.f[k].acked, m.f[k].nsums);
-		broken("holds a content never written to it", k, name);
+		broken("holds a content never written to it", name);
 	}
 	else if ((size_t)at + 1 < m.f[k].acked)
 		m.c.stale++;
@@ -414,7 +414,7 @@ check_listing(void)
 		        e->d_name[1] < '0' + NFILES && e->d_name[2] == '\0'))
 			continue;
 		if (k < 0) {
-			broken("is not a name the writer made", -1, e->d_name);
+			broken("is not a name the writer made", e->d_name);
 			continue;
 		}
 		if (!sib)

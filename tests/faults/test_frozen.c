@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "err.h"
 #include "harness.h"
@@ -162,7 +163,13 @@ main(void)
 	CHECK(per[worst] * 2 >= steady);
 	CHECK(p99 <= P99_MS);
 	dyn_client_free(cl);
-	for (int i = 0; i < 3; i++)
-		CHECK(harness_stop(&h, i, SIGTERM) == 0);
+	for (int i = 0; i < 3; i++) {
+		int st = harness_stop(&h, i, SIGTERM);
+		if (st != 0) /* say how it ended, for the log */
+			fprintf(stderr, "n%d stopped: %s %d\n", i,
+			    WIFSIGNALED(st) ? "signal" : "exit",
+			    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+		CHECK(st == 0);
+	}
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -164,11 +165,11 @@ out:
 /*
  * Keying an HMAC context costs more than tagging a small message (OpenSSL
  * fetches the digest and hashes both pads): each thread keeps a keyed
- * context for the last two keys it used (the cluster key, and the blob
- * key derived from it) and only resets it per message.  A thread's
+ * context for the last four keys it used (its role keys and the blob
+ * key) and only resets it per message.  A thread's
  * contexts are freed, their keys cleansed, when it exits.
  */
-#define MAC_SLOTS 2
+#define MAC_SLOTS 4
 
 struct mac_slot {
 	EVP_MAC_CTX *ctx;
@@ -281,4 +282,82 @@ auth_check(const struct auth_key *k, const void *a, size_t alen, const void *b,
 	ok = CRYPTO_memcmp(want, tag, AUTH_TAG_LEN) == 0;
 	OPENSSL_cleanse(want, sizeof(want));
 	return ok;
+}
+
+/* ---- roles --------------------------------------------------------- */
+
+static const char *const role_names[AUTH_NROLES] = {"node", "client",
+    "admin"};
+
+const char *
+auth_role_name(enum auth_role r)
+{
+	return (unsigned)r < AUTH_NROLES ? role_names[r] : "?";
+}
+
+int
+auth_role_parse(const char *s, enum auth_role *out)
+{
+	for (int r = 0; r < AUTH_NROLES; r++)
+		if (strcmp(s, role_names[r]) == 0) {
+			*out = (enum auth_role)r;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* out = HMAC(master, domain): a key for one purpose. */
+static int
+derive(const struct auth_key *master, const char *domain, struct auth_key *out)
+{
+	return auth_tag(master, domain, strlen(domain), NULL, 0, out->k);
+}
+
+uint32_t
+auth_key_id(const struct auth_key *master)
+{
+	struct auth_key d;
+	uint32_t id = 0;
+	if (derive(master, "dynamo-key-id-v1", &d) == 0)
+		id = (uint32_t)d.k[0] << 24 | (uint32_t)d.k[1] << 16 |
+		     (uint32_t)d.k[2] << 8 | d.k[3];
+	OPENSSL_cleanse(&d, sizeof(d));
+	return id != 0 ? id : 1;
+}
+
+int
+auth_keys_from_master(const struct auth_key *master, enum auth_role self,
+    struct auth_keys *out)
+{
+	char dom[64];
+	int rc = 0;
+	memset(out, 0, sizeof(*out));
+	out->self = self;
+	out->gen[0].id = auth_key_id(master);
+	out->gen[0].have = AUTH_ALL_ROLES;
+	for (int r = 0; r < AUTH_NROLES && rc == 0; r++) {
+		snprintf(dom, sizeof(dom), "dynamo-role-%s-v1", role_names[r]);
+		rc = derive(master, dom, &out->gen[0].role[r]);
+	}
+	/* The blob key as it has always been derived (blob.h). */
+	if (rc == 0)
+		rc = derive(master, "dynamo-blob-v1", &out->blob);
+	if (rc != 0)
+		OPENSSL_cleanse(out, sizeof(*out));
+	return rc;
+}
+
+const struct auth_key *
+auth_role_key(const struct auth_keys *k, uint32_t id, enum auth_role role)
+{
+	if ((unsigned)role >= AUTH_NROLES)
+		return NULL;
+	for (int g = 0; g < AUTH_GENS; g++) {
+		const struct auth_gen *gen = &k->gen[g];
+		if (gen->id == 0 || (id != 0 && gen->id != id))
+			continue;
+		return (gen->have & AUTH_ROLE_BIT(role)) ? &gen->role[role]
+		                                         : NULL;
+	}
+	return NULL;
 }

@@ -36,4 +36,55 @@ int auth_tag(const struct auth_key *k, const void *a, size_t alen,
 bool auth_check(const struct auth_key *k, const void *a, size_t alen,
     const void *b, size_t blen, const uint8_t tag[AUTH_TAG_LEN]);
 
+/*
+ * Roles.  A cluster has one master key (the key file above, or a cluster
+ * CA's `cluster.key`); every key that tags messages is derived from it, one
+ * per role:
+ *   node    gossip, replication, handoff, transfer, anti-entropy: all
+ *   client  get, put, delete, list, ring, ping
+ *   admin   what a client may, and membership (leave, remove), status,
+ *           compaction, fault injection (where the node enables it)
+ * A message says which role's key tagged it (wire.h), and a node serves
+ * only what that role may ask.  Whoever holds the master key holds every
+ * role; a credential (common/cred.h) holds the keys of its role only (a
+ * node's also the client's and admin's keys, to check their requests: a
+ * node credential is trusted with everything).  The blob key names blobs
+ * (common/blob.h); every role holds it, and it never rotates, since it is
+ * part of the stored data's names.
+ *
+ * Rotation: a process may hold two generations of role keys, each with an
+ * id (derived from its master) that messages carry; it signs with the
+ * first and accepts either.
+ */
+enum auth_role { AUTH_NODE, AUTH_CLIENT, AUTH_ADMIN, AUTH_NROLES };
+#define AUTH_ROLE_BIT(r) (1u << (r))
+#define AUTH_ALL_ROLES   ((1u << AUTH_NROLES) - 1)
+#define AUTH_GENS        2
+
+struct auth_gen {
+	uint32_t id;   /* 0: this slot is empty */
+	unsigned have; /* AUTH_ROLE_BIT mask of the keys held */
+	struct auth_key role[AUTH_NROLES];
+};
+
+struct auth_keys {
+	struct auth_gen gen[AUTH_GENS]; /* [0] signs */
+	struct auth_key blob;
+	enum auth_role self; /* the role this process's own requests use */
+};
+
+/* Every role's keys derived from master (one generation), signing as
+ * self. */
+int auth_keys_from_master(const struct auth_key *master, enum auth_role self,
+    struct auth_keys *out);
+/* The key id of a master's generation (never 0). */
+uint32_t auth_key_id(const struct auth_key *master);
+/* This generation's key for role, or NULL when the keys lack it: id 0 means
+ * the signing generation. */
+const struct auth_key *auth_role_key(const struct auth_keys *k, uint32_t id,
+    enum auth_role role);
+/* "node", "client", "admin"; and back (-EINVAL for another word). */
+const char *auth_role_name(enum auth_role r);
+int auth_role_parse(const char *s, enum auth_role *out);
+
 #endif

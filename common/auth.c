@@ -165,8 +165,8 @@ out:
 /*
  * Keying an HMAC context costs more than tagging a small message (OpenSSL
  * fetches the digest and hashes both pads): each thread keeps a keyed
- * context for the last four keys it used (its role keys and the blob
- * key) and only resets it per message.  A thread's
+ * context for the last four keys it used (at most: a node's role keys
+ * and the blob key) and only resets it per message.  A thread's
  * contexts are freed, their keys cleansed, when it exits.
  */
 #define MAC_SLOTS 4
@@ -339,9 +339,8 @@ auth_keys_from_master(const struct auth_key *master, enum auth_role self,
 		snprintf(dom, sizeof(dom), "dynamo-role-%s-v1", role_names[r]);
 		rc = derive(master, dom, &out->gen[0].role[r]);
 	}
-	/* The blob key as it has always been derived (blob.h). */
 	if (rc == 0)
-		rc = derive(master, "dynamo-blob-v1", &out->blob);
+		rc = derive(master, AUTH_BLOB_DOMAIN, &out->blob);
 	if (rc != 0)
 		OPENSSL_cleanse(out, sizeof(*out));
 	return rc;

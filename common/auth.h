@@ -57,6 +57,9 @@ bool auth_check(const struct auth_key *k, const void *a, size_t alen,
  * first and accepts either.
  */
 enum auth_role { AUTH_NODE, AUTH_CLIENT, AUTH_ADMIN, AUTH_NROLES };
+/* blob key = HMAC(master, this): blob_key_derive and auth_keys_from_master
+ * must agree, or blobs written by one would not check for the other. */
+#define AUTH_BLOB_DOMAIN "dynamo-blob-v1"
 #define AUTH_ROLE_BIT(r) (1u << (r))
 #define AUTH_ALL_ROLES   ((1u << AUTH_NROLES) - 1)
 #define AUTH_GENS        2

@@ -10,7 +10,7 @@ static const char REFS_MAGIC[4] = {'D', 'R', 'E', 'F'};
 void
 blob_key_derive(const struct auth_key *cluster, struct blob_key *out)
 {
-	static const char dom[] = "dynamo-blob-v1";
+	static const char dom[] = AUTH_BLOB_DOMAIN;
 	struct auth_key k;
 	auth_tag(cluster, dom, sizeof(dom) - 1, NULL, 0, k.k);
 	memcpy(out->k, k.k, sizeof(out->k));

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "auth.h"
+#include "blob.h"
 
 struct dir {
 	char path[64];
@@ -425,6 +426,79 @@ test_file_malformed(void **state)
 	}
 }
 
+/* Role keys: the same master gives the same keys, every purpose its own
+ * key, the blob key the one blob_key_derive makes; a key is found by its
+ * generation's id and only for a role the keys hold. */
+static void
+test_role_keys(void **state)
+{
+	(void)state;
+	struct auth_key m, other;
+	struct auth_keys a, b, c;
+	assert_int_equal(auth_key_generate(&m), 0);
+	assert_int_equal(auth_key_generate(&other), 0);
+	assert_int_equal(auth_keys_from_master(&m, AUTH_ADMIN, &a), 0);
+	assert_int_equal(auth_keys_from_master(&m, AUTH_NODE, &b), 0);
+	assert_int_equal(auth_keys_from_master(&other, AUTH_NODE, &c), 0);
+	assert_int_equal(a.self, AUTH_ADMIN);
+	assert_int_equal(a.gen[0].have, AUTH_ALL_ROLES);
+	assert_int_equal(a.gen[1].id, 0);
+	assert_int_not_equal(a.gen[0].id, 0);
+	assert_int_equal(a.gen[0].id, auth_key_id(&m));
+	assert_int_not_equal(a.gen[0].id, c.gen[0].id);
+
+	/* Deterministic, distinct per role and from the master. */
+	const struct auth_key *all[AUTH_NROLES + 2];
+	for (int r = 0; r < AUTH_NROLES; r++) {
+		assert_memory_equal(a.gen[0].role[r].k, b.gen[0].role[r].k,
+		    AUTH_KEY_LEN);
+		assert_memory_not_equal(a.gen[0].role[r].k, c.gen[0].role[r].k,
+		    AUTH_KEY_LEN);
+		all[r] = &a.gen[0].role[r];
+	}
+	all[AUTH_NROLES] = &a.blob;
+	all[AUTH_NROLES + 1] = &m;
+	for (int i = 0; i < AUTH_NROLES + 2; i++)
+		for (int j = i + 1; j < AUTH_NROLES + 2; j++)
+			assert_memory_not_equal(all[i]->k, all[j]->k,
+			    AUTH_KEY_LEN);
+
+	struct blob_key bk;
+	blob_key_derive(&m, &bk);
+	assert_memory_equal(bk.k, a.blob.k, sizeof(bk.k));
+
+	/* Lookup: the signing generation (id 0), by id, not another id,
+	 * not a role the keys lack, not a role out of range. */
+	for (int r = 0; r < AUTH_NROLES; r++) {
+		assert_ptr_equal(auth_role_key(&a, 0, (enum auth_role)r),
+		    &a.gen[0].role[r]);
+		assert_ptr_equal(auth_role_key(&a, a.gen[0].id,
+		                     (enum auth_role)r),
+		    &a.gen[0].role[r]);
+		assert_null(auth_role_key(&a, c.gen[0].id, (enum auth_role)r));
+	}
+	a.gen[0].have = AUTH_ROLE_BIT(AUTH_CLIENT);
+	assert_null(auth_role_key(&a, 0, AUTH_NODE));
+	assert_null(auth_role_key(&a, 0, AUTH_ADMIN));
+	assert_non_null(auth_role_key(&a, 0, AUTH_CLIENT));
+	assert_null(auth_role_key(&a, 0, AUTH_NROLES));
+
+	/* A second generation is found by its id. */
+	a.gen[1] = c.gen[0];
+	assert_ptr_equal(auth_role_key(&a, c.gen[0].id, AUTH_NODE),
+	    &a.gen[1].role[AUTH_NODE]);
+
+	/* Names. */
+	enum auth_role r;
+	for (int i = 0; i < AUTH_NROLES; i++) {
+		assert_int_equal(auth_role_parse(
+		    auth_role_name((enum auth_role)i), &r), 0);
+		assert_int_equal(r, i);
+	}
+	assert_int_equal(auth_role_parse("root", &r), -EINVAL);
+	assert_string_equal(auth_role_name(AUTH_NROLES), "?");
+}
+
 int
 main(void)
 {
@@ -436,6 +510,7 @@ main(void)
 	    cmocka_unit_test(test_keys_threads),
 	    cmocka_unit_test(test_check),
 	    cmocka_unit_test(test_generate),
+	    cmocka_unit_test(test_role_keys),
 	    cmocka_unit_test_setup_teardown(test_file_round_trip, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),

@@ -285,6 +285,18 @@ cli_key_load(const char *path, struct auth_key *k, const char **used)
 	return auth_key_load(path, k);
 }
 
+int
+cli_keys_load(const char *path, enum auth_role self, struct auth_keys *k,
+    const char **used)
+{
+	struct auth_key master;
+	int rc = cli_key_load(path, &master, used);
+	if (rc == 0)
+		rc = auth_keys_from_master(&master, self, k);
+	OPENSSL_cleanse(&master, sizeof(master));
+	return rc;
+}
+
 /* Config files (cli.h): a file's lines become "--name=value" options in
  * front of the command line's, checked here against the option table. */
 

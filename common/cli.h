@@ -55,6 +55,9 @@ int cli_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
  * tried (argv or environment memory, not copied), or NULL.  -ENOKEY when
  * neither names a file; else auth_key_load's errors. */
 int cli_key_load(const char *path, struct auth_key *k, const char **used);
+/* The same, and the role keys derived from it, signing as self. */
+int cli_keys_load(const char *path, enum auth_role self, struct auth_keys *k,
+    const char **used);
 
 /*
  * Config files of long options, for a program that takes --config FILE.

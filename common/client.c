@@ -23,7 +23,7 @@
 #define RING_TTL_MS 5000
 
 struct dyn_client {
-	struct auth_key key;
+	struct auth_keys keys;
 	struct blob_key bkey;
 	int timeout_ms;
 	bool no_routing;
@@ -56,8 +56,8 @@ dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out)
 	struct dyn_client *c = mem_calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->key = o->key;
-	blob_key_derive(&c->key, &c->bkey);
+	c->keys = o->keys;
+	memcpy(c->bkey.k, c->keys.blob.k, sizeof(c->bkey.k));
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	c->no_routing = o->no_routing;
 	pthread_mutex_init(&c->ring_lock, NULL);
@@ -74,7 +74,7 @@ dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out)
 			goto fail;
 		}
 	}
-	if ((rc = rpc_pool_new(&c->key, &c->pool)) != 0)
+	if ((rc = rpc_pool_new(&c->keys, &c->pool)) != 0)
 		goto fail;
 	uint64_t r = 0;
 	RAND_bytes((unsigned char *)&r, sizeof(r));
@@ -121,6 +121,11 @@ call_addr(struct dyn_client *c, const char *addr, struct buf *req,
 	               : rpc_call(c->pool, addr, req, c->timeout_ms, r);
 	if (rc == 0 && r->m.type != want)
 		rc = r->rc = DYN_EBADMSG;
+	/* Sealed anew for the next try (this node again, or another): the
+	 * same bytes twice would be refused as a replay where the first
+	 * copy arrived after all. */
+	if (retryable(rc))
+		wire_seal(req, &c->keys);
 	return rc;
 }
 
@@ -236,7 +241,7 @@ dyn_get(struct dyn_client *c, const void *key, size_t klen,
 	wire_put(&b, F_KEY, key, klen);
 	put_opts(&b, o, 0);
 	struct rpc_reply reply = {0};
-	if ((rc = wire_seal(&b, &c->key)) == 0)
+	if ((rc = wire_seal(&b, &c->keys)) == 0)
 		rc = (o && (o->flags & WIRE_F_LOCAL))
 		    ? call(c, 0, &b, WIRE_GET_RESP, &reply)
 		    : call_key(c, key, klen, &b, WIRE_GET_RESP, &reply);
@@ -332,7 +337,7 @@ do_put(struct dyn_client *c, const void *key, size_t klen,
 		wire_put(&b, F_VALUE, value, len);
 	put_opts(&b, o, flags);
 	struct rpc_reply reply = {0};
-	if ((rc = wire_seal(&b, &c->key)) == 0)
+	if ((rc = wire_seal(&b, &c->keys)) == 0)
 		rc = call_key(c, key, klen, &b, WIRE_PUT_RESP, &reply);
 	buf_fini(&b);
 	if (rc == 0 && new_ctx) {
@@ -383,7 +388,7 @@ dyn_blob_fetch(struct dyn_client *c, const uint8_t key[BLOB_KEY_LEN],
 	wire_put(&b, F_KEY, key, BLOB_KEY_LEN);
 	wire_put_u32(&b, F_FLAGS, WIRE_F_BLOB);
 	struct rpc_reply reply = {0};
-	int rc = wire_seal(&b, &c->key);
+	int rc = wire_seal(&b, &c->keys);
 	if (rc == 0)
 		rc = call_key(c, key, BLOB_KEY_LEN, &b, WIRE_GET_RESP, &reply);
 	buf_fini(&b);
@@ -507,7 +512,7 @@ dyn_status(struct dyn_client *c, size_t i, struct dyn_status *out)
 	buf_init(&b);
 	begin_req(c, &b, WIRE_STATUS_REQ, 0);
 	struct rpc_reply reply = {0};
-	int rc = wire_seal(&b, &c->key);
+	int rc = wire_seal(&b, &c->keys);
 	if (rc == 0)
 		rc = call(c, i, &b, WIRE_STATUS_RESP, &reply);
 	buf_fini(&b);
@@ -526,7 +531,7 @@ dyn_status_each(struct dyn_client *c, const char *const *addrs, size_t n,
 	size_t ok = 0;
 	buf_init(&b);
 	begin_req(c, &b, WIRE_STATUS_REQ, 0);
-	int src = rr ? wire_seal(&b, &c->key) : -ENOMEM;
+	int src = rr ? wire_seal(&b, &c->keys) : -ENOMEM;
 	if (src == 0 && n > 0)
 		rpc_call_many(c->pool, addrs, n, &b, n,
 		    timeout_ms > 0 ? timeout_ms : c->timeout_ms, 0, rr);
@@ -566,7 +571,7 @@ ring_from(struct dyn_client *c, size_t only, struct ring **out,
 	buf_init(&b);
 	begin_req(c, &b, WIRE_RING_REQ, 0);
 	struct rpc_reply reply = {0};
-	int rc = wire_seal(&b, &c->key);
+	int rc = wire_seal(&b, &c->keys);
 	if (rc == 0)
 		rc = call(c, only, &b, WIRE_RING_RESP, &reply);
 	buf_fini(&b);
@@ -648,7 +653,7 @@ dyn_leave(struct dyn_client *c, size_t i)
 	buf_init(&b);
 	begin_req(c, &b, WIRE_LEAVE_REQ, 0);
 	struct rpc_reply reply = {0};
-	int rc = wire_seal(&b, &c->key);
+	int rc = wire_seal(&b, &c->keys);
 	if (rc == 0)
 		rc = call(c, i, &b, WIRE_LEAVE_RESP, &reply);
 	buf_fini(&b);
@@ -666,7 +671,7 @@ dyn_remove(struct dyn_client *c, size_t i, const char *name)
 	begin_req(c, &b, WIRE_REMOVE_REQ, 0);
 	wire_put_str(&b, F_NAME, name);
 	struct rpc_reply reply = {0};
-	int rc = wire_seal(&b, &c->key);
+	int rc = wire_seal(&b, &c->keys);
 	if (rc == 0)
 		rc = call(c, i, &b, WIRE_REMOVE_RESP, &reply);
 	buf_fini(&b);
@@ -684,7 +689,7 @@ dyn_compact(struct dyn_client *c, size_t i, struct dyn_compaction *out)
 	buf_init(&b);
 	begin_req(c, &b, WIRE_COMPACT_REQ, 0);
 	struct rpc_reply reply = {0};
-	int rc = wire_seal(&b, &c->key);
+	int rc = wire_seal(&b, &c->keys);
 	if (rc == 0)
 		rc = call(c, i, &b, WIRE_COMPACT_RESP, &reply);
 	buf_fini(&b);
@@ -709,7 +714,7 @@ dyn_fault(struct dyn_client *c, size_t i, const char *const *names, size_t n)
 	if (n == 0)
 		wire_put_u32(&b, F_FLAGS, WIRE_F_HEAL);
 	struct rpc_reply reply = {0};
-	int rc = wire_seal(&b, &c->key);
+	int rc = wire_seal(&b, &c->keys);
 	if (rc == 0)
 		rc = call(c, i, &b, WIRE_FAULT_RESP, &reply);
 	buf_fini(&b);
@@ -728,7 +733,7 @@ dyn_echo(struct dyn_client *c, size_t i, const void *data, size_t len)
 	if (len)
 		wire_put(&b, F_VALUE, data, len);
 	struct rpc_reply reply = {0};
-	int rc = wire_seal(&b, &c->key);
+	int rc = wire_seal(&b, &c->keys);
 	if (rc == 0)
 		rc = call(c, i, &b, WIRE_PING_RESP, &reply);
 	buf_fini(&b);

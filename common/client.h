@@ -23,7 +23,7 @@ struct dyn_client;
 struct dyn_client_opts {
 	const char *const *nodes; /* tcp://HOST:PORT addresses */
 	size_t nnodes;
-	struct auth_key key;
+	struct auth_keys keys;
 	int timeout_ms; /* per attempt; 0: 5000 */
 	bool no_routing; /* send to the listed nodes only, never by the ring
 	                    (the node forwards); for comparisons */

@@ -17,6 +17,11 @@ static const char *const dyn_msgs[] = {
 	[DYN_EPROTO - DYN_ERR_BASE] = "protocol version mismatch",
 	[DYN_ESIBLINGS - DYN_ERR_BASE] = "key has concurrent versions",
 	[DYN_ECLOSED - DYN_ERR_BASE] = "shutting down",
+	[DYN_EREPLAY - DYN_ERR_BASE] = "refused: a message seen before (replay)",
+	[DYN_ESTALE - DYN_ERR_BASE] =
+	    "refused: message time outside the window (clocks apart?)",
+	[DYN_EROLE - DYN_ERR_BASE] =
+	    "refused: the credential's role may not do this",
 };
 
 const char *

@@ -22,6 +22,9 @@ enum {
 	DYN_EPROTO,    /* peer speaks another protocol version */
 	DYN_ESIBLINGS, /* more than one live version (dynamoctl get) */
 	DYN_ECLOSED,   /* the process is shutting down */
+	DYN_EREPLAY,   /* a message seen before (a replay), refused */
+	DYN_ESTALE,    /* a message timed outside the window (clock skew?) */
+	DYN_EROLE,     /* the credential's role may not ask this */
 	DYN_ERR_END,
 };
 

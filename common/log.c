@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,25 @@ void
 log_set_prefix(const char *prefix)
 {
 	snprintf(cur_prefix, sizeof(cur_prefix), "%s", prefix);
+}
+
+bool
+log_allow(_Atomic uint64_t *last, _Atomic uint64_t *skipped,
+    uint64_t every_ms, uint64_t *suppressed)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* +1: a first call at time 0 still finds last (0) behind it. */
+	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000
+	               + every_ms + 1;
+	uint64_t was = atomic_load(last);
+	if (now - was < every_ms ||
+	    !atomic_compare_exchange_strong(last, &was, now)) {
+		atomic_fetch_add(skipped, 1);
+		return false;
+	}
+	*suppressed = atomic_exchange(skipped, 0);
+	return true;
 }
 
 void

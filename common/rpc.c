@@ -64,7 +64,7 @@ static struct peer *left_peers;
 struct call;
 
 struct rpc_pool {
-	struct auth_key key;
+	struct auth_keys keys;
 	pthread_mutex_t lock;
 	struct peer **peers; /* each peer is its own allocation: pipe
 	                        callbacks hold pointers to them */
@@ -173,12 +173,12 @@ rpc_socket_close(nng_socket sock, int ms)
 }
 
 int
-rpc_pool_new(const struct auth_key *key, struct rpc_pool **out)
+rpc_pool_new(const struct auth_keys *keys, struct rpc_pool **out)
 {
 	struct rpc_pool *p = mem_calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->key = *key;
+	p->keys = *keys;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle, NULL);
 	*out = p;
@@ -361,7 +361,7 @@ probe_send(struct peer *pe)
 	if (p->from[0])
 		wire_put_str(&b, F_FROM, p->from);
 	nng_msg *msg = NULL;
-	int rv = wire_seal(&b, &p->key) != 0 ? NNG_ENOMEM
+	int rv = wire_seal(&b, &p->keys) != 0 ? NNG_ENOMEM
 	                                     : nng_msg_alloc(&msg, 0);
 	if (rv == 0 && (rv = nng_msg_append(msg, b.data, b.len)) != 0)
 		nng_msg_free(msg);
@@ -498,11 +498,11 @@ rpc_reply_bytes(const struct rpc_reply *r, const uint8_t **p, size_t *len)
 
 /* Check a received message against the request and turn it into a reply. */
 static void
-finish_reply(const struct auth_key *key, uint64_t reqid, nng_msg *msg,
+finish_reply(const struct auth_keys *keys, uint64_t reqid, nng_msg *msg,
     struct rpc_reply *out)
 {
 	struct wire_msg *m = &out->m;
-	int rc = wire_decode(key, nng_msg_body(msg), nng_msg_len(msg), m);
+	int rc = wire_decode(keys, nng_msg_body(msg), nng_msg_len(msg), m);
 	if (rc == 0 && m->reqid != reqid)
 		rc = DYN_EBADMSG;
 	if (rc == 0 && m->type == WIRE_ERROR) {
@@ -546,7 +546,7 @@ struct rpc_group {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	struct rpc_pool *pool;
-	struct auth_key key;
+	struct auth_keys keys;
 	size_t pending, ok;
 	size_t refs; /* the caller + every call not finished */
 	bool detached;
@@ -620,7 +620,7 @@ call_done(struct call *c, int rc, nng_msg *msg)
 	struct rpc_reply r = {.rc = rc};
 	call_unlist(g->pool, c);
 	if (rc == 0)
-		finish_reply(&g->key, c->reqid, msg, &r);
+		finish_reply(&g->keys, c->reqid, msg, &r);
 	atomic_fetch_sub(&c->peer->inflight, 1);
 	if (rc == DYN_ETIMEDOUT) {
 		atomic_store(&c->peer->suspect, true);
@@ -796,7 +796,7 @@ group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	g->pool = p;
-	g->key = p->key;
+	g->keys = p->keys;
 	g->refs = 1;
 	g->n = n;
 	g->skip_suspects = skip;

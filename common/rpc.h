@@ -36,7 +36,7 @@ struct rpc_reply {
 	struct wire_msg m;
 };
 
-int rpc_pool_new(const struct auth_key *key, struct rpc_pool **out);
+int rpc_pool_new(const struct auth_keys *keys, struct rpc_pool **out);
 /* Waits for the calls that callers left running (each ends at its
  * timeout at the latest), then closes every socket.  NULL is fine. */
 void rpc_pool_free(struct rpc_pool *p);

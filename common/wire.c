@@ -4,10 +4,11 @@
  *   wire_begin ─ wire_put* ─ wire_seal           (sender)
  *       │           │            └ patch body length, append HMAC
  *       │           └ u16 tag | u32 len | bytes; field count += 1 in place
- *       └ 24-byte header at offset 0 of the buf, lengths zero
+ *       └ 56-byte header at offset 0 of the buf, lengths zero
  *
  *   wire_decode: sizes → magic → version → body length → field count
- *                → HMAC → type → fields (each bounded by the body)
+ *                → role and key id → HMAC → type → fields (each bounded
+ *                by the body)
  *
  * The field count lives in the header while building, so a struct buf is
  * the whole builder state.  Decoding trusts nothing before the HMAC has
@@ -17,9 +18,13 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "blob.h"
 #include "err.h"
@@ -31,6 +36,11 @@
 #define OFF_REQID   8
 #define OFF_BODYLEN 16
 #define OFF_NFIELDS 20
+#define OFF_ROLE    24
+#define OFF_KEYID   28
+#define OFF_SENDER  32
+#define OFF_SEQ     40
+#define OFF_TIME    48
 #define FIELD_HDR   6 /* u16 tag + u32 length */
 
 static void
@@ -73,6 +83,10 @@ wire_begin(struct buf *b, uint8_t type, uint16_t flags, uint64_t reqid)
 	buf_put_u64(b, reqid);
 	buf_put_u32(b, 0); /* body length, set by wire_seal */
 	buf_put_u32(b, 0); /* field count, counted by count_field */
+	/* role ... time: wire_seal's */
+	uint8_t *rest = buf_extend(b, WIRE_HDR_LEN - OFF_ROLE);
+	if (rest)
+		memset(rest, 0, WIRE_HDR_LEN - OFF_ROLE);
 }
 
 void
@@ -183,8 +197,56 @@ tag_of(const struct auth_key *k, const uint8_t *msg, size_t len, size_t skip,
 	                len - skip - skiplen, tag);
 }
 
+/*
+ * The sender id is random per process, so two processes never share a
+ * sequence space; a forked child (the mount daemonizes) gets its own, or
+ * parent and child would send the same (sender, seq) pairs.
+ */
+static pthread_once_t sender_once = PTHREAD_ONCE_INIT;
+static _Atomic uint64_t sender_id;
+static _Atomic uint64_t sender_seq;
+
+static void
+sender_renew(void)
+{
+	uint64_t id = 0;
+	while (id == 0)
+		if (RAND_bytes((unsigned char *)&id, sizeof(id)) != 1)
+			id = (uint64_t)time(NULL) ^ (uint64_t)clock();
+	atomic_store(&sender_id, id);
+	atomic_store(&sender_seq, 0);
+}
+
+static void
+sender_init(void)
+{
+	sender_renew();
+	pthread_atfork(NULL, NULL, sender_renew);
+}
+
+uint64_t
+wire_sender(void)
+{
+	pthread_once(&sender_once, sender_init);
+	return atomic_load(&sender_id);
+}
+
+uint64_t
+wire_clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 int
-wire_seal(struct buf *b, const struct auth_key *k)
+wire_seal(struct buf *b, const struct auth_keys *k)
+{
+	return wire_seal_as(b, k, k->self);
+}
+
+int
+wire_seal_as(struct buf *b, const struct auth_keys *ks, enum auth_role role)
 {
 	uint8_t *t;
 	size_t body;
@@ -196,12 +258,32 @@ wire_seal(struct buf *b, const struct auth_key *k)
 		set_err(b, -EINVAL);
 		return b->err;
 	}
+	const struct auth_key *k = auth_role_key(ks, 0, role);
+	if (k == NULL) {
+		set_err(b, -EPERM);
+		return b->err;
+	}
+	/* Sealed before: drop the old tag (the body length says where the
+	 * message ended). */
+	uint32_t was = be_get_u32(b->data + OFF_BODYLEN);
+	if (be_get_u64(b->data + OFF_SENDER) != 0) {
+		if (b->len != WIRE_HDR_LEN + (size_t)was + AUTH_TAG_LEN) {
+			set_err(b, -EINVAL);
+			return b->err;
+		}
+		b->len -= AUTH_TAG_LEN;
+	}
 	body = b->len - WIRE_HDR_LEN;
 	if (body > WIRE_MAX_MSG - WIRE_HDR_LEN - AUTH_TAG_LEN) {
 		set_err(b, DYN_ETOOBIG);
 		return b->err;
 	}
 	be_put_u32(b->data + OFF_BODYLEN, (uint32_t)body);
+	b->data[OFF_ROLE] = (uint8_t)role;
+	be_put_u32(b->data + OFF_KEYID, ks->gen[0].id);
+	be_put_u64(b->data + OFF_SENDER, wire_sender());
+	be_put_u64(b->data + OFF_SEQ, atomic_fetch_add(&sender_seq, 1) + 1);
+	be_put_u64(b->data + OFF_TIME, wire_clock_ms());
 	size_t skip = 0;
 	uint32_t vlen = 0;
 	if (hdr_flags(b->data) & WIRE_H_BLOB) {
@@ -229,8 +311,9 @@ wire_seal(struct buf *b, const struct auth_key *k)
  * every byte is still authenticated, the value by one pass instead of two.
  */
 static int
-blob_check(const struct auth_key *k, const uint8_t *buf, size_t len,
-           uint32_t nfields, const struct wire_msg *m)
+blob_check(const struct auth_key *k, const struct auth_key *blobk,
+           const uint8_t *buf, size_t len, uint32_t nfields,
+           const struct wire_msg *m)
 {
 	const struct wire_field *key = NULL, *val = NULL;
 	for (uint32_t i = 0; i < nfields; i++) {
@@ -249,7 +332,7 @@ blob_check(const struct auth_key *k, const uint8_t *buf, size_t len,
 	    CRYPTO_memcmp(t, buf + len - AUTH_TAG_LEN, AUTH_TAG_LEN) != 0)
 		return DYN_EAUTH;
 	struct blob_key bk;
-	blob_key_derive(k, &bk);
+	memcpy(bk.k, blobk->k, sizeof(bk.k));
 	blob_name(&bk, val->data, val->len, name);
 	if (CRYPTO_memcmp(name, key->data + 1, BLOB_NAME_LEN) != 0)
 		return DYN_EAUTH;
@@ -257,7 +340,7 @@ blob_check(const struct auth_key *k, const uint8_t *buf, size_t len,
 }
 
 int
-wire_decode(const struct auth_key *k, const uint8_t *buf, size_t len,
+wire_decode(const struct auth_keys *ks, const uint8_t *buf, size_t len,
             struct wire_msg *m)
 {
 	const uint8_t *tag;
@@ -281,6 +364,14 @@ wire_decode(const struct auth_key *k, const uint8_t *buf, size_t len,
 	nfields = be_get_u32(buf + OFF_NFIELDS);
 	if (nfields > WIRE_MAX_FIELDS)
 		return DYN_EBADMSG;
+	uint8_t role = buf[OFF_ROLE];
+	if (role >= AUTH_NROLES || buf[OFF_ROLE + 1] || buf[OFF_ROLE + 2] ||
+	    buf[OFF_ROLE + 3])
+		return DYN_EBADMSG;
+	uint32_t keyid = be_get_u32(buf + OFF_KEYID);
+	const struct auth_key *k = keyid ? auth_role_key(ks, keyid, role) : NULL;
+	if (k == NULL)
+		return DYN_EAUTH; /* a key we do not hold: cannot be checked */
 	tag = buf + len - AUTH_TAG_LEN;
 	uint16_t hflags = hdr_flags(buf);
 	if (!(hflags & WIRE_H_BLOB) &&
@@ -301,7 +392,7 @@ wire_decode(const struct auth_key *k, const uint8_t *buf, size_t len,
 	if (rd_left(&r) != 0)
 		return DYN_EBADMSG;
 	if (hflags & WIRE_H_BLOB) {
-		int rc = blob_check(k, buf, len, nfields, m);
+		int rc = blob_check(k, &ks->blob, buf, len, nfields, m);
 		if (rc != 0)
 			return rc;
 	}
@@ -309,8 +400,33 @@ wire_decode(const struct auth_key *k, const uint8_t *buf, size_t len,
 	m->type = type;
 	m->flags = (uint16_t)(buf[OFF_FLAGS] << 8 | buf[OFF_FLAGS + 1]);
 	m->reqid = be_get_u64(buf + OFF_REQID);
+	m->role = (enum auth_role)role;
+	m->keyid = keyid;
+	m->sender = be_get_u64(buf + OFF_SENDER);
+	m->seq = be_get_u64(buf + OFF_SEQ);
+	m->time_ms = be_get_u64(buf + OFF_TIME);
 	m->nfields = nfields;
 	return 0;
+}
+
+bool
+wire_role_may(enum auth_role role, uint8_t type)
+{
+	switch (type) {
+	case WIRE_GET_REQ:
+	case WIRE_PUT_REQ:
+	case WIRE_RING_REQ:
+	case WIRE_PING_REQ:
+	case WIRE_STATUS_REQ:
+		return true;
+	case WIRE_LEAVE_REQ:
+	case WIRE_REMOVE_REQ:
+	case WIRE_COMPACT_REQ:
+	case WIRE_FAULT_REQ:
+		return role == AUTH_ADMIN || role == AUTH_NODE;
+	default:
+		return role == AUTH_NODE;
+	}
 }
 
 const struct wire_field *

@@ -1,13 +1,20 @@
 /*
  * wire — the message format spoken between all processes (over nng).
  *
- *   header (24 bytes, network byte order)
+ *   header (56 bytes, network byte order)
  *     u32 magic 'DYNM' | u8 version | u8 type | u16 flags |
- *     u64 request id   | u32 body length | u32 field count
+ *     u64 request id   | u32 body length | u32 field count |
+ *     u8 role | 3 zero bytes | u32 key id |
+ *     u64 sender | u64 sequence | u64 time (ms since the epoch)
  *   body: field count * (u16 tag | u32 length | bytes)
- *   trailer: 32-byte HMAC-SHA256 under the cluster key over header+body
- *            (with WIRE_H_BLOB, over all but a blob's bytes, which its
- *            keyed name authenticates instead)
+ *   trailer: 32-byte HMAC-SHA256 over header+body under the key of the
+ *            role and key generation the header names (auth.h) (with
+ *            WIRE_H_BLOB, over all but a blob's bytes, which its keyed
+ *            name authenticates instead)
+ *
+ * The sender is a random id of the sending process, the sequence a counter
+ * of its messages, the time its wall clock at sealing: together they let a
+ * receiver refuse a message it has seen before (common/replay.h).
  *
  * Fields are typed by tag; a decoder ignores tags it does not know, so
  * later messages can grow fields without a version bump.  wire_decode checks
@@ -26,8 +33,8 @@
 #include "buf.h"
 
 #define WIRE_MAGIC      0x44594e4du /* "DYNM" */
-#define WIRE_VERSION    2 /* 2: clocks with exact dots (vclock.h) */
-#define WIRE_HDR_LEN    24
+#define WIRE_VERSION    3 /* 3: role, key id, sender, sequence, time */
+#define WIRE_HDR_LEN    56
 #define WIRE_MAX_FIELDS 64
 /* Values up to 8 MiB; a message may carry several (siblings). */
 #define WIRE_MAX_VALUE (8u << 20)
@@ -138,13 +145,21 @@ struct wire_msg {
 	uint8_t type;
 	uint16_t flags;
 	uint64_t reqid;
+	enum auth_role role; /* whose key tagged it */
+	uint32_t keyid;      /* of which key generation */
+	uint64_t sender;     /* the sending process's random id */
+	uint64_t seq;        /* its sequence number there */
+	uint64_t time_ms;    /* its wall clock when sealed */
 	uint32_t nfields;
 	struct wire_field f[WIRE_MAX_FIELDS];
 };
 
 /* Building: wire_begin, any number of wire_put_*, then wire_seal, which
- * fills in the lengths and appends the tag.  Errors are sticky in the buf
- * (buf_err); wire_seal returns the first one. */
+ * fills in the lengths, the sender, sequence and time, and appends the tag
+ * under the keys' own role (wire_seal_as: under another role they hold;
+ * -EPERM when they lack it).  Errors are sticky in the buf (buf_err);
+ * wire_seal returns the first one.  A buf may be sealed again (its old tag
+ * is replaced): a forwarded request gets a fresh sequence number. */
 void wire_begin(struct buf *b, uint8_t type, uint16_t flags, uint64_t reqid);
 void wire_put(struct buf *b, uint16_t tag, const void *p, size_t len);
 void wire_put_u32(struct buf *b, uint16_t tag, uint32_t v);
@@ -155,11 +170,24 @@ void wire_put_str(struct buf *b, uint16_t tag, const char *s);
  * pass to wire_end_field. */
 size_t wire_begin_field(struct buf *b, uint16_t tag);
 void wire_end_field(struct buf *b, size_t at);
-int wire_seal(struct buf *b, const struct auth_key *k);
+int wire_seal(struct buf *b, const struct auth_keys *k);
+int wire_seal_as(struct buf *b, const struct auth_keys *k,
+    enum auth_role role);
+/* This process's sender id (random, renewed in a forked child). */
+uint64_t wire_sender(void);
+/* The wall clock (ms since the epoch) messages are timed by. */
+uint64_t wire_clock_ms(void);
+/* May a request of this type come from this role?  A node may ask
+ * anything; a client what reads and writes keys (get, put, ring, ping,
+ * status: the mount's statfs reads it); an admin also what changes
+ * membership or the node (leave, remove, compact, fault). */
+bool wire_role_may(enum auth_role role, uint8_t type);
 
 /* Check and parse buf[0..len).  Returns 0, DYN_EBADMSG (malformed),
- * DYN_EPROTO (other version), DYN_ETOOBIG, or DYN_EAUTH (bad tag). */
-int wire_decode(const struct auth_key *k, const uint8_t *buf, size_t len,
+ * DYN_EPROTO (other version), DYN_ETOOBIG, or DYN_EAUTH (bad tag, or a
+ * role or key generation the keys do not hold).  Freshness (replays) is
+ * the receiver's to check, with m's sender, seq and time_ms. */
+int wire_decode(const struct auth_keys *k, const uint8_t *buf, size_t len,
     struct wire_msg *m);
 
 /* Field access. -ENOENT when absent, DYN_EBADMSG when the size is wrong. */

@@ -440,7 +440,7 @@ main(int argc, char **argv)
 	}
 	if (operands_apply(&c, &args) != 0 || parse_nodes(c.nodes, &cfg) != 0)
 		goto out;
-	int kr = cli_key_load(c.key, &cfg.key, &used);
+	int kr = cli_keys_load(c.key, AUTH_CLIENT, &cfg.keys, &used);
 	if (kr != 0) {
 		fprintf(stderr, "dynamofs: cluster key %s: %s\n",
 		        used ? used

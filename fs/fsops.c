@@ -339,7 +339,7 @@ op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	struct dyn_client_opts co = {
 	    .nodes = (const char *const *)c->nodes,
 	    .nnodes = c->nnodes,
-	    .key = c->key,
+	    .keys = c->keys,
 	    .timeout_ms = c->timeout_ms,
 	};
 	if ((rc = dyn_client_new(&co, &fs->cl)) != 0)

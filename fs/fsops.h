@@ -28,7 +28,7 @@ struct fsops_config {
 	char **nodes; /* tcp:// addresses */
 	size_t nnodes;
 	char *nodes_text; /* the same, comma separated */
-	struct auth_key key;
+	struct auth_keys keys;
 	int timeout_ms;      /* per request and node */
 	uint32_t chunk_size; /* bytes per chunk */
 	uint32_t inline_max; /* largest file stored inline */

@@ -311,7 +311,7 @@ ae_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 			leaflist_encode(NULL, 0, out);
 			wire_end_field(out, at);
 		}
-		return wire_seal(out, &n->cfg.key);
+		return buf_err(out);
 	}
 
 	/* Which leaves differ from the sender's? */
@@ -339,7 +339,7 @@ ae_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 	leaflist_encode(diff, nd, out);
 	wire_end_field(out, at);
 	if ((rc = put_records(n, t, diff, nd, out)) == 0)
-		rc = wire_seal(out, &n->cfg.key);
+		rc = buf_err(out);
 out:
 	mem_free(diff);
 	merkle_free(t);
@@ -358,7 +358,7 @@ ae_handle_merge(struct node *n, const struct wire_msg *m, struct buf *out)
 		return rc;
 	wire_begin(out, WIRE_MERGE_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 /* ---- purge and sweep ------------------------------------------------ */
@@ -469,7 +469,7 @@ ae_handle_purge_check(struct node *n, const struct wire_msg *m,
 	wire_put_u64(out, F_EPOCH, c.epoch);
 	wire_put_u64(out, F_HINTMIN, c.hintmin);
 	wire_put_u64(out, F_STRAYS, c.strays);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 int
@@ -487,7 +487,7 @@ ae_handle_purge(struct node *n, const struct wire_msg *m, struct buf *out)
 	wire_begin(out, WIRE_PURGE_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);
 	wire_put_u64(out, F_KEYS, gone);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 /* Send the sealed request b to every address and wait for all; true when
@@ -530,7 +530,7 @@ cluster_check(struct ae *a, const struct ring *r, uint64_t *hintmin)
 	struct buf b;
 	buf_init(&b);
 	node_req_begin(n, &b, WIRE_PURGE_CHECK_REQ);
-	ok = ok && wire_seal(&b, &n->cfg.key) == 0 &&
+	ok = ok && wire_seal(&b, &n->cfg.keys) == 0 &&
 	     ask_all(n, addrs, na, &b, node_bulk_timeout_ms(n), rr);
 	for (size_t i = 0; rr && i < na; i++) {
 		uint64_t e = 0, h = 0, st = 1;
@@ -591,7 +591,7 @@ purge(struct ae *a, const struct ring *r, const uint32_t *idx, uint32_t cnt,
 	buf_init(&b);
 	node_req_begin(n, &b, WIRE_PURGE_REQ);
 	recs_put(c, &b);
-	bool ok = wire_seal(&b, &n->cfg.key) == 0 &&
+	bool ok = wire_seal(&b, &n->cfg.keys) == 0 &&
 	          ask_all(n, addrs, na, &b, node_bulk_timeout_ms(n), rr);
 	for (size_t i = 0; i < na; i++)
 		rpc_reply_fini(&rr[i]);
@@ -659,7 +659,7 @@ root_same(struct ae *a, const struct merkle *t, uint32_t part,
 	node_req_begin(n, &b, WIRE_AE_REQ);
 	wire_put_u32(&b, F_PART, part);
 	wire_put(&b, F_ROOT, root, sizeof(root));
-	int rc = wire_seal(&b, &n->cfg.key);
+	int rc = wire_seal(&b, &n->cfg.keys);
 	if (rc == 0)
 		rc = round_call(a, addr, &b, &r);
 	*same = rc == 0 && wire_find(&r.m, F_LEAVES) != NULL;
@@ -692,7 +692,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 	size_t at = wire_begin_field(&b, F_LEAFHASHES);
 	leaflist_hashes_encode(t, &b);
 	wire_end_field(&b, at);
-	if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
+	if ((rc = wire_seal(&b, &n->cfg.keys)) == 0)
 		rc = round_call(a, addr, &b, &r);
 	const struct wire_field *lv = rc ? NULL : wire_find(&r.m, F_LEAVES);
 	const struct wire_field *rec = rc ? NULL : wire_find(&r.m, F_RECORDS);
@@ -710,7 +710,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 	if (rc == 0 && nd > 0) {
 		node_req_begin(n, &b, WIRE_MERGE_REQ);
 		if ((rc = put_records(n, t, leaves, nd, &b)) == 0 &&
-		    (rc = wire_seal(&b, &n->cfg.key)) == 0)
+		    (rc = wire_seal(&b, &n->cfg.keys)) == 0)
 			rc = round_call(a, addr, &b, &r);
 		rpc_reply_fini(&r);
 	}

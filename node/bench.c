@@ -1163,7 +1163,7 @@ connect_cluster(const struct bench_cfg *cfg, struct dyn_client **c)
 	int rv;
 
 	memset(&o, 0, sizeof(o));
-	rv = cli_key_load(cfg->key_file, &o.key, &used);
+	rv = cli_keys_load(cfg->key_file, AUTH_CLIENT, &o.keys, &used);
 	if (rv == -ENOKEY) {
 		bad_usage("no cluster key: give --cluster-key FILE or set "
 		          "$" CLI_KEY_ENV);
@@ -1183,7 +1183,7 @@ connect_cluster(const struct bench_cfg *cfg, struct dyn_client **c)
 		fprintf(stderr, "dynamo-bench: client: %s\n",
 		        dyn_strerror(rv));
 out:
-	OPENSSL_cleanse(&o.key, sizeof(o.key));
+	OPENSSL_cleanse(&o.keys, sizeof(o.keys));
 	return rv;
 }
 

@@ -129,7 +129,7 @@ coord_replicate_req(struct node *n, struct buf *b, const void *key,
 		vset_encode(set, b);
 		wire_end_field(b, at);
 	}
-	return wire_seal(b, &n->cfg.key);
+	return wire_seal(b, &n->cfg.keys);
 }
 
 int
@@ -214,7 +214,7 @@ blob_get(struct node *n, const struct coord_req *rq, struct vset *out)
 	node_req_begin(n, &b, WIRE_GET_REQ);
 	wire_put(&b, F_KEY, rq->key, rq->klen);
 	wire_put_u32(&b, F_FLAGS, WIRE_F_LOCAL);
-	if ((rc = wire_seal(&b, &n->cfg.key)) != 0) {
+	if ((rc = wire_seal(&b, &n->cfg.keys)) != 0) {
 		buf_fini(&b);
 		return rc;
 	}
@@ -272,7 +272,7 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 		node_req_begin(n, &b, WIRE_GET_REQ);
 		wire_put(&b, F_KEY, rq->key, rq->klen);
 		wire_put_u32(&b, F_FLAGS, WIRE_F_LOCAL);
-		if ((rc = wire_seal(&b, &n->cfg.key)) != 0)
+		if ((rc = wire_seal(&b, &n->cfg.keys)) != 0)
 			goto out;
 		rpc_call_many(n->pool, addrs, na, &b, need, n->cfg.timeout_ms,
 		    READ_GRACE_MS, rr);

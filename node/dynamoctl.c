@@ -1043,7 +1043,7 @@ connect_cluster(const struct ctl *ctl, struct dyn_client **c)
 		usage_error("no --node given");
 		return -EINVAL;
 	}
-	rv = cli_key_load(ctl->key_file, &o.key, &used);
+	rv = cli_keys_load(ctl->key_file, AUTH_ADMIN, &o.keys, &used);
 	if (rv == -ENOKEY) {
 		usage_error("no cluster key: give --cluster-key FILE or set "
 		            "$" CLI_KEY_ENV);
@@ -1061,7 +1061,7 @@ connect_cluster(const struct ctl *ctl, struct dyn_client **c)
 	if (rv != 0)
 		fail("client", rv);
 out:
-	OPENSSL_cleanse(&o.key, sizeof(o.key));
+	OPENSSL_cleanse(&o.keys, sizeof(o.keys));
 	return rv;
 }
 

@@ -81,8 +81,15 @@ usage(FILE *f)
 	    "  --ready-file FILE    write the listen address here once serving\n"
 	    "                       (and on a second line, with --http, the\n"
 	    "                       HTTP URL)\n"
+	    "  --replay-window MS   refuse a message timed more than MS away from\n"
+	    "                       this node's clock (default 120000; the\n"
+	    "                       cluster's clocks must agree that well)\n"
+	    "  --fault-injection    serve `dynamoctl fault` (partitions on demand,\n"
+	    "                       for tests); off by default\n"
 	    "  --log-level LEVEL    debug, info, warn or error (default info)\n"
-	    "  --help               this text\n"
+	    "  --help               this text\n");
+	/* Two strings: C17 promises literals of 4095 bytes only. */
+	fprintf(f,
 	    "\n"
 	    "config file:\n"
 	    "One option a line, \"name = value\", with the names of the options\n"
@@ -192,7 +199,7 @@ enum {
 	O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
 	O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
 	O_AE, O_GRACE, O_GC, O_GCGRACE, O_COMPACT_START,
-	O_COMPACT_CHECK, O_CONFIG, O_HTTP,
+	O_COMPACT_CHECK, O_CONFIG, O_HTTP, O_REPLAY, O_FAULT,
 };
 
 /* The one list of options: the command line's and the config file's. */
@@ -225,6 +232,8 @@ static const struct option opts[] = {
 	{"compact-at-start", no_argument, NULL, O_COMPACT_START},
 	{"compact-check-interval", required_argument, NULL, O_COMPACT_CHECK},
 	{"http", required_argument, NULL, O_HTTP},
+	{"replay-window", required_argument, NULL, O_REPLAY},
+	{"fault-injection", no_argument, NULL, O_FAULT},
 	{NULL, 0, NULL, 0},
 };
 
@@ -293,6 +302,7 @@ set_option(struct args *ar, int c, const char *arg)
 		cfg->http = arg;
 		return NULL;
 	case O_COMPACT_START: cfg->compact_at_start = true; return NULL;
+	case O_FAULT: cfg->fault_injection = true; return NULL;
 	case O_HELP: ar->help = true; return NULL;
 	case O_CONFIG: return NULL; /* read by cli_args_init */
 	case O_SEED:
@@ -339,6 +349,11 @@ set_option(struct args *ar, int c, const char *arg)
 			return "1 to 8";
 		*(c == O_N ? &cfg->n : c == O_R ? &cfg->r : &cfg->w) =
 		    (uint32_t)v;
+		return NULL;
+	case O_REPLAY:
+		if (parse_ms(arg, false, 1000, DAY_MS, &ms) != 0)
+			return "MS from 1000 to a day";
+		cfg->replay_window_ms = ms;
 		return NULL;
 	case O_TIMEOUT:
 	case O_GOSSIP:
@@ -433,7 +448,7 @@ static int
 run(struct args *ar)
 {
 	struct node_config *cfg = &ar->cfg;
-	int rc = auth_key_load(ar->keyfile, &cfg->key);
+	int rc = cli_keys_load(ar->keyfile, AUTH_NODE, &cfg->keys, NULL);
 	if (rc != 0) {
 		fprintf(stderr, "dynamod: cluster key %s: %s\n", ar->keyfile,
 		    dyn_strerror(rc));

@@ -232,7 +232,7 @@ gc_handle_filter(struct node *n, const struct wire_msg *m, struct buf *out)
 		wire_end_field(out, at);
 	}
 	bloom_free(f);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 /* The filters of one round: those of the same geometry folded into one. */
@@ -326,7 +326,7 @@ ask_members(struct gc *g, const struct members *ms, uint64_t seed,
 		addrs[i] = ms->addr[i];
 	node_req_begin(n, &b, WIRE_GC_FILTER_REQ);
 	wire_put_u64(&b, F_SEED, seed);
-	if (ok && wire_seal(&b, &n->cfg.key) != 0) {
+	if (ok && wire_seal(&b, &n->cfg.keys) != 0) {
 		snprintf(why, cap, "out of memory");
 		ok = false;
 	}

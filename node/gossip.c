@@ -436,7 +436,7 @@ exchange(struct gossip *g, const char *addr, int timeout_ms)
 	encode_view_locked(g, &b);
 	pthread_mutex_unlock(&g->lock);
 	wire_end_field(&b, at);
-	int rc = wire_seal(&b, &n->cfg.key);
+	int rc = wire_seal(&b, &n->cfg.keys);
 	struct rpc_reply r = {0};
 	if (rc == 0)
 		rc = rpc_call(n->pool, addr, &b, timeout_ms, &r);
@@ -548,7 +548,7 @@ gossip_handle(struct gossip *g, const struct wire_msg *m, struct buf *out)
 	encode_view_locked(g, out);
 	pthread_mutex_unlock(&g->lock);
 	wire_end_field(out, at);
-	return wire_seal(out, &g->node->cfg.key);
+	return buf_err(out);
 }
 
 int
@@ -615,7 +615,7 @@ gossip_ring_reply(struct gossip *g, uint64_t reqid, struct buf *out)
 	ring_encode(g->ring, out);
 	wire_end_field(out, at);
 	pthread_mutex_unlock(&g->lock);
-	return wire_seal(out, &g->node->cfg.key);
+	return buf_err(out);
 }
 
 int

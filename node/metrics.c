@@ -250,6 +250,13 @@ render_server(struct node *n, struct buf *b)
 	COUNTER(b, "dynamo_auth_failures_total",
 	    "Of the rejected messages, those with a bad or missing tag.",
 	    ss.auth_failures);
+	COUNTER(b, "dynamo_replays_refused_total",
+	    "Requests refused as seen before (replayed) or timed outside the "
+	    "window.",
+	    ss.replays_refused);
+	COUNTER(b, "dynamo_role_refused_total",
+	    "Requests refused because the role of their key may not ask them.",
+	    ss.role_refused);
 	COUNTER(b, "dynamo_received_bytes_total",
 	    "Bytes of the messages received.", ss.rx_bytes);
 	COUNTER(b, "dynamo_sent_bytes_total", "Bytes of the replies sent.",

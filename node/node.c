@@ -43,9 +43,7 @@
 uint64_t
 node_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return wire_clock_ms(); /* the clock messages are timed by, too */
 }
 
 uint64_t
@@ -99,10 +97,18 @@ from_blocked(struct node *n, const struct wire_msg *m)
 }
 
 /* FAULT_REQ: cut this node off from the named nodes, both ways, or heal
- * (WIRE_F_HEAL).  For tests: it behaves like a network partition. */
+ * (WIRE_F_HEAL).  For tests: it behaves like a network partition, so a
+ * node serves it only when started with --fault-injection. */
 static int
 handle_fault(struct node *n, const struct wire_msg *m, struct buf *out)
 {
+	if (!n->cfg.fault_injection) {
+		LOG_EVERY(10000, LOG_LVL_WARN, "refused a fault injection "
+		    "request from a %s credential: %s",
+		    auth_role_name(m->role), "not started with "
+		    "--fault-injection");
+		return -EPERM;
+	}
 	uint32_t flags = 0;
 	wire_get_u32(m, F_FLAGS, &flags);
 	pthread_mutex_lock(&n->fault_lock);
@@ -129,7 +135,7 @@ handle_fault(struct node *n, const struct wire_msg *m, struct buf *out)
 	pthread_mutex_unlock(&n->fault_lock);
 	wire_begin(out, WIRE_FAULT_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 void
@@ -175,8 +181,8 @@ req_key(const struct wire_msg *m, struct coord_req *rq, struct keypos *pos)
 /*
  * A key-addressed request this node should not coordinate (it is no replica
  * of the key) goes to the key's replicas in turn, marked forwarded so it
- * never hops twice; the first answer is relayed as it came.  Returns 1 when
- * the request is ours to serve.
+ * never hops twice; the first answer is relayed as it came (SERVER_SEALED).
+ * Returns 1 when the request is ours to serve.
  */
 static int
 maybe_forward(struct node *n, const struct wire_msg *m,
@@ -199,7 +205,9 @@ maybe_forward(struct node *n, const struct wire_msg *m,
 		if (m->f[i].tag != F_FLAGS && m->f[i].tag != F_FROM)
 			wire_put(&b, m->f[i].tag, m->f[i].data, m->f[i].len);
 	wire_put_u32(&b, F_FLAGS, rq->flags | WIRE_F_FORWARDED);
-	if ((rc = wire_seal(&b, &n->cfg.key)) != 0) {
+	/* Under the asker's role: the replica serves what that role may, and
+	 * seals its reply so the asker can check it as relayed. */
+	if ((rc = wire_seal_as(&b, &n->cfg.keys, m->role)) != 0) {
 		buf_fini(&b);
 		return rc;
 	}
@@ -217,6 +225,7 @@ maybe_forward(struct node *n, const struct wire_msg *m,
 			rpc_reply_bytes(&r, &p, &len);
 			buf_reset(out);
 			buf_put(out, p, len);
+			rc = buf_err(out) ? buf_err(out) : SERVER_SEALED;
 		}
 		rpc_reply_fini(&r);
 		if (rc != DYN_ETIMEDOUT && rc != DYN_EUNREACH)
@@ -238,7 +247,7 @@ handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
 	int rc = req_key(m, &rq, &pos);
 	if (rc == 0)
 		rc = maybe_forward(n, m, &rq, out);
-	if (rc <= 0)
+	if (rc != 1)
 		return rc;
 
 	/* A local read of a blob's record as a version set is harmless (the
@@ -260,7 +269,7 @@ handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
 			wire_put(out, F_KEY, rq.key, rq.klen);
 			wire_put(out, F_VALUE, set.v[0].value, set.v[0].len);
 		}
-		rc = wire_seal(out, &n->cfg.key);
+		rc = buf_err(out);
 	} else if (rc == 0) {
 		struct vclock ctx;
 		vset_context(&set, &ctx);
@@ -270,15 +279,15 @@ handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
 		vset_encode(&set, out);
 		wire_end_field(out, at);
 		at = wire_begin_field(out, F_CONTEXT);
-		context_encode(&n->cfg.key, &pos, &ctx, out);
+		context_encode(node_ctx_key(n), &pos, &ctx, out);
 		wire_end_field(out, at);
 		for (uint32_t i = 0; i < set.n; i++) {
 			version_context(&set.v[i], &ctx);
 			at = wire_begin_field(out, F_VCONTEXT);
-			context_encode(&n->cfg.key, &pos, &ctx, out);
+			context_encode(node_ctx_key(n), &pos, &ctx, out);
 			wire_end_field(out, at);
 		}
-		rc = wire_seal(out, &n->cfg.key);
+		rc = buf_err(out);
 	}
 	vset_fini(&set);
 	return rc;
@@ -295,7 +304,7 @@ put_context(struct node *n, const struct wire_msg *m,
 		if (f->tag != F_CONTEXT)
 			continue;
 		struct vclock c;
-		int rc = context_decode(&n->cfg.key, pos, f->data, f->len, &c);
+		int rc = context_decode(node_ctx_key(n), pos, f->data, f->len, &c);
 		if (rc)
 			return rc;
 		vclock_merge(out, &c);
@@ -311,7 +320,7 @@ handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
 	int rc = req_key(m, &rq, &pos);
 	if (rc)
 		return rc;
-	if ((rc = maybe_forward(n, m, &rq, out)) <= 0)
+	if ((rc = maybe_forward(n, m, &rq, out)) != 1)
 		return rc;
 
 	const struct wire_field *val = wire_find(m, F_VALUE);
@@ -340,9 +349,9 @@ handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
 	wire_begin(out, WIRE_PUT_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);
 	size_t at = wire_begin_field(out, F_CONTEXT);
-	context_encode(&n->cfg.key, &pos, &newctx, out);
+	context_encode(node_ctx_key(n), &pos, &newctx, out);
 	wire_end_field(out, at);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 static int
@@ -368,11 +377,14 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	char stats[2048];
 	int sl = snprintf(stats, sizeof(stats),
 	    "requests=%llu\nrejected=%llu\nauth_failures=%llu\n"
+	    "replays_refused=%llu\nrole_refused=%llu\n"
 	    "commits=%llu\nupdates=%llu\ncommit_batch_avg=%.1f\n"
 	    "commit_ms_avg=%.2f\nmap_bytes=%llu\n"
 	    "rx_bytes=%llu\ntx_bytes=%llu\n",
 	    (unsigned long long)ss.requests, (unsigned long long)ss.rejected,
 	    (unsigned long long)ss.auth_failures,
+	    (unsigned long long)ss.replays_refused,
+	    (unsigned long long)ss.role_refused,
 	    (unsigned long long)st.commits, (unsigned long long)st.updates,
 	    /* group commit: requests per commit, and what a commit takes */
 	    st.batches.count ? (double)st.batches.sum / st.batches.count : 0.0,
@@ -533,7 +545,7 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	}
 	wire_put(out, F_STATUSJSON, js.data, js.len);
 	buf_fini(&js);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 static int
@@ -582,7 +594,7 @@ handle_replicate(struct node *n, const struct wire_msg *m, struct buf *out)
 		return rc;
 	wire_begin(out, WIRE_REPLICATE_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 static int
@@ -596,7 +608,7 @@ handle_remove(struct node *n, const struct wire_msg *m, struct buf *out)
 		return rc;
 	wire_begin(out, WIRE_REMOVE_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 /* COMPACT_REQ: compact the data file now; the worker waits for it. */
@@ -612,7 +624,7 @@ handle_compact(struct node *n, const struct wire_msg *m, struct buf *out)
 	wire_put_u64(out, F_BEFORE, res.before);
 	wire_put_u64(out, F_AFTER, res.after);
 	wire_put_u64(out, F_DURATION, res.ms);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 static int
@@ -623,7 +635,7 @@ handle_leave(struct node *n, const struct wire_msg *m, struct buf *out)
 		return rc;
 	wire_begin(out, WIRE_LEAVE_RESP, 0, m->reqid);
 	wire_put_u32(out, F_STATUS, 0);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 static int
@@ -644,7 +656,7 @@ dispatch(struct node *n, const struct wire_msg *m, struct buf *out)
 		wire_begin(out, WIRE_PING_RESP, 0, m->reqid);
 		if (f)
 			wire_put(out, F_VALUE, f->data, f->len);
-		return wire_seal(out, &n->cfg.key);
+		return buf_err(out);
 	}
 	case WIRE_FAULT_REQ:
 		return handle_fault(n, m, out);
@@ -809,14 +821,15 @@ node_start(const struct node_config *c, struct node **out)
 	uint64_t seed = 0;
 	RAND_bytes((unsigned char *)&seed, sizeof(seed));
 	atomic_store(&n->next_reqid, seed);
-	if ((rc = rpc_pool_new(&n->cfg.key, &n->pool)) != 0)
+	if ((rc = rpc_pool_new(&n->cfg.keys, &n->pool)) != 0)
 		goto fail;
 	rpc_pool_set_name(n->pool, n->name);
 
 	/* Serve first (gossip handlers check n->gossip), then join. */
 	struct server_opts sv = {
 		.listen = c->listen,
-		.key = &n->cfg.key,
+		.keys = &n->cfg.keys,
+		.replay_window_ms = c->replay_window_ms,
 		.workers = c->workers,
 		.handler = node_handle,
 		.arg = n,

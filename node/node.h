@@ -16,7 +16,9 @@ struct node_config {
 	const char *name;   /* unique in the cluster */
 	const char *listen; /* tcp://HOST:PORT */
 	const char *data;   /* data directory */
-	struct auth_key key;
+	struct auth_keys keys; /* the cluster's role keys; signs as node */
+	bool fault_injection; /* serve FAULT_REQ (tests only) */
+	uint64_t replay_window_ms; /* message time window (0: 120 s) */
 	bool fsync;         /* default true */
 	bool group_commit;  /* default true */
 	unsigned workers;   /* concurrent requests (0: 64) */

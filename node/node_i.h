@@ -44,6 +44,14 @@ struct node {
 	atomic_bool ready;          /* all of them are up */
 };
 
+/* The key contexts are tagged under: the node role's (a client carries
+ * contexts back but cannot make one). */
+static inline const struct auth_key *
+node_ctx_key(const struct node *n)
+{
+	return auth_role_key(&n->cfg.keys, 0, AUTH_NODE);
+}
+
 /* Wall-clock milliseconds (for version timestamps). */
 uint64_t node_now_ms(void);
 /* Monotonic milliseconds and microseconds (for durations). */

@@ -7,12 +7,17 @@
 #include <string.h>
 
 #include <nng/nng.h>
+#include <openssl/crypto.h>
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "replay.h"
 #include "rpc.h"
+
+#define REPLAY_WINDOW_MS 120000 /* default: wider than NTP's worst skew */
+#define REPLAY_SENDERS   65536  /* senders heard within one window */
 
 /*
  * A worker waits for a request with no timeout: a receive with a timeout
@@ -38,7 +43,8 @@ struct server {
 	nng_socket sock;
 	nng_listener listener;
 	bool sock_open;
-	struct auth_key key;
+	struct auth_keys keys;
+	struct replay *replay;
 	server_handler_fn handler;
 	void *arg;
 	char addr[160];
@@ -48,6 +54,8 @@ struct server {
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t rejected;
 	atomic_uint_fast64_t auth_failures;
+	atomic_uint_fast64_t replays_refused;
+	atomic_uint_fast64_t role_refused;
 	atomic_uint_fast64_t rx_bytes;
 	atomic_uint_fast64_t tx_bytes;
 };
@@ -64,13 +72,35 @@ send_reply(struct worker *w, nng_msg *msg)
 }
 
 static void
-build_error(struct buf *b, uint64_t reqid, int err, const struct auth_key *k)
+build_error(struct buf *b, uint64_t reqid, int err)
 {
 	buf_reset(b);
 	wire_begin(b, WIRE_ERROR, 0, reqid);
 	wire_put_u32(b, F_STATUS, (uint32_t)err);
 	wire_put_str(b, F_ERRMSG, dyn_strerror(err));
-	wire_seal(b, k);
+}
+
+/* May req be served?  0, or the error to answer with.  Its tag is good:
+ * the asker holds the role's key, so the refusal is its to read. */
+static int
+admit(struct server *s, const struct wire_msg *req)
+{
+	if (!wire_role_may(req->role, req->type)) {
+		atomic_fetch_add(&s->role_refused, 1);
+		LOG_EVERY(10000, LOG_LVL_WARN, "refused a request of type %u "
+		    "from a %s credential: not its role's", req->type,
+		    auth_role_name(req->role));
+		return DYN_EROLE;
+	}
+	int rc = replay_check(s->replay, req->sender, req->seq, req->time_ms,
+	    wire_clock_ms());
+	if (rc == 0)
+		return 0;
+	atomic_fetch_add(&s->replays_refused, 1);
+	LOG_EVERY(10000, LOG_LVL_WARN, "refused a request of type %u from a "
+	    "%s credential: %s", req->type, auth_role_name(req->role),
+	    rc == -EBUSY ? "too many senders" : dyn_strerror(rc));
+	return rc;
 }
 
 static void
@@ -79,7 +109,7 @@ serve_one(struct worker *w, nng_msg *msg)
 	struct server *s = w->srv;
 	struct wire_msg req;
 	atomic_fetch_add(&s->rx_bytes, nng_msg_len(msg));
-	int rc = wire_decode(&s->key, nng_msg_body(msg), nng_msg_len(msg),
+	int rc = wire_decode(&s->keys, nng_msg_body(msg), nng_msg_len(msg),
 	    &req);
 	if (rc != 0) {
 		atomic_fetch_add(&s->rejected, 1);
@@ -91,15 +121,24 @@ serve_one(struct worker *w, nng_msg *msg)
 	}
 
 	buf_reset(&w->reply);
-	rc = s->handler(s->arg, &req, &w->reply);
+	if ((rc = admit(s, &req)) == 0)
+		rc = s->handler(s->arg, &req, &w->reply);
 	if (rc == SERVER_DROP) {
 		nng_msg_free(msg);
 		return;
 	}
-	if (rc != 0 && w->reply.len == 0)
-		build_error(&w->reply, req.reqid, rc, &s->key);
-	if (buf_err(&w->reply) != 0)
-		build_error(&w->reply, req.reqid, buf_err(&w->reply), &s->key);
+	if (rc != SERVER_SEALED) {
+		if (rc < 0 && w->reply.len == 0)
+			build_error(&w->reply, req.reqid, rc);
+		if (buf_err(&w->reply) != 0)
+			build_error(&w->reply, req.reqid, buf_err(&w->reply));
+		if (wire_seal_as(&w->reply, &s->keys, req.role) != 0) {
+			LOG_WARN("sealing a reply: %s",
+			    dyn_strerror(buf_err(&w->reply)));
+			nng_msg_free(msg);
+			return;
+		}
+	}
 
 	nng_msg_clear(msg);
 	if (nng_msg_append(msg, w->reply.data, w->reply.len) != 0) {
@@ -174,10 +213,14 @@ server_start(const struct server_opts *o, struct server **out)
 	struct server *s = mem_calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->key = *o->key;
+	s->keys = *o->keys;
 	s->handler = o->handler;
 	s->arg = o->arg;
 	s->nworkers = o->workers ? o->workers : 64;
+	if ((rc = replay_new(o->replay_window_ms ? o->replay_window_ms
+	                                         : REPLAY_WINDOW_MS,
+	         REPLAY_SENDERS, &s->replay)) != 0)
+		goto fail;
 
 	int rv = nng_rep0_open(&s->sock);
 	if (rv != 0) {
@@ -234,6 +277,8 @@ server_stats(const struct server *s, struct server_stats *out)
 	out->requests = atomic_load(&s->requests);
 	out->rejected = atomic_load(&s->rejected);
 	out->auth_failures = atomic_load(&s->auth_failures);
+	out->replays_refused = atomic_load(&s->replays_refused);
+	out->role_refused = atomic_load(&s->role_refused);
 	out->rx_bytes = atomic_load(&s->rx_bytes);
 	out->tx_bytes = atomic_load(&s->tx_bytes);
 }
@@ -274,5 +319,7 @@ server_stop(struct server *s)
 		pthread_mutex_destroy(&w->lock);
 	}
 	mem_free(s->workers);
+	replay_free(s->replay);
+	OPENSSL_cleanse(&s->keys, sizeof(s->keys));
 	mem_free(s);
 }

@@ -18,16 +18,20 @@
 #include "buf.h"
 #include "wire.h"
 
-/* Build the reply to req in reply (with wire_begin ... wire_seal). A
- * negative return with an empty reply sends a WIRE_ERROR carrying it;
- * SERVER_DROP sends nothing (as if the request was lost). */
-#define SERVER_DROP 1
+/* Build the reply to req in reply (wire_begin and fields; the server
+ * seals it).  A negative return with an empty reply sends a WIRE_ERROR
+ * carrying it; SERVER_DROP sends nothing (as if the request was lost);
+ * SERVER_SEALED sends the reply as it is (one relayed from another node,
+ * sealed there under the request's role). */
+#define SERVER_DROP   1
+#define SERVER_SEALED 2
 typedef int (*server_handler_fn)(void *arg, const struct wire_msg *req,
     struct buf *reply);
 
 struct server_opts {
 	const char *listen; /* tcp://HOST:PORT; port 0 picks a free one */
-	const struct auth_key *key;
+	const struct auth_keys *keys;
+	uint64_t replay_window_ms; /* message time window (0: 120 s) */
 	unsigned workers; /* 0: 64 */
 	server_handler_fn handler;
 	void *arg;
@@ -37,6 +41,8 @@ struct server_stats {
 	uint64_t requests; /* answered */
 	uint64_t rejected; /* dropped: malformed, bad tag, other version */
 	uint64_t auth_failures; /* of which: bad or missing tag */
+	uint64_t replays_refused; /* answered with DYN_EREPLAY / DYN_ESTALE */
+	uint64_t role_refused;    /* answered with DYN_EROLE */
 	uint64_t rx_bytes; /* request bytes received (all messages) */
 	uint64_t tx_bytes; /* reply bytes sent */
 };

@@ -105,7 +105,7 @@ xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 	wire_end_field(out, at);
 	if (st.full)
 		wire_put(out, F_CURSOR, st.next.b, KEYPOS_LEN);
-	return wire_seal(out, &n->cfg.key);
+	return buf_err(out);
 }
 
 /* ---- pulling ------------------------------------------------------- */
@@ -167,7 +167,7 @@ pull_from(struct xfer *x, uint32_t part, const char *addr)
 		if (have_cursor)
 			wire_put(&b, F_CURSOR, cursor.b, KEYPOS_LEN);
 		struct rpc_reply r = {0};
-		if ((rc = wire_seal(&b, &n->cfg.key)) == 0)
+		if ((rc = wire_seal(&b, &n->cfg.keys)) == 0)
 			rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
 		const struct wire_field *recs = rc ? NULL
 		                                   : wire_find(&r.m, F_RECORDS);

@@ -230,6 +230,7 @@ harness_init(struct harness *h)
 	snprintf(h->keyfile, sizeof(h->keyfile), "%s/cluster.key", h->tmp);
 	CHECK_RC(auth_key_generate(&h->key), 0);
 	CHECK_RC(auth_key_write(h->keyfile, &h->key), 0);
+	CHECK_RC(auth_keys_from_master(&h->key, AUTH_ADMIN, &h->keys), 0);
 }
 
 static bool
@@ -281,6 +282,7 @@ harness_start(struct harness *h, int i, const char *const *extra)
 	argv[a++] = h->keyfile;
 	argv[a++] = "--ready-file";
 	argv[a++] = nd->ready;
+	argv[a++] = "--fault-injection"; /* harness_fault's partitions */
 	for (int k = 0; extra && extra[k] && a < 62; k++)
 		argv[a++] = extra[k];
 	argv[a] = NULL;
@@ -356,7 +358,7 @@ harness_client(struct harness *h, int timeout_ms, ...)
 	struct dyn_client_opts o = {
 		.nodes = addrs,
 		.nnodes = n,
-		.key = h->key,
+		.keys = h->keys,
 		.timeout_ms = timeout_ms,
 	};
 	struct dyn_client *c = NULL;
@@ -391,7 +393,7 @@ harness_client_direct(struct harness *h, int i)
 	struct dyn_client_opts o = {
 		.nodes = &addr,
 		.nnodes = 1,
-		.key = h->key,
+		.keys = h->keys,
 		.timeout_ms = 5000,
 		.no_routing = true,
 	};
@@ -492,7 +494,7 @@ harness_converged(struct harness *h, struct dyn_client *any, const char *key)
 	for (size_t i = 0; i < na && same; i++) {
 		const char *a = addrs[i];
 		struct dyn_client_opts o = {.nodes = &a, .nnodes = 1,
-		    .key = h->key, .timeout_ms = 5000, .no_routing = true};
+		    .keys = h->keys, .timeout_ms = 5000, .no_routing = true};
 		struct dyn_client *d;
 		CHECK_RC(dyn_client_new(&o, &d), 0);
 		struct dyn_req_opts lo = {.flags = WIRE_F_LOCAL};
@@ -510,4 +512,28 @@ harness_converged(struct harness *h, struct dyn_client *any, const char *key)
 	}
 	vset_fini(&first);
 	return same;
+}
+
+nng_msg *
+harness_send_raw(nng_socket s, const void *p, size_t len, int wait_ms)
+{
+	nng_ctx ctx;
+	nng_aio *aio;
+	nng_msg *m;
+	CHECK(nng_ctx_open(&ctx, s) == 0);
+	CHECK(nng_aio_alloc(&aio, NULL, NULL) == 0);
+	CHECK(nng_msg_alloc(&m, 0) == 0);
+	CHECK(nng_msg_append(m, p, len) == 0);
+	nng_aio_set_timeout(aio, 2000);
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	CHECK(nng_aio_result(aio) == 0);
+	nng_aio_set_timeout(aio, wait_ms);
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	nng_msg *reply = nng_aio_result(aio) == 0 ? nng_aio_get_msg(aio) : NULL;
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	return reply;
 }

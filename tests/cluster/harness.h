@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <sys/types.h>
 
+#include <nng/nng.h>
+
 #include "auth.h"
 #include "client.h"
 
@@ -33,7 +35,8 @@ struct hnode {
 struct harness {
 	char tmp[256];
 	char keyfile[512];
-	struct auth_key key;
+	struct auth_key key;   /* the master key, in keyfile */
+	struct auth_keys keys; /* its role keys; signs as admin */
 	const char *dynamod;
 	struct hnode nodes[HARNESS_MAX_NODES];
 	int n;
@@ -99,6 +102,11 @@ int harness_ctl(struct harness *h, int i, char *out, size_t cap,
 void harness_dump_logs(struct harness *h);
 /* Monotonic milliseconds. */
 long long harness_now_ms(void);
+/* Send bytes as they are on a req socket (dialled to a node: raw bytes,
+ * as a man in the middle would send them); the reply, or NULL when none
+ * came within wait_ms.  The caller frees it (nng_msg_free). */
+nng_msg *harness_send_raw(nng_socket s, const void *p, size_t len,
+    int wait_ms);
 /* Sleep between polls (never a test's only wait: poll with a deadline). */
 void harness_pause_ms(int ms);
 

@@ -81,7 +81,7 @@ main(void)
 {
 	harness_init(&h);
 	harness_start_cluster(&h, 5);
-	hist = history_new(&h.key);
+	hist = history_new(auth_role_key(&h.keys, 0, AUTH_NODE));
 	struct dyn_client *all = harness_client(&h, 5000, 0, 1, 2, 3, 4, -1);
 
 	/* Keys side A will delete during the split. */
@@ -119,9 +119,9 @@ main(void)
 	 * (which would reach across), only their side's nodes. */
 	const char *aa[] = {h.nodes[0].addr, h.nodes[1].addr, h.nodes[2].addr};
 	const char *ba[] = {h.nodes[3].addr, h.nodes[4].addr};
-	struct dyn_client_opts ao = {.nodes = aa, .nnodes = 3, .key = h.key,
+	struct dyn_client_opts ao = {.nodes = aa, .nnodes = 3, .keys = h.keys,
 	    .timeout_ms = 5000, .no_routing = true};
-	struct dyn_client_opts bo = {.nodes = ba, .nnodes = 2, .key = h.key,
+	struct dyn_client_opts bo = {.nodes = ba, .nnodes = 2, .keys = h.keys,
 	    .timeout_ms = 5000, .no_routing = true};
 	struct dyn_client *a_all, *b_all;
 	CHECK_RC(dyn_client_new(&ao, &a_all), 0);

@@ -27,7 +27,7 @@ GRACE_MS=2000
 INTERVAL_MS=300
 # --no-fsync: node durability is not what is measured, and it keeps the
 # writes (6 x 64 MiB times 3 replicas) short.
-NODE_OPTS=(--no-fsync --gossip-interval 250 --ae-interval 200
+NODE_OPTS=(--no-fsync --fault-injection --gossip-interval 250 --ae-interval 200
 	--gc-interval "$INTERVAL_MS" --gc-grace "$GRACE_MS")
 MiB=1048576
 FILE=$((64 * MiB))

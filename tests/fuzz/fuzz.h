@@ -31,6 +31,17 @@ static const struct keypos fuzz_pos = {{
 }};
 /* clang-format on */
 
+/* The role keys of fuzz_key, signing as a node (the seeds' messages). */
+static inline const struct auth_keys *
+fuzz_keys(void)
+{
+	static struct auth_keys k;
+	static int done;
+	if (!done && auth_keys_from_master(&fuzz_key, AUTH_NODE, &k) == 0)
+		done = 1;
+	return &k;
+}
+
 #define FUZZ_REQUIRE(cond)                                                    \
 	do {                                                                  \
 		if (!(cond))                                                  \

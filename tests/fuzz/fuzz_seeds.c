@@ -57,7 +57,7 @@ wire_seeds(const char *dir, struct buf *b)
 	wire_put(b, F_KEY, "a/key", 5);
 	wire_put_u32(b, F_R, 2);
 	wire_put_u32(b, F_FLAGS, WIRE_F_LOCAL);
-	if ((rc = wire_seal(b, &fuzz_key)) ||
+	if ((rc = wire_seal(b, fuzz_keys())) ||
 	    (rc = write_seed(dir, "wire", n++, b)))
 		return rc;
 
@@ -66,14 +66,14 @@ wire_seeds(const char *dir, struct buf *b)
 	wire_put(b, F_CONTEXT, val, sizeof(val));
 	wire_put(b, F_VALUE, val, sizeof(val));
 	wire_put_u32(b, F_W, 2);
-	if ((rc = wire_seal(b, &fuzz_key)) ||
+	if ((rc = wire_seal(b, fuzz_keys())) ||
 	    (rc = write_seed(dir, "wire", n++, b)))
 		return rc;
 
 	wire_begin(b, WIRE_ERROR, 0, 3);
 	wire_put_u32(b, F_STATUS, (uint32_t)-2);
 	wire_put_str(b, F_ERRMSG, "no such key");
-	if ((rc = wire_seal(b, &fuzz_key)) ||
+	if ((rc = wire_seal(b, fuzz_keys())) ||
 	    (rc = write_seed(dir, "wire", n++, b)))
 		return rc;
 
@@ -85,12 +85,12 @@ wire_seeds(const char *dir, struct buf *b)
 	wire_put_u64(b, F_DBSIZE, 1 << 20);
 	wire_put_u64(b, F_ACTOR, 0x0123456789abcdefull);
 	wire_put_str(b, F_STATS, "gets=1\nputs=2\n");
-	if ((rc = wire_seal(b, &fuzz_key)) ||
+	if ((rc = wire_seal(b, fuzz_keys())) ||
 	    (rc = write_seed(dir, "wire", n++, b)))
 		return rc;
 
 	wire_begin(b, WIRE_STATUS_REQ, 0, 5);
-	if ((rc = wire_seal(b, &fuzz_key)) ||
+	if ((rc = wire_seal(b, fuzz_keys())) ||
 	    (rc = write_seed(dir, "wire", n++, b)))
 		return rc;
 	return 0;

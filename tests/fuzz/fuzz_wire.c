@@ -58,7 +58,7 @@ decode(const uint8_t *buf, size_t len)
 {
 	struct wire_msg m;
 
-	if (wire_decode(&fuzz_key, buf, len, &m) != 0) {
+	if (wire_decode(fuzz_keys(), buf, len, &m) != 0) {
 		FUZZ_REQUIRE(m.nfields == 0);
 		return;
 	}
@@ -82,7 +82,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((copy = malloc(size)) == NULL)
 		return 0;
 	memcpy(copy, data, size);
-	if (auth_tag(&fuzz_key, copy, size - AUTH_TAG_LEN, NULL, 0,
+	/* Under the key of the role the header names (a node's when it
+	 * names none), of the generation the keys hold. */
+	const struct auth_keys *ks = fuzz_keys();
+	const struct auth_key *k = auth_role_key(ks, 0, AUTH_NODE);
+	if (size >= WIRE_HDR_LEN + AUTH_TAG_LEN) {
+		if (copy[24] < AUTH_NROLES)
+			k = auth_role_key(ks, 0, (enum auth_role)copy[24]);
+		be_put_u32(copy + 28, ks->gen[0].id);
+	}
+	if (auth_tag(k, copy, size - AUTH_TAG_LEN, NULL, 0,
 	             copy + size - AUTH_TAG_LEN) == 0)
 		decode(copy, size);
 	free(copy);

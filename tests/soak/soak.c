@@ -148,7 +148,7 @@ main(void)
 	for (int i = 1; i < NODES; i++)
 		harness_start_joined(&h, i, 0, node_opts);
 	harness_wait_ring(&h, NODES, 60000);
-	hist = history_new(&h.key);
+	hist = history_new(auth_role_key(&h.keys, 0, AUTH_NODE));
 	printf("soak: %d nodes, %d s, seed %u\n", NODES, seconds, rng);
 	files_start(&h, NODES, dynamofs, rng);
 

@@ -33,7 +33,8 @@ test_named_codes(void **state)
 	static const int codes[] = {DYN_EBADMSG, DYN_EAUTH,     DYN_ECONTEXT,
 	                            DYN_EQUORUM, DYN_ETIMEDOUT, DYN_EUNREACH,
 	                            DYN_ETOOBIG, DYN_EPROTO,    DYN_ESIBLINGS,
-	                            DYN_ECLOSED};
+	                            DYN_ECLOSED, DYN_EREPLAY,   DYN_ESTALE,
+	                            DYN_EROLE};
 
 	(void)state;
 	/* Every named code is in range and far from errno's. */

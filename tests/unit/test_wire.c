@@ -38,7 +38,7 @@ static const struct mem_allocator failing_alloc = {
 #define OFF_NFIELDS 20
 
 struct fixture {
-	struct auth_key key;
+	struct auth_keys key; /* every role's; signs as a client */
 	struct buf b;
 	struct wire_msg m;
 };
@@ -52,7 +52,9 @@ setup(void **state)
 	/* Plain calloc: cmocka checks for leaks after each fixture and
 	 * test separately, so what lives across them cannot be its. */
 	fx = calloc(1, sizeof(*fx));
-	if (fx == NULL || auth_key_generate(&fx->key) != 0)
+	struct auth_key master;
+	if (fx == NULL || auth_key_generate(&master) != 0 ||
+	    auth_keys_from_master(&master, AUTH_CLIENT, &fx->key) != 0)
 		return -1;
 	buf_init(&fx->b);
 	*state = fx;
@@ -73,8 +75,10 @@ teardown(void **state)
 /* Recompute the trailer of a message after the test changed it, so the
  * decoder's checks past the HMAC are reached. */
 static void
-retag(const struct auth_key *k, uint8_t *p, size_t len)
+retag(const struct auth_keys *ks, uint8_t *p, size_t len)
 {
+	const struct auth_key *k = auth_role_key(ks, 0, ks->self);
+	assert_non_null(k);
 	assert_true(len >= AUTH_TAG_LEN);
 	assert_int_equal(auth_tag(k, p, len - AUTH_TAG_LEN, NULL, 0,
 	                          p + len - AUTH_TAG_LEN),
@@ -389,10 +393,10 @@ static void
 test_wrong_key(void **state)
 {
 	struct fixture *fx = *state;
-	struct auth_key other = fx->key;
+	struct auth_keys other = fx->key;
 
 	build_full(fx);
-	other.k[0] ^= 0x80;
+	other.gen[0].role[AUTH_CLIENT].k[0] ^= 0x80;
 	assert_int_equal(wire_decode(&other, fx->b.data, fx->b.len, &fx->m),
 	                 DYN_EAUTH);
 	assert_int_equal(fx->m.nfields, 0);
@@ -655,7 +659,7 @@ test_blob_tag(void **state)
 
 	for (size_t i = 0; i < sizeof(val); i++)
 		val[i] = (uint8_t)(i * 7);
-	blob_key_derive(&fx->key, &bk);
+	memcpy(bk.k, fx->key.blob.k, sizeof(bk.k));
 	blob_name(&bk, val, sizeof(val), name);
 	blob_key(BLOB_DATA, name, key);
 	build_blob(fx, key, val, sizeof(val));
@@ -671,8 +675,15 @@ test_blob_tag(void **state)
 		fx->b.data[i] ^= 0x40;
 	}
 	/* Another cluster's key. */
-	struct auth_key other;
-	assert_int_equal(auth_key_generate(&other), 0);
+	struct auth_key master;
+	struct auth_keys other;
+	assert_int_equal(auth_key_generate(&master), 0);
+	assert_int_equal(auth_keys_from_master(&master, AUTH_CLIENT, &other), 0);
+	assert_int_equal(wire_decode(&other, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EAUTH);
+	/* The same keys but another blob key: the name check fails. */
+	other = fx->key;
+	other.blob.k[0] ^= 1;
 	assert_int_equal(wire_decode(&other, fx->b.data, fx->b.len, &fx->m),
 	                 DYN_EAUTH);
 	/* A key that is no blob's, no key, two values. */
@@ -699,6 +710,99 @@ test_blob_tag(void **state)
 	buf_fini(&fx->b);
 }
 
+/* The header says who sealed it: role, key generation, sender, a fresh
+ * sequence number and the time; a seal again (a forward) renews them. */
+static void
+test_header_fields(void **state)
+{
+	struct fixture *fx = *state;
+
+	wire_begin(&fx->b, WIRE_PUT_REQ, 0, 42);
+	wire_put_str(&fx->b, F_KEY, "k");
+	uint64_t before = wire_clock_ms();
+	assert_int_equal(wire_seal(&fx->b, &fx->key), 0);
+	size_t len = fx->b.len;
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, len, &fx->m), 0);
+	struct wire_msg first = fx->m;
+	assert_int_equal(first.role, AUTH_CLIENT);
+	assert_int_equal(first.keyid, fx->key.gen[0].id);
+	assert_true(first.sender == wire_sender() && first.sender != 0);
+	assert_true(first.seq > 0);
+	assert_true(first.time_ms >= before &&
+	            first.time_ms <= wire_clock_ms());
+
+	assert_int_equal(wire_seal_as(&fx->b, &fx->key, AUTH_ADMIN), 0);
+	assert_int_equal(fx->b.len, len); /* the old tag replaced */
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, len, &fx->m), 0);
+	assert_int_equal(fx->m.role, AUTH_ADMIN);
+	assert_true(fx->m.seq > first.seq);
+	assert_int_equal(fx->m.nfields, 1);
+	buf_fini(&fx->b);
+}
+
+/* Keys of one role check only that role's messages; a role the keys lack
+ * cannot seal; another key generation's id is not found. */
+static void
+test_roles(void **state)
+{
+	struct fixture *fx = *state;
+	struct auth_keys client = fx->key;
+	client.gen[0].have = AUTH_ROLE_BIT(AUTH_CLIENT);
+
+	wire_begin(&fx->b, WIRE_LEAVE_REQ, 0, 1);
+	assert_int_equal(wire_seal_as(&fx->b, &client, AUTH_NODE), -EPERM);
+	wire_begin(&fx->b, WIRE_LEAVE_REQ, 0, 1);
+	assert_int_equal(wire_seal_as(&fx->b, &fx->key, AUTH_ADMIN), 0);
+	assert_int_equal(wire_decode(&client, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EAUTH);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 0);
+	/* The header's role changed to one whose key the tag is not under. */
+	fx->b.data[24] = AUTH_NODE;
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EAUTH);
+	fx->b.data[24] = AUTH_NROLES; /* no role */
+	retag(&fx->key, fx->b.data, fx->b.len);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EBADMSG);
+	/* Another generation: the receiver holds no key of that id. */
+	struct auth_keys next = fx->key;
+	next.gen[0].id ^= 0x5a5a;
+	wire_begin(&fx->b, WIRE_GET_REQ, 0, 1);
+	assert_int_equal(wire_seal(&fx->b, &next), 0);
+	assert_int_equal(wire_decode(&fx->key, fx->b.data, fx->b.len, &fx->m),
+	                 DYN_EAUTH);
+	/* ... until it holds both (a rotation in progress). */
+	struct auth_keys both = fx->key;
+	both.gen[1] = next.gen[0];
+	assert_int_equal(wire_decode(&both, fx->b.data, fx->b.len, &fx->m), 0);
+	buf_fini(&fx->b);
+}
+
+static void
+test_role_policy(void **state)
+{
+	(void)state;
+	for (uint8_t t = 1; t < WIRE_TYPE_END; t++)
+		assert_true(wire_role_may(AUTH_NODE, t));
+	assert_true(wire_role_may(AUTH_CLIENT, WIRE_GET_REQ));
+	assert_true(wire_role_may(AUTH_CLIENT, WIRE_PUT_REQ));
+	assert_true(wire_role_may(AUTH_CLIENT, WIRE_STATUS_REQ));
+	static const uint8_t admin_only[] = {WIRE_LEAVE_REQ, WIRE_REMOVE_REQ,
+	    WIRE_FAULT_REQ, WIRE_COMPACT_REQ};
+	for (size_t i = 0; i < sizeof(admin_only); i++) {
+		assert_false(wire_role_may(AUTH_CLIENT, admin_only[i]));
+		assert_true(wire_role_may(AUTH_ADMIN, admin_only[i]));
+	}
+	static const uint8_t node_only[] = {WIRE_GOSSIP_REQ,
+	    WIRE_REPLICATE_REQ, WIRE_XFER_REQ, WIRE_AE_REQ, WIRE_MERGE_REQ,
+	    WIRE_PURGE_REQ, WIRE_PURGE_CHECK_REQ, WIRE_GC_FILTER_REQ};
+	for (size_t i = 0; i < sizeof(node_only); i++) {
+		assert_false(wire_role_may(AUTH_CLIENT, node_only[i]));
+		assert_false(wire_role_may(AUTH_ADMIN, node_only[i]));
+	}
+}
+
 int
 main(void)
 {
@@ -720,6 +824,9 @@ main(void)
 	    T(test_encoder_errors),
 	    T(test_big_value),
 	    T(test_blob_tag),
+	    T(test_header_fields),
+	    T(test_roles),
+	    T(test_role_policy),
 	};
 #undef T
 

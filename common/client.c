@@ -100,12 +100,15 @@ dyn_client_free(struct dyn_client *c)
 	mem_free(c);
 }
 
-/* Errors after which another node may do better. */
+/* Errors after which another node may do better.  A replay refusal is
+ * one: nng's req socket sends a request again by itself when its
+ * connection drops before the reply, and a node that had the first copy
+ * refuses the second; the next try is sealed anew (call_addr). */
 static bool
 retryable(int rc)
 {
 	return rc == DYN_ETIMEDOUT || rc == DYN_EUNREACH ||
-	    rc == DYN_ECLOSED || rc == DYN_EQUORUM;
+	    rc == DYN_ECLOSED || rc == DYN_EQUORUM || rc == DYN_EREPLAY;
 }
 
 /* One node's answer to req.  A first choice (`first`: a node that looked

@@ -22,6 +22,8 @@ static const char *const dyn_msgs[] = {
 	    "refused: message time outside the window (clocks apart?)",
 	[DYN_EROLE - DYN_ERR_BASE] =
 	    "refused: the credential's role may not do this",
+	[DYN_EREFUSED - DYN_ERR_BASE] =
+	    "refused by the node: wrong cluster key?",
 };
 
 const char *

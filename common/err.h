@@ -25,6 +25,8 @@ enum {
 	DYN_EREPLAY,   /* a message seen before (a replay), refused */
 	DYN_ESTALE,    /* a message timed outside the window (clock skew?) */
 	DYN_EROLE,     /* the credential's role may not ask this */
+	DYN_EREFUSED,  /* the node refused the request unread: its tag did
+	                  not check (an unsigned answer, common/refusal.h) */
 	DYN_ERR_END,
 };
 

@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "mem.h"
+#include "refusal.h"
 
 /* What the pool knows of a peer's reachability. */
 enum { PEER_UNKNOWN, PEER_UP, PEER_DOWN };
@@ -75,6 +76,7 @@ struct rpc_pool {
 	bool closed;         /* rpc_pool_cancel or _free ran: no new calls,
 	                        no new pings */
 	char from[64];       /* F_FROM of probes ("": none) */
+	atomic_size_t max_request; /* requests over it are not sent (0: any) */
 	atomic_ullong probe_reqid;
 };
 
@@ -320,6 +322,12 @@ rpc_pool_set_name(struct rpc_pool *p, const char *name)
 	snprintf(p->from, sizeof(p->from), "%s", name);
 }
 
+void
+rpc_pool_set_max_request(struct rpc_pool *p, size_t bytes)
+{
+	atomic_store(&p->max_request, bytes);
+}
+
 static bool
 pool_closed(struct rpc_pool *p)
 {
@@ -503,6 +511,8 @@ finish_reply(const struct auth_keys *keys, uint64_t reqid, nng_msg *msg,
 {
 	struct wire_msg *m = &out->m;
 	int rc = wire_decode(keys, nng_msg_body(msg), nng_msg_len(msg), m);
+	if (rc != 0 && refusal_is(nng_msg_body(msg), nng_msg_len(msg)))
+		rc = DYN_EREFUSED; /* unsigned: it only names the failure */
 	if (rc == 0 && m->reqid != reqid)
 		rc = DYN_EBADMSG;
 	if (rc == 0 && m->type == WIRE_ERROR) {
@@ -707,6 +717,9 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 	int rc = pool_peer(p, addr, &pe);
 	if (rc == 0 && atomic_load(&pe->blocked))
 		rc = DYN_EUNREACH; /* an injected fault: as if cut off */
+	size_t cap = atomic_load(&p->max_request);
+	if (rc == 0 && cap && req->len > cap)
+		rc = DYN_ETOOBIG; /* the peer would close the connection */
 	c->peer = pe;
 	if (rc == 0 && (rv = nng_ctx_open(&c->ctx, pe->sock)) == 0)
 		c->ctx_open = true;

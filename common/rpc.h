@@ -45,6 +45,12 @@ void rpc_pool_free(struct rpc_pool *p);
  * later call fails at once the same way.  Any thread, once. */
 void rpc_pool_cancel(struct rpc_pool *p);
 
+/* Requests longer than bytes fail at once with DYN_ETOOBIG instead of
+ * being sent: a node sets its own --max-request, which its peers share,
+ * since a peer closes the connection of a message over it (server.h).
+ * 0 (the default): only WIRE_MAX_MSG. */
+void rpc_pool_set_max_request(struct rpc_pool *p, size_t bytes);
+
 /* Send the sealed request to addr and wait for the reply (timeout per
  * call).  Returns out->rc; out must be released with rpc_reply_fini
  * whatever the result. */

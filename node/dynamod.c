@@ -50,6 +50,16 @@ usage(FILE *f)
 	    "  --no-group-commit    one LMDB transaction per write\n"
 	    "  --workers N          requests served concurrently (default 64)\n"
 	    "  --max-value BYTES    largest value accepted (default 8 MiB)\n"
+	    "  --max-request BYTES  longest request accepted (default 25 MiB:\n"
+	    "                       three full-size versions of a key and\n"
+	    "                       room for the rest); the connection of a\n"
+	    "                       longer one is closed before it is read.\n"
+	    "                       The same on every node\n"
+	    "  --max-connections N  connections open at once; one over it is\n"
+	    "                       closed as it arrives (default 4096)\n"
+	    "  --idle-timeout SECONDS  a connection that delivers no complete\n"
+	    "                       request for this long (idle, or stalled\n"
+	    "                       in a message) is closed (default 60)\n"
 	    "  --max-db-size BYTES  cap on the LMDB map (default 1 TiB)\n"
 	    "  --seed URL           a member to join through (repeatable); without\n"
 	    "                       one, a node with no stored ring founds a cluster\n"
@@ -199,7 +209,8 @@ enum {
 	O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
 	O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
 	O_AE, O_GRACE, O_GC, O_GCGRACE, O_COMPACT_START,
-	O_COMPACT_CHECK, O_CONFIG, O_HTTP, O_REPLAY, O_FAULT,
+	O_COMPACT_CHECK, O_CONFIG, O_HTTP, O_REPLAY, O_FAULT, O_MAXREQ,
+	O_MAXCONN, O_IDLE,
 };
 
 /* The one list of options: the command line's and the config file's. */
@@ -213,6 +224,9 @@ static const struct option opts[] = {
 	{"no-group-commit", no_argument, NULL, O_NOGROUP},
 	{"workers", required_argument, NULL, O_WORKERS},
 	{"max-value", required_argument, NULL, O_MAXVAL},
+	{"max-request", required_argument, NULL, O_MAXREQ},
+	{"max-connections", required_argument, NULL, O_MAXCONN},
+	{"idle-timeout", required_argument, NULL, O_IDLE},
 	{"max-db-size", required_argument, NULL, O_MAXDB},
 	{"ready-file", required_argument, NULL, O_READY},
 	{"log-level", required_argument, NULL, O_LOG},
@@ -371,6 +385,24 @@ set_option(struct args *ar, int c, const char *arg)
 		if (parse_u64(arg, &v) != 0 || v == 0 || v > WIRE_MAX_VALUE)
 			return "BYTES from 1 to 8M";
 		cfg->max_value = v;
+		return NULL;
+	case O_MAXREQ:
+		/* Below 64 KiB not even a key fits; over WIRE_MAX_MSG no
+		 * message can be built. */
+		if (parse_u64(arg, &v) != 0 || v < (64u << 10) ||
+		    v > WIRE_MAX_MSG)
+			return "BYTES from 64k to 64M";
+		cfg->max_request = v;
+		return NULL;
+	case O_MAXCONN:
+		if (parse_u64(arg, &v) != 0 || v == 0 || v > 1000000)
+			return "a number from 1 to 1000000";
+		cfg->max_conns = (unsigned)v;
+		return NULL;
+	case O_IDLE:
+		if (parse_u64(arg, &v) != 0 || v == 0 || v > 86400)
+			return "SECONDS from 1 to 86400";
+		cfg->idle_ms = (int)v * 1000;
 		return NULL;
 	case O_MAXDB:
 		if (parse_u64(arg, &v) != 0 || v == 0)

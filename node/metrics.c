@@ -244,8 +244,8 @@ render_server(struct node *n, struct buf *b)
 	struct server_stats ss;
 	server_stats(n->srv, &ss);
 	COUNTER(b, "dynamo_messages_rejected_total",
-	    "Messages dropped unanswered: malformed, a bad or missing tag, "
-	    "another protocol version.",
+	    "Messages not served: malformed, a bad or missing tag (answered "
+	    "with a refusal), another protocol version.",
 	    ss.rejected);
 	COUNTER(b, "dynamo_auth_failures_total",
 	    "Of the rejected messages, those with a bad or missing tag.",
@@ -261,6 +261,18 @@ render_server(struct node *n, struct buf *b)
 	    "Bytes of the messages received.", ss.rx_bytes);
 	COUNTER(b, "dynamo_sent_bytes_total", "Bytes of the replies sent.",
 	    ss.tx_bytes);
+	GAUGE(b, "dynamo_connections", "Connections open to the node.",
+	    ss.guard.conns);
+	COUNTER(b, "dynamo_connections_refused_total",
+	    "Connections closed on arrival: over --max-connections.",
+	    ss.guard.conns_refused);
+	COUNTER(b, "dynamo_connections_idle_closed_total",
+	    "Connections closed after --idle-timeout with no complete "
+	    "request (idle, or stalled in a message).",
+	    ss.guard.idle_closed);
+	COUNTER(b, "dynamo_connections_oversize_closed_total",
+	    "Connections closed for a message declared over --max-request.",
+	    ss.guard.oversize);
 }
 
 /* Counters of the hint backlog: held (store), stored (store), delivered

@@ -157,6 +157,9 @@ node_config_default(struct node_config *c)
 	c->gc_ms = 60 * 1000;
 	c->gc_grace_ms = 3600 * 1000;
 	c->compact_check_ms = 60 * 1000;
+	c->max_request = SERVER_MAX_REQUEST;
+	c->max_conns = GUARD_MAX_CONNS;
+	c->idle_ms = GUARD_IDLE_MS;
 }
 
 /* The key field every key-addressed request carries. */
@@ -393,6 +396,16 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	        : 0.0,
 	    (unsigned long long)st.map_bytes,
 	    (unsigned long long)ss.rx_bytes, (unsigned long long)ss.tx_bytes);
+	/* The listener's guard (guard.h): connections open, refused over
+	 * the cap, closed idle, closed for a message over max-request. */
+	sl += snprintf(stats + sl, sizeof(stats) - (size_t)sl,
+	    "conns=%llu\nconns_total=%llu\nconns_refused=%llu\n"
+	    "idle_closed=%llu\noversize_closed=%llu\n",
+	    (unsigned long long)ss.guard.conns,
+	    (unsigned long long)ss.guard.conns_total,
+	    (unsigned long long)ss.guard.conns_refused,
+	    (unsigned long long)ss.guard.idle_closed,
+	    (unsigned long long)ss.guard.oversize);
 	/* The data file: its size, the part in use, what compaction would
 	 * give back, and the compactions done. */
 	char ccheck[24] = "off";
@@ -824,6 +837,10 @@ node_start(const struct node_config *c, struct node **out)
 	if ((rc = rpc_pool_new(&n->cfg.keys, &n->pool)) != 0)
 		goto fail;
 	rpc_pool_set_name(n->pool, n->name);
+	/* Peers run with the same cap: a request over it would only get
+	 * its connection closed. */
+	rpc_pool_set_max_request(n->pool,
+	    c->max_request ? c->max_request : SERVER_MAX_REQUEST);
 
 	/* Serve first (gossip handlers check n->gossip), then join. */
 	struct server_opts sv = {
@@ -831,6 +848,9 @@ node_start(const struct node_config *c, struct node **out)
 		.keys = &n->cfg.keys,
 		.replay_window_ms = c->replay_window_ms,
 		.workers = c->workers,
+		.max_request = c->max_request,
+		.max_conns = c->max_conns,
+		.idle_ms = c->idle_ms,
 		.handler = node_handle,
 		.arg = n,
 	};

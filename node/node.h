@@ -22,6 +22,10 @@ struct node_config {
 	bool fsync;         /* default true */
 	bool group_commit;  /* default true */
 	unsigned workers;   /* concurrent requests (0: 64) */
+	size_t max_request; /* longest request accepted (0: server.h's) */
+	unsigned max_conns; /* open connections (0: guard.h's) */
+	int idle_ms;        /* a connection with no complete request for
+	                       this long is closed (0: guard.h's) */
 	size_t max_value;   /* bytes (0: WIRE_MAX_VALUE) */
 	uint64_t map_max;   /* LMDB map limit (0: store default) */
 	const char *advertise; /* address peers use (default: listen's) */

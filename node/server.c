@@ -11,8 +11,10 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "err.h"
+#include "guard.h"
 #include "log.h"
 #include "mem.h"
+#include "refusal.h"
 #include "replay.h"
 #include "rpc.h"
 
@@ -45,6 +47,8 @@ struct server {
 	bool sock_open;
 	struct auth_keys keys;
 	struct replay *replay;
+	struct guard *guard; /* connection caps and timers (guard.h) */
+	size_t max_request;
 	server_handler_fn handler;
 	void *arg;
 	char addr[160];
@@ -103,6 +107,32 @@ admit(struct server *s, const struct wire_msg *req)
 	return rc;
 }
 
+/* A request whose tag does not check gets the unsigned refusal, so its
+ * sender sees "wrong cluster key?" instead of a timeout; anything else
+ * that does not decode is dropped unanswered. */
+static void
+reject(struct worker *w, nng_msg *msg, int rc)
+{
+	struct server *s = w->srv;
+	atomic_fetch_add(&s->rejected, 1);
+	if (rc != DYN_EAUTH) {
+		LOG_DEBUG("dropped a message: %s", dyn_strerror(rc));
+		nng_msg_free(msg);
+		return;
+	}
+	atomic_fetch_add(&s->auth_failures, 1);
+	guard_reject(s->guard, nng_msg_get_pipe(msg),
+	    "bad tag: wrong cluster key?");
+	uint8_t no[REFUSAL_LEN];
+	refusal_encode(no);
+	nng_msg_clear(msg);
+	if (nng_msg_append(msg, no, sizeof(no)) != 0) {
+		nng_msg_free(msg);
+		return;
+	}
+	send_reply(w, msg);
+}
+
 static void
 serve_one(struct worker *w, nng_msg *msg)
 {
@@ -112,11 +142,7 @@ serve_one(struct worker *w, nng_msg *msg)
 	int rc = wire_decode(&s->keys, nng_msg_body(msg), nng_msg_len(msg),
 	    &req);
 	if (rc != 0) {
-		atomic_fetch_add(&s->rejected, 1);
-		if (rc == DYN_EAUTH)
-			atomic_fetch_add(&s->auth_failures, 1);
-		LOG_DEBUG("dropped a message: %s", dyn_strerror(rc));
-		nng_msg_free(msg);
+		reject(w, msg, rc);
 		return;
 	}
 
@@ -170,7 +196,11 @@ worker_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		w->busy = true;
 		pthread_mutex_unlock(&w->lock);
-		serve_one(w, nng_aio_get_msg(w->aio));
+		nng_msg *msg = nng_aio_get_msg(w->aio);
+		nng_pipe pipe = nng_msg_get_pipe(msg);
+		guard_pipe_busy(s->guard, pipe);
+		serve_one(w, msg);
+		guard_pipe_done(s->guard, pipe);
 		pthread_mutex_lock(&w->lock);
 		w->busy = false;
 		bool stop = atomic_load(&s->stopping);
@@ -187,7 +217,7 @@ listen_on(struct server *s, const char *url)
 	int rv = nng_listener_create(&s->listener, s->sock, url);
 	if (rv == 0)
 		rv = nng_listener_set_size(s->listener, NNG_OPT_RECVMAXSZ,
-		    WIRE_MAX_MSG + 4096);
+		    s->max_request);
 	if (rv == 0)
 		rv = nng_listener_start(s->listener, 0);
 	if (rv != 0) {
@@ -221,6 +251,7 @@ server_start(const struct server_opts *o, struct server **out)
 	                                         : REPLAY_WINDOW_MS,
 	         REPLAY_SENDERS, &s->replay)) != 0)
 		goto fail;
+	s->max_request = o->max_request ? o->max_request : SERVER_MAX_REQUEST;
 
 	int rv = nng_rep0_open(&s->sock);
 	if (rv != 0) {
@@ -228,7 +259,15 @@ server_start(const struct server_opts *o, struct server **out)
 		goto fail;
 	}
 	s->sock_open = true;
-	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG + 4096);
+	/* nng closes the connection of a message declared over this as
+	 * soon as its length arrives, before buffering any of it. */
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->max_request);
+	struct guard_opts go = {
+		.max_conns = o->max_conns,
+		.idle_ms = o->idle_ms,
+	};
+	if ((rc = guard_new(s->sock, &go, &s->guard)) != 0)
+		goto fail;
 
 	s->workers = mem_calloc(s->nworkers, sizeof(*s->workers));
 	if (!s->workers) {
@@ -281,6 +320,7 @@ server_stats(const struct server *s, struct server_stats *out)
 	out->role_refused = atomic_load(&s->role_refused);
 	out->rx_bytes = atomic_load(&s->rx_bytes);
 	out->tx_bytes = atomic_load(&s->tx_bytes);
+	guard_stats(s->guard, &out->guard);
 }
 
 void
@@ -309,9 +349,15 @@ server_stop(struct server *s)
 		if (w->started)
 			pthread_join(w->thread, NULL);
 	}
-	if (s->sock_open && !rpc_socket_close(s->sock, 500))
+	guard_stopping(s->guard);
+	bool closed = !s->sock_open || rpc_socket_close(s->sock, 500);
+	if (!closed)
 		LOG_WARN("closing the listening socket took over 500 ms: "
 		    "left to the exit");
+	/* nng may still call the guard's pipe notifications while the
+	 * close goes on: then the guard is left to the exit too. */
+	if (closed)
+		guard_free(s->guard);
 	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 		nng_aio_free(w->aio);

@@ -2,9 +2,11 @@
  * server — a node's RPC front: one nng rep0 socket and a fixed pool of
  * worker threads, each owning one nng context, so up to `workers` requests
  * are in flight at once.  A worker receives a message, checks it with
- * wire_decode (a message that fails — garbage, a bad tag, another version —
- * is dropped without a reply and counted), runs the handler, and sends the
- * reply the handler built.  Handlers run in the worker thread and may block
+ * wire_decode (a message that fails is counted: one with a bad tag gets
+ * the unsigned refusal of common/refusal.h and is logged, rate-limited;
+ * garbage or another version is dropped without a reply), runs the
+ * handler, and sends the reply the handler built.  The connections
+ * themselves are capped and timed by the guard (guard.h).  Handlers run in the worker thread and may block
  * (on the store's group commit, on peers).
  *
  * The server does not own the handler's state; it never frees it.
@@ -16,7 +18,25 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "guard.h"
 #include "wire.h"
+
+/*
+ * --max-request default: the longest request a node accepts (nng closes
+ * the connection of a longer one before buffering it).  The longest a
+ * client sends is a put of one value (WIRE_MAX_VALUE, 8 MiB) with its key
+ * and contexts, well under 9 MiB; the mount's chunks are values too
+ * (FSOBJ_CHUNK_MAX, 8 MiB).  Node to node, a replicate or a hint carries
+ * a key's whole record, which holds one live version, or a few while
+ * concurrent writes are siblings; anti-entropy's merges (AE_BATCH_BYTES,
+ * 4 MiB) and transfers (XFER_BATCH_BYTES, 1 MiB, and transfer records
+ * come in replies) are batched smaller, with one larger record alone.  So
+ * three full-size versions and a MiB for keys, clocks and headers: a
+ * record of four 8 MiB siblings is refused (DYN_ETOOBIG at the sender,
+ * rpc_pool_set_max_request) rather than sent.  Replies are not capped by
+ * this (a get may answer every sibling).
+ */
+#define SERVER_MAX_REQUEST (3 * (size_t)WIRE_MAX_VALUE + (1u << 20))
 
 /* Build the reply to req in reply (wire_begin and fields; the server
  * seals it).  A negative return with an empty reply sends a WIRE_ERROR
@@ -33,18 +53,22 @@ struct server_opts {
 	const struct auth_keys *keys;
 	uint64_t replay_window_ms; /* message time window (0: 120 s) */
 	unsigned workers; /* 0: 64 */
+	size_t max_request; /* bytes (0: SERVER_MAX_REQUEST) */
+	unsigned max_conns; /* open connections (0: GUARD_MAX_CONNS) */
+	int idle_ms;        /* idle timeout (0: GUARD_IDLE_MS) */
 	server_handler_fn handler;
 	void *arg;
 };
 
 struct server_stats {
 	uint64_t requests; /* answered */
-	uint64_t rejected; /* dropped: malformed, bad tag, other version */
-	uint64_t auth_failures; /* of which: bad or missing tag */
+	uint64_t rejected; /* not served: malformed, bad tag, other version */
+	uint64_t auth_failures; /* of which: bad or missing tag (refused) */
 	uint64_t replays_refused; /* answered with DYN_EREPLAY / DYN_ESTALE */
 	uint64_t role_refused;    /* answered with DYN_EROLE */
 	uint64_t rx_bytes; /* request bytes received (all messages) */
 	uint64_t tx_bytes; /* reply bytes sent */
+	struct guard_stats guard; /* connections */
 };
 
 struct server;

@@ -2,8 +2,10 @@
  * A live node fed garbage keeps serving correct answers: random bytes, wrong
  * magic, huge length fields, bad and missing tags, authenticated but
  * inconsistent messages, oversized keys and values, forged contexts, raw
- * TCP junk.  A process without the cluster key gets nothing and writes
- * nothing.
+ * TCP junk.  A message with a bad tag gets the unsigned refusal and the
+ * node logs why; anything else malformed gets no answer.  A process
+ * without the cluster key is refused at once (DYN_EREFUSED, not a
+ * timeout), reads nothing and writes nothing.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include "err.h"
 #include "harness.h"
 #include "mem.h"
+#include "refusal.h"
 #include "wire.h"
 
 static struct harness h;
@@ -53,6 +56,32 @@ expect_dropped(const void *p, size_t len)
 	CHECK(reply == NULL);
 	dropped++;
 	check_alive();
+}
+
+/* The message must get the refusal (a bad tag), and the node live. */
+static void
+expect_refused(const void *p, size_t len)
+{
+	nng_msg *reply = send_raw(p, len);
+	CHECK(reply != NULL);
+	CHECK(refusal_is(nng_msg_body(reply), nng_msg_len(reply)));
+	nng_msg_free(reply);
+	dropped++;
+	check_alive();
+}
+
+/* Does node i's log hold the text? */
+static bool
+log_has(int i, const char *text)
+{
+	FILE *f = fopen(h.nodes[i].log, "r");
+	char line[2048];
+	bool found = false;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, text) != NULL;
+	if (f)
+		fclose(f);
+	return found;
 }
 
 /* The message must get a WIRE_ERROR carrying want. */
@@ -149,10 +178,10 @@ main(void)
 	expect_dropped(m, good.len);
 	memcpy(m, good.data, good.len);
 	m[good.len - 1] ^= 1; /* tag */
-	expect_dropped(m, good.len);
+	expect_refused(m, good.len);
 	memcpy(m, good.data, good.len);
 	m[WIRE_HDR_LEN + 7] ^= 0x10; /* body */
-	expect_dropped(m, good.len);
+	expect_refused(m, good.len);
 	expect_dropped(good.data, good.len - AUTH_TAG_LEN); /* no tag */
 	memcpy(m, good.data, good.len);
 	be_put_u32(m + 16, 0xffffffffu); /* body length */
@@ -170,7 +199,7 @@ main(void)
 	wire_begin(&b, WIRE_GET_REQ, 0, 2);
 	wire_put(&b, F_KEY, "k", 1);
 	CHECK_RC(wire_seal(&b, &other), 0);
-	expect_dropped(b.data, b.len);
+	expect_refused(b.data, b.len);
 
 	/* Authenticated but inconsistent: a field longer than the body, and
 	 * more fields than announced. */
@@ -271,7 +300,8 @@ main(void)
 	    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	raw_tcp(sp, sizeof(sp));
 
-	/* A process without the key: nothing read, nothing written. */
+	/* A process without the key: refused at once, nothing read,
+	 * nothing written, and the node says why. */
 	struct dyn_client_opts o = {
 		.nodes = (const char *const[]){h.nodes[0].addr},
 		.nnodes = 1,
@@ -281,13 +311,18 @@ main(void)
 	struct dyn_client *intruder;
 	CHECK_RC(dyn_client_new(&o, &intruder), 0);
 	struct dyn_get_result r;
-	CHECK_RC(dyn_get(intruder, "k", 1, NULL, &r), DYN_ETIMEDOUT);
+	long long t0 = harness_now_ms();
+	CHECK_RC(dyn_get(intruder, "k", 1, NULL, &r), DYN_EREFUSED);
+	long long refused_ms = harness_now_ms() - t0;
 	CHECK_RC(dyn_put(intruder, "k", 1, NULL, 0, "evil", 4, NULL, NULL,
 	             NULL),
-	    DYN_ETIMEDOUT);
+	    DYN_EREFUSED);
 	CHECK_RC(dyn_put(intruder, "new", 3, NULL, 0, "evil", 4, NULL, NULL,
 	             NULL),
-	    DYN_ETIMEDOUT);
+	    DYN_EREFUSED);
+	printf("a client with another key was refused in %lld ms\n",
+	    refused_ms);
+	CHECK(refused_ms < 400); /* its timeout is 500 */
 	dropped += 3;
 	dyn_client_free(intruder);
 	check_alive();
@@ -309,6 +344,7 @@ main(void)
 	CHECK(rejected >= (unsigned long long)dropped - 2);
 	CHECK(authf >= 5);
 	dyn_status_fini(&s);
+	CHECK(log_has(0, "bad tag: wrong cluster key?"));
 
 	nng_close(raw);
 	buf_fini(&good);

@@ -1,0 +1,64 @@
+/*
+ * guard — the caps and timers of a node's listening socket, so that a
+ * peer without the cluster key costs the node little: a cap on open
+ * connections (one over it is closed as it arrives), an idle timeout (a
+ * reaper thread closes a connection that has delivered no complete
+ * request for that long, which is also how a connection stalled in the
+ * middle of a message ends: it never delivered), and the rejected peers
+ * logged, rate-limited, with their address and the reason.
+ *
+ * It owns a table of the socket's open pipes (nng's pipe notifications
+ * fill it) and the reaper thread; it does not own the socket, and it does
+ * not read messages: the server tells it when a pipe delivered a request
+ * (guard_pipe_busy) and when its answer went out (guard_pipe_done).  The
+ * cap on a message's size is nng's NNG_OPT_RECVMAXSZ (server.c sets it):
+ * nng closes the pipe of a message declared over it before buffering any
+ * of it, and the guard tells that close from others (guard.c).
+ */
+#ifndef DYN_GUARD_H
+#define DYN_GUARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#define GUARD_MAX_CONNS 4096  /* --max-connections default */
+#define GUARD_IDLE_MS   60000 /* --idle-timeout default */
+
+struct guard_opts {
+	unsigned max_conns; /* 0: GUARD_MAX_CONNS */
+	int idle_ms;        /* 0: GUARD_IDLE_MS */
+};
+
+struct guard_stats {
+	uint64_t conns;         /* open now */
+	uint64_t conns_total;   /* accepted since the start */
+	uint64_t conns_refused; /* closed on arrival: over the cap */
+	uint64_t idle_closed;   /* closed by the reaper */
+	uint64_t oversize;      /* closed by nng: a message over the cap */
+	uint64_t bad_tags;      /* guard_reject calls (refused requests) */
+};
+
+struct guard;
+
+/* Watch sock's pipes (registers its pipe notifications: call before the
+ * socket listens) and start the reaper.  *out until guard_free. */
+int guard_new(nng_socket sock, const struct guard_opts *o,
+    struct guard **out);
+/* A complete request arrived on pipe (nng_msg_get_pipe) and is being
+ * served: the pipe is not idle until guard_pipe_done. */
+void guard_pipe_busy(struct guard *g, nng_pipe pipe);
+void guard_pipe_done(struct guard *g, nng_pipe pipe);
+/* A request from pipe was refused (why: "bad tag: wrong cluster key?"):
+ * counted, and logged with the peer's address at most once per address
+ * per 10 s. */
+void guard_reject(struct guard *g, nng_pipe pipe, const char *why);
+void guard_stats(struct guard *g, struct guard_stats *out);
+/* The socket is closing: pipe events from now on only forget pipes. */
+void guard_stopping(struct guard *g);
+/* Stop the reaper and free g, once the socket is closed (nng calls the
+ * pipe notifications until then).  NULL is fine. */
+void guard_free(struct guard *g);
+
+#endif

@@ -48,8 +48,8 @@ mem_dup(const void *p, size_t n)
 }
 
 void
-mem_keep_freed_blocks(void)
+mem_keep_freed_blocks(size_t max)
 {
-	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_MMAP_THRESHOLD, (int)max);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }

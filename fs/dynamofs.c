@@ -412,7 +412,7 @@ main(int argc, char **argv)
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&c, 0, sizeof(c));
-	mem_keep_freed_blocks();
+	mem_keep_freed_blocks(MEM_KEEP_MAX);
 	log_set_prefix("dynamofs");
 	log_set_level(LOG_LVL_WARN);
 	if (fuse_opt_parse(&args, &c, cli_opts, opt_proc) != 0)

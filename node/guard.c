@@ -71,6 +71,14 @@ addr_format(nng_pipe pipe, char *addr, size_t acap, char *host, size_t hcap)
 	snprintf(addr, acap, "%s:%u", ip, port);
 }
 
+/* The log limiter's key: one line per address and reason per interval,
+ * so that one reason's flood does not hide another's first line. */
+static void
+limit_key(char *key, size_t cap, const char *host, const char *reason)
+{
+	snprintf(key, cap, "%.16s %.46s", reason, host);
+}
+
 static struct gpipe **
 slot_of_locked(struct guard *g, uint32_t id)
 {
@@ -107,8 +115,10 @@ pipe_added(struct guard *g, nng_pipe pipe)
 	}
 	pthread_mutex_unlock(&g->lock);
 	if (over) {
+		char key[LOG_LIMIT_KEYLEN];
+		limit_key(key, sizeof(key), e->host, "cap");
 		atomic_fetch_add(&g->conns_refused, 1);
-		log_limited(&g->limit, e->host, LOG_LVL_WARN,
+		log_limited(&g->limit, key, LOG_LVL_WARN,
 		    "refused a connection from %s: connection cap (%zu open, "
 		    "--max-connections)", e->addr, open);
 		nng_pipe_close(pipe);
@@ -142,8 +152,10 @@ pipe_removed(struct guard *g, nng_pipe pipe)
 	nng_sockaddr sa;
 	if (!e->closing && !atomic_load(&g->closing) &&
 	    nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) == 0) {
+		char key[LOG_LIMIT_KEYLEN];
+		limit_key(key, sizeof(key), e->host, "size");
 		atomic_fetch_add(&g->oversize, 1);
-		log_limited(&g->limit, e->host, LOG_LVL_WARN,
+		log_limited(&g->limit, key, LOG_LVL_WARN,
 		    "closed the connection of %s: over max-request (a message "
 		    "declared over --max-request)", e->addr);
 	}
@@ -187,8 +199,10 @@ reap_once(struct guard *g)
 	pthread_mutex_unlock(&g->lock);
 
 	for (size_t i = 0; i < n; i++) {
+		char key[LOG_LIMIT_KEYLEN];
+		limit_key(key, sizeof(key), hosts[i], "idle");
 		atomic_fetch_add(&g->idle_closed, 1);
-		log_limited(&g->limit, hosts[i], LOG_LVL_INFO,
+		log_limited(&g->limit, key, LOG_LVL_INFO,
 		    "closed the connection of %s: idle (no complete request "
 		    "in %d s, --idle-timeout)", addrs[i], g->idle_ms / 1000);
 		nng_pipe_close(victims[i]);
@@ -289,9 +303,11 @@ void
 guard_reject(struct guard *g, nng_pipe pipe, const char *why)
 {
 	char addr[64], host[48];
+	char key[LOG_LIMIT_KEYLEN];
 	addr_format(pipe, addr, sizeof(addr), host, sizeof(host));
+	limit_key(key, sizeof(key), host, why);
 	atomic_fetch_add(&g->bad_tags, 1);
-	log_limited(&g->limit, host, LOG_LVL_WARN,
+	log_limited(&g->limit, key, LOG_LVL_WARN,
 	    "refused a request from %s: %s", addr, why);
 }
 

@@ -51,8 +51,10 @@ int guard_new(nng_socket sock, const struct guard_opts *o,
 void guard_pipe_busy(struct guard *g, nng_pipe pipe);
 void guard_pipe_done(struct guard *g, nng_pipe pipe);
 /* A request from pipe was refused (why: "bad tag: wrong cluster key?"):
- * counted, and logged with the peer's address at most once per address
- * per 10 s. */
+ * counted, and logged with the peer's address.  Every rejection's line
+ * (this, the cap, idle, over max-request) is written at most once per
+ * address and reason per 10 s (log_limited), with a count of those held
+ * back. */
 void guard_reject(struct guard *g, nng_pipe pipe, const char *why);
 void guard_stats(struct guard *g, struct guard_stats *out);
 /* The socket is closing: pipe events from now on only forget pipes. */

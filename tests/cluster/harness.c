@@ -161,6 +161,19 @@ harness_ctl(struct harness *h, int i, char *out, size_t cap,
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+bool
+harness_log_has(struct harness *h, int i, const char *text)
+{
+	FILE *f = fopen(h->nodes[i].log, "r");
+	char line[2048];
+	bool found = false;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, text) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
 void
 harness_dump_logs(struct harness *h)
 {

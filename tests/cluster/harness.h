@@ -98,6 +98,8 @@ bool harness_converged(struct harness *h, struct dyn_client *any,
  * status, or -1 when it did not exit normally. */
 int harness_ctl(struct harness *h, int i, char *out, size_t cap,
     const char *const *args);
+/* Does a line of node i's log hold text? */
+bool harness_log_has(struct harness *h, int i, const char *text);
 /* Print the tail of every node's log (on failure). */
 void harness_dump_logs(struct harness *h);
 /* Monotonic milliseconds. */

@@ -70,20 +70,6 @@ expect_refused(const void *p, size_t len)
 	check_alive();
 }
 
-/* Does node i's log hold the text? */
-static bool
-log_has(int i, const char *text)
-{
-	FILE *f = fopen(h.nodes[i].log, "r");
-	char line[2048];
-	bool found = false;
-	while (f && !found && fgets(line, sizeof(line), f))
-		found = strstr(line, text) != NULL;
-	if (f)
-		fclose(f);
-	return found;
-}
-
 /* The message must get a WIRE_ERROR carrying want. */
 static void
 expect_error(const struct buf *b, int want)
@@ -344,7 +330,7 @@ main(void)
 	CHECK(rejected >= (unsigned long long)dropped - 2);
 	CHECK(authf >= 5);
 	dyn_status_fini(&s);
-	CHECK(log_has(0, "bad tag: wrong cluster key?"));
+	CHECK(harness_log_has(&h, 0, "bad tag: wrong cluster key?"));
 
 	nng_close(raw);
 	buf_fini(&good);

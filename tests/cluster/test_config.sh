@@ -63,6 +63,9 @@ w = 1
   no-fsync = true
 compact-at-start = false
 log-level = warn
+max-request = 16M
+max-connections = 100
+idle-timeout = 30
 EOF
 "$DYNAMOD" --config "$T/node.conf" --name from-flag > "$T/node.log" 2>&1 &
 PID=$!
@@ -121,9 +124,22 @@ ae-interval = soon" --ae-interval 100
 expect_usage - "$good" --workers many
 expect_usage - "$good" --name 'not/a/name'
 expect_usage - "$good" --bogus
+expect_usage - "$good" --max-request 1k
+expect_usage - "$good" --max-request 65M
+expect_usage - "$good" --max-connections 0
+expect_usage - "$good" --idle-timeout 0
+expect_usage 5 "$good
+idle-timeout = soon"
 rc=0
 out=$("$DYNAMOD" --config "$T/nope.conf" 2>&1) || rc=$?
 [ "$rc" -eq 2 ] && grep -qF "$T/nope.conf: " <<<"$out" ||
 	fail "missing file: exit $rc: $out"
 [ -e "$T/bad-data" ] && fail "a refused start made its data directory"
+step "--help names the listener's caps and timers"
+help=$("$DYNAMOD" --help)
+for opt in --max-request --max-connections --idle-timeout; do
+	grep -q -- "^  $opt " <<<"$help" || fail "--help does not list $opt"
+done
+grep -q 'default 4096' <<<"$help" || fail "--help: no connection cap default"
+grep -q 'default 60)' <<<"$help" || fail "--help: no idle timeout default"
 echo ok

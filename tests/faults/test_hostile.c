@@ -179,19 +179,6 @@ get_latency(struct dyn_client *cl, long long *p99)
 	return ms[GETS - 1];
 }
 
-static bool
-log_has(int i, const char *text)
-{
-	FILE *f = fopen(h.nodes[i].log, "r");
-	char line[2048];
-	bool found = false;
-	while (f && !found && fgets(line, sizeof(line), f))
-		found = strstr(line, text) != NULL;
-	if (f)
-		fclose(f);
-	return found;
-}
-
 int
 main(void)
 {
@@ -294,8 +281,8 @@ main(void)
 	CHECK(oversize >= 1);
 	CHECK(harness_stat(&h, 0, "idle_closed") >= N_IDLE + N_UNDER);
 	CHECK(harness_stat(&h, 0, "conns") < 10);
-	CHECK(log_has(0, "over max-request"));
-	CHECK(log_has(0, "idle (no complete request in 3 s"));
+	CHECK(harness_log_has(&h, 0, "over max-request"));
+	CHECK(harness_log_has(&h, 0, "idle (no complete request in 3 s"));
 
 	/* Another key: refused at once, and the node says why. */
 	struct auth_key other;
@@ -316,7 +303,7 @@ main(void)
 	    dyn_strerror(DYN_EREFUSED));
 	CHECK(refused_ms < 500);
 	dyn_client_free(intruder);
-	CHECK(log_has(0, "bad tag: wrong cluster key?"));
+	CHECK(harness_log_has(&h, 0, "bad tag: wrong cluster key?"));
 
 	/* A node with a connection cap refuses the connections over it. */
 	const char *const capped[] = {"--max-connections", "50", NULL};
@@ -337,7 +324,7 @@ main(void)
 	CHECK(shut >= N_CAPPED - CAP);
 	close_all(cc, N_CAPPED);
 	CHECK(harness_stat(&h, 1, "conns_refused") >= N_CAPPED - CAP);
-	CHECK(log_has(1, "connection cap"));
+	CHECK(harness_log_has(&h, 1, "connection cap"));
 
 	mem_free(big);
 	mem_free(under);

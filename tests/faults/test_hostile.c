@@ -285,12 +285,14 @@ main(void)
 	CHECK(harness_log_has(&h, 0, "idle (no complete request in 3 s"));
 
 	/* Another key: refused at once, and the node says why. */
-	struct auth_key other;
-	CHECK_RC(auth_key_generate(&other), 0);
+	struct auth_key othermaster;
+	struct auth_keys other;
+	CHECK_RC(auth_key_generate(&othermaster), 0);
+	CHECK_RC(auth_keys_from_master(&othermaster, AUTH_CLIENT, &other), 0);
 	struct dyn_client_opts o = {
 		.nodes = (const char *const[]){h.nodes[0].addr},
 		.nnodes = 1,
-		.key = other,
+		.keys = other,
 		.timeout_ms = 2000,
 	};
 	struct dyn_client *intruder;

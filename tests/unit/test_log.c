@@ -95,8 +95,10 @@ test_refusal(void **state)
 
 	/* No wire message is one: they are longer and start otherwise. */
 	struct buf b;
-	struct auth_key k;
-	memset(&k, 7, sizeof(k));
+	struct auth_key master;
+	struct auth_keys k;
+	memset(&master, 7, sizeof(master));
+	assert_int_equal(auth_keys_from_master(&master, AUTH_NODE, &k), 0);
 	buf_init(&b);
 	wire_begin(&b, WIRE_ERROR, 0, 1);
 	assert_int_equal(wire_seal(&b, &k), 0);

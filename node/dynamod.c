@@ -53,8 +53,8 @@ usage(FILE *f)
 	    "  --max-request BYTES  longest request accepted (default 25 MiB:\n"
 	    "                       three full-size versions of a key and\n"
 	    "                       room for the rest); the connection of a\n"
-	    "                       longer one is closed before it is read.\n"
-	    "                       The same on every node\n"
+	    "                       longer one is closed before it is read;\n"
+	    "                       at least 9 MiB; the same on every node\n"
 	    "  --max-connections N  connections open at once; one over it is\n"
 	    "                       closed as it arrives (default 4096)\n"
 	    "  --idle-timeout SECONDS  a connection that delivers no complete\n"
@@ -387,11 +387,13 @@ set_option(struct args *ar, int c, const char *arg)
 		cfg->max_value = v;
 		return NULL;
 	case O_MAXREQ:
-		/* Below 64 KiB not even a key fits; over WIRE_MAX_MSG no
-		 * message can be built. */
-		if (parse_u64(arg, &v) != 0 || v < (64u << 10) ||
+		/* At least a full-size value and room for the rest, so a
+		 * client's put always gets an answer (a refusal over
+		 * --max-value), not its connection closed; over WIRE_MAX_MSG
+		 * no message can be built. */
+		if (parse_u64(arg, &v) != 0 || v < WIRE_MAX_VALUE + (1u << 20) ||
 		    v > WIRE_MAX_MSG)
-			return "BYTES from 64k to 64M";
+			return "BYTES from 9M to 64M";
 		cfg->max_request = v;
 		return NULL;
 	case O_MAXCONN:

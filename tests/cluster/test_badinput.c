@@ -311,6 +311,17 @@ main(void)
 	CHECK(refused_ms < 400); /* its timeout is 500 */
 	dropped += 3;
 	dyn_client_free(intruder);
+	/* dynamoctl with that key says so (the last --cluster-key wins). */
+	char otherfile[600], out[1024];
+	snprintf(otherfile, sizeof(otherfile), "%s/other.key", h.tmp);
+	CHECK_RC(auth_key_write(otherfile, &othermaster), 0);
+	int st = harness_ctl(&h, 0, out, sizeof(out),
+	    (const char *const[]){"--cluster-key", otherfile, "get", "k",
+	        NULL});
+	printf("dynamoctl with another key: exit %d: %s", st, out);
+	CHECK(st != 0 && strstr(out, "refused by the node: wrong cluster "
+	                              "key?") != NULL);
+	dropped++;
 	check_alive();
 	CHECK_RC(dyn_get(cl, "new", 3, NULL, &r), -ENOENT);
 	dyn_get_result_fini(&r);

@@ -125,6 +125,7 @@ expect_usage - "$good" --workers many
 expect_usage - "$good" --name 'not/a/name'
 expect_usage - "$good" --bogus
 expect_usage - "$good" --max-request 1k
+expect_usage - "$good" --max-request 8M
 expect_usage - "$good" --max-request 65M
 expect_usage - "$good" --max-connections 0
 expect_usage - "$good" --idle-timeout 0

@@ -31,6 +31,7 @@ struct gpipe {
 	long long last_ms; /* accepted, or a request delivered or answered */
 	unsigned busy;     /* requests being served */
 	bool closing;      /* closed by the guard: the reaper, the cap */
+	bool trusted;      /* it delivered a request that authenticated */
 	char addr[64];     /* "IP:PORT" for the log */
 	char host[48];     /* "IP": the log limiter's key */
 	struct gpipe *next;
@@ -177,6 +178,7 @@ static bool
 reap_once(struct guard *g)
 {
 	nng_pipe victims[REAP_BATCH];
+	bool trusted[REAP_BATCH];
 	char addrs[REAP_BATCH][64];
 	char hosts[REAP_BATCH][48];
 	size_t n = 0;
@@ -191,6 +193,7 @@ reap_once(struct guard *g)
 				continue;
 			e->closing = true;
 			victims[n] = e->pipe;
+			trusted[n] = e->trusted;
 			memcpy(addrs[n], e->addr, sizeof(addrs[n]));
 			memcpy(hosts[n], e->host, sizeof(hosts[n]));
 			n++;
@@ -202,7 +205,11 @@ reap_once(struct guard *g)
 		char key[LOG_LIMIT_KEYLEN];
 		limit_key(key, sizeof(key), hosts[i], "idle");
 		atomic_fetch_add(&g->idle_closed, 1);
-		log_limited(&g->limit, key, LOG_LVL_INFO,
+		/* A peer that spoke with the key and went quiet is no news
+		 * (a client done for now, a node with nothing to say); it
+		 * dials again when it has a request. */
+		log_limited(&g->limit, key,
+		    trusted[i] ? LOG_LVL_DEBUG : LOG_LVL_INFO,
 		    "closed the connection of %s: idle (no complete request "
 		    "in %d s, --idle-timeout)", addrs[i], g->idle_ms / 1000);
 		nng_pipe_close(victims[i]);
@@ -297,6 +304,16 @@ void
 guard_pipe_done(struct guard *g, nng_pipe pipe)
 {
 	pipe_touch(g, pipe, -1);
+}
+
+void
+guard_pipe_trust(struct guard *g, nng_pipe pipe)
+{
+	pthread_mutex_lock(&g->lock);
+	struct gpipe *e = *slot_of_locked(g, nng_pipe_id(pipe));
+	if (e)
+		e->trusted = true;
+	pthread_mutex_unlock(&g->lock);
 }
 
 void

@@ -50,6 +50,9 @@ int guard_new(nng_socket sock, const struct guard_opts *o,
  * served: the pipe is not idle until guard_pipe_done. */
 void guard_pipe_busy(struct guard *g, nng_pipe pipe);
 void guard_pipe_done(struct guard *g, nng_pipe pipe);
+/* A request from pipe authenticated: when it is closed idle, the line
+ * goes to the debug level (a quiet peer is no news). */
+void guard_pipe_trust(struct guard *g, nng_pipe pipe);
 /* A request from pipe was refused (why: "bad tag: wrong cluster key?"):
  * counted, and logged with the peer's address.  Every rejection's line
  * (this, the cap, idle, over max-request) is written at most once per

@@ -145,6 +145,7 @@ serve_one(struct worker *w, nng_msg *msg)
 		reject(w, msg, rc);
 		return;
 	}
+	guard_pipe_trust(s->guard, nng_msg_get_pipe(msg));
 
 	buf_reset(&w->reply);
 	if ((rc = admit(s, &req)) == 0)

@@ -152,6 +152,22 @@ rss_kb(int i)
 	return kb;
 }
 
+/* Poll until node i answers a status request (deadline 5 s): right after
+ * connections over its cap close, a new one may still be refused. */
+static void
+wait_serving(int i)
+{
+	struct dyn_client *d = harness_client_direct(&h, i);
+	struct dyn_status st;
+	long long end = harness_now_ms() + 5000;
+	int rc;
+	while ((rc = dyn_status(d, 0, &st)) != 0 && harness_now_ms() < end)
+		harness_pause_ms(50);
+	CHECK_RC(rc, 0);
+	dyn_status_fini(&st);
+	dyn_client_free(d);
+}
+
 static int
 cmp_ll(const void *a, const void *b)
 {
@@ -325,6 +341,7 @@ main(void)
 	    N_CAPPED);
 	CHECK(shut >= N_CAPPED - CAP);
 	close_all(cc, N_CAPPED);
+	wait_serving(1);
 	CHECK(harness_stat(&h, 1, "conns_refused") >= N_CAPPED - CAP);
 	CHECK(harness_log_has(&h, 1, "connection cap"));
 

@@ -47,7 +47,11 @@ struct guard;
 int guard_new(nng_socket sock, const struct guard_opts *o,
     struct guard **out);
 /* A complete request arrived on pipe (nng_msg_get_pipe) and is being
- * served: the pipe is not idle until guard_pipe_done. */
+ * served: the pipe is not idle until guard_pipe_done.  A request nng has
+ * read but no worker has taken yet (every worker busy) is not seen: if
+ * its pipe had been idle for the whole timeout, the reaper may close it
+ * meanwhile, and the asker's nng sends the request again on its next
+ * connection, where the node refuses it as a replay (DYN_EREPLAY). */
 void guard_pipe_busy(struct guard *g, nng_pipe pipe);
 void guard_pipe_done(struct guard *g, nng_pipe pipe);
 /* A request from pipe authenticated: when it is closed idle, the line

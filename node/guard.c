@@ -44,6 +44,8 @@ struct guard {
 	size_t open;
 	unsigned max_conns;
 	int idle_ms;
+	unsigned workers;
+	unsigned serving; /* requests being served: the busy of every pipe */
 	bool stop;          /* the reaper ends */
 	atomic_bool closing; /* the socket closes: no verdicts any more */
 	bool started;
@@ -138,6 +140,7 @@ pipe_removed(struct guard *g, nng_pipe pipe)
 	if (e) {
 		*pp = e->next;
 		g->open--;
+		g->serving -= e->busy; /* its requests' done find no entry */
 	}
 	pthread_mutex_unlock(&g->lock);
 	if (!e)
@@ -185,11 +188,13 @@ reap_once(struct guard *g)
 	long long now = (long long)node_mono_ms();
 
 	pthread_mutex_lock(&g->lock);
+	bool saturated = g->workers && g->serving >= g->workers;
 	for (size_t b = 0; b < GUARD_BUCKETS && n < REAP_BATCH; b++) {
 		for (struct gpipe *e = g->bucket[b]; e && n < REAP_BATCH;
 		     e = e->next) {
 			if (e->busy || e->closing ||
-			    now - e->last_ms < g->idle_ms)
+			    now - e->last_ms < g->idle_ms ||
+			    (saturated && e->trusted))
 				continue;
 			e->closing = true;
 			victims[n] = e->pipe;
@@ -262,6 +267,7 @@ guard_new(nng_socket sock, const struct guard_opts *o, struct guard **out)
 	log_limit_init(&g->limit, 0);
 	g->max_conns = o && o->max_conns ? o->max_conns : GUARD_MAX_CONNS;
 	g->idle_ms = o && o->idle_ms > 0 ? o->idle_ms : GUARD_IDLE_MS;
+	g->workers = o ? o->workers : 0;
 
 	int rv = nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, pipe_event, g);
 	if (rv == 0)
@@ -286,10 +292,13 @@ pipe_touch(struct guard *g, nng_pipe pipe, int busy)
 	struct gpipe *e = *slot_of_locked(g, nng_pipe_id(pipe));
 	if (e) {
 		e->last_ms = (long long)node_mono_ms();
-		if (busy > 0)
+		if (busy > 0) {
 			e->busy++;
-		else if (e->busy)
+			g->serving++;
+		} else if (e->busy) {
 			e->busy--;
+			g->serving--;
+		}
 	}
 	pthread_mutex_unlock(&g->lock);
 }

@@ -29,6 +29,7 @@
 struct guard_opts {
 	unsigned max_conns; /* 0: GUARD_MAX_CONNS */
 	int idle_ms;        /* 0: GUARD_IDLE_MS */
+	unsigned workers;   /* the server's (0: no saturation check) */
 };
 
 struct guard_stats {
@@ -48,10 +49,10 @@ int guard_new(nng_socket sock, const struct guard_opts *o,
     struct guard **out);
 /* A complete request arrived on pipe (nng_msg_get_pipe) and is being
  * served: the pipe is not idle until guard_pipe_done.  A request nng has
- * read but no worker has taken yet (every worker busy) is not seen: if
- * its pipe had been idle for the whole timeout, the reaper may close it
- * meanwhile, and the asker's nng sends the request again on its next
- * connection, where the node refuses it as a replay (DYN_EREPLAY). */
+ * read but no worker has taken yet is not seen, so while every worker is
+ * busy (one may be waiting) the reaper spares the pipes that spoke with
+ * the key: closing one under a waiting request would make the asker's nng
+ * send it again, which the node refuses as a replay. */
 void guard_pipe_busy(struct guard *g, nng_pipe pipe);
 void guard_pipe_done(struct guard *g, nng_pipe pipe);
 /* A request from pipe authenticated: when it is closed idle, the line

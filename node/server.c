@@ -266,6 +266,7 @@ server_start(const struct server_opts *o, struct server **out)
 	struct guard_opts go = {
 		.max_conns = o->max_conns,
 		.idle_ms = o->idle_ms,
+		.workers = s->nworkers,
 	};
 	if ((rc = guard_new(s->sock, &go, &s->guard)) != 0)
 		goto fail;

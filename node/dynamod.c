@@ -59,7 +59,8 @@ usage(FILE *f)
 	    "                       closed as it arrives (default 4096)\n"
 	    "  --idle-timeout SECONDS  a connection that delivers no complete\n"
 	    "                       request for this long (idle, or stalled\n"
-	    "                       in a message) is closed (default 60)\n"
+	    "                       in a message) is closed (default 60)\n");
+	fprintf(f,
 	    "  --max-db-size BYTES  cap on the LMDB map (default 1 TiB)\n"
 	    "  --seed URL           a member to join through (repeatable); without\n"
 	    "                       one, a node with no stored ring founds a cluster\n"
@@ -98,7 +99,7 @@ usage(FILE *f)
 	    "                       for tests); off by default\n"
 	    "  --log-level LEVEL    debug, info, warn or error (default info)\n"
 	    "  --help               this text\n");
-	/* Two strings: C17 promises literals of 4095 bytes only. */
+	/* Three strings: C17 promises literals of 4095 bytes only. */
 	fprintf(f,
 	    "\n"
 	    "config file:\n"

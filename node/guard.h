@@ -52,7 +52,8 @@ int guard_new(nng_socket sock, const struct guard_opts *o,
  * read but no worker has taken yet is not seen, so while every worker is
  * busy (one may be waiting) the reaper spares the pipes that spoke with
  * the key: closing one under a waiting request would make the asker's nng
- * send it again, which the node refuses as a replay. */
+ * send it again, which the node refuses as a replay (and the client tries
+ * again, sealed anew: a round trip lost). */
 void guard_pipe_busy(struct guard *g, nng_pipe pipe);
 void guard_pipe_done(struct guard *g, nng_pipe pipe);
 /* A request from pipe authenticated: when it is closed idle, the line

@@ -297,6 +297,53 @@ cli_keys_load(const char *path, enum auth_role self, struct auth_keys *k,
 	return rc;
 }
 
+static const char *
+env_path(const char *name)
+{
+	const char *p = getenv(name);
+	return p && p[0] ? p : NULL;
+}
+
+int
+cli_auth_load(const char *key_path, const char *cred_path,
+    enum auth_role self, struct auth_keys *keys, struct cred *cred,
+    bool *have_cred, char *err, size_t errlen)
+{
+	char why[512];
+	int rc;
+
+	*have_cred = false;
+	if (key_path && cred_path) {
+		snprintf(err, errlen, "--cred and --cluster-key are "
+		    "alternatives (a credential carries its role's keys): "
+		    "give one");
+		return -EINVAL;
+	}
+	/* A flag beats the environment; of the environment's two, the
+	 * credential. */
+	if (!key_path && !cred_path && !(cred_path = env_path(CRED_ENV)))
+		key_path = env_path(CLI_KEY_ENV);
+	if (cred_path) {
+		if ((rc = cred_load(cred_path, cred, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "credential %s", why);
+			return rc;
+		}
+		*keys = cred->keys;
+		*have_cred = true;
+		return 0;
+	}
+	if (!key_path) {
+		snprintf(err, errlen, "no credential or cluster key: give "
+		    "--cred FILE or --cluster-key FILE, or set $" CRED_ENV
+		    " or $" CLI_KEY_ENV);
+		return -ENOKEY;
+	}
+	if ((rc = cli_keys_load(key_path, self, keys, NULL)) != 0)
+		snprintf(err, errlen, "cluster key %s: %s", key_path,
+		    dyn_strerror(rc));
+	return rc;
+}
+
 /* Config files (cli.h): a file's lines become "--name=value" options in
  * front of the command line's, checked here against the option table. */
 

@@ -9,11 +9,13 @@
 #define DYN_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "auth.h"
+#include "cred.h"
 
 /* Environment variable naming the key file when --cluster-key is absent. */
 #define CLI_KEY_ENV "DYNAMO_CLUSTER_KEY_FILE"
@@ -58,6 +60,20 @@ int cli_key_load(const char *path, struct auth_key *k, const char **used);
 /* The same, and the role keys derived from it, signing as self. */
 int cli_keys_load(const char *path, enum auth_role self, struct auth_keys *k,
     const char **used);
+
+/*
+ * A program's keys, from a credential or from the cluster key file, which
+ * are alternatives: the credential cred_path (--cred) or key_path
+ * (--cluster-key), whichever was given (both: -EINVAL); else the one named
+ * by $DYNAMO_CRED_FILE or, without it, $DYNAMO_CLUSTER_KEY_FILE.  From a
+ * credential: its role keys (signing as its role) and *cred, which the
+ * caller frees with cred_fini when *have_cred; from a key file: the keys
+ * derived from it, signing as self.  0, or an error with a message in err
+ * ("credential FILE: ..."): -ENOKEY when nothing names either.
+ */
+int cli_auth_load(const char *key_path, const char *cred_path,
+    enum auth_role self, struct auth_keys *keys, struct cred *cred,
+    bool *have_cred, char *err, size_t errlen);
 
 /*
  * Config files of long options, for a program that takes --config FILE.

@@ -76,6 +76,14 @@ dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out)
 	}
 	if ((rc = rpc_pool_new(&c->keys, &c->pool)) != 0)
 		goto fail;
+	if (o->cred) {
+		nng_tls_config *tls;
+		if ((rc = cred_tls_config(o->cred, NNG_TLS_MODE_CLIENT,
+		         &tls)) != 0)
+			goto fail;
+		rpc_pool_set_tls(c->pool, tls); /* holds its own reference */
+		nng_tls_config_free(tls);
+	}
 	uint64_t r = 0;
 	RAND_bytes((unsigned char *)&r, sizeof(r));
 	atomic_store(&c->next_reqid, r);

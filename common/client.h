@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "cred.h"
 #include "vset.h"
 
 struct dyn_client;
@@ -24,6 +25,9 @@ struct dyn_client_opts {
 	const char *const *nodes; /* tcp://HOST:PORT addresses */
 	size_t nnodes;
 	struct auth_keys keys;
+	const struct cred *cred; /* dial with mutual TLS with it (the caller
+	                            keeps it; read in dyn_client_new only);
+	                            NULL: plain tcp */
 	int timeout_ms; /* per attempt; 0: 5000 */
 	bool no_routing; /* send to the listed nodes only, never by the ring
 	                    (the node forwards); for comparisons */

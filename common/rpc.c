@@ -76,6 +76,7 @@ struct rpc_pool {
 	bool closed;         /* rpc_pool_cancel or _free ran: no new calls,
 	                        no new pings */
 	char from[64];       /* F_FROM of probes ("": none) */
+	nng_tls_config *tls; /* NULL: plain tcp */
 	atomic_size_t max_request; /* requests over it are not sent (0: any) */
 	atomic_ullong probe_reqid;
 };
@@ -221,6 +222,8 @@ rpc_pool_free(struct rpc_pool *p)
 		mem_free(p->peers[i]);
 	}
 	mem_free(p->peers);
+	if (p->tls)
+		nng_tls_config_free(p->tls);
 	pthread_cond_destroy(&p->idle);
 	pthread_mutex_destroy(&p->lock);
 	mem_free(p);
@@ -244,6 +247,37 @@ pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 static void probe_cb(void *arg);
 static void probe_wake(void *arg);
 
+int
+rpc_tls_url(const char *addr, char *out, size_t cap)
+{
+	int n = strncmp(addr, "tcp://", 6) == 0
+	            ? snprintf(out, cap, "tls+%s", addr)
+	            : snprintf(out, cap, "%s", addr);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* Start dialling addr in the background, over TLS when tls is set. */
+static int
+dial(nng_socket sock, const char *addr, nng_tls_config *tls)
+{
+	if (!tls)
+		return nng_dial(sock, addr, NULL, NNG_FLAG_NONBLOCK);
+	char url[512];
+	if (rpc_tls_url(addr, url, sizeof(url)) != 0)
+		return NNG_EADDRINVAL;
+	nng_dialer d;
+	int rv = nng_dialer_create(&d, sock, url);
+	if (rv != 0)
+		return rv;
+	if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls)) == 0 &&
+	    (rv = nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ,
+	         WIRE_MAX_MSG + 4096)) == 0 &&
+	    (rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) == 0)
+		return 0;
+	nng_dialer_close(d);
+	return rv;
+}
+
 static int
 peer_open(struct peer *pe, const char *addr)
 {
@@ -260,7 +294,7 @@ peer_open(struct peer *pe, const char *addr)
 	nng_pipe_notify(pe->sock, NNG_PIPE_EV_REM_POST, pipe_event, pe);
 	/* Non-blocking: a peer that is down now is dialled again in the
 	 * background, and calls to it time out instead of failing here. */
-	rv = nng_dial(pe->sock, addr, NULL, NNG_FLAG_NONBLOCK);
+	rv = dial(pe->sock, addr, pe->pool->tls);
 	if (rv == 0 && (rv = nng_ctx_open(&pe->probe_ctx, pe->sock)) == 0) {
 		if ((rv = nng_aio_alloc(&pe->probe_aio, probe_cb, pe)) == 0 &&
 		    (rv = nng_aio_alloc(&pe->probe_sleep, probe_wake, pe)) != 0)
@@ -320,6 +354,18 @@ void
 rpc_pool_set_name(struct rpc_pool *p, const char *name)
 {
 	snprintf(p->from, sizeof(p->from), "%s", name);
+}
+
+void
+rpc_pool_set_tls(struct rpc_pool *p, nng_tls_config *cfg)
+{
+	nng_tls_config_hold(cfg);
+	pthread_mutex_lock(&p->lock);
+	nng_tls_config *old = p->tls;
+	p->tls = cfg;
+	pthread_mutex_unlock(&p->lock);
+	if (old)
+		nng_tls_config_free(old);
 }
 
 void

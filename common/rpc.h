@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "auth.h"
 #include "buf.h"
@@ -111,6 +112,14 @@ bool rpc_peer_usable(struct rpc_pool *p, const char *addr);
 /* The name sent with this pool's pings (a node's: a peer cut off from it
  * by fault injection drops them, as its other requests). */
 void rpc_pool_set_name(struct rpc_pool *p, const char *name);
+/* Dial with TLS: every peer opened from now on is dialled at
+ * rpc_tls_url(addr) with cfg (a client-mode config, cred.h's
+ * cred_tls_config); the pool holds its own reference.  Call before the
+ * first call. */
+void rpc_pool_set_tls(struct rpc_pool *p, nng_tls_config *cfg);
+/* The URL that carries addr over TLS: tcp://H:P becomes tls+tcp://H:P;
+ * other URLs are copied.  -ENAMETOOLONG if it does not fit cap. */
+int rpc_tls_url(const char *addr, char *out, size_t cap);
 /* Fault injection: cut this process off from addr (or heal it). */
 void rpc_peer_block(struct rpc_pool *p, const char *addr, bool blocked);
 void rpc_unblock_all(struct rpc_pool *p);

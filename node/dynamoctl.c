@@ -28,8 +28,10 @@
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "ca.h"
 #include "cli.h"
 #include "client.h"
+#include "cred.h"
 #include "err.h"
 #include "health.h"
 #include "mem.h"
@@ -55,6 +57,9 @@ enum {
 	CO_W = 1u << 4,
 	CO_WAIT = 1u << 5,
 	CO_NO_WAIT = 1u << 6,
+	CO_ROLE = 1u << 7,
+	CO_HOST = 1u << 8,
+	CO_OUT = 1u << 9,
 };
 
 /* Long-only options get codes above any char. */
@@ -64,12 +69,20 @@ enum {
 	OPT_LOCAL,
 	OPT_WAIT,
 	OPT_NO_WAIT,
+	OPT_CRED,
+	OPT_ROLE,
+	OPT_HOST,
 };
 
 struct ctl {
 	const char **nodes; /* into argv; array mem_alloc'd */
 	size_t nnodes;
 	const char *key_file; /* NULL: $DYNAMO_CLUSTER_KEY_FILE */
+	const char *cred_file; /* NULL: $DYNAMO_CRED_FILE, or none */
+	const char *role;     /* ca issue --role */
+	const char **hosts;   /* ca issue --host, into argv; mem_alloc'd */
+	size_t nhosts;
+	const char *out;      /* ca issue -o */
 	int timeout_ms;       /* 0: the library's default */
 	unsigned given;       /* CO_* seen on the command line */
 	bool json;
@@ -92,8 +105,9 @@ struct cmd {
 };
 
 static const char usage_text[] =
-    "usage: dynamoctl --node tcp://HOST:PORT [--node ...] --cluster-key FILE\n"
-    "                 [--timeout MS] COMMAND [ARGS]\n"
+    "usage: dynamoctl --node tcp://HOST:PORT [--node ...]\n"
+    "                 {--cred FILE | --cluster-key FILE} [--timeout MS]\n"
+    "                 COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
     "  get KEY [--json] [--r N] [--local]\n"
@@ -174,14 +188,32 @@ static const char help_text[] =
     "               Needs no --node and no key.\n";
 
 /* Apart from help_text: C17 promises string literals of 4095 bytes. */
+static const char help_ca_text[] =
+    "  ca init DIR  Make a cluster CA in DIR (created if missing):\n"
+    "               ca.pem (its certificate), ca.key (its private key)\n"
+    "               and cluster.key (the master key every role key is\n"
+    "               derived from), the keys mode 0600.  Never overwrites.\n"
+    "  ca issue DIR NAME --role node|client|admin [--host H]... [-o FILE]\n"
+    "               Issue a credential from the CA in DIR to FILE (default\n"
+    "               DIR/NAME.pem, mode 0600, never overwritten): an EC\n"
+    "               P-256 key, its certificate (CN NAME, OU the role,\n"
+    "               subjectAltName the hosts), the CA certificate and the\n"
+    "               role's keys.  Give it to dynamod, dynamoctl,\n"
+    "               dynamo-bench or dynamofs as --cred FILE.\n";
+
+/* Apart from help_text: C17 promises string literals of 4095 bytes. */
 static const char help_opts_text[] =
     "\n"
     "options (before or after the command):\n"
     "  -n, --node ADDR        a node, tcp://HOST:PORT; repeat for more:\n"
     "                         a request goes to one of them and moves on\n"
     "                         to the next when it does not answer\n"
-    "  -k, --cluster-key FILE the cluster key file (default: the file\n"
-    "                         named by $" CLI_KEY_ENV ")\n"
+    "      --cred FILE        a credential (ca issue): its role's keys, and\n"
+    "                         mutual TLS to the nodes (default: the file\n"
+    "                         named by $" CRED_ENV ")\n"
+    "  -k, --cluster-key FILE instead, the cluster key file: plain tcp\n"
+    "                         (default: the file named by $" CLI_KEY_ENV ")\n"
+    "      --role, --host, -o, --output  ca issue: see above\n"
     "  -t, --timeout MS       per-node timeout (default 5000; \"2s\" works)\n"
     "  -j, --json             JSON output (get, status, ring, compact)\n"
     "      --wait[=DURATION]  status: wait until the cluster is healthy\n"
@@ -651,6 +683,55 @@ cmd_keygen(struct ctl *ctl, struct dyn_client *c)
 	return EXIT_OK;
 }
 
+/* ca init DIR | ca issue DIR NAME --role ROLE [--host H]... [-o FILE] */
+static int
+cmd_ca(struct ctl *ctl, struct dyn_client *c)
+{
+	const char *sub = ctl->args[1], *dir = ctl->args[2];
+	char err[512], path[PATH_MAX];
+	(void)c;
+	if (strcmp(sub, "init") == 0) {
+		if (ctl->nargs != 3 || ctl->given != 0) {
+			usage_error("ca init takes DIR only");
+			return EXIT_ERR;
+		}
+		if (ca_init(dir, err, sizeof(err)) != 0) {
+			fprintf(stderr, "dynamoctl: ca init: %s\n", err);
+			return EXIT_ERR;
+		}
+		printf("%s/%s: the CA's certificate\n%s/%s: its key (keep it "
+		    "offline)\n%s/%s: the cluster's master key\n", dir,
+		    CA_CERT_FILE, dir, CA_KEY_FILE, dir, CA_MASTER_FILE);
+		return flush_stdout();
+	}
+	if (strcmp(sub, "issue") != 0) {
+		usage_error("ca: want init or issue, not '%s'", sub);
+		return EXIT_ERR;
+	}
+	struct ca_issue_opts o = {
+		.hosts = ctl->hosts,
+		.nhosts = ctl->nhosts,
+	};
+	if (ctl->nargs != 4 || !ctl->role ||
+	    auth_role_parse(ctl->role, &o.role) != 0) {
+		usage_error("ca issue DIR NAME --role node|client|admin");
+		return EXIT_ERR;
+	}
+	o.name = ctl->args[3];
+	const char *out = ctl->out;
+	if (!out) {
+		snprintf(path, sizeof(path), "%s/%s.pem", dir, o.name);
+		out = path;
+	}
+	if (ca_issue(dir, &o, out, err, sizeof(err)) != 0) {
+		fprintf(stderr, "dynamoctl: ca issue: %s\n", err);
+		return EXIT_ERR;
+	}
+	printf("%s: credential of %s %s\n", out, auth_role_name(o.role),
+	    o.name);
+	return flush_stdout();
+}
+
 static void
 print_ring_json(const struct ring *r, const uint32_t nrw[3])
 {
@@ -898,6 +979,7 @@ static const struct cmd cmds[] = {
     {"compact", 0, 0, CO_JSON, true, cmd_compact},
     {"fault", 1, 17, 0, true, cmd_fault},
     {"keygen", 1, 1, 0, false, cmd_keygen},
+    {"ca", 2, 3, CO_ROLE | CO_HOST | CO_OUT, false, cmd_ca},
 };
 
 static const char *
@@ -916,6 +998,12 @@ opt_name(unsigned co)
 		return "--wait";
 	case CO_NO_WAIT:
 		return "--no-wait";
+	case CO_ROLE:
+		return "--role";
+	case CO_HOST:
+		return "--host";
+	case CO_OUT:
+		return "--output";
 	default:
 		return "--w";
 	}
@@ -944,6 +1032,10 @@ parse_args(int argc, char **argv, struct ctl *ctl)
 	static const struct option longopts[] = {
 	    {"node", required_argument, NULL, 'n'},
 	    {"cluster-key", required_argument, NULL, 'k'},
+	    {"cred", required_argument, NULL, OPT_CRED},
+	    {"role", required_argument, NULL, OPT_ROLE},
+	    {"host", required_argument, NULL, OPT_HOST},
+	    {"output", required_argument, NULL, 'o'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"context", required_argument, NULL, 'c'},
@@ -959,13 +1051,14 @@ parse_args(int argc, char **argv, struct ctl *ctl)
 	int opt;
 
 	ctl->nodes = mem_calloc((size_t)argc, sizeof(*ctl->nodes));
-	if (ctl->nodes == NULL) {
+	ctl->hosts = mem_calloc((size_t)argc, sizeof(*ctl->hosts));
+	if (ctl->nodes == NULL || ctl->hosts == NULL) {
 		fail("start", -ENOMEM);
 		return -ENOMEM;
 	}
 	/* GNU getopt permutes, so options may follow the command; "--"
 	 * stops it for keys that start with '-'. */
-	while ((opt = getopt_long(argc, argv, "n:k:t:jc:h", longopts, NULL)) !=
+	while ((opt = getopt_long(argc, argv, "n:k:t:jc:o:h", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
 		case 'n':
@@ -973,6 +1066,21 @@ parse_args(int argc, char **argv, struct ctl *ctl)
 			break;
 		case 'k':
 			ctl->key_file = optarg;
+			break;
+		case OPT_CRED:
+			ctl->cred_file = optarg;
+			break;
+		case OPT_ROLE:
+			ctl->role = optarg;
+			ctl->given |= CO_ROLE;
+			break;
+		case OPT_HOST:
+			ctl->hosts[ctl->nhosts++] = optarg;
+			ctl->given |= CO_HOST;
+			break;
+		case 'o':
+			ctl->out = optarg;
+			ctl->given |= CO_OUT;
 			break;
 		case 't':
 			if (cli_parse_duration_ms(optarg, 1, &ms) != 0 ||
@@ -1034,8 +1142,8 @@ static int
 connect_cluster(const struct ctl *ctl, struct dyn_client **c)
 {
 	struct dyn_client_opts o;
-	const char *used;
-	char what[300];
+	struct cred cred;
+	char err[600];
 	int rv;
 
 	memset(&o, 0, sizeof(o));
@@ -1043,17 +1151,19 @@ connect_cluster(const struct ctl *ctl, struct dyn_client **c)
 		usage_error("no --node given");
 		return -EINVAL;
 	}
-	rv = cli_keys_load(ctl->key_file, AUTH_ADMIN, &o.keys, &used);
-	if (rv == -ENOKEY) {
-		usage_error("no cluster key: give --cluster-key FILE or set "
-		            "$" CLI_KEY_ENV);
+	bool have_cred;
+	rv = cli_auth_load(ctl->key_file, ctl->cred_file, AUTH_ADMIN, &o.keys,
+	    &cred, &have_cred, err, sizeof(err));
+	if (rv == -ENOKEY || rv == -EINVAL) {
+		usage_error("%s", err);
 		goto out;
 	}
 	if (rv != 0) {
-		snprintf(what, sizeof(what), "cluster key %s", used);
-		fail(what, rv);
+		fprintf(stderr, "dynamoctl: %s\n", err);
 		goto out;
 	}
+	if (have_cred)
+		o.cred = &cred;
 	o.nodes = ctl->nodes;
 	o.nnodes = ctl->nnodes;
 	o.timeout_ms = ctl->timeout_ms;
@@ -1061,6 +1171,8 @@ connect_cluster(const struct ctl *ctl, struct dyn_client **c)
 	if (rv != 0)
 		fail("client", rv);
 out:
+	if (o.cred)
+		cred_fini(&cred);
 	OPENSSL_cleanse(&o.keys, sizeof(o.keys));
 	return rv;
 }
@@ -1080,6 +1192,7 @@ main(int argc, char **argv)
 	if (rv == 1) {
 		fputs(usage_text, stdout);
 		fputs(help_text, stdout);
+		fputs(help_ca_text, stdout);
 		fputs(help_opts_text, stdout);
 		ex = flush_stdout();
 		goto out;
@@ -1120,5 +1233,6 @@ main(int argc, char **argv)
 out:
 	dyn_client_free(c);
 	mem_free(ctl.nodes);
+	mem_free(ctl.hosts);
 	return ex;
 }

@@ -20,6 +20,7 @@
 
 #include "auth.h"
 #include "cli.h"
+#include "cred.h"
 #include "err.h"
 #include "httpd.h"
 #include "log.h"
@@ -32,7 +33,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: dynamod --name NAME --listen tcp://HOST:PORT --data DIR\n"
-	    "               --cluster-key FILE [options]\n"
+	    "               {--cred FILE | --cluster-key FILE} [options]\n"
 	    "       dynamod --config FILE [options]\n"
 	    "\n"
 	    "Runs one storage node of a dynamo cluster, in the foreground,\n"
@@ -45,7 +46,12 @@ usage(FILE *f)
 	    "                       (1 to 63 of A-Z a-z 0-9 . _ -)\n"
 	    "  --listen URL         address to serve (port 0: any free port)\n"
 	    "  --data DIR           data directory (created if missing)\n"
-	    "  --cluster-key FILE   cluster key file (or $DYNAMO_CLUSTER_KEY_FILE)\n"
+	    "  --cred FILE          credential (dynamoctl ca issue, role node; or\n"
+	    "                       $DYNAMO_CRED_FILE): its role keys, and mutual\n"
+	    "                       TLS listening and dialling (tcp://H:P carried\n"
+	    "                       as tls+tcp://H:P)\n"
+	    "  --cluster-key FILE   instead: the cluster key file (or\n"
+	    "                       $DYNAMO_CLUSTER_KEY_FILE); plain tcp\n"
 	    "  --no-fsync           do not fsync commits (faster, not durable)\n"
 	    "  --no-group-commit    one LMDB transaction per write\n"
 	    "  --workers N          requests served concurrently (default 64)\n"
@@ -210,8 +216,8 @@ enum {
 	O_WORKERS, O_MAXVAL, O_MAXDB, O_READY, O_LOG, O_HELP,
 	O_SEED, O_ADV, O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_GOSSIP,
 	O_AE, O_GRACE, O_GC, O_GCGRACE, O_COMPACT_START,
-	O_COMPACT_CHECK, O_CONFIG, O_HTTP, O_REPLAY, O_FAULT, O_MAXREQ,
-	O_MAXCONN, O_IDLE,
+	O_COMPACT_CHECK, O_CONFIG, O_HTTP, O_REPLAY, O_FAULT, O_CRED,
+	O_MAXREQ, O_MAXCONN, O_IDLE,
 };
 
 /* The one list of options: the command line's and the config file's. */
@@ -221,6 +227,7 @@ static const struct option opts[] = {
 	{"listen", required_argument, NULL, O_LISTEN},
 	{"data", required_argument, NULL, O_DATA},
 	{"cluster-key", required_argument, NULL, O_KEY},
+	{"cred", required_argument, NULL, O_CRED},
 	{"no-fsync", no_argument, NULL, O_NOFSYNC},
 	{"no-group-commit", no_argument, NULL, O_NOGROUP},
 	{"workers", required_argument, NULL, O_WORKERS},
@@ -260,6 +267,7 @@ static const struct option opts[] = {
 struct args {
 	struct node_config cfg;
 	const char *keyfile;
+	const char *credfile;
 	const char *ready;
 	const char *seeds[MAX_SEEDS];
 	bool help;
@@ -307,6 +315,7 @@ set_option(struct args *ar, int c, const char *arg)
 	case O_LISTEN: cfg->listen = arg; return NULL;
 	case O_DATA: cfg->data = arg; return NULL;
 	case O_KEY: ar->keyfile = arg; return NULL;
+	case O_CRED: ar->credfile = arg; return NULL;
 	case O_NOFSYNC: cfg->fsync = false; return NULL;
 	case O_NOGROUP: cfg->group_commit = false; return NULL;
 	case O_READY: ar->ready = arg; return NULL;
@@ -433,7 +442,6 @@ parse_args(struct cli_args *a, struct args *ar)
 
 	memset(ar, 0, sizeof(*ar));
 	node_config_default(&ar->cfg);
-	ar->keyfile = getenv("DYNAMO_CLUSTER_KEY_FILE");
 	ar->cfg.seeds = ar->seeds;
 	while ((c = getopt_long(a->argc, a->argv, "", opts, &li)) != -1) {
 		if (c == '?' || c == ':') {
@@ -460,8 +468,7 @@ parse_args(struct cli_args *a, struct args *ar)
 	const char *missing = !ar->cfg.name ? "--name"
 	                    : !ar->cfg.listen ? "--listen"
 	                    : !ar->cfg.data ? "--data"
-	                    : !ar->keyfile ? "--cluster-key"
-	                                   : NULL;
+	                                    : NULL;
 	if (missing) {
 		fprintf(stderr, "dynamod: %s is required, on the command line "
 		                "or in the --config file (try --help)\n",
@@ -483,11 +490,26 @@ static int
 run(struct args *ar)
 {
 	struct node_config *cfg = &ar->cfg;
-	int rc = cli_keys_load(ar->keyfile, AUTH_NODE, &cfg->keys, NULL);
+	struct cred cred;
+	bool have_cred;
+	char why[600];
+	int rc = cli_auth_load(ar->keyfile, ar->credfile, AUTH_NODE,
+	    &cfg->keys, &cred, &have_cred, why, sizeof(why));
 	if (rc != 0) {
-		fprintf(stderr, "dynamod: cluster key %s: %s\n", ar->keyfile,
-		    dyn_strerror(rc));
-		return EXIT_FAILED;
+		fprintf(stderr, "dynamod: %s\n", why);
+		return rc == -ENOKEY || rc == -EINVAL ? EXIT_USAGE : EXIT_FAILED;
+	}
+	if (have_cred) {
+		if (cred.role != AUTH_NODE) {
+			fprintf(stderr, "dynamod: credential %s is of role %s; "
+			    "a node needs one of role node (dynamoctl ca issue "
+			    "DIR NAME --role node)\n", ar->credfile ?
+			    ar->credfile : getenv(CRED_ENV),
+			    auth_role_name(cred.role));
+			cred_fini(&cred);
+			return EXIT_FAILED;
+		}
+		cfg->cred = &cred;
 	}
 	log_set_prefix(cfg->name);
 
@@ -500,7 +522,12 @@ run(struct args *ar)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct node *n;
-	if ((rc = node_start(cfg, &n)) != 0) {
+	rc = node_start(cfg, &n);
+	if (cfg->cred) { /* the node keeps what it needs of it */
+		cred_fini(&cred);
+		cfg->cred = NULL;
+	}
+	if (rc != 0) {
 		fprintf(stderr, "dynamod: %s\n", dyn_strerror(rc));
 		return EXIT_FAILED;
 	}

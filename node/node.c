@@ -837,6 +837,28 @@ node_start(const struct node_config *c, struct node **out)
 	if ((rc = rpc_pool_new(&n->cfg.keys, &n->pool)) != 0)
 		goto fail;
 	rpc_pool_set_name(n->pool, n->name);
+	nng_tls_config *tls_srv = NULL, *tls_cli = NULL;
+	if (c->cred) {
+		if ((rc = cred_tls_config(c->cred, NNG_TLS_MODE_SERVER,
+		         &tls_srv)) != 0 ||
+		    (rc = cred_tls_config(c->cred, NNG_TLS_MODE_CLIENT,
+		         &tls_cli)) != 0) {
+			LOG_ERROR("TLS configuration: %s", dyn_strerror(rc));
+			if (tls_srv)
+				nng_tls_config_free(tls_srv);
+			goto fail;
+		}
+		/* The pool and the listener hold references of their own. */
+		rpc_pool_set_tls(n->pool, tls_cli);
+		nng_tls_config_free(tls_cli);
+		LOG_INFO("TLS: certificate %s (%s), %u CA certificate(s)",
+		    c->cred->name, auth_role_name(c->cred->role),
+		    c->cred->nca);
+	} else {
+		LOG_WARN("no credential (--cred): node-to-node and client "
+		    "traffic is plain tcp, unencrypted; keep it on a "
+		    "private network");
+	}
 	/* Peers run with the same cap: a request over it would only get
 	 * its connection closed. */
 	rpc_pool_set_max_request(n->pool,
@@ -845,6 +867,7 @@ node_start(const struct node_config *c, struct node **out)
 	/* Serve first (gossip handlers check n->gossip), then join. */
 	struct server_opts sv = {
 		.listen = c->listen,
+		.tls = tls_srv,
 		.keys = &n->cfg.keys,
 		.replay_window_ms = c->replay_window_ms,
 		.workers = c->workers,
@@ -855,7 +878,10 @@ node_start(const struct node_config *c, struct node **out)
 		.arg = n,
 	};
 	pthread_mutex_lock(&n->start_lock);
-	if ((rc = server_start(&sv, &n->srv)) != 0) {
+	rc = server_start(&sv, &n->srv);
+	if (tls_srv)
+		nng_tls_config_free(tls_srv);
+	if (rc != 0) {
 		pthread_mutex_unlock(&n->start_lock);
 		goto fail;
 	}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "cred.h"
 
 struct node_config {
 	const char *name;   /* unique in the cluster */
@@ -19,6 +20,9 @@ struct node_config {
 	struct auth_keys keys; /* the cluster's role keys; signs as node */
 	bool fault_injection; /* serve FAULT_REQ (tests only) */
 	uint64_t replay_window_ms; /* message time window (0: 120 s) */
+	const struct cred *cred; /* TLS with this credential, listening and
+	                            dialling (NULL: plain tcp, warned of);
+	                            the caller's, read during node_start */
 	bool fsync;         /* default true */
 	bool group_commit;  /* default true */
 	unsigned workers;   /* concurrent requests (0: 64) */

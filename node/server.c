@@ -212,10 +212,20 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* Listen on url, over TLS when tls is set (server_addr still reports
+ * url: peers dial it as the TLS URL). */
 static int
-listen_on(struct server *s, const char *url)
+listen_on(struct server *s, const char *url, nng_tls_config *tls)
 {
-	int rv = nng_listener_create(&s->listener, s->sock, url);
+	char tu[sizeof(s->addr)];
+	int rv = 0;
+	if (tls && rpc_tls_url(url, tu, sizeof(tu)) != 0)
+		rv = NNG_EADDRINVAL;
+	if (rv == 0)
+		rv = nng_listener_create(&s->listener, s->sock,
+		    tls ? tu : url);
+	if (rv == 0 && tls)
+		rv = nng_listener_set_ptr(s->listener, NNG_OPT_TLS_CONFIG, tls);
 	if (rv == 0)
 		rv = nng_listener_set_size(s->listener, NNG_OPT_RECVMAXSZ,
 		    s->max_request);
@@ -291,7 +301,7 @@ server_start(const struct server_opts *o, struct server **out)
 			goto fail;
 		}
 	}
-	if ((rc = listen_on(s, o->listen)) != 0)
+	if ((rc = listen_on(s, o->listen, o->tls)) != 0)
 		goto fail;
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];

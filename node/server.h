@@ -16,6 +16,9 @@
 
 #include <stdint.h>
 
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+
 #include "auth.h"
 #include "buf.h"
 #include "guard.h"
@@ -50,6 +53,8 @@ typedef int (*server_handler_fn)(void *arg, const struct wire_msg *req,
 
 struct server_opts {
 	const char *listen; /* tcp://HOST:PORT; port 0 picks a free one */
+	nng_tls_config *tls; /* server mode: listen on tls+tcp:// at the
+	                        same address (rpc_tls_url); NULL: plain */
 	const struct auth_keys *keys;
 	uint64_t replay_window_ms; /* message time window (0: 120 s) */
 	unsigned workers; /* 0: 64 */

@@ -40,6 +40,7 @@
 struct cli {
 	char *nodes; /* every node given, comma separated; mem_alloc'd */
 	char *key;   /* mem_alloc'd */
+	char *cred;  /* mem_alloc'd */
 	char *timeout;
 	char *chunk;
 	char *inline_max;
@@ -58,6 +59,8 @@ enum {
 	KEY_NODE_OPT,
 	KEY_KEY_FLAG,
 	KEY_KEY_OPT,
+	KEY_CRED_FLAG,
+	KEY_CRED_OPT,
 };
 
 #define OPT(t, f)                                                             \
@@ -73,6 +76,8 @@ static const struct fuse_opt cli_opts[] = {
     FUSE_OPT_KEY("nodes=", KEY_NODE_OPT),
     FUSE_OPT_KEY("--cluster-key ", KEY_KEY_FLAG),
     FUSE_OPT_KEY("cluster_key=", KEY_KEY_OPT),
+    FUSE_OPT_KEY("--cred ", KEY_CRED_FLAG),
+    FUSE_OPT_KEY("cred=", KEY_CRED_OPT),
     OPT("timeout=%s", timeout),
     OPT("chunk_size=%s", chunk),
     OPT("inline_max=%s", inline_max),
@@ -103,9 +108,9 @@ static void
 usage(void)
 {
 	printf(
-	    "usage: dynamofs [--node ADDRS] [--cluster-key FILE] [ADDRS] "
-	    "MOUNTPOINT\n"
-	    "                [-f] [-o OPTIONS]\n"
+	    "usage: dynamofs [--node ADDRS] {--cred FILE | --cluster-key FILE} "
+	    "[ADDRS]\n"
+	    "                MOUNTPOINT [-f] [-o OPTIONS]\n"
 	    "\n"
 	    "Mounts a dynamo cluster at MOUNTPOINT.  ADDRS names nodes of the "
 	    "cluster,\n"
@@ -123,12 +128,18 @@ usage(void)
 	    "\n"
 	    "  --node ADDRS         nodes of the cluster, comma separated "
 	    "(repeatable)\n"
-	    "  --cluster-key FILE   the cluster key (default: "
-	    "$" CLI_KEY_ENV ")\n"
+	    "  --cred FILE          a credential (dynamoctl ca issue): its "
+	    "role keys, and\n"
+	    "                       mutual TLS to the nodes (default: "
+	    "$" CRED_ENV ")\n"
+	    "  --cluster-key FILE   instead, the cluster key: plain tcp "
+	    "(default:\n"
+	    "                       $" CLI_KEY_ENV ")\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o node=ADDRS        the same as --node (also nodes=; the "
 	    "commas of a list\n"
 	    "                       in -o are fine)\n"
+	    "  -o cred=FILE         the same as --cred\n"
 	    "  -o cluster_key=FILE  the same as --cluster-key\n"
 	    "  -o timeout=MS        give up on a node after MS (default "
 	    "%d); a call fails\n"
@@ -183,12 +194,13 @@ nodes_append(struct cli *c, const char *list)
 	return 0;
 }
 
+/* *slot = a copy of path: 0, or -1 (out of memory). */
 static int
-key_set(struct cli *c, const char *path)
+path_set(char **slot, const char *path)
 {
-	mem_free(c->key);
-	c->key = mem_dup(path, strlen(path) + 1);
-	return c->key ? 0 : -1;
+	mem_free(*slot);
+	*slot = mem_dup(path, strlen(path) + 1);
+	return *slot ? 0 : -1;
 }
 
 /* The value of a "--flag VALUE" (libfuse glues VALUE to the flag) or
@@ -224,9 +236,13 @@ opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 	case KEY_NODE_OPT:
 		return nodes_append(c, strchr(arg, '=') + 1);
 	case KEY_KEY_FLAG:
-		return key_set(c, flag_value(arg, "--cluster-key"));
+		return path_set(&c->key, flag_value(arg, "--cluster-key"));
 	case KEY_KEY_OPT:
-		return key_set(c, strchr(arg, '=') + 1);
+		return path_set(&c->key, strchr(arg, '=') + 1);
+	case KEY_CRED_FLAG:
+		return path_set(&c->cred, flag_value(arg, "--cred"));
+	case KEY_CRED_OPT:
+		return path_set(&c->cred, strchr(arg, '=') + 1);
 	case FUSE_OPT_KEY_OPT:
 		/* -o nodes=tcp://a:1,tcp://b:2 arrives split at the comma:
 		 * "tcp://b:2" is the list's next node (no FUSE option starts
@@ -406,8 +422,8 @@ main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fsops_config cfg;
+	struct cred cred;
 	struct cli c;
-	const char *used = NULL;
 	int rc = 1;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -440,15 +456,18 @@ main(int argc, char **argv)
 	}
 	if (operands_apply(&c, &args) != 0 || parse_nodes(c.nodes, &cfg) != 0)
 		goto out;
-	int kr = cli_keys_load(c.key, AUTH_CLIENT, &cfg.keys, &used);
-	if (kr != 0) {
-		fprintf(stderr, "dynamofs: cluster key %s: %s\n",
-		        used ? used
-		             : "(give --cluster-key, -o cluster_key= or "
-		               "$" CLI_KEY_ENV ")",
-		        dyn_strerror(kr));
+	/* A credential is loaded (and checked, with errors on the
+	 * terminal) before the fork; nng's TLS setup is made after it, in
+	 * the fs's init. */
+	bool have_cred;
+	char why[600];
+	if (cli_auth_load(c.key, c.cred, AUTH_CLIENT, &cfg.keys, &cred,
+	        &have_cred, why, sizeof(why)) != 0) {
+		fprintf(stderr, "dynamofs: %s\n", why);
 		goto out;
 	}
+	if (have_cred)
+		cfg.cred = &cred;
 	cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
 	if (c.timeout) {
 		uint64_t ms;
@@ -493,6 +512,9 @@ out:
 	fuse_opt_free_args(&args);
 	mem_free(c.nodes);
 	mem_free(c.key);
+	mem_free(c.cred);
+	if (cfg.cred)
+		cred_fini(cfg.cred);
 	free(c.timeout);
 	free(c.chunk);
 	free(c.inline_max);

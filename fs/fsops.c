@@ -340,6 +340,7 @@ op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	    .nodes = (const char *const *)c->nodes,
 	    .nnodes = c->nnodes,
 	    .keys = c->keys,
+	    .cred = c->cred, /* the TLS setup is made here: after the fork */
 	    .timeout_ms = c->timeout_ms,
 	};
 	if ((rc = dyn_client_new(&co, &fs->cl)) != 0)

@@ -21,6 +21,7 @@
 #include <fuse.h>
 
 #include "auth.h"
+#include "cred.h"
 
 /* What the mount needs; the cluster client is made in the init callback,
  * after libfuse forked into the background. */
@@ -29,6 +30,9 @@ struct fsops_config {
 	size_t nnodes;
 	char *nodes_text; /* the same, comma separated */
 	struct auth_keys keys;
+	struct cred *cred;   /* mutual TLS with it (loaded before the fork;
+	                        its nng TLS setup is made in init, after);
+	                        NULL: plain tcp */
 	int timeout_ms;      /* per request and node */
 	uint32_t chunk_size; /* bytes per chunk */
 	uint32_t inline_max; /* largest file stored inline */

@@ -109,6 +109,7 @@ struct bench_cfg {
 	const char **nodes; /* into argv */
 	size_t nnodes;
 	const char *key_file;
+	const char *cred_file; /* NULL: $DYNAMO_CRED_FILE, or plain tcp */
 	int timeout_ms;
 	unsigned clients;
 	uint64_t duration_ms; /* 0: none (only with --ops) */
@@ -909,7 +910,10 @@ static const char help_text[] =
     "\n"
     "  -n, --node ADDR        a node, tcp://HOST:PORT (repeat for more;\n"
     "                         requests are spread over them)\n"
-    "  -k, --cluster-key FILE cluster key file (default: $" CLI_KEY_ENV ")\n"
+    "      --cred FILE        credential: its role keys, and mutual TLS to\n"
+    "                         the nodes (default: $" CRED_ENV ")\n"
+    "  -k, --cluster-key FILE instead, the cluster key file: plain tcp\n"
+    "                         (default: $" CLI_KEY_ENV ")\n"
     "  -t, --timeout MS       per-node request timeout (default 5000)\n"
     "  -c, --clients N        concurrent clients (default 16)\n"
     "  -d, --duration TIME    run this long (default 10s; units ms, s, m,\n"
@@ -961,6 +965,7 @@ static const char help_text[] =
 
 enum {
 	OPT_RATE = 256,
+	OPT_CRED,
 	OPT_R,
 	OPT_W,
 	OPT_PRELOAD,
@@ -997,6 +1002,7 @@ parse_args(int argc, char **argv, struct bench_cfg *cfg)
 	static const struct option longopts[] = {
 	    {"node", required_argument, NULL, 'n'},
 	    {"cluster-key", required_argument, NULL, 'k'},
+	    {"cred", required_argument, NULL, OPT_CRED},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"clients", required_argument, NULL, 'c'},
 	    {"duration", required_argument, NULL, 'd'},
@@ -1043,6 +1049,9 @@ parse_args(int argc, char **argv, struct bench_cfg *cfg)
 			break;
 		case 'k':
 			cfg->key_file = optarg;
+			break;
+		case OPT_CRED:
+			cfg->cred_file = optarg;
 			break;
 		case 't':
 			rv = cli_parse_duration_ms(optarg, 1, &v);
@@ -1159,21 +1168,24 @@ static int
 connect_cluster(const struct bench_cfg *cfg, struct dyn_client **c)
 {
 	struct dyn_client_opts o;
-	const char *used;
+	struct cred cred;
+	bool have_cred;
+	char why[600];
 	int rv;
 
 	memset(&o, 0, sizeof(o));
-	rv = cli_keys_load(cfg->key_file, AUTH_CLIENT, &o.keys, &used);
-	if (rv == -ENOKEY) {
-		bad_usage("no cluster key: give --cluster-key FILE or set "
-		          "$" CLI_KEY_ENV);
+	rv = cli_auth_load(cfg->key_file, cfg->cred_file, AUTH_CLIENT, &o.keys,
+	    &cred, &have_cred, why, sizeof(why));
+	if (rv == -ENOKEY || rv == -EINVAL) {
+		bad_usage("%s", why);
 		goto out;
 	}
 	if (rv != 0) {
-		fprintf(stderr, "dynamo-bench: cluster key %s: %s\n", used,
-		        dyn_strerror(rv));
+		fprintf(stderr, "dynamo-bench: %s\n", why);
 		goto out;
 	}
+	if (have_cred)
+		o.cred = &cred;
 	o.nodes = cfg->nodes;
 	o.nnodes = cfg->nnodes;
 	o.timeout_ms = cfg->timeout_ms;
@@ -1182,6 +1194,8 @@ connect_cluster(const struct bench_cfg *cfg, struct dyn_client **c)
 	if (rv != 0)
 		fprintf(stderr, "dynamo-bench: client: %s\n",
 		        dyn_strerror(rv));
+	if (o.cred)
+		cred_fini(&cred);
 out:
 	OPENSSL_cleanse(&o.keys, sizeof(o.keys));
 	return rv;

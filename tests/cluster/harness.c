@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ca.h"
 #include "err.h"
 #include "keypos.h"
 #include "ring.h"
@@ -123,8 +124,9 @@ harness_ctl(struct harness *h, int i, char *out, size_t cap,
 	argv[a++] = ctl;
 	argv[a++] = "--node";
 	argv[a++] = h->nodes[i].addr;
-	argv[a++] = "--cluster-key";
-	argv[a++] = h->keyfile;
+	/* Alternatives: a credential carries its role's keys. */
+	argv[a++] = h->tls ? "--cred" : "--cluster-key";
+	argv[a++] = h->tls ? h->credfile : h->keyfile;
 	for (int k = 0; args && args[k] && a < 31; k++)
 		argv[a++] = args[k];
 	argv[a] = NULL;
@@ -246,6 +248,47 @@ harness_init(struct harness *h)
 	CHECK_RC(auth_keys_from_master(&h->key, AUTH_ADMIN, &h->keys), 0);
 }
 
+const char *
+harness_issue(struct harness *h, const char *name, enum auth_role role,
+    char *path, size_t cap)
+{
+	CHECK(h->tls);
+	char err[512];
+	snprintf(path, cap, "%s/ca/%s.pem", h->tmp, name);
+	if (access(path, F_OK) == 0)
+		return path;
+	struct ca_issue_opts o = {.name = name, .role = role};
+	if (ca_issue(h->cadir, &o, path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "harness: ca issue: %s\n", err);
+		exit(1);
+	}
+	return path;
+}
+
+void
+harness_init_tls(struct harness *h)
+{
+	char err[512];
+	harness_init(h);
+	h->tls = true;
+	snprintf(h->cadir, sizeof(h->cadir), "%s/ca", h->tmp);
+	if (ca_init(h->cadir, err, sizeof(err)) != 0) {
+		fprintf(stderr, "harness: ca init: %s\n", err);
+		exit(1);
+	}
+	/* The cluster key: the CA's master key. */
+	snprintf(h->keyfile, sizeof(h->keyfile), "%s/ca/%s", h->tmp,
+	    CA_MASTER_FILE);
+	CHECK_RC(auth_key_load(h->keyfile, &h->key), 0);
+	harness_issue(h, "tester", AUTH_ADMIN, h->credfile,
+	    sizeof(h->credfile));
+	if (cred_load(h->credfile, &h->cred, err, sizeof(err)) != 0) {
+		fprintf(stderr, "harness: %s\n", err);
+		exit(1);
+	}
+	h->keys = h->cred.keys; /* an admin's, as harness_init's */
+}
+
 static bool
 read_ready(struct hnode *nd)
 {
@@ -291,8 +334,11 @@ harness_start(struct harness *h, int i, const char *const *extra)
 	argv[a++] = listen;
 	argv[a++] = "--data";
 	argv[a++] = nd->dir;
-	argv[a++] = "--cluster-key";
-	argv[a++] = h->keyfile;
+	char cred[512];
+	argv[a++] = h->tls ? "--cred" : "--cluster-key";
+	argv[a++] = h->tls ? harness_issue(h, nd->name, AUTH_NODE, cred,
+	                         sizeof(cred))
+	                   : h->keyfile;
 	argv[a++] = "--ready-file";
 	argv[a++] = nd->ready;
 	argv[a++] = "--fault-injection"; /* harness_fault's partitions */
@@ -372,6 +418,7 @@ harness_client(struct harness *h, int timeout_ms, ...)
 		.nodes = addrs,
 		.nnodes = n,
 		.keys = h->keys,
+		.cred = h->tls ? &h->cred : NULL,
 		.timeout_ms = timeout_ms,
 	};
 	struct dyn_client *c = NULL;
@@ -407,6 +454,7 @@ harness_client_direct(struct harness *h, int i)
 		.nodes = &addr,
 		.nnodes = 1,
 		.keys = h->keys,
+		.cred = h->tls ? &h->cred : NULL,
 		.timeout_ms = 5000,
 		.no_routing = true,
 	};
@@ -507,7 +555,8 @@ harness_converged(struct harness *h, struct dyn_client *any, const char *key)
 	for (size_t i = 0; i < na && same; i++) {
 		const char *a = addrs[i];
 		struct dyn_client_opts o = {.nodes = &a, .nnodes = 1,
-		    .keys = h->keys, .timeout_ms = 5000, .no_routing = true};
+		    .keys = h->keys, .cred = h->tls ? &h->cred : NULL,
+		    .timeout_ms = 5000, .no_routing = true};
 		struct dyn_client *d;
 		CHECK_RC(dyn_client_new(&o, &d), 0);
 		struct dyn_req_opts lo = {.flags = WIRE_F_LOCAL};

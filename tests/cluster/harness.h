@@ -20,6 +20,7 @@
 
 #include "auth.h"
 #include "client.h"
+#include "cred.h"
 
 #define HARNESS_MAX_NODES 16
 
@@ -37,6 +38,14 @@ struct harness {
 	char keyfile[512];
 	struct auth_key key;   /* the master key, in keyfile */
 	struct auth_keys keys; /* its role keys; signs as admin */
+	/* harness_init_tls: a CA in tmp/ca, a node credential per node
+	 * (tmp/ca/n<i>.pem, --cred), and the admin credential "tester"
+	 * (credfile, loaded in cred) for the harness's clients and
+	 * dynamoctl.  Off: plain tcp. */
+	bool tls;
+	char cadir[512];
+	char credfile[512];
+	struct cred cred;
 	const char *dynamod;
 	struct hnode nodes[HARNESS_MAX_NODES];
 	int n;
@@ -44,6 +53,15 @@ struct harness {
 
 /* Set up the directory and key; registers the exit-time cleanup. */
 void harness_init(struct harness *h);
+/* The same for a TLS cluster: the cluster key is the CA's master key
+ * (key, keyfile), every node started gets a credential of its own
+ * (--cred instead of --cluster-key), every client of the harness (keys)
+ * and harness_ctl's dynamoctl the admin credential. */
+void harness_init_tls(struct harness *h);
+/* A credential of role from the harness's CA (tls only): its path, in
+ * tmp/ca/NAME.pem (issued on first use). */
+const char *harness_issue(struct harness *h, const char *name,
+    enum auth_role role, char *path, size_t cap);
 /* Add node i (name n<i>) and start it with extra dynamod args (NULL-ended
  * list, may be NULL); waits until it serves (deadline 20 s). */
 void harness_start(struct harness *h, int i, const char *const *extra);

@@ -6,6 +6,11 @@
 #
 # Needs: DYNAMOD, DYNAMOFS (paths to the binaries; DYNAMOCTL optional).
 # A test exits 77 (meson: SKIP) only when /dev/fuse is missing.
+#
+# FS_TLS=1 runs the cluster with TLS (needs DYNAMOCTL): a CA in $T/ca
+# (`dynamoctl ca init`; its master key is the cluster key), a node
+# credential for every node started, a client credential for the mounts
+# and an admin one for dynamoctl (CTL_CRED).
 
 set -euo pipefail
 
@@ -25,9 +30,33 @@ NODE_PIDS=()
 NODE_ADDR=
 STEP="setup"
 
-# Cluster key: 32 random bytes as 64 hex digits, mode 0600.
-(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$KEY" &&
-	echo >> "$KEY")
+FS_TLS=${FS_TLS:-}
+CTL_CRED=()   # dynamoctl's --cred, with FS_TLS
+MOUNT_CRED=() # dynamofs's
+if [ -n "$FS_TLS" ]; then
+	: "${DYNAMOCTL:?set DYNAMOCTL to the dynamoctl binary (FS_TLS)}"
+	"$DYNAMOCTL" ca init "$T/ca" > /dev/null
+	KEY=$T/ca/cluster.key
+	"$DYNAMOCTL" ca issue "$T/ca" mount --role client > /dev/null
+	"$DYNAMOCTL" ca issue "$T/ca" admin --role admin > /dev/null
+	MOUNT_CRED=(--cred "$T/ca/mount.pem")
+	CTL_CRED=(--cred "$T/ca/admin.pem")
+else
+	# Cluster key: 32 random bytes as 64 hex digits, mode 0600.
+	(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$KEY" &&
+		echo >> "$KEY")
+fi
+
+# node_cred NAME: with FS_TLS, NAME's --cred options (the credential
+# issued on first use) into the array NODE_CRED; else NODE_CRED=().
+node_cred() {
+	NODE_CRED=()
+	[ -n "$FS_TLS" ] || return 0
+	[ -e "$T/ca/$1.pem" ] ||
+		"$DYNAMOCTL" ca issue "$T/ca" "$1" --role node \
+			--host 127.0.0.1 > /dev/null
+	NODE_CRED=(--cred "$T/ca/$1.pem")
+}
 
 log() { printf '== %s\n' "$*" >&2; }
 step() { STEP=$*; log "$*"; }
@@ -111,8 +140,9 @@ start_node() {
 	shift
 	mkdir -p "$T/$name"
 	rm -f "$T/$name.ready"
+	node_cred "$name"
 	"$DYNAMOD" --name "$name" --listen tcp://127.0.0.1:0 \
-		--data "$T/$name/data" --cluster-key "$KEY" \
+		--data "$T/$name/data" --cluster-key "$KEY" "${NODE_CRED[@]}" \
 		--ready-file "$T/$name.ready" --log-level warn "$@" \
 		> "$T/$name.log" 2>&1 &
 	NODE_PIDS+=($!)
@@ -127,8 +157,9 @@ restart_node() {
 	local name=$1 addr=$2
 	shift 2
 	rm -f "$T/$name.ready"
+	node_cred "$name"
 	"$DYNAMOD" --name "$name" --listen "$addr" \
-		--data "$T/$name/data" --cluster-key "$KEY" \
+		--data "$T/$name/data" --cluster-key "$KEY" "${NODE_CRED[@]}" \
 		--ready-file "$T/$name.ready" --log-level warn "$@" \
 		>> "$T/$name.log" 2>&1 &
 	NODE_PIDS+=($!)
@@ -136,22 +167,23 @@ restart_node() {
 	NODE_ADDR=$(cat "$T/$name.ready")
 }
 
-# start_three_nodes: n1 founds a cluster, n2 and n3 join it; returns once
-# the ring gives each of them partitions with no transfer pending.  Sets
-# A1, A2, A3 (their addresses).  Needs DYNAMOCTL.
+# start_three_nodes [dynamod options...]: n1 founds a cluster, n2 and n3
+# join it; returns once the ring gives each of them partitions with no
+# transfer pending.  Sets A1, A2, A3 (their addresses).  Needs DYNAMOCTL.
 start_three_nodes() {
 	: "${DYNAMOCTL:?set DYNAMOCTL to the dynamoctl binary}"
-	start_node n1 --gossip-interval 250
+	start_node n1 --gossip-interval 250 "$@"
 	A1=$NODE_ADDR
-	start_node n2 --gossip-interval 250 --seed "$A1"
+	start_node n2 --gossip-interval 250 --seed "$A1" "$@"
 	A2=$NODE_ADDR
-	start_node n3 --gossip-interval 250 --seed "$A1"
+	start_node n3 --gossip-interval 250 --seed "$A1" "$@"
 	A3=$NODE_ADDR
 	wait_until 30 three_nodes_settled
 }
 three_nodes_settled() {
 	local ring
-	ring=$("$DYNAMOCTL" --node "$A1" --cluster-key "$KEY" ring) || return 1
+	ring=$("$DYNAMOCTL" --node "$A1" --cluster-key "$KEY" "${CTL_CRED[@]}" \
+		ring) || return 1
 	[ "$(grep -cE ' [1-9][0-9]* partitions$' <<<"$ring")" = 3 ] &&
 		! grep -q pending <<<"$ring"
 }
@@ -166,7 +198,7 @@ mount_fs() {
 	# A background job of a script starts with SIGINT ignored, and libfuse
 	# leaves an ignored signal alone: give it back its default.
 	env --default-signal=INT "$DYNAMOFS" --node "$NODE_ADDR" \
-		--cluster-key "$KEY" "$dir" -f "$@" \
+		--cluster-key "$KEY" "${MOUNT_CRED[@]}" "$dir" -f "$@" \
 		>> "$T/mount-$(basename "$dir").log" 2>&1 &
 	FS_PIDS+=($!)
 	FS_MOUNTS+=("$dir")

@@ -7,7 +7,14 @@
 # chmod, chown, xattrs, statfs, and the errors ordinary tools rely on.
 . "$(dirname "$0")/lib.sh"
 
-start_node n1 --no-fsync
+# FS_NODES=3: on a 3-node cluster (with FS_TLS: the TLS acceptance test
+# of issue 12), else on one node.
+if [ "${FS_NODES:-1}" = 3 ]; then
+	start_three_nodes --no-fsync
+	NODE_ADDR="$A1,$A2,$A3"
+else
+	start_node n1 --no-fsync
+fi
 mount_fs "$T/m"
 M=$T/m
 

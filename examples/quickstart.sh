@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # examples/quickstart.sh        install what is missing, build, start a local
 #                               3-node cluster (ports 7101-7103 unless taken)
-#                               with its data under ./var, show a put and a
+#                               with its data under ./var, over TLS (a CA in
+#                               ./var/ca, a credential per node, one for
+#                               dynamoctl and the mount), show a put and a
 #                               get, and mount it at ./mnt (dynamofs)
 # examples/quickstart.sh stop   unmount and stop it again
 set -euo pipefail
@@ -51,8 +53,24 @@ if [ ! -d "$build" ]; then
 fi
 ninja -C "$build" >/dev/null
 mkdir -p "$var"
-export DYNAMO_CLUSTER_KEY_FILE=$var/cluster.key
-[ -f "$DYNAMO_CLUSTER_KEY_FILE" ] || "$build/node/dynamoctl" keygen "$DYNAMO_CLUSTER_KEY_FILE"
+# The cluster's CA (once): its master key is the cluster key; every node,
+# and every client, gets a credential of its own issued by it.
+ca=$var/ca
+if [ -f "$var/cluster.key" ] && [ ! -d "$ca" ]; then
+	echo "var/ holds a cluster of an older quickstart (plain tcp, var/cluster.key):"
+	echo "'examples/quickstart.sh stop; rm -rf var' and start again for TLS"
+	exit 1
+fi
+[ -f "$ca/ca.pem" ] || "$build/node/dynamoctl" ca init "$ca" >/dev/null
+export DYNAMO_CLUSTER_KEY_FILE=$ca/cluster.key
+issue() { # NAME ROLE: $ca/NAME.pem, issued once
+	[ -f "$ca/$1.pem" ] ||
+		"$build/node/dynamoctl" ca issue "$ca" "$1" --role "$2" \
+			--host 127.0.0.1 >/dev/null
+}
+issue admin admin
+issue mount client
+export DYNAMO_CRED_FILE=$ca/admin.pem # dynamoctl's
 
 stop >/dev/null # a second start replaces the first
 port=$FIRST_PORT
@@ -63,7 +81,9 @@ for i in $(seq "$NODES"); do
 	rm -f "$var/$name.ready"
 	seed=()
 	[ "$i" -gt 1 ] && seed=(--seed "${addrs[0]}")
+	issue "$name" node
 	"$build/node/dynamod" --name "$name" --listen "tcp://127.0.0.1:$port" \
+		--cred "$ca/$name.pem" \
 		--data "$var/$name" --ready-file "$var/$name.ready" "${seed[@]}" \
 		>>"$var/$name.log" 2>&1 &
 	echo $! >"$var/$name.pid"
@@ -105,7 +125,8 @@ if [ -x "$build/fs/dynamofs" ] && [ -e /dev/fuse ]; then
 	mkdir -p "$mnt"
 	all=$(IFS=,; echo "${addrs[*]}")
 	env --default-signal=INT "$build/fs/dynamofs" --node "$all" \
-		--cluster-key "$DYNAMO_CLUSTER_KEY_FILE" "$mnt" -f \
+		--cluster-key "$DYNAMO_CLUSTER_KEY_FILE" --cred "$ca/mount.pem" \
+		"$mnt" -f \
 		>>"$var/dynamofs.log" 2>&1 &
 	echo $! >"$var/dynamofs.pid"
 	for _ in $(seq 200); do
@@ -121,7 +142,9 @@ if [ -x "$build/fs/dynamofs" ] && [ -e /dev/fuse ]; then
 	ls -l "$mnt"
 fi
 echo
-echo "try:   export DYNAMO_CLUSTER_KEY_FILE=$var/cluster.key"
+echo "TLS:   every node, dynamoctl and the mount talk tls+tcp with"
+echo "       credentials of the CA in var/ca (dynamoctl ca issue)"
+echo "try:   export DYNAMO_CLUSTER_KEY_FILE=$ca/cluster.key DYNAMO_CRED_FILE=$ca/admin.pem"
 echo "       $build/node/dynamoctl --node ${addrs[0]} status"
 echo "       cp -r ~/notes mnt/; getfattr -d -m user.dynamo mnt/hello.txt"
 echo "stop:  examples/quickstart.sh stop"

@@ -119,7 +119,8 @@ static const char usage_text[] =
     "  remove NAME [--no-wait | --wait=DURATION]\n"
     "  compact [--json]\n"
     "  fault drop NODE... | fault heal\n"
-    "  keygen FILE\n";
+    "  keygen FILE\n"
+    "  ca init DIR | ca issue DIR NAME --role ROLE [--host H]... [-o FILE]\n";
 
 static const char help_text[] =
     "\n"

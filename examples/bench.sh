@@ -60,13 +60,13 @@ cluster() {
 	cred=()
 	if [ "$mode" = tls ]; then
 		"$build/node/dynamoctl" ca init "$d/ca" >/dev/null
-		cp "$d/ca/cluster.key" "$d/key"
 		"$build/node/dynamoctl" ca issue "$d/ca" bench --role admin >/dev/null
 		cred=(--cred "$d/ca/bench.pem")
+		unset DYNAMO_CLUSTER_KEY_FILE
 	else
 		"$build/node/dynamoctl" keygen "$d/key"
+		export DYNAMO_CLUSTER_KEY_FILE=$d/key
 	fi
-	export DYNAMO_CLUSTER_KEY_FILE=$d/key
 	for i in $(seq "$NODES"); do
 		seed=()
 		[ "$i" -gt 1 ] && seed=(--seed "$(cat "$d/r1")")

@@ -53,8 +53,8 @@ if [ ! -d "$build" ]; then
 fi
 ninja -C "$build" >/dev/null
 mkdir -p "$var"
-# The cluster's CA (once): its master key is the cluster key; every node,
-# and every client, gets a credential of its own issued by it.
+# The cluster's CA (once): every node, and every client, gets a credential
+# of its own issued by it (its certificate and its role's keys).
 ca=$var/ca
 if [ -f "$var/cluster.key" ] && [ ! -d "$ca" ]; then
 	echo "var/ holds a cluster of an older quickstart (plain tcp, var/cluster.key):"
@@ -62,7 +62,6 @@ if [ -f "$var/cluster.key" ] && [ ! -d "$ca" ]; then
 	exit 1
 fi
 [ -f "$ca/ca.pem" ] || "$build/node/dynamoctl" ca init "$ca" >/dev/null
-export DYNAMO_CLUSTER_KEY_FILE=$ca/cluster.key
 issue() { # NAME ROLE: $ca/NAME.pem, issued once
 	[ -f "$ca/$1.pem" ] ||
 		"$build/node/dynamoctl" ca issue "$ca" "$1" --role "$2" \
@@ -125,8 +124,7 @@ if [ -x "$build/fs/dynamofs" ] && [ -e /dev/fuse ]; then
 	mkdir -p "$mnt"
 	all=$(IFS=,; echo "${addrs[*]}")
 	env --default-signal=INT "$build/fs/dynamofs" --node "$all" \
-		--cluster-key "$DYNAMO_CLUSTER_KEY_FILE" --cred "$ca/mount.pem" \
-		"$mnt" -f \
+		--cred "$ca/mount.pem" "$mnt" -f \
 		>>"$var/dynamofs.log" 2>&1 &
 	echo $! >"$var/dynamofs.pid"
 	for _ in $(seq 200); do
@@ -144,7 +142,7 @@ fi
 echo
 echo "TLS:   every node, dynamoctl and the mount talk tls+tcp with"
 echo "       credentials of the CA in var/ca (dynamoctl ca issue)"
-echo "try:   export DYNAMO_CLUSTER_KEY_FILE=$ca/cluster.key DYNAMO_CRED_FILE=$ca/admin.pem"
+echo "try:   export DYNAMO_CRED_FILE=$ca/admin.pem"
 echo "       $build/node/dynamoctl --node ${addrs[0]} status"
 echo "       cp -r ~/notes mnt/; getfattr -d -m user.dynamo mnt/hello.txt"
 echo "stop:  examples/quickstart.sh stop"

@@ -120,7 +120,7 @@ usage(FILE *f)
 	    "  listen = tcp://0.0.0.0:7100\n"
 	    "  advertise = tcp://10.0.0.2:7100\n"
 	    "  data = /var/lib/dynamo\n"
-	    "  cluster-key = /etc/dynamo/cluster.key\n"
+	    "  cred = /etc/dynamo/b.pem\n"
 	    "  seed = tcp://10.0.0.1:7100\n"
 	    "  compact-at-start = true\n"
 	    "\n"

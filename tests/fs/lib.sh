@@ -10,7 +10,9 @@
 # FS_TLS=1 runs the cluster with TLS (needs DYNAMOCTL): a CA in $T/ca
 # (`dynamoctl ca init`; its master key is the cluster key), a node
 # credential for every node started, a client credential for the mounts
-# and an admin one for dynamoctl (CTL_CRED).
+# and an admin one for dynamoctl.  NODE_AUTH (node_cred NAME), MOUNT_AUTH
+# and CTL_AUTH hold the options that give each its keys: --cluster-key
+# KEY, or with FS_TLS --cred FILE instead.
 
 set -euo pipefail
 
@@ -31,31 +33,32 @@ NODE_ADDR=
 STEP="setup"
 
 FS_TLS=${FS_TLS:-}
-CTL_CRED=()   # dynamoctl's --cred, with FS_TLS
-MOUNT_CRED=() # dynamofs's
+CTL_AUTH=(--cluster-key "$KEY")
+MOUNT_AUTH=(--cluster-key "$KEY")
 if [ -n "$FS_TLS" ]; then
 	: "${DYNAMOCTL:?set DYNAMOCTL to the dynamoctl binary (FS_TLS)}"
 	"$DYNAMOCTL" ca init "$T/ca" > /dev/null
 	KEY=$T/ca/cluster.key
 	"$DYNAMOCTL" ca issue "$T/ca" mount --role client > /dev/null
 	"$DYNAMOCTL" ca issue "$T/ca" admin --role admin > /dev/null
-	MOUNT_CRED=(--cred "$T/ca/mount.pem")
-	CTL_CRED=(--cred "$T/ca/admin.pem")
+	MOUNT_AUTH=(--cred "$T/ca/mount.pem")
+	CTL_AUTH=(--cred "$T/ca/admin.pem")
 else
 	# Cluster key: 32 random bytes as 64 hex digits, mode 0600.
 	(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$KEY" &&
 		echo >> "$KEY")
 fi
 
-# node_cred NAME: with FS_TLS, NAME's --cred options (the credential
-# issued on first use) into the array NODE_CRED; else NODE_CRED=().
+# node_cred NAME: NAME's options for its keys into the array NODE_AUTH:
+# with FS_TLS its --cred (the credential issued on first use), else
+# --cluster-key.
 node_cred() {
-	NODE_CRED=()
+	NODE_AUTH=(--cluster-key "$KEY")
 	[ -n "$FS_TLS" ] || return 0
 	[ -e "$T/ca/$1.pem" ] ||
 		"$DYNAMOCTL" ca issue "$T/ca" "$1" --role node \
 			--host 127.0.0.1 > /dev/null
-	NODE_CRED=(--cred "$T/ca/$1.pem")
+	NODE_AUTH=(--cred "$T/ca/$1.pem")
 }
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -142,7 +145,7 @@ start_node() {
 	rm -f "$T/$name.ready"
 	node_cred "$name"
 	"$DYNAMOD" --name "$name" --listen tcp://127.0.0.1:0 \
-		--data "$T/$name/data" --cluster-key "$KEY" "${NODE_CRED[@]}" \
+		--data "$T/$name/data" "${NODE_AUTH[@]}" \
 		--ready-file "$T/$name.ready" --log-level warn "$@" \
 		> "$T/$name.log" 2>&1 &
 	NODE_PIDS+=($!)
@@ -159,7 +162,7 @@ restart_node() {
 	rm -f "$T/$name.ready"
 	node_cred "$name"
 	"$DYNAMOD" --name "$name" --listen "$addr" \
-		--data "$T/$name/data" --cluster-key "$KEY" "${NODE_CRED[@]}" \
+		--data "$T/$name/data" "${NODE_AUTH[@]}" \
 		--ready-file "$T/$name.ready" --log-level warn "$@" \
 		>> "$T/$name.log" 2>&1 &
 	NODE_PIDS+=($!)
@@ -182,8 +185,7 @@ start_three_nodes() {
 }
 three_nodes_settled() {
 	local ring
-	ring=$("$DYNAMOCTL" --node "$A1" --cluster-key "$KEY" "${CTL_CRED[@]}" \
-		ring) || return 1
+	ring=$("$DYNAMOCTL" --node "$A1" "${CTL_AUTH[@]}" ring) || return 1
 	[ "$(grep -cE ' [1-9][0-9]* partitions$' <<<"$ring")" = 3 ] &&
 		! grep -q pending <<<"$ring"
 }
@@ -198,7 +200,7 @@ mount_fs() {
 	# A background job of a script starts with SIGINT ignored, and libfuse
 	# leaves an ignored signal alone: give it back its default.
 	env --default-signal=INT "$DYNAMOFS" --node "$NODE_ADDR" \
-		--cluster-key "$KEY" "${MOUNT_CRED[@]}" "$dir" -f "$@" \
+		"${MOUNT_AUTH[@]}" "$dir" -f "$@" \
 		>> "$T/mount-$(basename "$dir").log" 2>&1 &
 	FS_PIDS+=($!)
 	FS_MOUNTS+=("$dir")

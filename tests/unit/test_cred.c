@@ -22,6 +22,7 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "cli.h"
 #include "ca.h"
 #include "cred.h"
 #include "err.h"
@@ -418,6 +419,71 @@ test_malformed_refused(void **state)
 	assert_non_null(strstr(err, "none.pem"));
 }
 
+/* cli_auth_load: --cred and --cluster-key are alternatives; a flag beats
+ * the environment, and of the environment's two, the credential. */
+static void
+test_auth_load(void **state)
+{
+	struct dir *d = *state;
+	struct auth_keys k;
+	struct cred c;
+	bool have;
+	char key[160], err[600];
+
+	snprintf(key, sizeof(key), "%s/%s", d->ca, CA_MASTER_FILE);
+	unsetenv(CRED_ENV);
+	unsetenv(CLI_KEY_ENV);
+	assert_int_equal(cli_auth_load(NULL, NULL, AUTH_CLIENT, &k, &c, &have,
+	                     err, sizeof(err)),
+	    -ENOKEY);
+	assert_non_null(strstr(err, "--cred"));
+	assert_int_equal(cli_auth_load(key, d->node, AUTH_CLIENT, &k, &c,
+	                     &have, err, sizeof(err)),
+	    -EINVAL);
+	assert_non_null(strstr(err, "alternatives"));
+
+	/* The key file: every role's keys, signing as asked. */
+	assert_int_equal(cli_auth_load(key, NULL, AUTH_CLIENT, &k, &c, &have,
+	                     err, sizeof(err)),
+	    0);
+	assert_false(have);
+	assert_int_equal(k.self, AUTH_CLIENT);
+	assert_int_equal(k.gen[0].have, AUTH_ALL_ROLES);
+
+	/* The credential: its role's keys, signing as its role. */
+	assert_int_equal(cli_auth_load(NULL, d->node, AUTH_CLIENT, &k, &c,
+	                     &have, err, sizeof(err)),
+	    0);
+	assert_true(have);
+	assert_int_equal(k.self, AUTH_NODE);
+	assert_string_equal(c.name, "n1");
+	cred_fini(&c);
+
+	/* The environment: the credential wins; a flag beats both. */
+	setenv(CRED_ENV, d->node, 1);
+	setenv(CLI_KEY_ENV, key, 1);
+	assert_int_equal(cli_auth_load(NULL, NULL, AUTH_ADMIN, &k, &c, &have,
+	                     err, sizeof(err)),
+	    0);
+	assert_true(have);
+	cred_fini(&c);
+	assert_int_equal(cli_auth_load(key, NULL, AUTH_ADMIN, &k, &c, &have,
+	                     err, sizeof(err)),
+	    0);
+	assert_false(have);
+	assert_int_equal(k.self, AUTH_ADMIN);
+	/* A credential that does not load: its reason. */
+	char p[160];
+	path_of(d, "none.pem", p, sizeof(p));
+	assert_int_equal(cli_auth_load(NULL, p, AUTH_ADMIN, &k, &c, &have, err,
+	                     sizeof(err)),
+	    -ENOENT);
+	assert_non_null(strstr(err, "credential"));
+	assert_non_null(strstr(err, "none.pem"));
+	unsetenv(CRED_ENV);
+	unsetenv(CLI_KEY_ENV);
+}
+
 int
 main(void)
 {
@@ -433,6 +499,7 @@ main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_refused, setup,
 	        teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_load, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,10 +4,13 @@
  * TCP relay in this test that forwards and records every byte) sees TLS
  * records and none of a distinctive key or value; a credential of another
  * CA, and a client speaking plain tcp, are refused cleanly (an error within
- * seconds, the node serving on); dynamoctl works with --cred.
+ * seconds, the node serving on); dynamoctl works with --cred; a client
+ * certificate may get and put but not remove, leave or fault, and starts
+ * no node; a node certificate of another CA cannot join.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -15,6 +18,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ca.h"
@@ -346,6 +350,127 @@ check_dynamoctl(void)
 	fprintf(stderr, "tls: dynamoctl --cred get and status work\n");
 }
 
+/* dynamoctl with the credential at cred (it overrides the harness's
+ * --cred: the last one wins) against node i; its exit status, its output
+ * in out. */
+static int
+ctl_as(const char *cred, int i, char *out, size_t cap, const char *cmd,
+    const char *arg)
+{
+	const char *args[] = {"--cred", cred, "--timeout", "2000", cmd, arg,
+	    NULL};
+	return harness_ctl(&h, i, out, cap, args);
+}
+
+/* Start dynamod with args (its log in log) and wait for it to exit
+ * within ms: its exit status, or -1 (killed) when it was still running. */
+static int
+dynamod_run(const char *const *args, const char *log, int ms, pid_t *left)
+{
+	const char *argv[32];
+	int a = 0;
+	argv[a++] = h.dynamod;
+	for (int k = 0; args[k] && a < 31; k++)
+		argv[a++] = args[k];
+	argv[a] = NULL;
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* Its own output only: the test's stdout is meson's pipe,
+		 * which a child left running would hold open. */
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(h.dynamod, (char *const *)argv);
+		_exit(127);
+	}
+	long long t0 = harness_now_ms();
+	int st;
+	while (harness_now_ms() - t0 < ms) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		harness_pause_ms(50);
+	}
+	*left = pid;
+	return -1;
+}
+
+static void
+check_roles(void)
+{
+	char laptop[600], out[4096];
+	harness_issue(&h, "laptop", AUTH_CLIENT, laptop, sizeof(laptop));
+
+	/* A client certificate gets and puts... */
+	CHECK(ctl_as(laptop, 0, out, sizeof(out), "get", "k5") == 0);
+	CHECK(strcmp(out, "v5") == 0);
+	/* ... but changes no membership and cuts no link. */
+	static const char *const refused[][2] = {
+	    {"remove", "n2"}, {"leave", NULL}, {"fault", "heal"}};
+	for (size_t i = 0; i < 3; i++) {
+		int st = ctl_as(laptop, 0, out, sizeof(out), refused[i][0],
+		    refused[i][1]);
+		if (st == 0 || !strstr(out, "role")) {
+			fprintf(stderr, "client %s: status %d: %s\n",
+			    refused[i][0], st, out);
+			exit(1);
+		}
+	}
+	fprintf(stderr, "tls: a client certificate gets, and is refused "
+	    "remove, leave and fault\n");
+
+	/* It starts no node. */
+	char dir[600], log[600];
+	snprintf(dir, sizeof(dir), "%s/laptop-node", h.tmp);
+	snprintf(log, sizeof(log), "%s/laptop-node.log", h.tmp);
+	const char *as_node[] = {"--name", "laptop", "--listen",
+	    "tcp://127.0.0.1:0", "--data", dir, "--cred", laptop, "--seed",
+	    h.nodes[0].addr, NULL};
+	pid_t left = 0;
+	int st = dynamod_run(as_node, log, 10000, &left);
+	if (st != 1) {
+		if (st == -1) {
+			kill(left, SIGKILL);
+			waitpid(left, NULL, 0);
+		}
+		fprintf(stderr, "dynamod with a client certificate: status %d "
+		    "(log %s)\n", st, log);
+		exit(1);
+	}
+
+	/* A node certificate of another CA: its dials fail the handshake,
+	 * it never becomes a member. */
+	char oca[600], opem[700], err[512];
+	snprintf(oca, sizeof(oca), "%s/other-ca", h.tmp); /* made above */
+	snprintf(opem, sizeof(opem), "%s/rogue.pem", oca);
+	struct ca_issue_opts o = {.name = "rogue", .role = AUTH_NODE};
+	CHECK_RC(ca_issue(oca, &o, opem, err, sizeof(err)), 0);
+	snprintf(dir, sizeof(dir), "%s/rogue", h.tmp);
+	snprintf(log, sizeof(log), "%s/rogue.log", h.tmp);
+	const char *rogue[] = {"--name", "rogue", "--listen",
+	    "tcp://127.0.0.1:0", "--data", dir, "--cred", opem, "--seed",
+	    h.nodes[0].addr, "--gossip-interval", "250", NULL};
+	st = dynamod_run(rogue, log, 3000, &left);
+	const char *status[] = {"status", "--json", NULL};
+	int cst = harness_ctl(&h, 0, out, sizeof(out), status);
+	if (st == -1) {
+		kill(left, SIGKILL);
+		waitpid(left, NULL, 0);
+	}
+	if (cst != 0 || strstr(out, "rogue")) {
+		fprintf(stderr, "status after the rogue node: %d: %s\n", cst,
+		    out);
+		exit(1);
+	}
+	uint64_t epoch = 0;
+	CHECK(harness_rings_agree(&h, 3, &epoch));
+	fprintf(stderr, "tls: a node certificate of another CA did not "
+	    "join (%s after 3 s)\n", st == -1 ? "still trying" : "it exited");
+}
+
 int
 main(void)
 {
@@ -356,6 +481,7 @@ main(void)
 	check_other_ca_refused();
 	check_plain_refused();
 	check_dynamoctl();
+	check_roles();
 	for (int i = 0; i < 3; i++)
 		CHECK(harness_stop(&h, i, SIGTERM) == 0);
 	fprintf(stderr, "tls: ok\n");

@@ -1,17 +1,19 @@
 /*
  * dynamofs — mount a dynamo cluster as a filesystem (libfuse3).
  *
- *   dynamofs [--node ADDRS] [--cluster-key FILE] [ADDRS] MOUNTPOINT
- *            [-f] [-o OPTIONS]
+ *   dynamofs [--node ADDRS] {--cred FILE | --cluster-key FILE} [ADDRS]
+ *            MOUNTPOINT [-f] [-o OPTIONS]
  *
- * Parses the options, loads the cluster key, and hands over to fuse_main,
- * which mounts, runs the (multi-threaded) loop, and unmounts on
- * `fusermount3 -u` or SIGINT/SIGTERM.  The cluster client is made in the
- * init callback (fsops), after libfuse went to the background.
+ * Parses the options, loads the credential or the cluster key, and hands
+ * over to fuse_main, which mounts, runs the (multi-threaded) loop, and
+ * unmounts on `fusermount3 -u` or SIGINT/SIGTERM.  The cluster client (and
+ * with it nng's TLS setup) is made in the init callback (fsops), after
+ * libfuse went to the background.
  *
  * From /etc/fstab, mount(8) runs mount.fuse3, which runs
  * `dynamofs SOURCE MOUNTPOINT -o OPTIONS`: SOURCE (the fstab line's first
- * field) may carry the node list, -o node=/nodes=/cluster_key= the rest,
+ * field) may carry the node list, -o node=/nodes=/cred=/cluster_key= the
+ * rest,
  * and mount's own options that reach us (_netdev, nofail, ...) are
  * dropped here rather than refused by the kernel.
  */

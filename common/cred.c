@@ -502,33 +502,44 @@ out:
 }
 
 int
-cred_load(const char *path, struct cred *out, char *err, size_t errlen)
+cred_parse(const char *text, size_t len, struct cred *out, char *err,
+    size_t errlen)
 {
 	struct cred c;
 	struct block b[MAX_BLOCKS];
 	size_t nb = 0;
-	char *text = NULL;
-	size_t len = 0;
-	char why[256] = "";
 
 	memset(&c, 0, sizeof(c));
-	int rc = read_private(path, &text, &len, err, errlen);
-	if (rc != 0)
-		return rc;
-	if ((rc = split_blocks(text, len, b, &nb, why, sizeof(why))) == 0)
-		rc = parse_blocks(b, nb, &c, why, sizeof(why));
-	OPENSSL_cleanse(text, len);
-	mem_free(text);
+	int rc = split_blocks(text, len, b, &nb, err, errlen);
+	if (rc == 0)
+		rc = parse_blocks(b, nb, &c, err, errlen);
 	if (rc != 0) {
 		if (rc == -ENOMEM)
-			snprintf(why, sizeof(why), "%s", strerror(ENOMEM));
-		say(err, errlen, "%s: %s", path, why);
+			say(err, errlen, "%s", strerror(ENOMEM));
 		cred_fini(&c);
 		return rc;
 	}
 	*out = c;
 	OPENSSL_cleanse(&c, sizeof(c));
 	return 0;
+}
+
+int
+cred_load(const char *path, struct cred *out, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	char why[256] = "";
+
+	int rc = read_private(path, &text, &len, err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = cred_parse(text, len, out, why, sizeof(why));
+	OPENSSL_cleanse(text, len);
+	mem_free(text);
+	if (rc != 0)
+		say(err, errlen, "%s: %s", path, why);
+	return rc;
 }
 
 void

@@ -57,6 +57,10 @@ struct cred {
  * version, -ENOMEM.  cred_fini(out) is needed after a success only (a
  * failure leaves nothing to free). */
 int cred_load(const char *path, struct cred *out, char *err, size_t errlen);
+/* The same checks of a credential's text[0..len) (no file checks; the
+ * text need not end in NUL), err without the file name. */
+int cred_parse(const char *text, size_t len, struct cred *out, char *err,
+    size_t errlen);
 /* Free the PEM text and cleanse the keys; a zeroed cred is fine. */
 void cred_fini(struct cred *c);
 

@@ -1,7 +1,7 @@
 /*
  * fuzz_seeds DIR — write a seed corpus for the fuzz targets into
  * DIR/wire, DIR/context, DIR/record, DIR/bloom, DIR/fsobj, DIR/hint,
- * DIR/view, DIR/reclist and DIR/leaflist: valid inputs made with the
+ * DIR/view, DIR/reclist, DIR/leaflist, DIR/json and DIR/cred: valid inputs made with the
  * project's encoders and the targets' fixed key, so mutation starts from
  * messages that get through.
  */
@@ -9,10 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "blob.h"
 #include "bloom.h"
+#include "ca.h"
+#include "cli.h"
 #include "context.h"
+#include "cred.h"
 #include "fsobj.h"
 #include "fuzz.h"
 #include "leaflist.h"
@@ -487,6 +491,68 @@ json_seeds(const char *dir, struct buf *b)
 	return write_seed(dir, "json", 0, b);
 }
 
+/* fuzz_cred's inputs: u8 0, u8 role, a role keys block (each role, and
+ * two generations for a node); u8 1 and a credential issued by a CA made
+ * in a temporary directory. */
+static int
+cred_seeds(const char *dir, struct buf *b)
+{
+	struct auth_keys k, k2;
+	char tmp[] = "/tmp/fuzz_seeds.XXXXXX", ca[64], pem[96], err[512];
+	int rc, n = 0;
+
+	for (int r = 0; r < AUTH_NROLES; r++) {
+		if ((rc = auth_keys_from_master(&fuzz_key, (enum auth_role)r,
+		         &k)) != 0)
+			return rc;
+		if (r == AUTH_NODE) {
+			struct auth_key m2 = fuzz_key;
+			m2.k[0] ^= 1;
+			if ((rc = auth_keys_from_master(&m2, AUTH_NODE, &k2)) != 0)
+				return rc;
+		}
+		for (int two = 0; two < (r == AUTH_NODE ? 2 : 1); two++) {
+			if (two)
+				k.gen[1] = k2.gen[0];
+			buf_reset(b);
+			buf_put_u8(b, 0);
+			buf_put_u8(b, (uint8_t)r);
+			cred_keys_encode(&k, (enum auth_role)r, b);
+			if ((rc = write_seed(dir, "cred", n++, b)) != 0)
+				return rc;
+		}
+	}
+	if (!mkdtemp(tmp))
+		return -errno;
+	snprintf(ca, sizeof(ca), "%s/ca", tmp);
+	snprintf(pem, sizeof(pem), "%s/n1.pem", ca);
+	const char *hosts[] = {"127.0.0.1"};
+	struct ca_issue_opts o = {.name = "n1", .role = AUTH_NODE,
+	    .hosts = hosts, .nhosts = 1};
+	uint8_t *text = NULL;
+	size_t len = 0;
+	if ((rc = ca_init(ca, err, sizeof(err))) == 0 &&
+	    (rc = ca_issue(ca, &o, pem, err, sizeof(err))) == 0 &&
+	    (rc = cli_read_file(pem, 1 << 20, &text, &len)) == 0) {
+		buf_reset(b);
+		buf_put_u8(b, 1);
+		buf_put(b, text, len);
+		rc = write_seed(dir, "cred", n++, b);
+	} else {
+		fprintf(stderr, "fuzz_seeds: cred: %s\n", err);
+	}
+	mem_free(text);
+	static const char *const names[] = {"n1.pem", "ca.pem", "ca.key",
+	    "cluster.key"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(pem, sizeof(pem), "%s/%s", ca, names[i]);
+		unlink(pem);
+	}
+	rmdir(ca);
+	rmdir(tmp);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -510,8 +576,9 @@ main(int argc, char **argv)
 	    (rc = hint_seeds(argv[1], &b)) == 0 &&
 	    (rc = view_seeds(argv[1], &b)) == 0 &&
 	    (rc = reclist_seeds(argv[1], &b)) == 0 &&
-	    (rc = leaflist_seeds(argv[1], &b)) == 0)
-		rc = json_seeds(argv[1], &b);
+	    (rc = leaflist_seeds(argv[1], &b)) == 0 &&
+	    (rc = json_seeds(argv[1], &b)) == 0)
+		rc = cred_seeds(argv[1], &b);
 	buf_fini(&b);
 	if (rc != 0) {
 		fprintf(stderr, "fuzz_seeds: %s\n", strerror(-rc));

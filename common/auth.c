@@ -7,6 +7,8 @@
  */
 #include "auth.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -127,10 +129,10 @@ out:
 	return rc;
 }
 
-int
-auth_key_load(const char *path, struct auth_key *out)
+/* The text of a key file, at most KEYFILE_MAX bytes, into text. */
+static int
+read_keyfile(const char *path, char text[KEYFILE_MAX + 1], size_t *len)
 {
-	char text[KEYFILE_MAX + 1];
 	size_t n = 0;
 	int fd;
 	int rc = 0;
@@ -139,8 +141,8 @@ auth_key_load(const char *path, struct auth_key *out)
 	if (fd < 0)
 		return -errno;
 	/* Read one byte past the cap so an oversized file is detected. */
-	while (n < sizeof(text)) {
-		ssize_t r = read(fd, text + n, sizeof(text) - n);
+	while (n < (KEYFILE_MAX + 1)) {
+		ssize_t r = read(fd, text + n, (KEYFILE_MAX + 1) - n);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -155,10 +157,113 @@ auth_key_load(const char *path, struct auth_key *out)
 		rc = -EINVAL;
 		goto out;
 	}
-	rc = key_parse(text, n, out);
+	*len = n;
 out:
 	close(fd);
+	return rc;
+}
+
+int
+auth_key_load(const char *path, struct auth_key *out)
+{
+	char text[KEYFILE_MAX + 1];
+	size_t n = 0;
+	int rc = read_keyfile(path, text, &n);
+	if (rc == 0)
+		rc = key_parse(text, n, out);
 	OPENSSL_cleanse(text, sizeof(text));
+	return rc;
+}
+
+/* One line of a rotation's key file into f. */
+static int
+key_line(const char *s, size_t n, struct auth_key_file *f)
+{
+	static const char blob[] = "blob";
+	size_t i = 0;
+	while (i < n && is_space(s[i]))
+		i++;
+	if (i == n)
+		return 0; /* blank */
+	if (n - i > 4 && memcmp(s + i, blob, 4) == 0 && is_space(s[i + 4])) {
+		if (f->have_blob)
+			return -EINVAL;
+		f->have_blob = true;
+		return key_parse(s + i + 4, n - i - 4, &f->blob);
+	}
+	if (f->n == AUTH_GENS)
+		return -EINVAL;
+	return key_parse(s + i, n - i, &f->master[f->n++]);
+}
+
+int
+auth_key_file_load(const char *path, struct auth_key_file *out)
+{
+	char text[KEYFILE_MAX + 1];
+	size_t n = 0;
+	memset(out, 0, sizeof(*out));
+	int rc = read_keyfile(path, text, &n);
+	for (size_t at = 0; rc == 0 && at < n;) {
+		const char *nl = memchr(text + at, '\n', n - at);
+		size_t end = nl ? (size_t)(nl - text) : n;
+		rc = key_line(text + at, end - at, out);
+		at = end + 1;
+	}
+	if (rc == 0 && out->n == 0)
+		rc = -EINVAL;
+	if (rc != 0)
+		OPENSSL_cleanse(out, sizeof(*out));
+	OPENSSL_cleanse(text, sizeof(text));
+	return rc;
+}
+
+static void
+hex_line(struct buf *b, const char *prefix, const struct auth_key *k)
+{
+	static const char hex[] = "0123456789abcdef";
+	buf_put(b, prefix, strlen(prefix));
+	for (int i = 0; i < AUTH_KEY_LEN; i++) {
+		buf_put_u8(b, (uint8_t)hex[k->k[i] >> 4]);
+		buf_put_u8(b, (uint8_t)hex[k->k[i] & 0xf]);
+	}
+	buf_put_u8(b, '\n');
+}
+
+int
+auth_key_file_write(const char *path, const struct auth_key_file *f)
+{
+	char tmp[4096];
+	struct buf b;
+	int rc;
+	if (f->n == 0 || f->n > AUTH_GENS ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) >= sizeof(tmp))
+		return -EINVAL;
+	buf_init(&b);
+	for (unsigned i = 0; i < f->n; i++)
+		hex_line(&b, "", &f->master[i]);
+	if (f->have_blob)
+		hex_line(&b, "blob ", &f->blob);
+	if ((rc = buf_err(&b)) != 0)
+		goto out;
+	unlink(tmp); /* a leftover of a write that did not finish */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = write_all(fd, (const char *)b.data, b.len);
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc != 0)
+		unlink(tmp);
+out:
+	if (b.data)
+		OPENSSL_cleanse(b.data, b.len);
+	buf_fini(&b);
 	return rc;
 }
 
@@ -341,6 +446,28 @@ auth_keys_from_master(const struct auth_key *master, enum auth_role self,
 	}
 	if (rc == 0)
 		rc = derive(master, AUTH_BLOB_DOMAIN, &out->blob);
+	if (rc != 0)
+		OPENSSL_cleanse(out, sizeof(*out));
+	return rc;
+}
+
+int
+auth_keys_from_file(const struct auth_key_file *f, enum auth_role self,
+    struct auth_keys *out)
+{
+	struct auth_keys g;
+	int rc = 0;
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < f->n && i < AUTH_GENS && rc == 0; i++) {
+		rc = auth_keys_from_master(&f->master[i], self, &g);
+		if (rc == 0 && i == 0)
+			*out = g;
+		else if (rc == 0)
+			out->gen[i] = g.gen[0];
+	}
+	if (rc == 0 && f->have_blob)
+		out->blob = f->blob;
+	OPENSSL_cleanse(&g, sizeof(g));
 	if (rc != 0)
 		OPENSSL_cleanse(out, sizeof(*out));
 	return rc;

@@ -76,6 +76,29 @@ struct auth_keys {
 	enum auth_role self; /* the role this process's own requests use */
 };
 
+/*
+ * A key file during a rotation (`dynamoctl ca rotate`): one key per line,
+ * the first signs and the second is accepted too, and a line "blob HEX",
+ * the blob key (blobs keep their names when the master key changes; when
+ * the line is absent the blob key is derived from the first key).  A file
+ * of one key is the key file above.
+ */
+struct auth_key_file {
+	struct auth_key master[AUTH_GENS];
+	unsigned n; /* 1 or 2 */
+	bool have_blob;
+	struct auth_key blob;
+};
+
+/* -ENOENT / -EACCES from the file system, -EINVAL for a malformed file. */
+int auth_key_file_load(const char *path, struct auth_key_file *out);
+/* Write f to path, replacing it atomically (a new file, then renamed). */
+int auth_key_file_write(const char *path, const struct auth_key_file *f);
+/* The role keys of every generation of f (gen[0] from master[0]), signing
+ * as self. */
+int auth_keys_from_file(const struct auth_key_file *f, enum auth_role self,
+    struct auth_keys *out);
+
 /* Every role's keys derived from master (one generation), signing as
  * self. */
 int auth_keys_from_master(const struct auth_key *master, enum auth_role self,

@@ -148,12 +148,49 @@ cert_new(EVP_PKEY *key, const char *cn, const char *ou, unsigned days,
 	return x;
 }
 
+/* A new CA: its certificate's and its key's PEM text, in memory BIOs
+ * the caller frees. */
+static int
+make_ca(BIO **cert, BIO **pkey, char *err, size_t errlen)
+{
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL;
+	BIO *cb = NULL, *kb = NULL;
+	int rc = -EIO;
+	/* A name of its own: during a rotation two CAs are trusted, and a
+	 * verifier looks a certificate's issuer up by name first. */
+	uint8_t id[4];
+	char cn[48];
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		return -EIO;
+	snprintf(cn, sizeof(cn), "dynamo cluster CA %02x%02x%02x%02x", id[0],
+	    id[1], id[2], id[3]);
+	if (!(key = p256_key()) ||
+	    !(x = cert_new(key, cn, NULL, CA_DAYS, NULL)) ||
+	    add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
+	    add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+	    add_ext(x, x, NID_subject_key_identifier, "hash") ||
+	    X509_sign(x, key, EVP_sha256()) == 0 ||
+	    !(cb = BIO_new(BIO_s_mem())) || !(kb = BIO_new(BIO_s_mem())) ||
+	    PEM_write_bio_X509(cb, x) != 1 ||
+	    PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) != 1) {
+		say(err, errlen, "making the CA: %s", ossl_why());
+		BIO_free(cb);
+		BIO_free_all(kb);
+	} else {
+		*cert = cb;
+		*pkey = kb;
+		rc = 0;
+	}
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
 int
 ca_init(const char *dir, char *err, size_t errlen)
 {
 	char cpath[PATH_MAX], kpath[PATH_MAX], mpath[PATH_MAX];
-	EVP_PKEY *key = NULL;
-	X509 *x = NULL;
 	BIO *cb = NULL, *kb = NULL;
 	struct auth_key master;
 	int rc;
@@ -175,19 +212,8 @@ ca_init(const char *dir, char *err, size_t errlen)
 		}
 	}
 
-	rc = -EIO;
-	if (!(key = p256_key()) ||
-	    !(x = cert_new(key, "dynamo cluster CA", NULL, CA_DAYS, NULL)) ||
-	    add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
-	    add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") ||
-	    add_ext(x, x, NID_subject_key_identifier, "hash") ||
-	    X509_sign(x, key, EVP_sha256()) == 0 ||
-	    !(cb = BIO_new(BIO_s_mem())) || !(kb = BIO_new(BIO_s_mem())) ||
-	    PEM_write_bio_X509(cb, x) != 1 ||
-	    PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) != 1) {
-		say(err, errlen, "making the CA: %s", ossl_why());
+	if ((rc = make_ca(&cb, &kb, err, errlen)) != 0)
 		goto out;
-	}
 	if ((rc = auth_key_generate(&master)) != 0) {
 		say(err, errlen, "a master key: %s", strerror(-rc));
 		goto out;
@@ -212,8 +238,6 @@ out:
 	OPENSSL_cleanse(&master, sizeof(master));
 	BIO_free(cb);
 	BIO_free(kb);
-	X509_free(x);
-	EVP_PKEY_free(key);
 	ERR_clear_error();
 	return rc;
 }
@@ -281,7 +305,7 @@ ca_issue(const char *dir, const struct ca_issue_opts *o, const char *out,
 	EVP_PKEY *cakey = NULL, *key = NULL;
 	BIO *bio = NULL, *cas = NULL;
 	FILE *f = NULL;
-	struct auth_key master;
+	struct auth_key_file master;
 	struct auth_keys keys;
 	struct buf san, blk;
 	int rc;
@@ -307,7 +331,7 @@ ca_issue(const char *dir, const struct ca_issue_opts *o, const char *out,
 	dir_file(cpath, sizeof(cpath), dir, CA_CERT_FILE);
 	dir_file(kpath, sizeof(kpath), dir, CA_KEY_FILE);
 	dir_file(mpath, sizeof(mpath), dir, CA_MASTER_FILE);
-	if ((rc = auth_key_load(mpath, &master)) != 0) {
+	if ((rc = auth_key_file_load(mpath, &master)) != 0) {
 		say(err, errlen, "%s: %s", mpath, strerror(-rc));
 		goto out;
 	}
@@ -347,7 +371,7 @@ ca_issue(const char *dir, const struct ca_issue_opts *o, const char *out,
 		say(err, errlen, "making the certificate: %s", ossl_why());
 		goto out;
 	}
-	if ((rc = auth_keys_from_master(&master, o->role, &keys)) != 0) {
+	if ((rc = auth_keys_from_file(&master, o->role, &keys)) != 0) {
 		say(err, errlen, "deriving the role keys: %s", strerror(-rc));
 		goto out;
 	}
@@ -381,6 +405,167 @@ out:
 	X509_free(x);
 	EVP_PKEY_free(cakey);
 	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return rc;
+}
+
+/* The CA certificates of path, in order (at most CRED_MAX_CAS). */
+static int
+load_certs(const char *path, X509 *out[CRED_MAX_CAS], unsigned *n, char *err,
+    size_t errlen)
+{
+	BIO *all = BIO_new(BIO_s_mem());
+	X509 *signer = NULL;
+	int rc = all ? read_cas(path, all, &signer, err, errlen) : -ENOMEM;
+	X509_free(signer);
+	*n = 0;
+	X509 *x;
+	while (rc == 0 && *n < CRED_MAX_CAS &&
+	       (x = PEM_read_bio_X509(all, NULL, NULL, NULL)))
+		out[(*n)++] = x;
+	BIO_free(all);
+	ERR_clear_error();
+	return rc;
+}
+
+/* Replace path by what bio holds (a new file, then renamed). */
+static int
+replace_bio(const char *path, mode_t mode, BIO *bio)
+{
+	char tmp[PATH_MAX];
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	unlink(tmp);
+	int rc = write_bio(tmp, mode, bio);
+	if (rc == 0 && rename(tmp, path) != 0) {
+		rc = -errno;
+		unlink(tmp);
+	}
+	return rc;
+}
+
+static int
+replace_certs(const char *path, X509 *const *certs, unsigned n)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int rc = b ? 0 : -ENOMEM;
+	for (unsigned i = 0; rc == 0 && i < n; i++)
+		if (PEM_write_bio_X509(b, certs[i]) != 1)
+			rc = -EIO;
+	if (rc == 0)
+		rc = replace_bio(path, 0644, b);
+	BIO_free(b);
+	return rc;
+}
+
+int
+ca_rotate(const char *dir, enum ca_rotate_step step, char *err,
+    size_t errlen)
+{
+	char cpath[PATH_MAX], kpath[PATH_MAX], mpath[PATH_MAX];
+	char next[PATH_MAX], prev[PATH_MAX];
+	X509 *certs[CRED_MAX_CAS + 1] = {NULL};
+	unsigned n = 0;
+	struct auth_key_file f;
+	struct auth_keys keys;
+	BIO *cb = NULL, *kb = NULL;
+	int rc;
+
+	dir_file(cpath, sizeof(cpath), dir, CA_CERT_FILE);
+	dir_file(kpath, sizeof(kpath), dir, CA_KEY_FILE);
+	dir_file(mpath, sizeof(mpath), dir, CA_MASTER_FILE);
+	dir_file(next, sizeof(next), dir, CA_NEXT_KEY_FILE);
+	dir_file(prev, sizeof(prev), dir, CA_PREV_KEY_FILE);
+	memset(&keys, 0, sizeof(keys));
+	if ((rc = auth_key_file_load(mpath, &f)) != 0) {
+		say(err, errlen, "%s: %s", mpath, strerror(-rc));
+		return rc;
+	}
+	if ((rc = load_certs(cpath, certs, &n, err, errlen)) != 0)
+		goto out;
+	bool has_next = access(next, F_OK) == 0;
+	bool has_prev = access(prev, F_OK) == 0;
+	unsigned want = step == CA_ROTATE_BEGIN ? 1 : 2;
+	bool state_ok = step == CA_ROTATE_BEGIN ? !has_next && !has_prev
+	              : step == CA_ROTATE_SWITCH ? has_next && !has_prev
+	                                         : has_prev && !has_next;
+	if (!state_ok || n != want || f.n != want) {
+		static const char *const what[] = {
+		    "begin: a rotation is in progress already",
+		    "switch: no rotation begun (or switched already)",
+		    "finish: no rotation switched"};
+		say(err, errlen, "%s (%s: %u certificate(s), %s: %u key(s))",
+		    what[step], cpath, n, mpath, f.n);
+		rc = -EINVAL;
+		goto out;
+	}
+	switch (step) {
+	case CA_ROTATE_BEGIN:
+		/* The new CA and master key are trusted and accepted; the old
+		 * ones still sign.  The blob key stays the cluster's. */
+		if ((rc = make_ca(&cb, &kb, err, errlen)) != 0)
+			goto out;
+		if (!(certs[1] = PEM_read_bio_X509(cb, NULL, NULL, NULL))) {
+			rc = -EIO;
+			goto out;
+		}
+		n = 2;
+		if (!f.have_blob) {
+			if ((rc = auth_keys_from_master(&f.master[0], AUTH_NODE,
+			         &keys)) != 0)
+				goto out;
+			f.blob = keys.blob;
+			f.have_blob = true;
+		}
+		if ((rc = auth_key_generate(&f.master[1])) != 0)
+			goto out;
+		f.n = 2;
+		if ((rc = write_bio(next, 0600, kb)) != 0) {
+			say(err, errlen, "%s: %s", next, strerror(-rc));
+			goto out;
+		}
+		break;
+	case CA_ROTATE_SWITCH: {
+		/* The new ones sign; the old are still trusted, accepted. */
+		X509 *c = certs[0];
+		certs[0] = certs[1];
+		certs[1] = c;
+		struct auth_key m = f.master[0];
+		f.master[0] = f.master[1];
+		f.master[1] = m;
+		OPENSSL_cleanse(&m, sizeof(m));
+		if (rename(kpath, prev) != 0 || rename(next, kpath) != 0) {
+			rc = -errno;
+			say(err, errlen, "%s: %s", kpath, strerror(-rc));
+			goto out;
+		}
+		break;
+	}
+	case CA_ROTATE_FINISH:
+		/* The old CA and master key are gone. */
+		n = 1;
+		f.n = 1;
+		break;
+	}
+	if ((rc = replace_certs(cpath, certs, n)) != 0) {
+		say(err, errlen, "%s: %s", cpath, strerror(-rc));
+		goto out;
+	}
+	if ((rc = auth_key_file_write(mpath, &f)) != 0) {
+		say(err, errlen, "%s: %s", mpath, strerror(-rc));
+		goto out;
+	}
+	if (step == CA_ROTATE_FINISH && unlink(prev) != 0) {
+		rc = -errno;
+		say(err, errlen, "%s: %s", prev, strerror(-rc));
+	}
+out:
+	for (unsigned i = 0; i <= CRED_MAX_CAS; i++)
+		X509_free(certs[i]);
+	BIO_free(cb);
+	BIO_free_all(kb);
+	OPENSSL_cleanse(&f, sizeof(f));
+	OPENSSL_cleanse(&keys, sizeof(keys));
 	ERR_clear_error();
 	return rc;
 }

@@ -18,6 +18,8 @@
 #define CA_CERT_FILE   "ca.pem"
 #define CA_KEY_FILE    "ca.key"
 #define CA_MASTER_FILE "cluster.key"
+#define CA_NEXT_KEY_FILE "next.key" /* a rotation's new CA key, begun */
+#define CA_PREV_KEY_FILE "prev.key" /* the old CA key, switched from */
 
 /* Make the CA in dir (created, mode 0700, if missing).  -EEXIST when
  * any of the three files exists (nothing is overwritten, nothing
@@ -41,5 +43,24 @@ struct ca_issue_opts {
  * error, the reason in err. */
 int ca_issue(const char *dir, const struct ca_issue_opts *o, const char *out,
     char *err, size_t errlen);
+
+/*
+ * Rotating the CA and the master key without downtime: three steps, a
+ * rolling restart with credentials issued anew after each:
+ *   begin   a new CA (next.key) and master key: ca.pem holds the old CA
+ *           then the new, cluster.key the old key then the new, and the
+ *           blob key (blobs keep their names).  Issued credentials are
+ *           signed by the old CA, trust both, sign with the old key and
+ *           accept the new: they work with the credentials of before.
+ *   switch  the new CA and key come first (ca.key is the new CA's; the
+ *           old is prev.key): credentials signed by the new CA, trusting
+ *           both, signing with the new key and accepting the old.
+ *   finish  the old CA and key are dropped (prev.key removed).
+ * Roll every node and client onto the credentials of one step before
+ * taking the next.  -EINVAL (reason in err) for a step out of order.
+ */
+enum ca_rotate_step { CA_ROTATE_BEGIN, CA_ROTATE_SWITCH, CA_ROTATE_FINISH };
+int ca_rotate(const char *dir, enum ca_rotate_step step, char *err,
+    size_t errlen);
 
 #endif

@@ -272,7 +272,8 @@ out:
 }
 
 int
-cli_key_load(const char *path, struct auth_key *k, const char **used)
+cli_keys_load(const char *path, enum auth_role self, struct auth_keys *k,
+    const char **used)
 {
 	if (path == NULL || path[0] == '\0')
 		path = getenv(CLI_KEY_ENV);
@@ -282,18 +283,11 @@ cli_key_load(const char *path, struct auth_key *k, const char **used)
 		*used = path;
 	if (path == NULL)
 		return -ENOKEY;
-	return auth_key_load(path, k);
-}
-
-int
-cli_keys_load(const char *path, enum auth_role self, struct auth_keys *k,
-    const char **used)
-{
-	struct auth_key master;
-	int rc = cli_key_load(path, &master, used);
+	struct auth_key_file f;
+	int rc = auth_key_file_load(path, &f);
 	if (rc == 0)
-		rc = auth_keys_from_master(&master, self, k);
-	OPENSSL_cleanse(&master, sizeof(master));
+		rc = auth_keys_from_file(&f, self, k);
+	OPENSSL_cleanse(&f, sizeof(f));
 	return rc;
 }
 

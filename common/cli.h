@@ -52,12 +52,11 @@ int cli_parse_duration_ms(const char *s, uint64_t unit_ms, uint64_t *out);
  * -errno from the file system. */
 int cli_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
 
-/* Load the cluster key from path, or when path is NULL from the file named
- * by $DYNAMO_CLUSTER_KEY_FILE.  *used (if not NULL) gets the path that was
- * tried (argv or environment memory, not copied), or NULL.  -ENOKEY when
- * neither names a file; else auth_key_load's errors. */
-int cli_key_load(const char *path, struct auth_key *k, const char **used);
-/* The same, and the role keys derived from it, signing as self. */
+/* Load the cluster's role keys, signing as self, from the key file at
+ * path (auth.h: one key, or a rotation's two), or when path is NULL from
+ * the file named by $DYNAMO_CLUSTER_KEY_FILE.  *used (if not NULL) gets
+ * the path that was tried (argv or environment memory, not copied), or
+ * NULL.  -ENOKEY when neither names a file; else the loader's errors. */
 int cli_keys_load(const char *path, enum auth_role self, struct auth_keys *k,
     const char **used);
 

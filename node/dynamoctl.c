@@ -120,7 +120,8 @@ static const char usage_text[] =
     "  compact [--json]\n"
     "  fault drop NODE... | fault heal\n"
     "  keygen FILE\n"
-    "  ca init DIR | ca issue DIR NAME --role ROLE [--host H]... [-o FILE]\n";
+    "  ca init DIR | ca issue DIR NAME --role ROLE [--host H]... [-o FILE]\n"
+    "  ca rotate DIR begin|switch|finish\n";
 
 static const char help_text[] =
     "\n"
@@ -200,7 +201,14 @@ static const char help_ca_text[] =
     "               P-256 key, its certificate (CN NAME, OU the role,\n"
     "               subjectAltName the hosts), the CA certificate and the\n"
     "               role's keys.  Give it to dynamod, dynamoctl,\n"
-    "               dynamo-bench or dynamofs as --cred FILE.\n";
+    "               dynamo-bench or dynamofs as --cred FILE.\n"
+    "  ca rotate DIR begin|switch|finish\n"
+    "               Replace the CA and the master key without downtime:\n"
+    "               after each step, issue every credential again and\n"
+    "               restart the nodes and clients one by one.  begin: a\n"
+    "               new CA and key, trusted and accepted beside the old;\n"
+    "               switch: the new ones sign, the old still trusted;\n"
+    "               finish: the old ones dropped.  Blobs keep their names.\n";
 
 /* Apart from help_text: C17 promises string literals of 4095 bytes. */
 static const char help_opts_text[] =
@@ -684,7 +692,8 @@ cmd_keygen(struct ctl *ctl, struct dyn_client *c)
 	return EXIT_OK;
 }
 
-/* ca init DIR | ca issue DIR NAME --role ROLE [--host H]... [-o FILE] */
+/* ca init DIR | ca issue DIR NAME --role ROLE [--host H]... [-o FILE] |
+ * ca rotate DIR STEP */
 static int
 cmd_ca(struct ctl *ctl, struct dyn_client *c)
 {
@@ -705,8 +714,28 @@ cmd_ca(struct ctl *ctl, struct dyn_client *c)
 		    CA_CERT_FILE, dir, CA_KEY_FILE, dir, CA_MASTER_FILE);
 		return flush_stdout();
 	}
+	if (strcmp(sub, "rotate") == 0) {
+		static const char *const steps[] = {"begin", "switch", "finish"};
+		const char *st = ctl->nargs == 4 ? ctl->args[3] : "";
+		int k = 0;
+		while (k < 3 && strcmp(st, steps[k]) != 0)
+			k++;
+		if (k == 3 || ctl->given != 0) {
+			usage_error("ca rotate DIR begin|switch|finish");
+			return EXIT_ERR;
+		}
+		if (ca_rotate(dir, (enum ca_rotate_step)k, err, sizeof(err)) !=
+		    0) {
+			fprintf(stderr, "dynamoctl: ca rotate: %s\n", err);
+			return EXIT_ERR;
+		}
+		printf("%s: rotation %s: issue every node's and client's "
+		    "credential again and restart them one by one%s\n", dir,
+		    steps[k], k == 2 ? " (the old CA and key are gone)" : "");
+		return flush_stdout();
+	}
 	if (strcmp(sub, "issue") != 0) {
-		usage_error("ca: want init or issue, not '%s'", sub);
+		usage_error("ca: want init, issue or rotate, not '%s'", sub);
 		return EXIT_ERR;
 	}
 	struct ca_issue_opts o = {

@@ -254,7 +254,7 @@ harness_issue(struct harness *h, const char *name, enum auth_role role,
 {
 	CHECK(h->tls);
 	char err[512];
-	snprintf(path, cap, "%s/ca/%s.pem", h->tmp, name);
+	snprintf(path, cap, "%s/ca/%s%s.pem", h->tmp, name, h->phase);
 	if (access(path, F_OK) == 0)
 		return path;
 	struct ca_issue_opts o = {.name = name, .role = role};
@@ -280,8 +280,18 @@ harness_init_tls(struct harness *h)
 	snprintf(h->keyfile, sizeof(h->keyfile), "%s/ca/%s", h->tmp,
 	    CA_MASTER_FILE);
 	CHECK_RC(auth_key_load(h->keyfile, &h->key), 0);
+	harness_cred_phase(h, "");
+}
+
+void
+harness_cred_phase(struct harness *h, const char *suffix)
+{
+	char err[512];
+	CHECK(h->tls && strlen(suffix) < sizeof(h->phase));
+	snprintf(h->phase, sizeof(h->phase), "%s", suffix);
 	harness_issue(h, "tester", AUTH_ADMIN, h->credfile,
 	    sizeof(h->credfile));
+	cred_fini(&h->cred);
 	if (cred_load(h->credfile, &h->cred, err, sizeof(err)) != 0) {
 		fprintf(stderr, "harness: %s\n", err);
 		exit(1);

@@ -46,6 +46,7 @@ struct harness {
 	char cadir[512];
 	char credfile[512];
 	struct cred cred;
+	char phase[16]; /* harness_cred_phase: credentials' file suffix */
 	const char *dynamod;
 	struct hnode nodes[HARNESS_MAX_NODES];
 	int n;
@@ -62,6 +63,10 @@ void harness_init_tls(struct harness *h);
  * tmp/ca/NAME.pem (issued on first use). */
 const char *harness_issue(struct harness *h, const char *name,
     enum auth_role role, char *path, size_t cap);
+/* Credentials from now on are issued anew (files NAME<suffix>.pem, after
+ * a `ca rotate` step): the admin credential at once, reloaded for the
+ * harness's clients and dynamoctl; a node's when it is next started. */
+void harness_cred_phase(struct harness *h, const char *suffix);
 /* Add node i (name n<i>) and start it with extra dynamod args (NULL-ended
  * list, may be NULL); waits until it serves (deadline 20 s). */
 void harness_start(struct harness *h, int i, const char *const *extra);

@@ -499,6 +499,62 @@ test_role_keys(void **state)
 	assert_string_equal(auth_role_name(AUTH_NROLES), "?");
 }
 
+/* A rotation's key file: two keys and the blob key; written and read
+ * back; its role keys two generations, the blob key the line's. */
+static void
+test_rotation_file(void **state)
+{
+	struct dir *d = *state;
+	char p[128];
+	path_of(d, "rot", p, sizeof(p));
+	struct auth_key_file f = {.n = 2, .have_blob = true}, got;
+	assert_int_equal(auth_key_generate(&f.master[0]), 0);
+	assert_int_equal(auth_key_generate(&f.master[1]), 0);
+	assert_int_equal(auth_key_generate(&f.blob), 0);
+	assert_int_equal(auth_key_file_write(p, &f), 0);
+	assert_int_equal(auth_key_file_write(p, &f), 0); /* replaces */
+	assert_int_equal(auth_key_file_load(p, &got), 0);
+	assert_int_equal(got.n, 2);
+	assert_true(got.have_blob);
+	assert_memory_equal(&got.master, &f.master, sizeof(f.master));
+	assert_memory_equal(got.blob.k, f.blob.k, AUTH_KEY_LEN);
+	/* One key is a plain key file, still. */
+	assert_int_equal(auth_key_load(p, &got.blob), -EINVAL);
+
+	struct auth_keys k, one;
+	assert_int_equal(auth_keys_from_file(&got, AUTH_CLIENT, &k), 0);
+	assert_int_equal(auth_keys_from_master(&f.master[1], AUTH_CLIENT, &one),
+	                 0);
+	assert_int_equal(k.gen[0].id, auth_key_id(&f.master[0]));
+	assert_int_equal(k.gen[1].id, one.gen[0].id);
+	assert_memory_equal(auth_role_key(&k, one.gen[0].id, AUTH_NODE),
+	                    &one.gen[0].role[AUTH_NODE], sizeof(struct auth_key));
+	assert_memory_equal(k.blob.k, f.blob.k, AUTH_KEY_LEN);
+
+	/* Without the blob line: the first key's blob key. */
+	got.have_blob = false;
+	got.n = 1;
+	assert_int_equal(auth_key_file_write(p, &got), 0);
+	assert_int_equal(auth_key_file_load(p, &got), 0);
+	assert_int_equal(auth_keys_from_file(&got, AUTH_CLIENT, &k), 0);
+	assert_int_equal(auth_keys_from_master(&f.master[0], AUTH_CLIENT, &one),
+	                 0);
+	assert_memory_equal(k.blob.k, one.blob.k, AUTH_KEY_LEN);
+
+	/* Three keys, two blob lines, a stray word, no key: refused. */
+	static const char *const bad[] = {
+	    HEX64 "\n" HEX64 "\n" HEX64 "\n",
+	    HEX64 "\nblob " HEX64 "\nblob " HEX64 "\n",
+	    HEX64 "\nkey " HEX64 "\n",
+	    "blob " HEX64 "\n",
+	    "\n\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(p, bad[i], strlen(bad[i]));
+		assert_int_equal(auth_key_file_load(p, &got), -EINVAL);
+	}
+}
+
 int
 main(void)
 {
@@ -514,6 +570,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_file_round_trip, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotation_file, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_file_whitespace, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_file_malformed, setup,

@@ -36,15 +36,20 @@ log_set_prefix(const char *prefix)
 	snprintf(cur_prefix, sizeof(cur_prefix), "%s", prefix);
 }
 
+static long long
+log_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 bool
 log_allow(_Atomic uint64_t *last, _Atomic uint64_t *skipped,
     uint64_t every_ms, uint64_t *suppressed)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	/* +1: a first call at time 0 still finds last (0) behind it. */
-	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000
-	               + every_ms + 1;
+	/* + every_ms + 1: a first call still finds last (0) behind it. */
+	uint64_t now = (uint64_t)log_mono_ms() + every_ms + 1;
 	uint64_t was = atomic_load(last);
 	if (now - was < every_ms ||
 	    !atomic_compare_exchange_strong(last, &was, now)) {
@@ -109,13 +114,6 @@ log_limit_fini(struct log_limit *l)
 	pthread_mutex_destroy(&l->lock);
 }
 
-static long long
-log_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The key's slot, or the least recently used one that is free to take
  * (used longer than the interval ago); NULL when there is none. */

@@ -1,7 +1,6 @@
 #include "log.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -42,22 +41,6 @@ log_mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-bool
-log_allow(_Atomic uint64_t *last, _Atomic uint64_t *skipped,
-    uint64_t every_ms, uint64_t *suppressed)
-{
-	/* + every_ms + 1: a first call still finds last (0) behind it. */
-	uint64_t now = (uint64_t)log_mono_ms() + every_ms + 1;
-	uint64_t was = atomic_load(last);
-	if (now - was < every_ms ||
-	    !atomic_compare_exchange_strong(last, &was, now)) {
-		atomic_fetch_add(skipped, 1);
-		return false;
-	}
-	*suppressed = atomic_exchange(skipped, 0);
-	return true;
 }
 
 static void __attribute__((format(printf, 3, 0)))

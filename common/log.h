@@ -22,8 +22,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
- * A limiter for lines a remote party can cause, per key where LOG_EVERY
- * (below) is per call site: at most one line per key (a rejected peer's
+ * A limiter for lines a remote party can cause: at most one line per key (a rejected peer's
  * address and the reason, node/guard.c) per LOG_LIMIT_MS, and the
  * next line that passes says how many were held back meanwhile.  It
  * remembers LOG_LIMIT_KEYS keys; when every one of them was used within
@@ -61,24 +60,5 @@ bool log_limited(struct log_limit *l, const char *key, enum log_level lvl,
 #define LOG_INFO(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define LOG_WARN(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
 #define LOG_ERROR(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
-
-/* A rate limit for one call site: true at most once per every_ms (by the
- * monotonic clock); *suppressed then gets how many calls were refused
- * since the last one allowed.  last and skipped are the site's state. */
-bool log_allow(_Atomic uint64_t *last, _Atomic uint64_t *skipped,
-    uint64_t every_ms, uint64_t *suppressed);
-
-/* log_msg at most once per every_ms from this call site, saying how many
- * lines were left out in between (for what a peer can make happen at any
- * rate: refused requests, rejected connections). */
-#define LOG_EVERY(every_ms, lvl, fmt, ...)                                  \
-	do {                                                                \
-		static _Atomic uint64_t log_last_, log_skipped_;            \
-		uint64_t log_n_;                                            \
-		if (log_allow(&log_last_, &log_skipped_, (every_ms),        \
-		        &log_n_))                                           \
-			log_msg((lvl), fmt " (%" PRIu64 " more like it "    \
-			    "not logged)", __VA_ARGS__, log_n_);            \
-	} while (0)
 
 #endif

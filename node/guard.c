@@ -326,15 +326,21 @@ guard_pipe_trust(struct guard *g, nng_pipe pipe)
 }
 
 void
-guard_reject(struct guard *g, nng_pipe pipe, const char *why)
+guard_log_refused(struct guard *g, nng_pipe pipe, const char *why)
 {
 	char addr[64], host[48];
 	char key[LOG_LIMIT_KEYLEN];
 	addr_format(pipe, addr, sizeof(addr), host, sizeof(host));
 	limit_key(key, sizeof(key), host, why);
-	atomic_fetch_add(&g->bad_tags, 1);
 	log_limited(&g->limit, key, LOG_LVL_WARN,
 	    "refused a request from %s: %s", addr, why);
+}
+
+void
+guard_reject(struct guard *g, nng_pipe pipe, const char *why)
+{
+	atomic_fetch_add(&g->bad_tags, 1);
+	guard_log_refused(g, pipe, why);
 }
 
 void

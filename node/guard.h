@@ -65,6 +65,9 @@ void guard_pipe_trust(struct guard *g, nng_pipe pipe);
  * address and reason per 10 s (log_limited), with a count of those held
  * back. */
 void guard_reject(struct guard *g, nng_pipe pipe, const char *why);
+/* The same line for a request that checked but was refused (its role's,
+ * a replay: the server counts those itself), not counted here. */
+void guard_log_refused(struct guard *g, nng_pipe pipe, const char *why);
 void guard_stats(struct guard *g, struct guard_stats *out);
 /* The socket is closing: pipe events from now on only forget pipes. */
 void guard_stopping(struct guard *g);

@@ -87,23 +87,24 @@ build_error(struct buf *b, uint64_t reqid, int err)
 /* May req be served?  0, or the error to answer with.  Its tag is good:
  * the asker holds the role's key, so the refusal is its to read. */
 static int
-admit(struct server *s, const struct wire_msg *req)
+admit(struct server *s, const struct wire_msg *req, nng_pipe pipe)
 {
+	char why[96];
+	int rc = 0;
 	if (!wire_role_may(req->role, req->type)) {
 		atomic_fetch_add(&s->role_refused, 1);
-		LOG_EVERY(10000, LOG_LVL_WARN, "refused a request of type %u "
-		    "from a %s credential: not its role's", req->type,
-		    auth_role_name(req->role));
-		return DYN_EROLE;
+		rc = DYN_EROLE;
+	} else if ((rc = replay_check(s->replay, req->sender, req->seq,
+	                req->time_ms, wire_clock_ms())) != 0) {
+		atomic_fetch_add(&s->replays_refused, 1);
 	}
-	int rc = replay_check(s->replay, req->sender, req->seq, req->time_ms,
-	    wire_clock_ms());
-	if (rc == 0)
-		return 0;
-	atomic_fetch_add(&s->replays_refused, 1);
-	LOG_EVERY(10000, LOG_LVL_WARN, "refused a request of type %u from a "
-	    "%s credential: %s", req->type, auth_role_name(req->role),
-	    rc == -EBUSY ? "too many senders" : dyn_strerror(rc));
+	if (rc != 0) {
+		snprintf(why, sizeof(why), "type %u from a %s credential: %s",
+		    req->type, auth_role_name(req->role),
+		    rc == -EBUSY ? "too many senders"
+		    : rc == DYN_EROLE ? "not its role's" : dyn_strerror(rc));
+		guard_log_refused(s->guard, pipe, why);
+	}
 	return rc;
 }
 
@@ -148,7 +149,7 @@ serve_one(struct worker *w, nng_msg *msg)
 	guard_pipe_trust(s->guard, nng_msg_get_pipe(msg));
 
 	buf_reset(&w->reply);
-	if ((rc = admit(s, &req)) == 0)
+	if ((rc = admit(s, &req, nng_msg_get_pipe(msg))) == 0)
 		rc = s->handler(s->arg, &req, &w->reply);
 	if (rc == SERVER_DROP) {
 		nng_msg_free(msg);

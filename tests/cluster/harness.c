@@ -521,6 +521,53 @@ harness_rings_agree(struct harness *h, int owners, uint64_t *epoch)
 	return ok;
 }
 
+/* What each running node says of its ring, through the client that
+ * waited and through a new one (a stalled connection shows as one
+ * failing and the other not); the threads of a node that answers
+ * neither, when gdb is there. */
+static void
+report_rings(struct harness *h, struct dyn_client **cl)
+{
+	for (int i = 0; i < h->n; i++) {
+		if (!cl[i])
+			continue;
+		struct dyn_client *fresh = harness_client_direct(h, i);
+		struct dyn_client *via[2] = {cl[i], fresh};
+		bool answered = false;
+		for (int k = 0; k < 2; k++) {
+			struct ring *r;
+			uint32_t nrw[3];
+			int rc = dyn_ring(via[k], 0, &r, nrw);
+			if (rc != 0) {
+				fprintf(stderr, "n%d (%s client): %s\n", i,
+				    k ? "new" : "waiting", dyn_strerror(rc));
+				continue;
+			}
+			answered = true;
+			uint32_t own[RING_MEMBERS_MAX];
+			uint32_t cnt = ring_member_count(r);
+			ring_owned_counts(r, RING_CUR, own);
+			int o = 0;
+			for (uint32_t m = 0; m < cnt; m++)
+				o += own[m] > 0;
+			fprintf(stderr, "n%d (%s client): epoch %llu, %u "
+			    "members, %d owners%s\n", i, k ? "new" : "waiting",
+			    (unsigned long long)ring_epoch(r), cnt, o,
+			    ring_has_next(r) ? ", a next ring pending" : "");
+			ring_free(r);
+		}
+		dyn_client_free(fresh);
+		if (!answered && access("/usr/bin/gdb", X_OK) == 0) {
+			char cmd[256];
+			snprintf(cmd, sizeof(cmd), "gdb -p %d -batch -ex "
+			    "'thread apply all bt' >&2 2>/dev/null",
+			    (int)h->nodes[i].pid);
+			if (system(cmd) != 0)
+				fprintf(stderr, "n%d: no thread dump\n", i);
+		}
+	}
+}
+
 long long
 harness_wait_ring(struct harness *h, int owners, int deadline_ms)
 {
@@ -534,6 +581,7 @@ harness_wait_ring(struct harness *h, int owners, int deadline_ms)
 		if (harness_now_ms() - t0 > deadline_ms) {
 			fprintf(stderr, "ring did not settle on %d owners in "
 			                "%d ms\n", owners, deadline_ms);
+			report_rings(h, cl);
 			exit(1);
 		}
 		harness_pause_ms(50);

@@ -220,6 +220,9 @@ resolve(struct fs *fs, const char *path, int flags, struct res *r)
 		goto out;
 	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) != 0) {
 		rc = resolve_sibling(fs, pd, parent, name, flags, r);
+		/* A name no entry can have (a sibling's may be longer). */
+		if (rc == -ENOENT && strlen(name) > FSOBJ_NAME_MAX)
+			rc = -ENAMETOOLONG;
 		goto out;
 	}
 	if (t == FSOBJ_T_DIR) {

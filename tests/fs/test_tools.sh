@@ -242,6 +242,24 @@ long=$(printf 'x%.0s' $(seq 256))
 err=$(touch "$M/$long" 2>&1 || true)
 grep -q 'too long' <<<"$err" || fail "256-byte name: $err"
 touch "$M/${long:1}" || fail "255-byte name"
+# A name too long to exist is ENAMETOOLONG, not ENOENT, for every call.
+python3 - "$M" "$long" <<'EOF'
+import errno, os, sys
+p = os.path.join(sys.argv[1], sys.argv[2])
+for what, call in [("stat", lambda: os.stat(p)),
+                   ("unlink", lambda: os.unlink(p)),
+                   ("rmdir", lambda: os.rmdir(p)),
+                   ("chmod", lambda: os.chmod(p, 0o600)),
+                   ("chown", lambda: os.chown(p, 1, 1)),
+                   ("truncate", lambda: os.truncate(p, 0)),
+                   ("rename", lambda: os.rename(p, p[:-1] + "y"))]:
+    try:
+        call()
+        sys.exit(what + " of a 256-byte name succeeded")
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            sys.exit("%s of a 256-byte name: %s" % (what, e))
+EOF
 stat -f "$M" | grep -q 'Type: fuseblk\|Type: fuse' || true
 
 step "unmount and remount: everything is still there"

@@ -1479,6 +1479,7 @@ fsfile_create(struct fsfile_tab *t, const char *path, uint32_t mode,
 	struct timespec now = now_ts();
 	fsobj_attr_fini(&f->attr);
 	f->attr.mode = mode;
+	f->attr.ino = fsobj_ino_new();
 	f->attr.uid = uid;
 	f->attr.gid = gid;
 	f->attr.atime = f->attr.mtime = f->attr.ctime = now;
@@ -1571,6 +1572,7 @@ stat_of(const struct fsobj_attr *a, uint64_t size, uint64_t stored,
 	st->st_nlink = 1;
 	st->st_uid = a->uid;
 	st->st_gid = a->gid;
+	st->st_ino = a->ino;
 	st->st_size = (off_t)size;
 	st->st_blocks = (blkcnt_t)((stored + 511) / 512);
 	st->st_blksize = (blksize_t)blksize;
@@ -1858,8 +1860,13 @@ fsfile_sibling_move(struct fsfile *f, uint32_t k, const char *to)
 	int rc = sibling_index(f, k, &vi);
 	if (rc == 0)
 		rc = fskv_file_get(kv, to, FSKV_FRESH, &st);
-	if (rc == 0)
-		rc = copy_version(kv, &f->base->f[vi], to, &st->ctx);
+	if (rc == 0) {
+		/* Another file now: the versions left behind keep the
+		 * number.  A shallow copy, only read by the put. */
+		struct fsobj_file v = f->base->f[vi];
+		v.a.ino = fsobj_ino_new();
+		rc = copy_version(kv, &v, to, &st->ctx);
+	}
 	if (rc == 0)
 		rc = retire_locked(f, vi, true);
 	pthread_mutex_unlock(&f->mu);

@@ -641,6 +641,7 @@ root_default(struct fskv *kv, struct fsobj_dir *d)
 {
 	fsobj_dir_init(d);
 	d->a.mode = S_IFDIR | 0755;
+	d->a.ino = 1;
 	d->a.uid = kv->o.root_uid;
 	d->a.gid = kv->o.root_gid;
 	d->a.atime = d->a.mtime = d->a.ctime = kv->mounted;

@@ -1,16 +1,17 @@
 /*
  * fsobj — encodings and merge rules of the filesystem's objects.
  *
- *   attrs: u32 mode, u32 uid, u32 gid, 3 x (u64 sec, u32 nsec) for atime,
- *          mtime, ctime, u32 nxattr, nxattr x (blob name, blob value)
- *   file:  [reference header: the pages] u8 'F', u8 2, attrs, u64 size,
+ *   attrs: u32 mode, u32 uid, u32 gid, u64 ino, 3 x (u64 sec, u32 nsec)
+ *          for atime, mtime, ctime, u32 nxattr, nxattr x (blob name,
+ *          blob value)
+ *   file:  [reference header: the pages] u8 'F', u8 3, attrs, u64 size,
  *          u8 layout,
  *          INLINE:  blob data (size bytes)
  *          CHUNKED: u32 chunk_size, u64 stored, u32 npages,
  *                   npages x (u32 header index or 0, u64 stored)
  *   page:  [reference header: the chunks] u8 'P', u8 2, u32 n,
  *          n x (u32 header index or 0, u32 length)
- *   dir:   u8 'D', u8 1, attrs, u32 nent, nent x (blob name, u8 type,
+ *   dir:   u8 'D', u8 2, attrs, u32 nent, nent x (blob name, u8 type,
  *          u64 actor, u64 counter), u32 nrm, nrm x (u64 actor, lo, hi)
  *
  * Functions that change an object build the new arrays first and swap them
@@ -25,14 +26,17 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <openssl/rand.h>
+
 #include "err.h"
 #include "mem.h"
 
 #define FILE_MAGIC 'F'
 #define PAGE_MAGIC 'P'
 #define DIR_MAGIC  'D'
-#define FMT_V1     1
-#define FMT_FILE   2 /* file objects and pages: content in blobs */
+#define FMT_FILE   3 /* file objects: content in blobs, an inode number */
+#define FMT_PAGE   2 /* chunk-list pages */
+#define FMT_DIR    2 /* directory objects: an inode number */
 
 /* Smallest wire size of one xattr, dir entry, range: lets decoders
  * refuse a huge count before allocating for it. */
@@ -73,6 +77,15 @@ xattrs_free(struct fsobj_xattr *x, uint32_t n)
 		mem_free(x[i].value);
 	}
 	mem_free(x);
+}
+
+uint64_t
+fsobj_ino_new(void)
+{
+	uint64_t ino = 0;
+	while (ino < 2 && RAND_bytes((unsigned char *)&ino, sizeof(ino)) == 1)
+		;
+	return ino < 2 ? ino + 2 : ino; /* no randomness: still a file's */
 }
 
 void
@@ -260,6 +273,7 @@ attr_encode(const struct fsobj_attr *a, struct buf *out)
 	buf_put_u32(out, a->mode);
 	buf_put_u32(out, a->uid);
 	buf_put_u32(out, a->gid);
+	buf_put_u64(out, a->ino);
 	time_encode(out, &a->atime);
 	time_encode(out, &a->mtime);
 	time_encode(out, &a->ctime);
@@ -282,6 +296,7 @@ attr_decode(struct rd *in, struct fsobj_attr *a)
 	if ((rc = rd_u32(in, &a->mode)) != 0 ||
 	    (rc = rd_u32(in, &a->uid)) != 0 ||
 	    (rc = rd_u32(in, &a->gid)) != 0 ||
+	    (rc = rd_u64(in, &a->ino)) != 0 ||
 	    (rc = time_decode(in, &a->atime)) != 0 ||
 	    (rc = time_decode(in, &a->mtime)) != 0 ||
 	    (rc = time_decode(in, &a->ctime)) != 0 ||
@@ -648,7 +663,7 @@ fsobj_page_encode(const struct fsobj_page *pg, struct buf *out)
 	if (refs_header(pg->ref, pg->n, out, &idx) != 0)
 		return;
 	buf_put_u8(out, PAGE_MAGIC);
-	buf_put_u8(out, FMT_FILE);
+	buf_put_u8(out, FMT_PAGE);
 	buf_put_u32(out, pg->n);
 	for (uint32_t i = 0; i < pg->n; i++) {
 		buf_put_u32(out, idx[i]);
@@ -667,7 +682,7 @@ fsobj_page_decode(const void *p, size_t len, struct fsobj_page *out)
 
 	fsobj_page_fini(out);
 	if ((rc = refs_split(p, len, &refs, &nrefs, &in)) != 0 ||
-	    (rc = magic_check(&in, PAGE_MAGIC, FMT_FILE)) != 0 ||
+	    (rc = magic_check(&in, PAGE_MAGIC, FMT_PAGE)) != 0 ||
 	    (rc = rd_u32(&in, &n)) != 0)
 		goto out;
 	rc = DYN_EBADMSG;
@@ -1147,7 +1162,7 @@ void
 fsobj_dir_encode(const struct fsobj_dir *d, struct buf *out)
 {
 	buf_put_u8(out, DIR_MAGIC);
-	buf_put_u8(out, FMT_V1);
+	buf_put_u8(out, FMT_DIR);
 	attr_encode(&d->a, out);
 	buf_put_u32(out, d->nent);
 	for (uint32_t i = 0; i < d->nent; i++) {
@@ -1169,18 +1184,13 @@ int
 fsobj_dir_decode(const void *p, size_t len, struct fsobj_dir *out)
 {
 	struct rd in;
-	uint8_t magic, ver;
 	uint32_t n;
 	int rc;
 
 	fsobj_dir_fini(out);
 	rd_init(&in, p, len);
-	if ((rc = rd_u8(&in, &magic)) != 0 || (rc = rd_u8(&in, &ver)) != 0)
-		goto out;
-	rc = DYN_EBADMSG;
-	if (magic != DIR_MAGIC || ver != FMT_V1)
-		goto out;
-	if ((rc = attr_decode(&in, &out->a)) != 0 ||
+	if ((rc = magic_check(&in, DIR_MAGIC, FMT_DIR)) != 0 ||
+	    (rc = attr_decode(&in, &out->a)) != 0 ||
 	    (rc = rd_u32(&in, &n)) != 0)
 		goto out;
 	rc = DYN_EBADMSG;

@@ -68,6 +68,9 @@ struct fsobj_attr {
 	uint32_t mode; /* st_mode: type and permission bits */
 	uint32_t uid;
 	uint32_t gid;
+	/* st_ino: drawn when the file or directory is made (1 is the root),
+	 * kept by every version, rename and move, new for a copy. */
+	uint64_t ino;
 	struct timespec atime;
 	struct timespec mtime;
 	struct timespec ctime;
@@ -76,6 +79,8 @@ struct fsobj_attr {
 };
 
 void fsobj_attr_init(struct fsobj_attr *a);
+/* A new inode number: random, never 0 or 1. */
+uint64_t fsobj_ino_new(void);
 void fsobj_attr_fini(struct fsobj_attr *a);
 /* Deep copy; dst must be initialised (its old contents are freed).  On
  * error dst is unchanged. */
@@ -157,8 +162,8 @@ uint32_t fsobj_npages(uint64_t size, uint32_t chunk_size);
  * chunks: the object may name FSOBJ_PAGES_MAX pages). */
 uint64_t fsobj_file_max(uint32_t chunk_size);
 
-/* Encoding (format 2): a reference header naming the pages (blob.h), then
- * 'F' 2 attrs size layout, then the inline bytes or (chunk_size stored
+/* Encoding (format 3): a reference header naming the pages (blob.h), then
+ * 'F' 3 attrs size layout, then the inline bytes or (chunk_size stored
  * npages, per page: u32 index in the header (0: none) and u64 stored). */
 void fsobj_file_encode(const struct fsobj_file *f, struct buf *out);
 /* DYN_EBADMSG on anything inconsistent, DYN_EPROTO for another format

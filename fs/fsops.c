@@ -246,10 +246,10 @@ out:
 }
 
 static void
-stat_dir(const struct fskv_dir *d, const char *path, struct stat *st)
+stat_dir(const struct fskv_dir *d, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_ino = ino_of(path);
+	st->st_ino = d->d.a.ino;
 	st->st_mode = d->d.a.mode;
 	st->st_nlink = 2 + fsobj_dir_nsubdirs(&d->d);
 	st->st_uid = d->d.a.uid;
@@ -267,7 +267,7 @@ stat_res(const struct res *r, const char *path, struct stat *st)
 {
 	switch (r->kind) {
 	case R_DIR:
-		stat_dir(r->dir, path, st);
+		stat_dir(r->dir, st);
 		return;
 	case R_FILE:
 		if (r->f)
@@ -278,10 +278,12 @@ stat_res(const struct res *r, const char *path, struct stat *st)
 			st->st_mode = r->s->f[r->s->newest].a.mode;
 		break;
 	case R_SIB:
+		/* A sibling is a view of one version among others that
+		 * share the file's number: its own is its path's. */
 		fsfile_stat_version(r->s, r->vi, st);
+		st->st_ino = ino_of(path);
 		break;
 	}
-	st->st_ino = ino_of(path);
 }
 
 /* ---- init and teardown ---- */
@@ -403,7 +405,6 @@ op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 
 	if (h && h->kind == FH_FILE) {
 		fsfile_stat(h->f, st);
-		st->st_ino = ino_of(path ? path : "");
 		return 0;
 	}
 	int rc = resolve(fs, path, 0, &r);
@@ -746,6 +747,7 @@ op_mkdir(const char *path, mode_t mode)
 		goto out;
 	struct timespec now = now_ts();
 	nd.a.mode = S_IFDIR | (mode & 07777);
+	nd.a.ino = fsobj_ino_new();
 	nd.a.uid = cx->uid;
 	nd.a.gid = cx->gid;
 	nd.a.atime = nd.a.mtime = nd.a.ctime = now;
@@ -894,7 +896,7 @@ op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	int rc = fskv_dir_get(fs->kv, path, 0, &d);
 	if (rc != 0)
 		return fskv_errno(rc);
-	stat_dir(d, path, &st);
+	stat_dir(d, &st);
 	filler(buf, ".", &st, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
 	uint32_t i = 0;
@@ -1241,6 +1243,7 @@ op_symlink(const char *target, const char *path)
 		goto out;
 	struct timespec now = now_ts();
 	nf.a.mode = S_IFLNK | 0777;
+	nf.a.ino = fsobj_ino_new();
 	nf.a.uid = cx->uid;
 	nf.a.gid = cx->gid;
 	nf.a.atime = nf.a.mtime = nf.a.ctime = now;

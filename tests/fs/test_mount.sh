@@ -20,6 +20,29 @@ wait_until 20 is_mounted "$M"
 echo hello > "$M/x"
 expect_eq "read" "$(cat "$M/x")" "hello"
 
+step "inode numbers: kept by mv, chmod, a rewrite and a remount; new for a copy"
+mkdir -p "$M/ia/sub"
+echo one > "$M/ia/f"
+fi=$(stat -c %i "$M/ia/f")
+di=$(stat -c %i "$M/ia")
+[ "$fi" != "$di" ] || fail "a file and a directory share inode $fi"
+mv "$M/ia/f" "$M/ia/sub/g"
+expect_eq "file inode after mv" "$(stat -c %i "$M/ia/sub/g")" "$fi"
+chmod 600 "$M/ia/sub/g"
+echo two >> "$M/ia/sub/g"
+expect_eq "file inode after chmod, append" "$(stat -c %i "$M/ia/sub/g")" "$fi"
+mv "$M/ia" "$M/ib"
+expect_eq "dir inode after mv" "$(stat -c %i "$M/ib")" "$di"
+expect_eq "file inode after its dir's mv" "$(stat -c %i "$M/ib/sub/g")" "$fi"
+expect_eq "ls -i (readdir) and stat agree" \
+	"$(ls -i "$M/ib/sub" | awk '{print $1}')" "$fi"
+cp "$M/ib/sub/g" "$M/ib/sub/copy"
+[ "$(stat -c %i "$M/ib/sub/copy")" != "$fi" ] || fail "a copy has the inode of its source"
+umount_fs "$M"
+mount_fs "$M" $NOCACHE -otimeout=300
+expect_eq "file inode after a remount" "$(stat -c %i "$M/ib/sub/g")" "$fi"
+rm -r "$M/ib"
+
 step "close-to-open across two mounts with the default attribute caches"
 # c1 caches the short file's size (attr_timeout 1 s); c2 writes a longer
 # one and closes; c1's next open must read all of it, not stop at the

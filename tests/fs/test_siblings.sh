@@ -131,8 +131,12 @@ echo base > "$A/d/h"
 conflict d/h m1 m2
 other=$(cat "$A/d/h.v1")
 stay=$(cat "$A/d/h.v2")
+hi=$(stat -c %i "$A/d/h.v1")
+[ "$hi" != "$(stat -c %i "$A/d/h.v2")" ] || fail "two siblings share inode $hi"
 mv "$A/d/h.v1" "$A/d/h-theirs"
 expect_eq "ls" "$(names "$B/d")" "h h-theirs"
+[ "$(stat -c %i "$B/d/h")" != "$(stat -c %i "$B/d/h-theirs")" ] ||
+	fail "a moved sibling and the file it left share an inode"
 expect_eq "moved sibling" "$(cat "$B/d/h-theirs")" "$other"
 expect_eq "remaining" "$(cat "$B/d/h")" "$stay"
 rm "$A/d/h" "$A/d/h-theirs"

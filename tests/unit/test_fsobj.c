@@ -26,6 +26,7 @@ sample_attr(struct fsobj_attr *a, uint32_t mode)
 	a->mode = mode;
 	a->uid = 1000;
 	a->gid = 100;
+	a->ino = 0x0123456789abcdefull;
 	a->atime = (struct timespec){1, 2};
 	a->mtime = (struct timespec){1700000000, 123456789};
 	a->ctime = (struct timespec){-5, 999999999};
@@ -121,6 +122,7 @@ test_file_inline(void **state)
 	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), 0);
 	assert_int_equal(g.a.mode, S_IFREG | 0600);
 	assert_int_equal(g.a.uid, 1000);
+	assert_int_equal(g.a.ino, 0x0123456789abcdefull);
 	assert_int_equal(g.a.mtime.tv_sec, 1700000000);
 	assert_int_equal(g.a.mtime.tv_nsec, 123456789);
 	assert_int_equal(g.a.ctime.tv_sec, -5);
@@ -242,7 +244,8 @@ test_file_chunked(void **state)
 	buf_fini(&b);
 }
 
-/* An object of another format version is refused, never misread. */
+/* An object of another format version is refused, never misread; the
+ * inode number goes through. */
 static void
 test_file_version(void **state)
 {
@@ -258,8 +261,23 @@ test_file_version(void **state)
 	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), 0);
 	b.data[1] = 1; /* format 1: chunks under generations */
 	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EPROTO);
+	b.data[1] = 2; /* format 2: no inode number */
+	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EPROTO);
 	fsobj_file_fini(&g);
 	fsobj_file_fini(&f);
+
+	struct fsobj_dir d, e;
+	fsobj_dir_init(&d);
+	fsobj_dir_init(&e);
+	sample_attr(&d.a, S_IFDIR | 0755);
+	buf_reset(&b);
+	fsobj_dir_encode(&d, &b);
+	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), 0);
+	assert_int_equal(e.a.ino, 0x0123456789abcdefull);
+	b.data[1] = 1; /* format 1: no inode number */
+	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), DYN_EPROTO);
+	fsobj_dir_fini(&d);
+	fsobj_dir_fini(&e);
 	buf_fini(&b);
 }
 
@@ -314,8 +332,8 @@ test_file_hostile_counts(void **state)
 	sample_attr(&f.a, S_IFREG | 0644);
 	buf_init(&b);
 	fsobj_file_encode(&f, &b);
-	/* nxattr sits after magic, version, mode, uid, gid, 3 times. */
-	size_t at = 2 + 12 + 36; /* inline: no reference header */
+	/* nxattr sits after magic, version, mode, uid, gid, ino, 3 times. */
+	size_t at = 2 + 12 + 8 + 36; /* inline: no reference header */
 	be_put_u32(b.data + at, 0xffffffffu);
 	testmem_fail_after(0);
 	mem_set_allocator(&testmem_failing);

@@ -531,7 +531,8 @@ fsobj_file_encode(const struct fsobj_file *f, struct buf *out)
 static bool
 mode_is_file(uint32_t mode)
 {
-	return S_ISREG(mode) || S_ISLNK(mode);
+	return S_ISREG(mode) || S_ISLNK(mode) || S_ISFIFO(mode) ||
+	       S_ISSOCK(mode);
 }
 
 /* The magic and format version every object starts with. */

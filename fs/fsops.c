@@ -1024,12 +1024,18 @@ out:
 	return fskv_errno(rc);
 }
 
+static int make_inline(const char *path, uint32_t mode, const char *data,
+                       uint8_t type);
+
 static int
 op_mknod(const char *path, mode_t mode, dev_t dev)
 {
 	(void)dev;
+	if (S_ISFIFO(mode) || S_ISSOCK(mode))
+		return make_inline(path, mode & (S_IFMT | 07777), "",
+		                   FSOBJ_T_REG);
 	if (!S_ISREG(mode))
-		return -EPERM;
+		return -EPERM; /* device nodes: no */
 	struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
 	int rc = op_create(path, mode, &fi);
 	if (rc != 0)
@@ -1217,8 +1223,10 @@ out:
 	return fskv_errno(rc);
 }
 
+/* Make an object that is only its inline bytes, no content: a symlink (its
+ * target), a FIFO or a socket (nothing; the kernel serves them locally). */
 static int
-op_symlink(const char *target, const char *path)
+make_inline(const char *path, uint32_t mode, const char *data, uint8_t type)
 {
 	struct fs *fs = fs_get();
 	struct fuse_context *cx = fuse_get_context();
@@ -1242,20 +1250,20 @@ op_symlink(const char *target, const char *path)
 	if ((rc = fskv_file_get(fs->kv, path, FSKV_FRESH, &s)) != 0)
 		goto out;
 	struct timespec now = now_ts();
-	nf.a.mode = S_IFLNK | 0777;
+	nf.a.mode = mode;
 	nf.a.ino = fsobj_ino_new();
 	nf.a.uid = cx->uid;
 	nf.a.gid = cx->gid;
 	nf.a.atime = nf.a.mtime = nf.a.ctime = now;
 	nf.layout = FSOBJ_INLINE;
-	nf.size = strlen(target);
-	if (!(nf.data = mem_dup(target, (size_t)nf.size))) {
+	nf.size = strlen(data);
+	if (nf.size && !(nf.data = mem_dup(data, (size_t)nf.size))) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	if ((rc = fskv_file_put(fs->kv, path, &s->ctx, 1, &nf, NULL)) != 0)
 		goto out;
-	rc = dir_add(fs, parent, name, FSOBJ_T_LNK, NULL);
+	rc = dir_add(fs, parent, name, type, NULL);
 out:
 	fskv_unlock(fs->kv, &l);
 	fsobj_file_fini(&nf);
@@ -1263,6 +1271,12 @@ out:
 	fskv_dir_unref(pd);
 	mem_free(parent);
 	return fskv_errno(rc);
+}
+
+static int
+op_symlink(const char *target, const char *path)
+{
+	return make_inline(path, S_IFLNK | 0777, target, FSOBJ_T_LNK);
 }
 
 static int

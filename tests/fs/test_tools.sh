@@ -221,6 +221,29 @@ setfattr -n user.d -v 1 "$M/full"
 expect_eq "dir xattr" "$(getfattr --absolute-names --only-values -n user.d "$M/full")" "1"
 if setfattr -n trusted.x -v 1 "$M/doc.txt" 2>/dev/null; then fail "trusted xattr"; fi
 
+step "FIFOs and unix sockets: made, used, listed, moved, removed"
+mkfifo -m 640 "$M/fifo"
+expect_eq "fifo type and mode" "$(stat -c '%F %a' "$M/fifo")" "fifo 640"
+(echo through > "$M/fifo") &
+read -r line < "$M/fifo"
+wait $!
+expect_eq "read from the fifo" "$line" "through"
+python3 - "$M/sock" <<'EOF'
+import os, socket, stat, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(1)
+c = socket.socket(socket.AF_UNIX)
+c.connect(sys.argv[1])
+a, _ = s.accept()
+c.sendall(b"hi")
+assert a.recv(2) == b"hi"
+assert stat.S_ISSOCK(os.stat(sys.argv[1]).st_mode)
+EOF
+mv "$M/fifo" "$M/fifo2"
+expect_eq "ls -l type letters" "$(ls -l "$M" | grep -E ' (fifo2|sock)$' | cut -c1 | tr -d '\n')" "ps"
+rm "$M/fifo2" "$M/sock"
+
 step "errors ordinary tools rely on"
 err=$(ln "$M/doc.txt" "$M/hard" 2>&1 || true)
 grep -q 'Operation not permitted' <<<"$err" || fail "hard link: $err"

@@ -140,6 +140,20 @@ call_addr(struct dyn_client *c, const char *addr, struct buf *req,
 	return rc;
 }
 
+/* A call that no node answered: when the nodes refuse this client's TLS
+ * handshake, say so instead of "timed out" (rpc_peer_tls_check; the first
+ * two nodes never reached are asked, a second each at most). */
+static int
+explain_failure(struct dyn_client *c, int rc)
+{
+	if (rc != DYN_ETIMEDOUT && rc != DYN_EUNREACH)
+		return rc;
+	for (size_t i = 0; i < c->nnodes && i < 2; i++)
+		if (rpc_peer_tls_check(c->pool, c->nodes[i], 1000) == DYN_ETLS)
+			return DYN_ETLS;
+	return rc;
+}
+
 /* Send req to node `only` of the list, or (only == SIZE_MAX) to each node
  * in turn, starting round robin, until one answers.  The reply must be
  * released with rpc_reply_fini whatever the result. */
@@ -164,7 +178,7 @@ call(struct dyn_client *c, size_t only, struct buf *req, uint8_t want,
 		if (n == 1)
 			break;
 	}
-	return rc;
+	return explain_failure(c, rc);
 }
 
 static int fetch_ring(struct dyn_client *c);

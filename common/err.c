@@ -24,6 +24,9 @@ static const char *const dyn_msgs[] = {
 	    "refused: the credential's role may not do this",
 	[DYN_EREFUSED - DYN_ERR_BASE] =
 	    "refused by the node: wrong cluster key?",
+	[DYN_ETLS - DYN_ERR_BASE] =
+	    "TLS handshake failed: the credential and the node are not of one "
+	    "cluster CA (or the node does not speak TLS)",
 };
 
 const char *

@@ -27,6 +27,7 @@ enum {
 	DYN_EROLE,     /* the credential's role may not ask this */
 	DYN_EREFUSED,  /* the node refused the request unread: its tag did
 	                  not check (an unsigned answer, common/refusal.h) */
+	DYN_ETLS,      /* the TLS handshake with the node failed */
 	DYN_ERR_END,
 };
 

@@ -518,6 +518,51 @@ rpc_peer_usable(struct rpc_pool *p, const char *addr)
 	return rpc_peer_health(p, addr) == RPC_PEER_OK;
 }
 
+int
+rpc_peer_tls_check(struct rpc_pool *p, const char *addr, int timeout_ms)
+{
+	struct peer *pe;
+	char url[192];
+	nng_stream_dialer *d = NULL;
+	nng_stream *s = NULL;
+	nng_aio *aio = NULL;
+	uint8_t hdr[8];
+	nng_iov iov = {.iov_buf = hdr, .iov_len = sizeof(hdr)};
+	int rv;
+
+	if (!p->tls || pool_peer(p, addr, &pe) != 0 ||
+	    atomic_load(&pe->state) != PEER_UNKNOWN ||
+	    rpc_tls_url(addr, url, sizeof(url)) != 0)
+		return 0;
+	if ((rv = nng_stream_dialer_alloc(&d, url)) != 0 ||
+	    (rv = nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG,
+	         p->tls)) != 0 ||
+	    (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0)
+		goto out;
+	nng_aio_set_timeout(aio, timeout_ms);
+	nng_stream_dialer_dial(d, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0)
+		goto out;
+	s = nng_aio_get_output(aio, 0);
+	/* A receive makes the handshake; the node's SP header is the first
+	 * thing after it.  Nothing is sent, so the node never takes this
+	 * for a connection of its own (its negotiation times out). */
+	nng_aio_set_iov(aio, 1, &iov);
+	nng_aio_set_timeout(aio, timeout_ms);
+	nng_stream_recv(s, aio);
+	nng_aio_wait(aio);
+	rv = nng_aio_result(aio);
+out:
+	if (s) {
+		nng_stream_close(s);
+		nng_stream_free(s);
+	}
+	nng_aio_free(aio);
+	nng_stream_dialer_free(d);
+	return rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH ? DYN_ETLS : 0;
+}
+
 void
 rpc_peer_block(struct rpc_pool *p, const char *addr, bool blocked)
 {

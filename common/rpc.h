@@ -120,6 +120,13 @@ void rpc_pool_set_tls(struct rpc_pool *p, nng_tls_config *cfg);
 /* The URL that carries addr over TLS: tcp://H:P becomes tls+tcp://H:P;
  * other URLs are copied.  -ENAMETOOLONG if it does not fit cap. */
 int rpc_tls_url(const char *addr, char *out, size_t cap);
+/* Why calls to addr get no answer, when TLS is the reason: with a pool
+ * that dials over TLS and a peer it never connected to, one handshake
+ * with addr (a stream of its own, nothing sent, within timeout_ms) that
+ * fails on the certificates gives DYN_ETLS; anything else gives 0 (no
+ * TLS, connected once, not reached, a handshake that worked).  nng's req
+ * socket reports no failed dial: its calls only time out. */
+int rpc_peer_tls_check(struct rpc_pool *p, const char *addr, int timeout_ms);
 /* Fault injection: cut this process off from addr (or heal it). */
 void rpc_peer_block(struct rpc_pool *p, const char *addr, bool blocked);
 void rpc_unblock_all(struct rpc_pool *p);

@@ -34,7 +34,7 @@ test_named_codes(void **state)
 	                            DYN_EQUORUM, DYN_ETIMEDOUT, DYN_EUNREACH,
 	                            DYN_ETOOBIG, DYN_EPROTO,    DYN_ESIBLINGS,
 	                            DYN_ECLOSED, DYN_EREPLAY,   DYN_ESTALE,
-	                            DYN_EROLE,   DYN_EREFUSED};
+	                            DYN_EROLE,   DYN_EREFUSED,  DYN_ETLS};
 
 	(void)state;
 	/* Every named code is in range and far from errno's. */

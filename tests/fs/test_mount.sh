@@ -71,7 +71,14 @@ if [ "$(id -u)" = 0 ] && command -v runuser > /dev/null; then
 	runuser -u nobody -- touch "$M/new" 2> /dev/null &&
 		fail "nobody created a file in a root-owned 0755 directory"
 	expect_eq "unchanged" "$(cat "$M/pub")" "public"
-	rm "$M/pub"
+	# POSIX: moving a file between two writable directories needs no
+	# right on the file itself (no sticky bit here).
+	mkdir -m 0777 "$M/wa" "$M/wb"
+	mv "$M/pub" "$M/wa/pub"
+	runuser -u nobody -- mv "$M/wa/pub" "$M/wb/pub" ||
+		fail "nobody could not move a root-owned 0644 file between 0777 directories"
+	expect_eq "moved" "$(cat "$M/wb/pub")" "public"
+	rm -r "$M/wa" "$M/wb"
 else
 	log "skipped: needs root and runuser"
 fi

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,20 +20,12 @@
 
 #include "buf.h"
 #include "cred.h"
+#include "err.h"
 #include "mem.h"
 
 #define CA_DAYS   (20 * 365)
 #define CERT_DAYS (5 * 365)
 #define SKEW_S    (5 * 60) /* notBefore this far back: clocks differ */
-
-static void
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* OpenSSL's last error, for a message. */
 static const char *
@@ -174,7 +165,7 @@ make_ca(BIO **cert, BIO **pkey, char *err, size_t errlen)
 	    !(cb = BIO_new(BIO_s_mem())) || !(kb = BIO_new(BIO_s_mem())) ||
 	    PEM_write_bio_X509(cb, x) != 1 ||
 	    PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) != 1) {
-		say(err, errlen, "making the CA: %s", ossl_why());
+		err_say(err, errlen, "making the CA: %s", ossl_why());
 		BIO_free(cb);
 		BIO_free_all(kb);
 	} else {
@@ -200,13 +191,13 @@ ca_init(const char *dir, char *err, size_t errlen)
 	dir_file(mpath, sizeof(mpath), dir, CA_MASTER_FILE);
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		rc = -errno;
-		say(err, errlen, "%s: %s", dir, strerror(-rc));
+		err_say(err, errlen, "%s: %s", dir, strerror(-rc));
 		return rc;
 	}
 	const char *paths[] = {cpath, kpath, mpath};
 	for (size_t i = 0; i < 3; i++) {
 		if (access(paths[i], F_OK) == 0) {
-			say(err, errlen, "%s exists: not overwriting a CA",
+			err_say(err, errlen, "%s exists: not overwriting a CA",
 			    paths[i]);
 			return -EEXIST;
 		}
@@ -215,21 +206,21 @@ ca_init(const char *dir, char *err, size_t errlen)
 	if ((rc = make_ca(&cb, &kb, err, errlen)) != 0)
 		goto out;
 	if ((rc = auth_key_generate(&master)) != 0) {
-		say(err, errlen, "a master key: %s", strerror(-rc));
+		err_say(err, errlen, "a master key: %s", strerror(-rc));
 		goto out;
 	}
 	/* The key first: a CA without its key would be of no use. */
 	if ((rc = write_bio(kpath, 0600, kb)) != 0) {
-		say(err, errlen, "%s: %s", kpath, strerror(-rc));
+		err_say(err, errlen, "%s: %s", kpath, strerror(-rc));
 		goto out;
 	}
 	if ((rc = auth_key_write(mpath, &master)) != 0) {
-		say(err, errlen, "%s: %s", mpath, strerror(-rc));
+		err_say(err, errlen, "%s: %s", mpath, strerror(-rc));
 		unlink(kpath);
 		goto out;
 	}
 	if ((rc = write_bio(cpath, 0644, cb)) != 0) {
-		say(err, errlen, "%s: %s", cpath, strerror(-rc));
+		err_say(err, errlen, "%s: %s", cpath, strerror(-rc));
 		unlink(kpath);
 		unlink(mpath);
 		goto out;
@@ -268,7 +259,7 @@ read_cas(const char *path, BIO *bio, X509 **signer, char *err,
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		int rc = -errno;
-		say(err, errlen, "%s: %s", path, strerror(-rc));
+		err_say(err, errlen, "%s: %s", path, strerror(-rc));
 		return rc;
 	}
 	X509 *x;
@@ -276,7 +267,7 @@ read_cas(const char *path, BIO *bio, X509 **signer, char *err,
 	int rc = 0;
 	while ((x = PEM_read_X509(f, NULL, NULL, NULL))) {
 		if (n == CRED_MAX_CAS || PEM_write_bio_X509(bio, x) != 1) {
-			say(err, errlen, "%s: more than %d certificates", path,
+			err_say(err, errlen, "%s: more than %d certificates", path,
 			    CRED_MAX_CAS);
 			X509_free(x);
 			rc = -EINVAL;
@@ -290,7 +281,7 @@ read_cas(const char *path, BIO *bio, X509 **signer, char *err,
 	fclose(f);
 	ERR_clear_error();
 	if (rc == 0 && n == 0) {
-		say(err, errlen, "%s: no certificate in it", path);
+		err_say(err, errlen, "%s: no certificate in it", path);
 		rc = -EINVAL;
 	}
 	return rc;
@@ -316,28 +307,28 @@ ca_issue(const char *dir, const struct ca_issue_opts *o, const char *out,
 	memset(&master, 0, sizeof(master));
 	size_t nl = strlen(o->name);
 	if (nl == 0 || nl > CRED_NAME_MAX || strpbrk(o->name, "/\n")) {
-		say(err, errlen, "name '%s': 1 to %d bytes, no '/'", o->name,
+		err_say(err, errlen, "name '%s': 1 to %d bytes, no '/'", o->name,
 		    CRED_NAME_MAX);
 		return -EINVAL;
 	}
 	if (access(out, F_OK) == 0) {
-		say(err, errlen, "%s exists: not overwriting it", out);
+		err_say(err, errlen, "%s exists: not overwriting it", out);
 		return -EEXIST;
 	}
 	if ((rc = san_value(o->hosts, o->nhosts, &san)) != 0) {
-		say(err, errlen, "a host is empty or holds ',' or a space");
+		err_say(err, errlen, "a host is empty or holds ',' or a space");
 		goto out;
 	}
 	dir_file(cpath, sizeof(cpath), dir, CA_CERT_FILE);
 	dir_file(kpath, sizeof(kpath), dir, CA_KEY_FILE);
 	dir_file(mpath, sizeof(mpath), dir, CA_MASTER_FILE);
 	if ((rc = auth_key_file_load(mpath, &master)) != 0) {
-		say(err, errlen, "%s: %s", mpath, strerror(-rc));
+		err_say(err, errlen, "%s: %s", mpath, strerror(-rc));
 		goto out;
 	}
 	rc = -EIO;
 	if (!(cas = BIO_new(BIO_s_mem())) || !(bio = BIO_new(BIO_s_mem()))) {
-		say(err, errlen, "%s", strerror(ENOMEM));
+		err_say(err, errlen, "%s", strerror(ENOMEM));
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -345,13 +336,13 @@ ca_issue(const char *dir, const struct ca_issue_opts *o, const char *out,
 		goto out;
 	if (!(f = fopen(kpath, "r"))) {
 		rc = -errno;
-		say(err, errlen, "%s: %s", kpath, strerror(-rc));
+		err_say(err, errlen, "%s: %s", kpath, strerror(-rc));
 		goto out;
 	}
 	rc = -EINVAL;
 	if (!(cakey = PEM_read_PrivateKey(f, NULL, NULL, NULL)) ||
 	    X509_check_private_key(ca, cakey) != 1) {
-		say(err, errlen, "%s: not the key of %s's first certificate",
+		err_say(err, errlen, "%s: not the key of %s's first certificate",
 		    kpath, cpath);
 		goto out;
 	}
@@ -368,11 +359,11 @@ ca_issue(const char *dir, const struct ca_issue_opts *o, const char *out,
 	    (o->nhosts > 0 && add_ext(x, ca, NID_subject_alt_name,
 	                          (const char *)san.data)) ||
 	    X509_sign(x, cakey, EVP_sha256()) == 0) {
-		say(err, errlen, "making the certificate: %s", ossl_why());
+		err_say(err, errlen, "making the certificate: %s", ossl_why());
 		goto out;
 	}
 	if ((rc = auth_keys_from_file(&master, o->role, &keys)) != 0) {
-		say(err, errlen, "deriving the role keys: %s", strerror(-rc));
+		err_say(err, errlen, "deriving the role keys: %s", strerror(-rc));
 		goto out;
 	}
 	cred_keys_encode(&keys, o->role, &blk);
@@ -385,11 +376,11 @@ ca_issue(const char *dir, const struct ca_issue_opts *o, const char *out,
 	    calen <= 0 || BIO_write(bio, cap, (int)calen) != (int)calen ||
 	    PEM_write_bio(bio, CRED_KEYS_PEM, "", blk.data, (long)blk.len) <=
 	        0) {
-		say(err, errlen, "writing the credential: %s", ossl_why());
+		err_say(err, errlen, "writing the credential: %s", ossl_why());
 		goto out;
 	}
 	if ((rc = write_bio(out, 0600, bio)) != 0)
-		say(err, errlen, "%s: %s", out, strerror(-rc));
+		err_say(err, errlen, "%s: %s", out, strerror(-rc));
 out:
 	if (f)
 		fclose(f);
@@ -478,7 +469,7 @@ ca_rotate(const char *dir, enum ca_rotate_step step, char *err,
 	dir_file(prev, sizeof(prev), dir, CA_PREV_KEY_FILE);
 	memset(&keys, 0, sizeof(keys));
 	if ((rc = auth_key_file_load(mpath, &f)) != 0) {
-		say(err, errlen, "%s: %s", mpath, strerror(-rc));
+		err_say(err, errlen, "%s: %s", mpath, strerror(-rc));
 		return rc;
 	}
 	if ((rc = load_certs(cpath, certs, &n, err, errlen)) != 0)
@@ -494,7 +485,7 @@ ca_rotate(const char *dir, enum ca_rotate_step step, char *err,
 		    "begin: a rotation is in progress already",
 		    "switch: no rotation begun (or switched already)",
 		    "finish: no rotation switched"};
-		say(err, errlen, "%s (%s: %u certificate(s), %s: %u key(s))",
+		err_say(err, errlen, "%s (%s: %u certificate(s), %s: %u key(s))",
 		    what[step], cpath, n, mpath, f.n);
 		rc = -EINVAL;
 		goto out;
@@ -521,7 +512,7 @@ ca_rotate(const char *dir, enum ca_rotate_step step, char *err,
 			goto out;
 		f.n = 2;
 		if ((rc = write_bio(next, 0600, kb)) != 0) {
-			say(err, errlen, "%s: %s", next, strerror(-rc));
+			err_say(err, errlen, "%s: %s", next, strerror(-rc));
 			goto out;
 		}
 		break;
@@ -536,7 +527,7 @@ ca_rotate(const char *dir, enum ca_rotate_step step, char *err,
 		OPENSSL_cleanse(&m, sizeof(m));
 		if (rename(kpath, prev) != 0 || rename(next, kpath) != 0) {
 			rc = -errno;
-			say(err, errlen, "%s: %s", kpath, strerror(-rc));
+			err_say(err, errlen, "%s: %s", kpath, strerror(-rc));
 			goto out;
 		}
 		break;
@@ -548,16 +539,16 @@ ca_rotate(const char *dir, enum ca_rotate_step step, char *err,
 		break;
 	}
 	if ((rc = replace_certs(cpath, certs, n)) != 0) {
-		say(err, errlen, "%s: %s", cpath, strerror(-rc));
+		err_say(err, errlen, "%s: %s", cpath, strerror(-rc));
 		goto out;
 	}
 	if ((rc = auth_key_file_write(mpath, &f)) != 0) {
-		say(err, errlen, "%s: %s", mpath, strerror(-rc));
+		err_say(err, errlen, "%s: %s", mpath, strerror(-rc));
 		goto out;
 	}
 	if (step == CA_ROTATE_FINISH && unlink(prev) != 0) {
 		rc = -errno;
-		say(err, errlen, "%s: %s", prev, strerror(-rc));
+		err_say(err, errlen, "%s: %s", prev, strerror(-rc));
 	}
 out:
 	for (unsigned i = 0; i <= CRED_MAX_CAS; i++)

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,17 +18,6 @@
 #include "mem.h"
 
 #define CRED_FILE_MAX (64 * 1024)
-
-static void
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 unsigned
 cred_role_mask(enum auth_role role)
@@ -77,26 +65,26 @@ cred_keys_decode(const void *p, size_t len, enum auth_role role,
 	memset(&k, 0, sizeof(k));
 	rd_init(&r, p, len);
 	if (rd_u8(&r, &ver) != 0) {
-		say(err, errlen, "role keys block is empty");
+		err_say(err, errlen, "role keys block is empty");
 		goto out;
 	}
 	if (ver != CRED_KEYS_VERSION) {
-		say(err, errlen, "role keys block is version %u; this build "
+		err_say(err, errlen, "role keys block is version %u; this build "
 		    "reads version %u only", ver, CRED_KEYS_VERSION);
 		rc = DYN_EPROTO;
 		goto out;
 	}
 	if (rd_u8(&r, &brole) != 0 || rd_u8(&r, &ngens) != 0) {
-		say(err, errlen, "role keys block is truncated");
+		err_say(err, errlen, "role keys block is truncated");
 		goto out;
 	}
 	if (brole >= AUTH_NROLES || brole != (uint8_t)role) {
-		say(err, errlen, "role keys block is for role %u, the "
+		err_say(err, errlen, "role keys block is for role %u, the "
 		    "certificate says %s", brole, auth_role_name(role));
 		goto out;
 	}
 	if (ngens < 1 || ngens > AUTH_GENS) {
-		say(err, errlen, "role keys block has %u generations (1 or %d "
+		err_say(err, errlen, "role keys block has %u generations (1 or %d "
 		    "allowed)", ngens, AUTH_GENS);
 		goto out;
 	}
@@ -105,16 +93,16 @@ cred_keys_decode(const void *p, size_t len, enum auth_role role,
 		struct auth_gen *gen = &k.gen[g];
 		uint8_t have = 0;
 		if (rd_u32(&r, &gen->id) != 0 || rd_u8(&r, &have) != 0) {
-			say(err, errlen, "role keys block is truncated");
+			err_say(err, errlen, "role keys block is truncated");
 			goto out;
 		}
 		if (gen->id == 0 || (g == 1 && gen->id == k.gen[0].id)) {
-			say(err, errlen, "role keys generation %u has a bad id",
+			err_say(err, errlen, "role keys generation %u has a bad id",
 			    g + 1);
 			goto out;
 		}
 		if (have != mask) {
-			say(err, errlen, "role keys generation %u holds keys "
+			err_say(err, errlen, "role keys generation %u holds keys "
 			    "0x%x, a %s credential holds 0x%x", g + 1, have,
 			    auth_role_name(role), mask);
 			goto out;
@@ -124,19 +112,19 @@ cred_keys_decode(const void *p, size_t len, enum auth_role role,
 			if (!(have & AUTH_ROLE_BIT(ro)))
 				continue;
 			if (rd_bytes(&r, AUTH_KEY_LEN, &kp) != 0) {
-				say(err, errlen, "role keys block is truncated");
+				err_say(err, errlen, "role keys block is truncated");
 				goto out;
 			}
 			memcpy(gen->role[ro].k, kp, AUTH_KEY_LEN);
 		}
 	}
 	if (rd_bytes(&r, AUTH_KEY_LEN, &kp) != 0) {
-		say(err, errlen, "role keys block is truncated");
+		err_say(err, errlen, "role keys block is truncated");
 		goto out;
 	}
 	memcpy(k.blob.k, kp, AUTH_KEY_LEN);
 	if (rd_left(&r) != 0) {
-		say(err, errlen, "role keys block has %zu bytes past its end",
+		err_say(err, errlen, "role keys block has %zu bytes past its end",
 		    rd_left(&r));
 		goto out;
 	}
@@ -160,23 +148,23 @@ read_private(const char *path, char **text, size_t *len, char *err,
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		say(err, errlen, "%s: %s", path, strerror(-rc));
+		err_say(err, errlen, "%s: %s", path, strerror(-rc));
 		return rc;
 	}
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
-		say(err, errlen, "%s: %s", path, strerror(-rc));
+		err_say(err, errlen, "%s: %s", path, strerror(-rc));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rc = -EINVAL;
-		say(err, errlen, "%s: not a regular file", path);
+		err_say(err, errlen, "%s: not a regular file", path);
 		goto out;
 	}
 	if (st.st_mode & 077) {
 		rc = -EACCES;
-		say(err, errlen, "%s: mode %03o lets others read the private "
+		err_say(err, errlen, "%s: mode %03o lets others read the private "
 		    "key; chmod 600 it", path, (unsigned)(st.st_mode & 0777));
 		goto out;
 	}
@@ -190,7 +178,7 @@ read_private(const char *path, char **text, size_t *len, char *err,
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
-			say(err, errlen, "%s: %s", path, strerror(-rc));
+			err_say(err, errlen, "%s: %s", path, strerror(-rc));
 			goto out;
 		}
 		if (r == 0)
@@ -199,7 +187,7 @@ read_private(const char *path, char **text, size_t *len, char *err,
 	}
 	if (n > CRED_FILE_MAX) {
 		rc = -EINVAL;
-		say(err, errlen, "%s: over %d bytes: not a credential", path,
+		err_say(err, errlen, "%s: over %d bytes: not a credential", path,
 		    CRED_FILE_MAX);
 		goto out;
 	}
@@ -255,12 +243,12 @@ split_blocks(const char *text, size_t len, struct block *b, size_t *nb,
 				if (ll < bl + 5 || memcmp(p, begin, bl) != 0 ||
 				    memcmp(p + ll - 5, "-----", 5) != 0 ||
 				    ll - bl - 5 >= sizeof(b[0].label)) {
-					say(err, errlen, "line %u: text outside "
+					err_say(err, errlen, "line %u: text outside "
 					    "a PEM block", line);
 					return -EINVAL;
 				}
 				if (n == MAX_BLOCKS) {
-					say(err, errlen, "more than %d PEM "
+					err_say(err, errlen, "more than %d PEM "
 					    "blocks", MAX_BLOCKS);
 					return -EINVAL;
 				}
@@ -277,7 +265,7 @@ split_blocks(const char *text, size_t len, struct block *b, size_t *nb,
 			    memcmp(p + el, cur->label, strlen(cur->label)) !=
 			        0 ||
 			    memcmp(p + ll - 5, "-----", 5) != 0) {
-				say(err, errlen, "line %u: END does not match "
+				err_say(err, errlen, "line %u: END does not match "
 				    "BEGIN %s (line %u)", line, cur->label,
 				    cur->line);
 				return -EINVAL;
@@ -288,7 +276,7 @@ split_blocks(const char *text, size_t len, struct block *b, size_t *nb,
 		p = nl ? nl + 1 : stop;
 	}
 	if (cur) {
-		say(err, errlen, "BEGIN %s (line %u) has no END", cur->label,
+		err_say(err, errlen, "BEGIN %s (line %u) has no END", cur->label,
 		    cur->line);
 		return -EINVAL;
 	}
@@ -347,7 +335,7 @@ verify_cert(X509 *cert, X509 **cas, unsigned nca, char *err, size_t errlen)
 		goto out;
 	if (X509_verify_cert(ctx) != 1) {
 		int e = X509_STORE_CTX_get_error(ctx);
-		say(err, errlen, "the certificate does not check against the "
+		err_say(err, errlen, "the certificate does not check against the "
 		    "CA certificate(s) in the file: %s",
 		    X509_verify_cert_error_string(e));
 		rc = -EINVAL;
@@ -375,13 +363,13 @@ parse_blocks(const struct block *b, size_t nb, struct cred *c, char *err,
 	size_t i = 0;
 
 	if (nb < 1 || strcmp(b[0].label, "CERTIFICATE") != 0) {
-		say(err, errlen, "the first PEM block must be the "
+		err_say(err, errlen, "the first PEM block must be the "
 		    "CERTIFICATE");
 		goto out;
 	}
 	if (!(bio = block_bio(&b[0])) ||
 	    !(cert = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-		say(err, errlen, "the certificate (line %u) does not parse",
+		err_say(err, errlen, "the certificate (line %u) does not parse",
 		    b[0].line);
 		goto out;
 	}
@@ -389,44 +377,44 @@ parse_blocks(const struct block *b, size_t nb, struct cred *c, char *err,
 	bio = NULL;
 	if (!subject_field(cert, NID_commonName, c->name, sizeof(c->name)) ||
 	    c->name[0] == '\0') {
-		say(err, errlen, "the certificate has no usable name (CN)");
+		err_say(err, errlen, "the certificate has no usable name (CN)");
 		goto out;
 	}
 	if (!subject_field(cert, NID_organizationalUnitName, ou, sizeof(ou)) ||
 	    auth_role_parse(ou, &c->role) != 0) {
-		say(err, errlen, "the certificate's role (OU) is not node, "
+		err_say(err, errlen, "the certificate's role (OU) is not node, "
 		    "client or admin");
 		goto out;
 	}
 
 	if (nb < 2 || strcmp(b[1].label, "PRIVATE KEY") != 0) {
-		say(err, errlen, "the second PEM block must be the PRIVATE "
+		err_say(err, errlen, "the second PEM block must be the PRIVATE "
 		    "KEY (PKCS#8)");
 		goto out;
 	}
 	if (!(bio = block_bio(&b[1])) ||
 	    !(pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL))) {
-		say(err, errlen, "the private key (line %u) does not parse",
+		err_say(err, errlen, "the private key (line %u) does not parse",
 		    b[1].line);
 		goto out;
 	}
 	BIO_free(bio);
 	bio = NULL;
 	if (X509_check_private_key(cert, pkey) != 1) {
-		say(err, errlen, "the private key is not the certificate's");
+		err_say(err, errlen, "the private key is not the certificate's");
 		goto out;
 	}
 
 	for (i = 2; i < nb && strcmp(b[i].label, "CERTIFICATE") == 0; i++) {
 		if (c->nca == CRED_MAX_CAS) {
-			say(err, errlen, "more than %d CA certificates",
+			err_say(err, errlen, "more than %d CA certificates",
 			    CRED_MAX_CAS);
 			goto out;
 		}
 		X509 *ca = NULL;
 		if (!(bio = block_bio(&b[i])) ||
 		    !(ca = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-			say(err, errlen, "the CA certificate (line %u) does "
+			err_say(err, errlen, "the CA certificate (line %u) does "
 			    "not parse", b[i].line);
 			goto out;
 		}
@@ -434,13 +422,13 @@ parse_blocks(const struct block *b, size_t nb, struct cred *c, char *err,
 		bio = NULL;
 		cas[c->nca++] = ca;
 		if (X509_check_ca(ca) == 0) {
-			say(err, errlen, "the certificate at line %u is not a "
+			err_say(err, errlen, "the certificate at line %u is not a "
 			    "CA's", b[i].line);
 			goto out;
 		}
 	}
 	if (c->nca == 0) {
-		say(err, errlen, "no CA CERTIFICATE after the private key");
+		err_say(err, errlen, "no CA CERTIFICATE after the private key");
 		goto out;
 	}
 	if ((rc = verify_cert(cert, cas, c->nca, err, errlen)) != 0)
@@ -448,19 +436,19 @@ parse_blocks(const struct block *b, size_t nb, struct cred *c, char *err,
 	rc = -EINVAL;
 
 	if (i >= nb || strcmp(b[i].label, CRED_KEYS_PEM) != 0) {
-		say(err, errlen, "no %s block after the CA certificate(s)",
+		err_say(err, errlen, "no %s block after the CA certificate(s)",
 		    CRED_KEYS_PEM);
 		goto out;
 	}
 	if (i + 1 != nb) {
-		say(err, errlen, "unexpected PEM block %s after the %s",
+		err_say(err, errlen, "unexpected PEM block %s after the %s",
 		    b[i + 1].label, CRED_KEYS_PEM);
 		goto out;
 	}
 	if (!(bio = block_bio(&b[i])) ||
 	    PEM_read_bio(bio, &name, &header, &data, &dlen) != 1 ||
 	    header[0] != '\0') {
-		say(err, errlen, "the %s block (line %u) is not valid base64 "
+		err_say(err, errlen, "the %s block (line %u) is not valid base64 "
 		    "PEM", CRED_KEYS_PEM, b[i].line);
 		goto out;
 	}
@@ -515,7 +503,7 @@ cred_parse(const char *text, size_t len, struct cred *out, char *err,
 		rc = parse_blocks(b, nb, &c, err, errlen);
 	if (rc != 0) {
 		if (rc == -ENOMEM)
-			say(err, errlen, "%s", strerror(ENOMEM));
+			err_say(err, errlen, "%s", strerror(ENOMEM));
 		cred_fini(&c);
 		return rc;
 	}
@@ -538,7 +526,7 @@ cred_load(const char *path, struct cred *out, char *err, size_t errlen)
 	OPENSSL_cleanse(text, len);
 	mem_free(text);
 	if (rc != 0)
-		say(err, errlen, "%s: %s", path, why);
+		err_say(err, errlen, "%s: %s", path, why);
 	return rc;
 }
 

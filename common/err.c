@@ -1,6 +1,8 @@
 #include "err.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <nng/nng.h>
@@ -28,6 +30,17 @@ static const char *const dyn_msgs[] = {
 	    "TLS handshake failed: the credential and the node are not of one "
 	    "cluster CA (or the node does not speak TLS)",
 };
+
+void
+err_say(char *err, size_t cap, const char *fmt, ...)
+{
+	if (!err || cap == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, cap, fmt, ap);
+	va_end(ap);
+}
 
 const char *
 dyn_strerror(int err)

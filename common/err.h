@@ -35,6 +35,13 @@ enum {
  * The string is static; never freed. */
 const char *dyn_strerror(int err);
 
+#include <stddef.h>
+
+/* Write a message into a caller's error buffer (err may be NULL, cap 0:
+ * nothing is written). */
+void err_say(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Translate an nng error (NNG_E*) into a project code. 0 stays 0. */
 int err_from_nng(int nng_rv);
 

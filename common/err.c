@@ -27,8 +27,7 @@ static const char *const dyn_msgs[] = {
 	[DYN_EREFUSED - DYN_ERR_BASE] =
 	    "refused by the node: wrong cluster key?",
 	[DYN_ETLS - DYN_ERR_BASE] =
-	    "TLS handshake failed: the credential and the node are not of one "
-	    "cluster CA (or the node does not speak TLS)",
+	    "TLS handshake failed: credential and node of different CAs?",
 };
 
 void

@@ -36,6 +36,30 @@ buf_err(const struct buf *b)
 	return b->err;
 }
 
+static int
+grow(struct buf *b, size_t cap)
+{
+	uint8_t *d = mem_realloc(b->data, cap);
+	if (!d) {
+		b->err = -ENOMEM;
+		return -ENOMEM;
+	}
+	b->data = d;
+	b->cap = cap;
+	return 0;
+}
+
+void
+buf_reserve(struct buf *b, size_t n)
+{
+	if (b->err)
+		return;
+	if (n > SIZE_MAX / 2 - b->len)
+		b->err = -ENOMEM;
+	else if (b->len + n > b->cap || !b->data)
+		grow(b, b->len + n > 256 ? b->len + n : 256);
+}
+
 uint8_t *
 buf_extend(struct buf *b, size_t n)
 {
@@ -49,13 +73,8 @@ buf_extend(struct buf *b, size_t n)
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n)
 			cap *= 2;
-		uint8_t *d = mem_realloc(b->data, cap);
-		if (!d) {
-			b->err = -ENOMEM;
+		if (grow(b, cap) != 0)
 			return NULL;
-		}
-		b->data = d;
-		b->cap = cap;
 	}
 	uint8_t *p = b->data + b->len;
 	b->len += n;

@@ -26,6 +26,11 @@ int buf_err(const struct buf *b);
 /* Make room for n more bytes; returns a pointer to them (len is advanced),
  * or NULL on allocation failure. */
 uint8_t *buf_extend(struct buf *b, size_t n);
+/* Room for n more bytes without further growth, allocated to fit: a big
+ * message built by buf_extend's doubling would get up to twice its size,
+ * and a block past the allocator's mapping threshold is mapped and
+ * unmapped (a page fault per 4 KiB, a TLB flush) every time. */
+void buf_reserve(struct buf *b, size_t n);
 void buf_put(struct buf *b, const void *p, size_t n);
 void buf_put_u8(struct buf *b, uint8_t v);
 void buf_put_u16(struct buf *b, uint16_t v);

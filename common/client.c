@@ -350,6 +350,7 @@ do_put(struct dyn_client *c, const void *key, size_t klen,
 	buf_init(&b);
 	begin_req(c, &b, WIRE_PUT_REQ,
 	    flags & WIRE_F_BLOB ? WIRE_H_BLOB : 0);
+	buf_reserve(&b, len + WIRE_SLACK);
 	wire_put(&b, F_KEY, key, klen);
 	if (nctx > WIRE_MAX_FIELDS - 8) {
 		buf_fini(&b);

@@ -39,6 +39,10 @@
 /* Values up to 8 MiB; a message may carry several (siblings). */
 #define WIRE_MAX_VALUE (8u << 20)
 #define WIRE_MAX_MSG   (64u << 20)
+/* Room for a header, the trailer and a few small fields (key, sender,
+ * hint, flags) beside one value: buf_reserve(b, len + WIRE_SLACK) before
+ * a message that carries a big one. */
+#define WIRE_SLACK 512
 
 enum wire_type {
 	WIRE_ERROR = 1, /* reply: F_STATUS (+ F_ERRMSG) */

@@ -119,6 +119,8 @@ coord_replicate_req(struct node *n, struct buf *b, const void *key,
 	bool blob = blob_is_key(key, klen) && set->n == 1 &&
 	    set->v[0].dot.actor == BLOB_ACTOR && !set->v[0].tombstone;
 	node_req_begin_flags(n, b, WIRE_REPLICATE_REQ, blob ? WIRE_H_BLOB : 0);
+	if (blob)
+		buf_reserve(b, set->v[0].len + WIRE_SLACK);
 	wire_put(b, F_KEY, key, klen);
 	if (hint)
 		wire_put_str(b, F_HINT, hint);

@@ -252,6 +252,37 @@ test_extend_overflow(void **state)
 	buf_fini(&b);
 }
 
+/* A reserve allocates exactly what was asked for (a 128 KiB value and its
+ * header stay one 128 KiB block, not a doubled 256 KiB one), the bytes go
+ * in without moving it, and an impossible size breaks the buf. */
+static void
+test_reserve(void **state)
+{
+	static uint8_t big[131072];
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	buf_put_u32(&b, 7);
+	buf_reserve(&b, sizeof(big) + 100);
+	assert_int_equal(b.cap, 4 + sizeof(big) + 100);
+	uint8_t *d = b.data;
+	buf_put(&b, big, sizeof(big));
+	buf_put(&b, big, 100);
+	assert_ptr_equal(b.data, d);
+	assert_int_equal(b.len, b.cap);
+	buf_reserve(&b, 0); /* room enough: nothing changes */
+	assert_ptr_equal(b.data, d);
+	buf_reserve(&b, SIZE_MAX);
+	assert_int_equal(buf_err(&b), -ENOMEM);
+	buf_fini(&b);
+
+	buf_init(&b); /* on an empty buf, at least the usual first block */
+	buf_reserve(&b, 1);
+	assert_int_equal(b.cap, 256);
+	buf_fini(&b);
+}
+
 static void
 test_take_and_fini(void **state)
 {
@@ -333,6 +364,7 @@ main(void)
 	    cmocka_unit_test(test_sticky_oom),
 	    cmocka_unit_test(test_sticky_oom_on_growth),
 	    cmocka_unit_test(test_extend_overflow),
+	    cmocka_unit_test(test_reserve),
 	    cmocka_unit_test(test_take_and_fini),
 	    cmocka_unit_test(test_reset_keeps_memory),
 	    cmocka_unit_test(test_printf),

@@ -86,17 +86,30 @@ cold() {
 
 dir_of() { if [ "$1" = fs ]; then echo "$M"; else echo "$P"; fi; }
 
-# io_sum: "RX TX", rx_bytes and tx_bytes of `dynamoctl status` summed
+# io_sum: "RX TX", rx_bytes and tx_bytes of `dynamoctl status --json` summed
 # over the three nodes: the bytes of the requests they received (from the
 # mount and from each other) and of the replies they sent.
+# (`status --json`: the plain form is a health table without the
+# counters.)  Called as $(io_sum), where fail would end only the
+# subshell: io_read checks what came back.
 io_sum() {
 	local out
-	out=$(ctl --node "$A1" --node "$A2" --node "$A3" status) ||
+	out=$(ctl --node "$A1" --node "$A2" --node "$A3" status --json) ||
 		fail "dynamoctl status failed"
-	awk -F= '$1 ~ /^ *rx_bytes$/ { r += $2; n++ }
-		$1 ~ /^ *tx_bytes$/ { t += $2 }
-		END { if (n != 3) exit 1; printf "%.0f %.0f\n", r, t }' <<<"$out" ||
-		fail "no rx_bytes for 3 nodes in dynamoctl status"
+	grep -oE '"(rx|tx)_bytes": *[0-9]+' <<<"$out" | tr -d '" ' |
+		awk -F: '$1 == "rx_bytes" { r += $2; n++ }
+		$1 == "tx_bytes" { t += $2 }
+		END { if (n != 3) exit 1; printf "%.0f %.0f\n", r, t }' ||
+		fail "no rx_bytes for 3 nodes in dynamoctl status --json"
+}
+
+# io_read VAR_RX VAR_TX [SUM]: SUM (default $(io_sum)) into the two
+# variables; the run fails when it is not two numbers.
+io_read() {
+	local sum=${3-$(io_sum)}
+	[[ $sum =~ ^[0-9]+\ [0-9]+$ ]] ||
+		fail "no node traffic from dynamoctl status --json"
+	read -r "$1" "$2" <<<"$sum"
 }
 
 # io_quiet: io_sum once the nodes are back to the idle background (the
@@ -105,11 +118,11 @@ io_sum() {
 # 128 KiB in half a second (about twice the idle rate), or 30 s passed.
 io_quiet() {
 	local r0 t0 r1 t1 deadline=$((SECONDS + 30))
-	read -r r1 t1 <<<"$(io_sum)"
+	io_read r1 t1
 	while :; do
 		r0=$r1 t0=$t1
 		sleep 0.5
-		read -r r1 t1 <<<"$(io_sum)"
+		io_read r1 t1
 		[ $((r1 - r0 + t1 - t0)) -gt $((IDLE_RX + IDLE_TX + 131072)) ] ||
 			break
 		if [ "$SECONDS" -ge "$deadline" ]; then
@@ -122,7 +135,7 @@ io_quiet() {
 
 # io_begin: note io_sum and the time, for io_end.
 io_begin() {
-	read -r RX0 TX0 <<<"$(io_sum)"
+	io_read RX0 TX0
 	IOT0=$(now)
 }
 
@@ -131,7 +144,7 @@ io_begin() {
 # over that time ("net").
 io_end() {
 	local r t el
-	read -r r t <<<"$(io_quiet)"
+	io_read r t "$(io_quiet)"
 	el=$(since "$IOT0")
 	RX[$1]=$((r - RX0))
 	TX[$1]=$((t - TX0))
@@ -261,10 +274,10 @@ echo "RUNTIME=$RUNTIME s FILE_MB=$FILE_MB DD_MB=$DD_MB; $(nproc) CPUs, load aver
 
 step "idle background, $IDLE_S s"
 # Polled every half second, as io_quiet does (a status reply is ~2.5 KiB).
-read -r r0 t0 <<<"$(io_sum)"
+io_read r0 t0
 for _ in $(seq $((IDLE_S * 2))); do
 	sleep 0.5
-	read -r r1 t1 <<<"$(io_sum)"
+	io_read r1 t1
 done
 IDLE_RX=$(((r1 - r0) / IDLE_S))
 IDLE_TX=$(((t1 - t0) / IDLE_S))

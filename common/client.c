@@ -15,6 +15,7 @@
 #include "err.h"
 #include "keypos.h"
 #include "mem.h"
+#include "mono.h"
 #include "ring.h"
 #include "rpc.h"
 #include "wire.h"
@@ -38,14 +39,6 @@ struct dyn_client {
 	uint32_t n;        /* the cluster's N */
 	long long ring_ms; /* when it was last fetched (or tried) */
 };
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int
 dyn_client_new(const struct dyn_client_opts *o, struct dyn_client **out)
@@ -200,10 +193,10 @@ call_key(struct dyn_client *c, const void *key, size_t klen,
 		/* One caller refreshes a stale ring; the others go on with
 		 * the one they have (or none). */
 		pthread_mutex_lock(&c->ring_lock);
-		bool stale = mono_ms() - c->ring_ms > RING_TTL_MS ||
+		bool stale = (long long)mono_ms() - c->ring_ms > RING_TTL_MS ||
 		    c->ring_ms == 0;
 		if (stale)
-			c->ring_ms = mono_ms();
+			c->ring_ms = (long long)mono_ms();
 		pthread_mutex_unlock(&c->ring_lock);
 		if (stale)
 			fetch_ring(c);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "mono.h"
+
 static enum log_level cur_level = LOG_LVL_INFO;
 static char cur_prefix[64];
 
@@ -33,14 +35,6 @@ void
 log_set_prefix(const char *prefix)
 {
 	snprintf(cur_prefix, sizeof(cur_prefix), "%s", prefix);
-}
-
-static long long
-log_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void __attribute__((format(printf, 3, 0)))
@@ -128,7 +122,7 @@ log_limited(struct log_limit *l, const char *key, enum log_level lvl,
 {
 	if (lvl < cur_level)
 		return false;
-	long long now = log_mono_ms();
+	long long now = (long long)mono_ms();
 	unsigned long long held;
 	pthread_mutex_lock(&l->lock);
 	struct log_limit_slot *s = limit_slot_locked(l, key, now);

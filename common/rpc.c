@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "mem.h"
+#include "mono.h"
 #include "refusal.h"
 
 /* What the pool knows of a peer's reachability. */
@@ -81,33 +82,6 @@ struct rpc_pool {
 	atomic_ullong probe_reqid;
 };
 
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* *ts = now + ms on clock (the one the waiting cond was made with). */
-static void
-deadline_at(clockid_t clock, struct timespec *ts, int ms)
-{
-	clock_gettime(clock, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
-static void
-deadline_in(struct timespec *ts, int ms)
-{
-	deadline_at(CLOCK_REALTIME, ts, ms);
-}
-
 struct closer {
 	nng_socket sock;
 	pthread_mutex_t lock;
@@ -149,11 +123,7 @@ rpc_socket_close(nng_socket sock, int ms)
 	}
 	c->sock = sock;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mono_cond_init(&c->cv);
 	if (pthread_create(&t, NULL, closer_main, c) != 0) {
 		closer_free(c);
 		nng_close(sock);
@@ -161,7 +131,7 @@ rpc_socket_close(nng_socket sock, int ms)
 	}
 	pthread_detach(t);
 	struct timespec dl;
-	deadline_at(CLOCK_MONOTONIC, &dl, ms);
+	mono_deadline(&dl, ms);
 	pthread_mutex_lock(&c->lock);
 	while (!c->done)
 		if (pthread_cond_timedwait(&c->cv, &c->lock, &dl) == ETIMEDOUT)
@@ -456,7 +426,7 @@ probe_cb(void *arg)
 		nng_msg_free(msg);
 	if (pe->probe_step == PROBE_RECV && rv == 0 && msg) {
 		/* Any answer will do: the peer is there. */
-		atomic_store(&pe->heard_ms, mono_ms());
+		atomic_store(&pe->heard_ms, (long long)mono_ms());
 		atomic_store(&pe->suspect, false);
 		atomic_store(&pe->probing, false);
 		return;
@@ -497,7 +467,7 @@ peer_health(struct peer *pe)
 		long long heard = atomic_load(&pe->heard_ms);
 		if (heard > since)
 			since = heard;
-		if (mono_ms() - since > peer_wait_ms(pe, SLOW_MS)) {
+		if ((long long)mono_ms() - since > peer_wait_ms(pe, SLOW_MS)) {
 			probe_start(pe);
 			return RPC_PEER_SUSPECT;
 		}
@@ -786,7 +756,7 @@ call_cb(void *arg)
 	if (rv == NNG_ECANCELED)
 		rv = NNG_ECLOSED; /* only rpc_pool_cancel cancels */
 	if (rv == 0) {
-		long long now = mono_ms();
+		long long now = (long long)mono_ms();
 		atomic_store(&c->peer->heard_ms, now);
 		atomic_store(&c->peer->suspect, false);
 		peer_rtt_sample(c->peer, (int)(now - c->sent_ms));
@@ -853,7 +823,7 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 	pthread_mutex_unlock(&p->lock);
 	c->sending = true;
 	c->reqid = be_get_u64(req->data + 8);
-	c->sent_ms = mono_ms();
+	c->sent_ms = (long long)mono_ms();
 	if (atomic_fetch_add(&pe->inflight, 1) == 0)
 		atomic_store(&pe->waiting_since, c->sent_ms);
 	pthread_mutex_lock(&g->lock);
@@ -898,7 +868,7 @@ group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
 	if (!g)
 		return NULL;
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->cv, NULL);
+	mono_cond_init(&g->cv);
 	g->pool = p;
 	g->keys = p->keys;
 	g->refs = 1;
@@ -909,7 +879,7 @@ group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
 		call_start(p, g, &g->calls[i], addrs[i], &reqs[i * step],
 		    timeout_ms);
 	}
-	deadline_in(&g->deadline, timeout_ms);
+	mono_deadline(&g->deadline, timeout_ms);
 	return g;
 }
 
@@ -954,7 +924,7 @@ group_finish(struct rpc_group *g, size_t need, int grace_ms,
 	struct timespec dl = g->deadline, tick;
 	pthread_mutex_lock(&g->lock);
 	if (g->skip_suspects)
-		deadline_in(&tick, SLOW_MS); /* the first look at the peers */
+		mono_deadline(&tick, SLOW_MS); /* the first look at the peers */
 	while (g->pending > 0 && g->ok < need) {
 		bool last = !g->skip_suspects || ts_before(&dl, &tick);
 		if (pthread_cond_timedwait(&g->cv, &g->lock, last ? &dl : &tick) !=
@@ -962,10 +932,10 @@ group_finish(struct rpc_group *g, size_t need, int grace_ms,
 			continue;
 		if (last || g->ok + pending_hopeful(g) < need)
 			break;
-		deadline_in(&tick, TICK_MS);
+		mono_deadline(&tick, TICK_MS);
 	}
 	if (g->pending > 0 && g->ok >= need && grace_ms > 0) {
-		deadline_in(&dl, grace_ms);
+		mono_deadline(&dl, grace_ms);
 		while (g->pending > 0)
 			if (pthread_cond_timedwait(&g->cv, &g->lock, &dl) ==
 			    ETIMEDOUT)

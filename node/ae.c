@@ -4,8 +4,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "bgthread.h"
 #include "blob.h"
 #include "err.h"
 #include "gossip.h"
@@ -13,6 +13,7 @@
 #include "log.h"
 #include "mem.h"
 #include "merkle.h"
+#include "mono.h"
 #include "node_i.h"
 #include "reclist.h"
 #include "ring.h"
@@ -30,16 +31,13 @@ struct ae {
 	struct node *node;
 	int interval_ms;
 	int64_t grace_ms; /* < 0: tombstones are kept for ever */
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	bool stopping;
+	pthread_mutex_t lock; /* st, last_diff_at, differ, nq */
 	uint32_t next_part;
 	struct ae_stats st;
-	uint64_t last_diff_at; /* node_mono_ms of the last difference found */
+	uint64_t last_diff_at; /* mono_ms of the last difference found */
 	uint8_t *differ;    /* per partition: differed when last compared */
 	uint32_t nq;        /* partitions in differ */
-	pthread_t thread;
-	bool started;
+	struct bgthread thread;
 };
 
 static void
@@ -756,7 +754,7 @@ note_diff(struct ae *a, uint32_t part, uint32_t nd)
 	a->st.diffs++;
 	a->st.last_diff_part = part;
 	a->st.last_diff_leaves = nd;
-	a->last_diff_at = node_mono_ms();
+	a->last_diff_at = mono_ms();
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -852,28 +850,12 @@ round_once(struct ae *a)
 	count(a, &a->st.rounds, 1);
 }
 
-static void *
-ae_main(void *arg)
+static int64_t
+ae_round(void *arg)
 {
 	struct ae *a = arg;
-	pthread_mutex_lock(&a->lock);
-	while (!a->stopping) {
-		pthread_mutex_unlock(&a->lock);
-		round_once(a);
-		pthread_mutex_lock(&a->lock);
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += a->interval_ms / 1000;
-		dl.tv_nsec += (long)(a->interval_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
-		if (!a->stopping)
-			pthread_cond_timedwait(&a->cv, &a->lock, &dl);
-	}
-	pthread_mutex_unlock(&a->lock);
-	return NULL;
+	round_once(a);
+	return a->interval_ms;
 }
 
 int
@@ -886,13 +868,11 @@ ae_start(struct node *n, int interval_ms, int64_t grace_ms, struct ae **out)
 	a->interval_ms = interval_ms > 0 ? interval_ms : 1000;
 	a->grace_ms = grace_ms;
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->cv, NULL);
-	int rc = -pthread_create(&a->thread, NULL, ae_main, a);
+	int rc = bgthread_start(&a->thread, 0, ae_round, a);
 	if (rc) {
 		ae_stop(a);
 		return rc;
 	}
-	a->started = true;
 	*out = a;
 	return 0;
 }
@@ -902,13 +882,7 @@ ae_stop(struct ae *a)
 {
 	if (!a)
 		return;
-	pthread_mutex_lock(&a->lock);
-	a->stopping = true;
-	pthread_cond_broadcast(&a->cv);
-	pthread_mutex_unlock(&a->lock);
-	if (a->started)
-		pthread_join(a->thread, NULL);
-	pthread_cond_destroy(&a->cv);
+	bgthread_stop(&a->thread);
 	pthread_mutex_destroy(&a->lock);
 	mem_free(a->differ);
 	mem_free(a);
@@ -925,6 +899,6 @@ ae_stats(struct ae *a, struct ae_stats *out)
 	*out = a->st;
 	out->last_diff_age_ms = out->diffs == 0
 	    ? -1
-	    : (int64_t)(node_mono_ms() - a->last_diff_at);
+	    : (int64_t)(mono_ms() - a->last_diff_at);
 	pthread_mutex_unlock(&a->lock);
 }

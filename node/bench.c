@@ -48,6 +48,7 @@
 #include "client.h"
 #include "err.h"
 #include "mem.h"
+#include "mono.h"
 #include "vset.h"
 #include "wire.h"
 
@@ -159,15 +160,6 @@ struct worker {
 	struct ctx_slot cache[CTX_SLOTS];
 	atomic_uint_fast64_t ctr[C_N];
 };
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
 
 static void
 sleep_until_ns(uint64_t t)

@@ -35,6 +35,7 @@
 #include "err.h"
 #include "health.h"
 #include "mem.h"
+#include "mono.h"
 #include "ring.h"
 #include "vset.h"
 #include "wire.h"
@@ -614,7 +615,7 @@ wait_for(const struct ctl *ctl, struct dyn_client *c, enum health_goal goal,
 	    .goal = goal,
 	    .name = name,
 	    .deadline_ms = ctl->wait_ms
-	        ? health_now_ms() + (long long)ctl->wait_ms
+	        ? (long long)mono_ms() + (long long)ctl->wait_ms
 	        : 0,
 	    .timeout_ms = health_timeout(ctl),
 	    .out = stderr,

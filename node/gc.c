@@ -20,16 +20,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/rand.h>
 
+#include "bgthread.h"
 #include "blob.h"
 #include "bloom.h"
 #include "err.h"
 #include "gossip.h"
 #include "log.h"
 #include "mem.h"
+#include "mono.h"
 #include "node_i.h"
 #include "ring.h"
 #include "rpc.h"
@@ -45,31 +46,11 @@ struct gc {
 	struct node *node;
 	int interval_ms;
 	uint64_t grace_ms;
-	pthread_mutex_t lock; /* stopping, st */
-	pthread_cond_t cv;
-	bool stopping;
+	pthread_mutex_t lock; /* st */
 	struct gc_stats st;
 	bool failing; /* the last round was given up (GC thread only) */
-	pthread_t thread;
-	bool started;
+	struct bgthread thread;
 };
-
-static bool
-stopping(struct gc *g)
-{
-	pthread_mutex_lock(&g->lock);
-	bool s = g->stopping;
-	pthread_mutex_unlock(&g->lock);
-	return s;
-}
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t
 grace_wire(int64_t grace_ms)
@@ -146,7 +127,8 @@ ref_one(const uint8_t *key, size_t klen, const struct vset *set, bool hint,
     void *arg)
 {
 	struct refs *rf = arg;
-	if (rf->g && (++rf->seen & 1023) == 0 && stopping(rf->g))
+	if (rf->g && (++rf->seen & 1023) == 0 &&
+	    bgthread_stopping(&rf->g->thread))
 		return DYN_ECLOSED;
 	for (uint32_t i = 0; i < set->n; i++) {
 		const struct version *v = &set->v[i];
@@ -494,7 +476,7 @@ sweep(struct gc *g, const struct filters *fs, uint64_t start)
 		resume = rc == 1;
 		if (rc >= 0 && sw->nops > 0)
 			rc = sweep_apply(g, sw);
-		if (rc == 0 && resume && stopping(g))
+		if (rc == 0 && resume && bgthread_stopping(&g->thread))
 			rc = DYN_ECLOSED;
 	} while (rc == 0 && resume);
 	if (rc == 0) {
@@ -582,7 +564,7 @@ round_run(struct gc *g, char *why, size_t cap)
 	}
 	int bulk = node_bulk_timeout_ms(g->node);
 	timeout = budget - spent > (uint64_t)bulk ? bulk : (int)(budget - spent);
-	if (stopping(g)) {
+	if (bgthread_stopping(&g->thread)) {
 		snprintf(why, cap, "stopping");
 		goto out;
 	}
@@ -603,7 +585,7 @@ round_run(struct gc *g, char *why, size_t cap)
 		snprintf(why, cap, "took over grace/4");
 		goto out;
 	}
-	if (stopping(g)) {
+	if (bgthread_stopping(&g->thread)) {
 		snprintf(why, cap, "stopping");
 		goto out;
 	}
@@ -638,29 +620,13 @@ round_once(struct gc *g)
 		LOG_INFO("gc: round given up: %s", why);
 }
 
-static void *
-gc_main(void *arg)
+/* A round every interval, the first an interval after the start. */
+static int64_t
+gc_round(void *arg)
 {
 	struct gc *g = arg;
-	pthread_mutex_lock(&g->lock);
-	while (!g->stopping) {
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += g->interval_ms / 1000;
-		dl.tv_nsec += (long)(g->interval_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&g->cv, &g->lock, &dl);
-		if (g->stopping)
-			break;
-		pthread_mutex_unlock(&g->lock);
-		round_once(g);
-		pthread_mutex_lock(&g->lock);
-	}
-	pthread_mutex_unlock(&g->lock);
-	return NULL;
+	round_once(g);
+	return g->interval_ms;
 }
 
 int
@@ -676,13 +642,11 @@ gc_start(struct node *n, int interval_ms, int64_t grace_ms, struct gc **out)
 	g->interval_ms = interval_ms > 0 ? interval_ms : 60000;
 	g->grace_ms = (uint64_t)grace_ms;
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->cv, NULL);
-	int rc = -pthread_create(&g->thread, NULL, gc_main, g);
+	int rc = bgthread_start(&g->thread, g->interval_ms, gc_round, g);
 	if (rc) {
 		gc_stop(g);
 		return rc;
 	}
-	g->started = true;
 	*out = g;
 	return 0;
 }
@@ -692,13 +656,7 @@ gc_stop(struct gc *g)
 {
 	if (!g)
 		return;
-	pthread_mutex_lock(&g->lock);
-	g->stopping = true;
-	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->lock);
-	if (g->started)
-		pthread_join(g->thread, NULL);
-	pthread_cond_destroy(&g->cv);
+	bgthread_stop(&g->thread);
 	pthread_mutex_destroy(&g->lock);
 	mem_free(g);
 }

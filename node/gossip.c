@@ -4,14 +4,15 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/rand.h>
 
+#include "bgthread.h"
 #include "err.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "mono.h"
 #include "node_i.h"
 #include "rpc.h"
 #include "store.h"
@@ -26,8 +27,6 @@ struct gossip {
 	size_t nseeds;
 
 	pthread_mutex_t lock; /* everything below */
-	pthread_cond_t cv;
-	bool stopping;
 	bool left;
 	bool removed; /* left because an operator removed this node */
 	struct cluster_settings settings;
@@ -38,17 +37,8 @@ struct gossip {
 	size_t nmembers; /* members[0] is this node */
 	long long merged_ms; /* monotonic: a peer's view last merged (0:
 	                        never) */
-	pthread_t thread;
-	bool started;
+	struct bgthread thread;
 };
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct member *
 self(struct gossip *g)
@@ -173,7 +163,7 @@ merge_view(struct gossip *g, const uint8_t *p, size_t len)
 	size_t n = v.n;
 
 	pthread_mutex_lock(&g->lock);
-	g->merged_ms = mono_ms();
+	g->merged_ms = (long long)mono_ms();
 	if (v.has_settings && !g->have_settings) {
 		g->settings = v.settings;
 		g->have_settings = true;
@@ -225,7 +215,6 @@ merge_view(struct gossip *g, const uint8_t *p, size_t len)
 		self(g)->ring_seen = ring_epoch(g->ring);
 		bump_locked(g);
 		ring_dirty_locked(g);
-		pthread_cond_broadcast(&g->cv);
 	}
 	pthread_mutex_unlock(&g->lock);
 	view_fini(&v);
@@ -249,7 +238,6 @@ adopt_locked(struct gossip *g, struct ring *r)
 	self(g)->ring_seen = ring_epoch(r);
 	bump_locked(g);
 	ring_dirty_locked(g);
-	pthread_cond_broadcast(&g->cv);
 }
 
 /* Does every member that takes part in the ring hold epoch e (and, with
@@ -469,65 +457,48 @@ probe_down(struct gossip *g)
 		                                            : 1);
 }
 
-static void *
-gossip_main(void *arg)
+/* A round; after the one that finds this node left, no more (-1). */
+static int64_t
+gossip_round(void *arg)
 {
 	struct gossip *g = arg;
 	char addr[RING_ADDR_MAX + 1];
 	pthread_mutex_lock(&g->lock);
-	while (!g->stopping && !g->left) {
-		bump_locked(g); /* heartbeat */
-		bool have = pick_peer_locked(g, addr, sizeof(addr));
+	bump_locked(g); /* heartbeat */
+	bool have = pick_peer_locked(g, addr, sizeof(addr));
+	pthread_mutex_unlock(&g->lock);
+	if (have) {
+		int rc = exchange(g, addr, g->interval_ms);
+		if (rc)
+			LOG_DEBUG("gossip with %s: %s", addr, dyn_strerror(rc));
+	}
+	probe_down(g);
+	struct store_stats st;
+	bool hints = store_stats(g->node->store, &st) != 0 || st.hints > 0;
+	pthread_mutex_lock(&g->lock);
+	claimant_locked(g);
+	check_left_locked(g, hints);
+	if (g->ring_dirty) {
 		pthread_mutex_unlock(&g->lock);
-		if (have) {
-			int rc = exchange(g, addr, g->interval_ms);
-			if (rc)
-				LOG_DEBUG("gossip with %s: %s", addr,
-				    dyn_strerror(rc));
-		}
-		probe_down(g);
-		struct store_stats st;
-		bool hints = store_stats(g->node->store, &st) != 0 ||
-		             st.hints > 0;
+		persist_ring(g);
 		pthread_mutex_lock(&g->lock);
-		claimant_locked(g);
-		check_left_locked(g, hints);
-		if (g->ring_dirty) {
-			pthread_mutex_unlock(&g->lock);
-			persist_ring(g);
-			pthread_mutex_lock(&g->lock);
-		}
-		if (self(g)->status == MEMBER_LEFT) {
-			/* Tell everyone before going. */
-			char addrs[MEMBERS_MAX][RING_ADDR_MAX + 1];
-			size_t na = peers_locked(g, addrs, MEMBERS_MAX);
-			pthread_mutex_unlock(&g->lock);
-			for (size_t i = 0; i < na; i++)
-				exchange(g, addrs[i], 1000);
-			pthread_mutex_lock(&g->lock);
-			g->left = true;
-			pthread_cond_broadcast(&g->cv);
-			break;
-		}
-		/* Sleep a round, jittered so peers do not march in step. */
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		long ms = g->interval_ms / 2 + (long)(rand_u32() %
-		    (uint32_t)(g->interval_ms > 1 ? g->interval_ms : 2));
-		dl.tv_sec += ms / 1000;
-		dl.tv_nsec += (ms % 1000) * 1000000;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
-		long long until = mono_ms() + ms;
-		while (!g->stopping && mono_ms() < until)
-			if (pthread_cond_timedwait(&g->cv, &g->lock, &dl) ==
-			    ETIMEDOUT)
-				break;
+	}
+	if (self(g)->status == MEMBER_LEFT) {
+		/* Tell everyone before going. */
+		char addrs[MEMBERS_MAX][RING_ADDR_MAX + 1];
+		size_t na = peers_locked(g, addrs, MEMBERS_MAX);
+		pthread_mutex_unlock(&g->lock);
+		for (size_t i = 0; i < na; i++)
+			exchange(g, addrs[i], 1000);
+		pthread_mutex_lock(&g->lock);
+		g->left = true;
+		pthread_mutex_unlock(&g->lock);
+		return -1;
 	}
 	pthread_mutex_unlock(&g->lock);
-	return NULL;
+	/* Sleep a round, jittered so peers do not march in step. */
+	return g->interval_ms / 2 + (int64_t)(rand_u32() %
+	    (uint32_t)(g->interval_ms > 1 ? g->interval_ms : 2));
 }
 
 /* ---- requests ------------------------------------------------------ */
@@ -789,7 +760,8 @@ gossip_view(struct gossip *g, struct gossip_view **out)
 		v->transfer_pending = ring_has_next(g->ring);
 	}
 	v->settings = g->settings;
-	v->merged_age_ms = g->merged_ms ? mono_ms() - g->merged_ms : -1;
+	v->merged_age_ms = g->merged_ms
+	    ? (long long)mono_ms() - g->merged_ms : -1;
 	v->nmembers = g->nmembers;
 	for (size_t i = 0; i < g->nmembers; i++) {
 		const struct member *m = &g->members[i];
@@ -879,7 +851,6 @@ gossip_start(struct node *n, const struct gossip_opts *o, struct gossip **out)
 	g->node = n;
 	g->interval_ms = o->interval_ms > 0 ? o->interval_ms : 1000;
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->cv, NULL);
 
 	struct member *me = &g->members[0];
 	g->nmembers = 1;
@@ -928,9 +899,8 @@ gossip_start(struct node *n, const struct gossip_opts *o, struct gossip **out)
 		    ring_q(g->ring), g->settings.n, g->settings.r,
 		    g->settings.w);
 	}
-	if ((rc = -pthread_create(&g->thread, NULL, gossip_main, g)) != 0)
+	if ((rc = bgthread_start(&g->thread, 0, gossip_round, g)) != 0)
 		goto fail;
-	g->started = true;
 	*out = g;
 	return 0;
 fail:
@@ -943,18 +913,12 @@ gossip_stop(struct gossip *g)
 {
 	if (!g)
 		return;
-	pthread_mutex_lock(&g->lock);
-	g->stopping = true;
-	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->lock);
-	if (g->started)
-		pthread_join(g->thread, NULL);
+	bgthread_stop(&g->thread);
 	persist_ring(g);
 	for (size_t i = 0; i < g->nseeds; i++)
 		mem_free(g->seeds[i]);
 	mem_free(g->seeds);
 	ring_free(g->ring);
-	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->lock);
 	mem_free(g);
 }

@@ -6,10 +6,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "bgthread.h"
 #include "log.h"
 #include "mem.h"
+#include "mono.h"
 #include "node_i.h"
 
 /*
@@ -39,17 +40,15 @@ struct gpipe {
 
 struct guard {
 	pthread_mutex_t lock;
-	pthread_cond_t cv;
 	struct gpipe *bucket[GUARD_BUCKETS];
 	size_t open;
 	unsigned max_conns;
 	int idle_ms;
 	unsigned workers;
 	unsigned serving; /* requests being served: the busy of every pipe */
-	bool stop;          /* the reaper ends */
 	atomic_bool closing; /* the socket closes: no verdicts any more */
-	bool started;
-	pthread_t reaper;
+	int tick_ms;         /* the reaper's */
+	struct bgthread reaper;
 	struct log_limit limit;
 	atomic_uint_fast64_t conns_total, conns_refused, idle_closed,
 	    oversize, bad_tags;
@@ -102,7 +101,7 @@ pipe_added(struct guard *g, nng_pipe pipe)
 	}
 	e->id = nng_pipe_id(pipe);
 	e->pipe = pipe;
-	e->last_ms = (long long)node_mono_ms();
+	e->last_ms = (long long)mono_ms();
 	addr_format(pipe, e->addr, sizeof(e->addr), e->host, sizeof(e->host));
 
 	pthread_mutex_lock(&g->lock);
@@ -190,7 +189,7 @@ reap_once(struct guard *g)
 	char addrs[REAP_BATCH][64];
 	char hosts[REAP_BATCH][48];
 	size_t n = 0;
-	long long now = (long long)node_mono_ms();
+	long long now = (long long)mono_ms();
 
 	pthread_mutex_lock(&g->lock);
 	bool saturated = g->workers && g->serving >= g->workers;
@@ -227,34 +226,13 @@ reap_once(struct guard *g)
 	return n == REAP_BATCH;
 }
 
-static void *
-reaper_main(void *arg)
+static int64_t
+reaper_round(void *arg)
 {
 	struct guard *g = arg;
-	/* A pipe is closed between idle_ms and idle_ms + tick after its
-	 * last request. */
-	int tick = g->idle_ms / 4;
-	tick = tick < 50 ? 50 : tick > 1000 ? 1000 : tick;
-	pthread_mutex_lock(&g->lock);
-	while (!g->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += tick / 1000;
-		ts.tv_nsec += (long)(tick % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&g->cv, &g->lock, &ts);
-		if (g->stop)
-			break;
-		pthread_mutex_unlock(&g->lock);
-		while (reap_once(g))
-			;
-		pthread_mutex_lock(&g->lock);
-	}
-	pthread_mutex_unlock(&g->lock);
-	return NULL;
+	while (reap_once(g))
+		;
+	return g->tick_ms;
 }
 
 int
@@ -264,28 +242,26 @@ guard_new(nng_socket sock, const struct guard_opts *o, struct guard **out)
 	if (!g)
 		return -ENOMEM;
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&g->cv, &ca);
-	pthread_condattr_destroy(&ca);
 	log_limit_init(&g->limit, 0);
 	g->max_conns = o && o->max_conns ? o->max_conns : GUARD_MAX_CONNS;
 	g->idle_ms = o && o->idle_ms > 0 ? o->idle_ms : GUARD_IDLE_MS;
 	g->workers = o ? o->workers : 0;
+	/* A pipe is closed between idle_ms and idle_ms + tick after its
+	 * last request. */
+	int tick = g->idle_ms / 4;
+	g->tick_ms = tick < 50 ? 50 : tick > 1000 ? 1000 : tick;
 
 	int rv = nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, pipe_event, g);
 	if (rv == 0)
 		rv = nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, pipe_event, g);
-	int rc = rv ? -EINVAL : -pthread_create(&g->reaper, NULL,
-	    reaper_main, g);
+	int rc = rv ? -EINVAL : bgthread_start(&g->reaper, g->tick_ms,
+	    reaper_round, g);
 	if (rc != 0) {
 		nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
 		nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 		guard_free(g);
 		return rc;
 	}
-	g->started = true;
 	*out = g;
 	return 0;
 }
@@ -296,7 +272,7 @@ pipe_touch(struct guard *g, nng_pipe pipe, int busy)
 	pthread_mutex_lock(&g->lock);
 	struct gpipe *e = *slot_of_locked(g, nng_pipe_id(pipe));
 	if (e) {
-		e->last_ms = (long long)node_mono_ms();
+		e->last_ms = (long long)mono_ms();
 		if (busy > 0) {
 			e->busy++;
 			g->serving++;
@@ -373,13 +349,7 @@ guard_free(struct guard *g)
 {
 	if (!g)
 		return;
-	if (g->started) {
-		pthread_mutex_lock(&g->lock);
-		g->stop = true;
-		pthread_cond_signal(&g->cv);
-		pthread_mutex_unlock(&g->lock);
-		pthread_join(g->reaper, NULL);
-	}
+	bgthread_stop(&g->reaper);
 	for (size_t b = 0; b < GUARD_BUCKETS; b++) {
 		while (g->bucket[b]) {
 			struct gpipe *e = g->bucket[b];
@@ -388,7 +358,6 @@ guard_free(struct guard *g)
 		}
 	}
 	log_limit_fini(&g->limit);
-	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->lock);
 	mem_free(g);
 }

@@ -4,8 +4,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "bgthread.h"
 #include "coord.h"
 #include "err.h"
 #include "gossip.h"
@@ -21,12 +21,10 @@
 
 struct handoff {
 	struct node *node;
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	bool stopping;
+	pthread_mutex_t lock; /* delivered */
 	uint64_t delivered;
-	pthread_t thread;
-	bool started;
+	struct batch *batch; /* the thread's */
+	struct bgthread thread;
 };
 
 /* One hint taken out of the store for delivery. */
@@ -168,53 +166,34 @@ list_target(const char *target, uint64_t count, void *arg)
 	return 0;
 }
 
-static void *
-handoff_main(void *arg)
+static int64_t
+handoff_round(void *arg)
 {
 	struct handoff *ho = arg;
-	struct batch *b = mem_calloc(1, sizeof(*b));
-	pthread_mutex_lock(&ho->lock);
-	while (b && !ho->stopping) {
-		pthread_mutex_unlock(&ho->lock);
-		/* Target by target (one that is away must not hold up the
-		 * others), batch by batch while deliveries succeed. */
-		struct targets ts = {0};
-		store_hint_counts(ho->node->store, list_target, &ts);
-		for (size_t t = 0; t < ts.n; t++) {
-			for (;;) {
-				store_hint_scan(ho->node->store, ts.name[t],
-				    collect, b);
-				if (b->n == 0)
-					break;
-				size_t done =
-				    gossip_is_left(ho->node->gossip, b->target)
-				        ? reroute(ho, b)
-				        : deliver(ho, b);
-				batch_fini(b);
-				if (done == 0)
-					break;
-				pthread_mutex_lock(&ho->lock);
-				ho->delivered += done;
-				bool stop = ho->stopping;
-				pthread_mutex_unlock(&ho->lock);
-				if (stop)
-					break;
-			}
+	struct batch *b = ho->batch;
+	/* Target by target (one that is away must not hold up the others),
+	 * batch by batch while deliveries succeed. */
+	struct targets ts = {0};
+	store_hint_counts(ho->node->store, list_target, &ts);
+	for (size_t t = 0; t < ts.n; t++) {
+		for (;;) {
+			store_hint_scan(ho->node->store, ts.name[t], collect, b);
+			if (b->n == 0)
+				break;
+			size_t done = gossip_is_left(ho->node->gossip, b->target)
+			                  ? reroute(ho, b)
+			                  : deliver(ho, b);
+			batch_fini(b);
+			if (done == 0)
+				break;
+			pthread_mutex_lock(&ho->lock);
+			ho->delivered += done;
+			pthread_mutex_unlock(&ho->lock);
+			if (bgthread_stopping(&ho->thread))
+				break;
 		}
-		pthread_mutex_lock(&ho->lock);
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_nsec += HANDOFF_POLL_MS * 1000000L;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
-		if (!ho->stopping)
-			pthread_cond_timedwait(&ho->cv, &ho->lock, &dl);
 	}
-	pthread_mutex_unlock(&ho->lock);
-	mem_free(b);
-	return NULL;
+	return HANDOFF_POLL_MS;
 }
 
 int
@@ -225,13 +204,13 @@ handoff_start(struct node *n, struct handoff **out)
 		return -ENOMEM;
 	ho->node = n;
 	pthread_mutex_init(&ho->lock, NULL);
-	pthread_cond_init(&ho->cv, NULL);
-	int rc = -pthread_create(&ho->thread, NULL, handoff_main, ho);
+	ho->batch = mem_calloc(1, sizeof(*ho->batch));
+	int rc = ho->batch ? bgthread_start(&ho->thread, 0, handoff_round, ho)
+	                   : -ENOMEM;
 	if (rc) {
 		handoff_stop(ho);
 		return rc;
 	}
-	ho->started = true;
 	*out = ho;
 	return 0;
 }
@@ -241,14 +220,9 @@ handoff_stop(struct handoff *ho)
 {
 	if (!ho)
 		return;
-	pthread_mutex_lock(&ho->lock);
-	ho->stopping = true;
-	pthread_cond_broadcast(&ho->cv);
-	pthread_mutex_unlock(&ho->lock);
-	if (ho->started)
-		pthread_join(ho->thread, NULL);
-	pthread_cond_destroy(&ho->cv);
+	bgthread_stop(&ho->thread);
 	pthread_mutex_destroy(&ho->lock);
+	mem_free(ho->batch);
 	mem_free(ho);
 }
 

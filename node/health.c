@@ -18,14 +18,7 @@
 #include "err.h"
 #include "json.h"
 #include "mem.h"
-
-long long
-health_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "mono.h"
 
 void
 health_fmt_bytes(uint64_t b, char *out, size_t cap)
@@ -837,7 +830,7 @@ health_wait(struct dyn_client *c, const char *const *ask, size_t nask,
 	struct asklist l = {.cap = nask + ASK_MORE};
 	struct health h;
 	struct pace pace = {0};
-	struct shown sh = {.t0 = health_now_ms()};
+	struct shown sh = {.t0 = (long long)mono_ms()};
 	struct buf line, phase;
 	int rc = DYN_ETIMEDOUT;
 	memset(&h, 0, sizeof(h));
@@ -852,7 +845,7 @@ health_wait(struct dyn_client *c, const char *const *ask, size_t nask,
 	for (size_t i = 0; i < nask; i++)
 		ask_add(&l, ask[i]);
 	for (;;) {
-		long long now = health_now_ms();
+		long long now = (long long)mono_ms();
 		health_fini(&h);
 		buf_reset(&line);
 		buf_reset(&phase);
@@ -887,7 +880,7 @@ health_wait(struct dyn_client *c, const char *const *ask, size_t nask,
 			break;
 		/* A gather that waited on a member down took its time. */
 		long long tick = w->tty ? 250 : 500;
-		long long spent = health_now_ms() - now;
+		long long spent = (long long)mono_ms() - now;
 		if (spent < tick) {
 			struct timespec ts = {0, (long)(tick - spent) * 1000000L};
 			nanosleep(&ts, NULL);
@@ -895,7 +888,7 @@ health_wait(struct dyn_client *c, const char *const *ask, size_t nask,
 	}
 
 	/* The final line: what was moved, in how long. */
-	long long now = health_now_ms();
+	long long now = (long long)mono_ms();
 	char by[32], took[32];
 	buf_reset(&line);
 	health_fmt_secs((uint64_t)((now - sh.t0 + 500) / 1000), took,

@@ -111,7 +111,7 @@ enum health_goal {
 struct health_wait {
 	enum health_goal goal;
 	const char *name;     /* the member leaving or removed */
-	long long deadline_ms; /* health_now_ms() value; 0: none */
+	long long deadline_ms; /* a mono_ms() value; 0: none */
 	int timeout_ms;        /* per status call */
 	FILE *out;             /* progress: the phase, partitions and bytes
 	                          moved, rate and time left */
@@ -130,8 +130,6 @@ struct health_wait {
 int health_wait(struct dyn_client *c, const char *const *ask, size_t nask,
     const struct health_wait *w, struct health *last);
 
-/* Monotonic milliseconds (the clock of deadline_ms). */
-long long health_now_ms(void);
 /* "1.5 MiB", "512 B". */
 void health_fmt_bytes(uint64_t b, char *out, size_t cap);
 /* "3d04h05m", "2h05m06s", "5m06s", "6s": trimmed to the largest unit. */

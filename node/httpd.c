@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "mono.h"
 #include "node_i.h"
 #include "store.h"
 #include "xfer.h"
@@ -253,7 +254,7 @@ status_page(struct httpd *h, struct buf *b)
 	row(b, "HTTP", h->url);
 	snprintf(tmp, sizeof(tmp), "%016" PRIx64, n->actor);
 	row(b, "actor", tmp);
-	row_u64(b, "uptime (s)", (node_mono_ms() - n->start_ms) / 1000);
+	row_u64(b, "uptime (s)", (mono_ms() - n->start_ms) / 1000);
 	row_u64(b, "ring epoch", v->ring_epoch);
 	row_u64(b, "partitions", v->partitions);
 	snprintf(tmp, sizeof(tmp), "%u / %u / %u", v->settings.n,

@@ -11,6 +11,7 @@
 #include "gossip.h"
 #include "handoff.h"
 #include "mem.h"
+#include "mono.h"
 #include "node_i.h"
 #include "server.h"
 #include "store.h"
@@ -428,5 +429,5 @@ metrics_render(struct node *n, struct buf *out)
 	family(out, "dynamo_uptime_seconds", "gauge",
 	    "Time since this node started.");
 	buf_printf(out, "dynamo_uptime_seconds %.3f\n",
-	    (double)(node_mono_ms() - n->start_ms) / 1000);
+	    (double)(mono_ms() - n->start_ms) / 1000);
 }

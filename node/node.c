@@ -19,7 +19,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -32,6 +31,7 @@
 #include "handoff.h"
 #include "httpd.h"
 #include "json.h"
+#include "mono.h"
 #include "rpc.h"
 #include "xfer.h"
 #include "err.h"
@@ -44,20 +44,6 @@ uint64_t
 node_now_ms(void)
 {
 	return wire_clock_ms(); /* the clock messages are timed by, too */
-}
-
-uint64_t
-node_mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-uint64_t
-node_mono_ms(void)
-{
-	return node_mono_us() / 1000;
 }
 
 uint64_t
@@ -480,7 +466,7 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 	wire_put_u32(out, F_STATUS, 0);
 	wire_put_str(out, F_NAME, n->name);
 	wire_put_str(out, F_ADDR, server_addr(n->srv));
-	wire_put_u64(out, F_UPTIME, (node_mono_ms() - n->start_ms) / 1000);
+	wire_put_u64(out, F_UPTIME, (mono_ms() - n->start_ms) / 1000);
 	wire_put_u64(out, F_KEYS, st.keys);
 	wire_put_u64(out, F_DBSIZE, st.db_bytes);
 	wire_put_u64(out, F_ACTOR, n->actor);
@@ -715,10 +701,10 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 	struct node *n = arg;
 	uint32_t flags = 0;
 	wire_get_u32(m, F_FLAGS, &flags);
-	uint64_t t0 = node_mono_us();
+	uint64_t t0 = mono_us();
 	int rc = dispatch(n, m, out);
 	metrics_request(&n->metrics, metrics_op_of(m->type, flags), rc,
-	    node_mono_us() - t0);
+	    mono_us() - t0);
 	return rc;
 }
 
@@ -800,7 +786,7 @@ node_start(const struct node_config *c, struct node **out)
 	pthread_mutex_init(&n->fault_lock, NULL);
 	snprintf(n->name, sizeof(n->name), "%s", c->name);
 	n->cfg.name = n->name;
-	n->start_ms = node_mono_ms();
+	n->start_ms = mono_ms();
 	metrics_init(&n->metrics);
 
 	struct store_opts so;

@@ -5,6 +5,7 @@
 #define DYN_NODE_I_H
 
 #include "metrics.h"
+#include "mono.h"
 #include "node.h"
 #include "server.h"
 #include "store.h"
@@ -25,7 +26,7 @@ struct node {
 	char name[64];
 	char addr[128]; /* as peers reach us */
 	uint64_t actor; /* this incarnation's vclock actor id (meta "actor") */
-	uint64_t start_ms; /* node_mono_ms() at the start */
+	uint64_t start_ms; /* mono_ms() at the start */
 	atomic_uint_fast64_t next_reqid;
 	struct store *store;
 	struct server *srv;
@@ -54,9 +55,6 @@ node_ctx_key(const struct node *n)
 
 /* Wall-clock milliseconds (for version timestamps). */
 uint64_t node_now_ms(void);
-/* Monotonic milliseconds and microseconds (for durations). */
-uint64_t node_mono_ms(void);
-uint64_t node_mono_us(void);
 /* A fresh request id for a call to another node. */
 uint64_t node_reqid(struct node *n);
 /* Begin a request to another node: header and F_FROM (so a peer that

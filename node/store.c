@@ -56,6 +56,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "mono.h"
 #include "ring.h"
 #include "wire.h"
 
@@ -1242,21 +1243,6 @@ writer_grow(struct store *s)
 	return 0;
 }
 
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static uint64_t
-mono_ms(void)
-{
-	return mono_us() / 1000;
-}
-
 /* Open LMDB in dir and its four databases (objects, hints, meta, gc, in
  * that order: the order fixes their handles).  *out stays NULL on
  * failure. */
@@ -2071,7 +2057,6 @@ int
 store_open(const struct store_opts *o, struct store **out)
 {
 	pthread_rwlockattr_t ra;
-	pthread_condattr_t ca;
 	struct store *s;
 	uint64_t map;
 	int rc;
@@ -2155,18 +2140,8 @@ store_open(const struct store_opts *o, struct store **out)
 	s->mu_ok = true;
 	/* The writer's wait for work times out for the compaction check,
 	 * measured on the monotonic clock. */
-	if ((rc = pthread_condattr_init(&ca)) != 0) {
-		rc = -rc;
+	if ((rc = mono_cond_init(&s->work_cv)) != 0)
 		goto fail;
-	}
-	rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (rc == 0)
-		rc = pthread_cond_init(&s->work_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc != 0) {
-		rc = -rc;
-		goto fail;
-	}
 	s->work_cv_ok = true;
 	if ((rc = pthread_create(&s->writer, NULL, writer_main, s)) != 0) {
 		rc = -rc;

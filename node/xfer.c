@@ -3,12 +3,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <time.h>
 
+#include "bgthread.h"
 #include "err.h"
 #include "gossip.h"
 #include "log.h"
 #include "mem.h"
+#include "mono.h"
 #include "node_i.h"
 #include "reclist.h"
 #include "ring.h"
@@ -20,12 +21,9 @@
 
 struct xfer {
 	struct node *node;
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	bool stopping;
+	pthread_mutex_t lock; /* pr */
 	struct xfer_progress pr; /* ms: when the pull began, while active */
-	pthread_t thread;
-	bool started;
+	struct bgthread thread;
 };
 
 int
@@ -214,7 +212,7 @@ pull_plan(struct xfer *x, const struct ring *r)
 	x->pr.done = 0;
 	x->pr.total = ntodo;
 	x->pr.active = true;
-	x->pr.ms = node_mono_ms();
+	x->pr.ms = mono_ms();
 	pthread_mutex_unlock(&x->lock);
 	if (ntodo)
 		LOG_INFO("transfer for ring epoch %llu: pulling %u partitions",
@@ -246,16 +244,15 @@ pull_plan(struct xfer *x, const struct ring *r)
 		rc = 0;
 		pthread_mutex_lock(&x->lock);
 		x->pr.done++;
-		bool stop = x->stopping;
 		pthread_mutex_unlock(&x->lock);
-		if (stop) {
+		if (bgthread_stopping(&x->thread)) {
 			rc = DYN_ECLOSED;
 			break;
 		}
 	}
 	pthread_mutex_lock(&x->lock);
 	x->pr.active = false;
-	x->pr.ms = node_mono_ms() - x->pr.ms;
+	x->pr.ms = mono_ms() - x->pr.ms;
 	struct xfer_progress pr = x->pr;
 	pthread_mutex_unlock(&x->lock);
 	if (rc == 0 && ntodo)
@@ -266,30 +263,15 @@ pull_plan(struct xfer *x, const struct ring *r)
 	return rc;
 }
 
-static void *
-xfer_main(void *arg)
+static int64_t
+xfer_round(void *arg)
 {
 	struct xfer *x = arg;
-	pthread_mutex_lock(&x->lock);
-	while (!x->stopping) {
-		pthread_mutex_unlock(&x->lock);
-		struct ring *r = gossip_transfer_target(x->node->gossip);
-		if (r && pull_plan(x, r) == 0)
-			gossip_set_ready(x->node->gossip, ring_epoch(r));
-		ring_free(r);
-		pthread_mutex_lock(&x->lock);
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_nsec += XFER_POLL_MS * 1000000L;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
-		if (!x->stopping)
-			pthread_cond_timedwait(&x->cv, &x->lock, &dl);
-	}
-	pthread_mutex_unlock(&x->lock);
-	return NULL;
+	struct ring *r = gossip_transfer_target(x->node->gossip);
+	if (r && pull_plan(x, r) == 0)
+		gossip_set_ready(x->node->gossip, ring_epoch(r));
+	ring_free(r);
+	return XFER_POLL_MS;
 }
 
 int
@@ -300,13 +282,11 @@ xfer_start(struct node *n, struct xfer **out)
 		return -ENOMEM;
 	x->node = n;
 	pthread_mutex_init(&x->lock, NULL);
-	pthread_cond_init(&x->cv, NULL);
-	int rc = -pthread_create(&x->thread, NULL, xfer_main, x);
+	int rc = bgthread_start(&x->thread, 0, xfer_round, x);
 	if (rc) {
 		xfer_stop(x);
 		return rc;
 	}
-	x->started = true;
 	*out = x;
 	return 0;
 }
@@ -316,13 +296,7 @@ xfer_stop(struct xfer *x)
 {
 	if (!x)
 		return;
-	pthread_mutex_lock(&x->lock);
-	x->stopping = true;
-	pthread_cond_broadcast(&x->cv);
-	pthread_mutex_unlock(&x->lock);
-	if (x->started)
-		pthread_join(x->thread, NULL);
-	pthread_cond_destroy(&x->cv);
+	bgthread_stop(&x->thread);
 	pthread_mutex_destroy(&x->lock);
 	mem_free(x);
 }
@@ -333,6 +307,6 @@ xfer_progress(struct xfer *x, struct xfer_progress *out)
 	pthread_mutex_lock(&x->lock);
 	*out = x->pr;
 	if (out->active)
-		out->ms = node_mono_ms() - out->ms;
+		out->ms = mono_ms() - out->ms;
 	pthread_mutex_unlock(&x->lock);
 }

@@ -14,6 +14,7 @@
 #include "ca.h"
 #include "err.h"
 #include "keypos.h"
+#include "mono.h"
 #include "ring.h"
 #include "vset.h"
 #include "wire.h"
@@ -24,9 +25,7 @@ static bool failed_exit = true;
 long long
 harness_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)mono_ms();
 }
 
 void

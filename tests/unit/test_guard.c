@@ -24,6 +24,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "guard.h"
+#include "mono.h"
 #include "node_i.h"
 
 #define IDLE_MS 400
@@ -37,7 +38,7 @@ struct fixture {
 static long long
 now_ms(void)
 {
-	return (long long)node_mono_ms();
+	return (long long)mono_ms();
 }
 
 static void

@@ -23,6 +23,7 @@
 #include "keypos.h"
 #include "mem.h"
 #include "merkle.h"
+#include "mono.h"
 #include "ring.h"
 #include "testmem.h"
 
@@ -256,10 +257,7 @@ pos_dec(struct keypos *p)
 static double
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	return (double)mono_us() / 1e3;
 }
 
 /* ---- Tests --------------------------------------------------------- */

@@ -32,6 +32,7 @@
 #include "err.h"
 #include "keypos.h"
 #include "mem.h"
+#include "mono.h"
 #include "store.h"
 #include "testmem.h"
 #include "vset.h"
@@ -2304,15 +2305,6 @@ check_thinned(struct store *s, int n, int keep)
 	free(v);
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* A load thread: small puts, one after the other, until told to stop. */
 struct loader {
 	struct store *s;
@@ -2340,10 +2332,10 @@ loader_main(void *p)
 	for (int i = 0; !atomic_load(l->stop); i++) {
 		snprintf(key, sizeof(key), "load-%d-%d", l->id, i);
 		size_t len = load_value(l->id, i, val, sizeof(val));
-		uint64_t t0 = now_ms();
+		uint64_t t0 = mono_ms();
 		if (put(l->s, key, strlen(key), val, len) != 0)
 			l->errors++;
-		uint64_t ms = now_ms() - t0;
+		uint64_t ms = mono_ms() - t0;
 		if (ms > l->max_ms)
 			l->max_ms = ms;
 		atomic_fetch_add(&l->done, 1);
@@ -2435,14 +2427,14 @@ test_compact(void **state)
 		    pthread_create(&r[i].t, NULL, reader_main, &r[i]), 0);
 	}
 	/* The load is under way before the compaction is asked for. */
-	for (uint64_t end = now_ms() + 10000;
-	     atomic_load(&l[NLOAD - 1].done) < 50 && now_ms() < end;)
+	for (uint64_t end = mono_ms() + 10000;
+	     atomic_load(&l[NLOAD - 1].done) < 50 && mono_ms() < end;)
 		usleep(1000);
 	assert_int_equal(store_compact(s, &res), 0);
 	int at_end = atomic_load(&l[0].done);
 	/* ... and goes on after it. */
-	for (uint64_t end = now_ms() + 10000;
-	     atomic_load(&l[0].done) < at_end + 50 && now_ms() < end;)
+	for (uint64_t end = mono_ms() + 10000;
+	     atomic_load(&l[0].done) < at_end + 50 && mono_ms() < end;)
 		usleep(1000);
 	atomic_store(&stop, true);
 	for (int i = 0; i < NLOAD; i++) {
@@ -2635,11 +2627,11 @@ static uint64_t
 wait_compactions(struct store *s, uint64_t n, int ms)
 {
 	struct store_stats st;
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = mono_ms() + (uint64_t)ms;
 
 	for (;;) {
 		assert_int_equal(store_stats(s, &st), 0);
-		if (st.compactions >= n || now_ms() >= end)
+		if (st.compactions >= n || mono_ms() >= end)
 			return st.compactions;
 		usleep(10 * 1000);
 	}

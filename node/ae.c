@@ -16,10 +16,10 @@
 #include "mono.h"
 #include "node_i.h"
 #include "reclist.h"
+#include "replica.h"
 #include "ring.h"
 #include "rpc.h"
 #include "store.h"
-#include "xfer.h"
 
 /* Records per message, in bytes (the rest waits for the next round). */
 #define AE_BATCH_BYTES (4u << 20)
@@ -351,7 +351,7 @@ ae_handle_merge(struct node *n, const struct wire_msg *m, struct buf *out)
 	if (!f)
 		return DYN_EBADMSG;
 	uint32_t count = 0;
-	int rc = xfer_apply_records(n, f, &count);
+	int rc = replica_merge_records(n, f, &count);
 	if (rc)
 		return rc;
 	wire_begin(out, WIRE_MERGE_RESP, 0, m->reqid);
@@ -477,7 +477,8 @@ ae_handle_purge(struct node *n, const struct wire_msg *m, struct buf *out)
 	if (!f)
 		return DYN_EBADMSG;
 	uint32_t cnt = 0, gone = 0;
-	int rc = xfer_apply_each(n, f, store_apply_delete_exact, &cnt, &gone);
+	int rc = replica_apply_records(n, f, store_apply_delete_exact, &cnt,
+	    &gone);
 	if (rc)
 		return rc;
 	if (n->ae)
@@ -698,7 +699,7 @@ sync_with(struct ae *a, const struct merkle *t, uint32_t part,
 		rc = DYN_EBADMSG;
 	uint32_t got = 0, nd = 0, *leaves = NULL;
 	if (rc == 0)
-		rc = xfer_apply_records(n, rec, &got);
+		rc = replica_merge_records(n, rec, &got);
 	if (rc == 0)
 		rc = leaflist_decode(lv->data, lv->len, merkle_leaves(t),
 		    &leaves, &nd);

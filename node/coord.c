@@ -10,9 +10,9 @@
 #include "mem.h"
 #include "node_i.h"
 #include "quorum.h"
+#include "replica.h"
 #include "rpc.h"
 #include "wire.h"
-#include "xfer.h"
 
 /* How long a get waits, after R answers, for the other replicas (so read
  * repair sees them too). */
@@ -59,7 +59,7 @@ replicate_start(struct node *n, struct replication *r, struct dest *d,
 	 * requests then go out together. */
 	for (size_t i = 0; i < nd; i++) {
 		buf_init(&r->b[i]);
-		d[i].rc = coord_replicate_req(n, &r->b[i], key, klen, set,
+		d[i].rc = replica_request(n, &r->b[i], key, klen, set,
 		    d[i].hint);
 		addrs[i] = d[i].addr;
 	}
@@ -98,49 +98,6 @@ replicate_to(struct node *n, struct dest *d, size_t nd, const void *key,
 	struct replication r;
 	replicate_start(n, &r, d, nd, key, klen, set);
 	return replicate_finish(&r, need);
-}
-
-void
-coord_blob_version(struct version *v, const void *value, size_t len)
-{
-	memset(v, 0, sizeof(*v));
-	v->dot = (struct dot){.actor = BLOB_ACTOR, .counter = 1};
-	vclock_init(&v->past);
-	v->value = (uint8_t *)value;
-	v->len = len;
-}
-
-int
-coord_replicate_req(struct node *n, struct buf *b, const void *key,
-    size_t klen, const struct vset *set, const char *hint)
-{
-	/* A blob goes as its bytes, which its name authenticates
-	 * (WIRE_H_BLOB): one pass over them on each side, not two. */
-	bool blob = blob_is_key(key, klen) && set->n == 1 &&
-	    set->v[0].dot.actor == BLOB_ACTOR && !set->v[0].tombstone;
-	node_req_begin_flags(n, b, WIRE_REPLICATE_REQ, blob ? WIRE_H_BLOB : 0);
-	if (blob)
-		buf_reserve(b, set->v[0].len + WIRE_SLACK);
-	wire_put(b, F_KEY, key, klen);
-	if (hint)
-		wire_put_str(b, F_HINT, hint);
-	if (blob) {
-		wire_put(b, F_VALUE, set->v[0].value, set->v[0].len);
-	} else {
-		size_t at = wire_begin_field(b, F_VSET);
-		vset_encode(set, b);
-		wire_end_field(b, at);
-	}
-	return wire_seal(b, &n->cfg.keys);
-}
-
-int
-coord_replicate(struct node *n, const void *key, size_t klen,
-    const struct vset *set)
-{
-	int rc = store_update(n->store, key, klen, xfer_apply_merge,
-	    (void *)set);
-	return rc == STORE_SKIP ? 0 : rc;
 }
 
 static int
@@ -318,7 +275,7 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 				stale[ns++] = addrs[i];
 		size_t repaired = 0;
 		if (self_reads && !vset_contains(&mine, out))
-			repaired += coord_replicate(n, rq->key, rq->klen, out) == 0;
+			repaired += replica_merge(n, rq->key, rq->klen, out) == 0;
 		if (ns > 0) {
 			struct dest d[REPLICAS_MAX];
 			for (size_t i = 0; i < ns; i++)
@@ -360,14 +317,13 @@ apply_blob(struct vset *cur, void *arg)
 {
 	struct put_arg *a = arg;
 	struct version v;
-	coord_blob_version(&v, a->value, a->len);
+	replica_blob_version(&v, a->value, a->len);
 	version_fini(&a->nv);
 	int rc = version_copy(&a->nv, &v);
 	if (rc != 0)
 		return rc;
 	struct vset one = {.n = 1, .v = &v};
-	rc = vset_merge(cur, &one);
-	return rc == 0 ? STORE_SKIP : rc < 0 ? rc : 0;
+	return store_apply_merge(cur, &one);
 }
 
 static int
@@ -435,7 +391,7 @@ coord_put(struct node *n, const struct coord_req *rq,
 	struct replication r = {0};
 	if (blob) {
 		struct version bv;
-		coord_blob_version(&bv, value, len);
+		replica_blob_version(&bv, value, len);
 		struct vset bset = {.n = 1, .v = &bv};
 		replicate_start(n, &r, d, nd, rq->key, rq->klen, &bset);
 	}

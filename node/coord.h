@@ -42,18 +42,4 @@ int coord_put(struct node *n, const struct coord_req *rq,
     const struct vclock *ctx, const void *value, size_t len,
     struct vclock *newctx);
 
-/* The one version of a blob (common/blob.h) holding value[0..len); v
- * points at value, it does not own it (no version_fini). */
-void coord_blob_version(struct version *v, const void *value, size_t len);
-
-/* REPLICATE_REQ: merge a coordinator's set into the local store. */
-int coord_replicate(struct node *n, const void *key, size_t klen,
-    const struct vset *set);
-
-/* A sealed REPLICATE_REQ of set under key into b (initialised), with
- * F_HINT when hint is not NULL (the receiver stands in for that node). */
-struct buf;
-int coord_replicate_req(struct node *n, struct buf *b, const void *key,
-    size_t klen, const struct vset *set, const char *hint);
-
 #endif

@@ -6,12 +6,12 @@
 #include <string.h>
 
 #include "bgthread.h"
-#include "coord.h"
 #include "err.h"
 #include "gossip.h"
 #include "log.h"
 #include "mem.h"
 #include "node_i.h"
+#include "replica.h"
 #include "rpc.h"
 #include "store.h"
 #include "wire.h"
@@ -87,7 +87,7 @@ deliver(struct handoff *ho, struct batch *b)
 	struct rpc_reply rr[HANDOFF_BATCH];
 	for (size_t i = 0; i < b->n; i++) {
 		buf_init(&req[i]);
-		coord_replicate_req(n, &req[i], b->h[i].key.data,
+		replica_request(n, &req[i], b->h[i].key.data,
 		    b->h[i].key.len, &b->h[i].set, NULL);
 		addrs[i] = addr;
 	}
@@ -124,7 +124,7 @@ reroute(struct handoff *ho, struct batch *b)
 		bool ok = true;
 		for (uint32_t k = 0; k < rp.count; k++) {
 			if (strcmp(rp.name[k], n->name) == 0)
-				ok = ok && coord_replicate(n, h->key.data,
+				ok = ok && replica_merge(n, h->key.data,
 				               h->key.len, &h->set) == 0;
 			else if (rpc_peer_usable(n->pool, rp.addr[k]))
 				addrs[na++] = rp.addr[k];
@@ -134,7 +134,7 @@ reroute(struct handoff *ho, struct batch *b)
 		struct buf req;
 		buf_init(&req);
 		struct rpc_reply rr[REPLICAS_MAX];
-		ok = ok && coord_replicate_req(n, &req, h->key.data, h->key.len,
+		ok = ok && replica_request(n, &req, h->key.data, h->key.len,
 		               &h->set, NULL) == 0;
 		if (ok && na > 0) {
 			ok = rpc_call_many(n->pool, addrs, na, &req, na,
@@ -177,12 +177,12 @@ handoff_round(void *arg)
 	store_hint_counts(ho->node->store, list_target, &ts);
 	for (size_t t = 0; t < ts.n; t++) {
 		for (;;) {
-			store_hint_scan(ho->node->store, ts.name[t], collect, b);
+			store_hint_scan(ho->node->store, ts.name[t], collect,
+			    b);
 			if (b->n == 0)
 				break;
-			size_t done = gossip_is_left(ho->node->gossip, b->target)
-			                  ? reroute(ho, b)
-			                  : deliver(ho, b);
+			bool left = gossip_is_left(ho->node->gossip, b->target);
+			size_t done = left ? reroute(ho, b) : deliver(ho, b);
 			batch_fini(b);
 			if (done == 0)
 				break;

@@ -32,6 +32,7 @@
 #include "httpd.h"
 #include "json.h"
 #include "mono.h"
+#include "replica.h"
 #include "rpc.h"
 #include "xfer.h"
 #include "err.h"
@@ -548,55 +549,6 @@ handle_status(struct node *n, const struct wire_msg *m, struct buf *out)
 }
 
 static int
-handle_replicate(struct node *n, const struct wire_msg *m, struct buf *out)
-{
-	const struct wire_field *k = wire_find(m, F_KEY);
-	const struct wire_field *f = wire_find(m, F_VSET);
-	const struct wire_field *val = wire_find(m, F_VALUE);
-	if (!k || k->len > KEY_MAX_LEN || !(f || val) || (f && val))
-		return DYN_EBADMSG;
-	char hint[64];
-	bool hinted = wire_get_str(m, F_HINT, hint, sizeof(hint)) == 0;
-	struct vset set;
-	int rc = 0;
-	if (val) {
-		/* A blob's bytes: wire_decode checked them against the key
-		 * (WIRE_H_BLOB), so only such a message may carry them. */
-		if (!(m->flags & WIRE_H_BLOB) || val->len > n->cfg.max_value)
-			return DYN_EBADMSG;
-		struct version *v = mem_alloc(sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		coord_blob_version(v, NULL, 0);
-		if (val->len && !(v->value = mem_dup(val->data, val->len))) {
-			mem_free(v);
-			return -ENOMEM;
-		}
-		v->len = val->len;
-		set = (struct vset){.n = 1, .v = v};
-	} else {
-		struct rd r;
-		rd_init(&r, f->data, f->len);
-		if ((rc = vset_decode(&r, n->cfg.max_value, &set)) != 0)
-			return rc;
-		if (rd_left(&r) != 0)
-			rc = DYN_EBADMSG;
-	}
-	/* A stand-in keeps the write as a hint for the replica it stands in
-	 * for, and in its own store so it can serve reads meanwhile. */
-	if (rc == 0 && hinted)
-		rc = store_hint_add(n->store, hint, k->data, k->len, &set);
-	if (rc == 0)
-		rc = coord_replicate(n, k->data, k->len, &set);
-	vset_fini(&set);
-	if (rc)
-		return rc;
-	wire_begin(out, WIRE_REPLICATE_RESP, 0, m->reqid);
-	wire_put_u32(out, F_STATUS, 0);
-	return buf_err(out);
-}
-
-static int
 handle_remove(struct node *n, const struct wire_msg *m, struct buf *out)
 {
 	char name[RING_NAME_MAX + 1];
@@ -670,7 +622,7 @@ dispatch(struct node *n, const struct wire_msg *m, struct buf *out)
 	case WIRE_RING_REQ:
 		return gossip_ring_reply(n->gossip, m->reqid, out);
 	case WIRE_REPLICATE_REQ:
-		return handle_replicate(n, m, out);
+		return replica_handle(n, m, out);
 	case WIRE_XFER_REQ:
 		return xfer_handle(n, m, out);
 	case WIRE_LEAVE_REQ:

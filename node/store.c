@@ -1853,9 +1853,8 @@ store_update(struct store *s, const void *key, size_t klen, store_apply_fn fn,
 	return store_submit(s, &r);
 }
 
-/* Hint add: merge the set (arg) in; nothing new is not a write. */
-static int
-apply_merge(struct vset *cur, void *arg)
+int
+store_apply_merge(struct vset *cur, void *arg)
 {
 	int rc = vset_merge(cur, arg);
 
@@ -1932,8 +1931,9 @@ store_hint_add(struct store *s, const char *target, const void *key,
 	memset(&r, 0, sizeof(r));
 	if ((rc = store_hint_dkey(s, target, key, klen, r.dkbuf, &r.dkey)))
 		return rc;
-	/* apply_merge only reads the set: vset_merge's src is const. */
-	rc = store_update_dkey(s, &r, s->hints, key, klen, apply_merge,
+	/* store_apply_merge only reads the set: vset_merge's src is
+	 * const. */
+	rc = store_update_dkey(s, &r, s->hints, key, klen, store_apply_merge,
 	                       (void *)set);
 	if (rc == 0) /* the hint grew (STORE_SKIP: it held all of set) */
 		atomic_fetch_add(&s->hints_added, 1);

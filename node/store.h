@@ -129,6 +129,12 @@ int store_get(struct store *s, const void *key, size_t klen, struct vset *out);
 #define STORE_SKIP 1
 typedef int (*store_apply_fn)(struct vset *cur, void *arg);
 
+/* The replica merge, as an apply function (arg: the struct vset to merge
+ * in, only read): vset_merge into cur; 0 when that changed it, STORE_SKIP
+ * when it added nothing, or vset_merge's error (cur unchanged).  What
+ * every replica write (node/replica.h) and store_hint_add apply. */
+int store_apply_merge(struct vset *cur, void *arg);
+
 /* Queue an update of key and wait until it is committed (durable when fsync
  * is on).  Returns the apply function's result, or the commit's error;
  * DYN_EBADMSG (fn not called) when the stored record does not decode.

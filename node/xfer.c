@@ -12,6 +12,7 @@
 #include "mono.h"
 #include "node_i.h"
 #include "reclist.h"
+#include "replica.h"
 #include "ring.h"
 #include "rpc.h"
 #include "store.h"
@@ -25,13 +26,6 @@ struct xfer {
 	struct xfer_progress pr; /* ms: when the pull began, while active */
 	struct bgthread thread;
 };
-
-int
-xfer_apply_merge(struct vset *cur, void *arg)
-{
-	int rc = vset_merge(cur, arg);
-	return rc < 0 ? rc : rc == 0 ? STORE_SKIP : 0;
-}
 
 /* ---- serving ------------------------------------------------------- */
 
@@ -108,47 +102,6 @@ xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 
 /* ---- pulling ------------------------------------------------------- */
 
-/* Merge one batch of records into the local store. */
-int
-xfer_apply_each(struct node *n, const struct wire_field *f,
-    store_apply_fn fn, uint32_t *count, uint32_t *changed)
-{
-	struct reclist l;
-	reclist_init(&l);
-	int rc = reclist_decode(f->data, f->len, n->cfg.max_value, &l);
-	if (rc)
-		return rc;
-	struct store_update *ups = mem_calloc(l.n ? l.n : 1, sizeof(*ups));
-	uint32_t done = 0;
-	if (!ups)
-		rc = -ENOMEM;
-	for (uint32_t i = 0; rc == 0 && i < l.n; i++)
-		ups[i] = (struct store_update){l.keys[i].data, l.keys[i].len,
-		    fn, &l.sets[i], 0};
-	if (rc == 0 && (rc = store_update_many(n->store, ups, l.n)) == 0)
-		for (uint32_t i = 0; i < l.n && rc == 0; i++) {
-			if (ups[i].rc == 0)
-				done++;
-			else if (ups[i].rc < 0)
-				rc = ups[i].rc;
-		}
-	if (rc == 0) {
-		*count += l.n;
-		if (changed)
-			*changed += done;
-	}
-	mem_free(ups);
-	reclist_fini(&l);
-	return rc;
-}
-
-int
-xfer_apply_records(struct node *n, const struct wire_field *f,
-    uint32_t *count)
-{
-	return xfer_apply_each(n, f, xfer_apply_merge, count, NULL);
-}
-
 /* Pull every record of part from addr, counted in x's progress. */
 static int
 pull_from(struct xfer *x, uint32_t part, const char *addr)
@@ -173,7 +126,7 @@ pull_from(struct xfer *x, uint32_t part, const char *addr)
 			rc = DYN_EBADMSG;
 		uint32_t count = 0;
 		if (rc == 0)
-			rc = xfer_apply_records(n, recs, &count);
+			rc = replica_merge_records(n, recs, &count);
 		if (rc == 0) {
 			pthread_mutex_lock(&x->lock);
 			x->pr.bytes += recs->len;

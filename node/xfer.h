@@ -15,8 +15,6 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "store.h"
-#include "vset.h"
 #include "wire.h"
 
 struct node;
@@ -39,19 +37,5 @@ struct xfer_progress {
 	uint64_t ms;      /* since the pull began, or what it took */
 };
 void xfer_progress(struct xfer *x, struct xfer_progress *out);
-
-/* Merge every record of an F_RECORDS field into the local store;
- * *count += the records. */
-int xfer_apply_records(struct node *n, const struct wire_field *f,
-    uint32_t *count);
-/* The same with any apply function (its arg: the record's set), in one
- * store_update_many; *count += the records, *changed (if not NULL) += those
- * fn wrote (returned 0).  A negative result of fn is the error returned. */
-int xfer_apply_each(struct node *n, const struct wire_field *f,
-    store_apply_fn fn, uint32_t *count, uint32_t *changed);
-
-/* Merge a replica's set into the local store (REPLICATE_REQ, read repair,
- * transfers): a store_apply_fn whose arg is the incoming struct vset. */
-int xfer_apply_merge(struct vset *cur, void *arg);
 
 #endif

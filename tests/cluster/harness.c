@@ -472,6 +472,19 @@ harness_client_direct(struct harness *h, int i)
 	return c;
 }
 
+/* Members of r owning partitions. */
+static int
+ring_owners(const struct ring *r)
+{
+	uint32_t own[RING_MEMBERS_MAX];
+	uint32_t cnt = ring_member_count(r);
+	ring_owned_counts(r, RING_CUR, own);
+	int o = 0;
+	for (uint32_t k = 0; k < cnt; k++)
+		o += own[k] > 0;
+	return o;
+}
+
 /* Do the rings of the nodes with a client in cl[0..n) agree: stable, the
  * same epoch (*epoch's when it is not 0; set to it), exactly `owners`
  * members owning partitions? */
@@ -485,13 +498,7 @@ rings_agree(struct dyn_client **cl, int n, int owners, uint64_t *epoch)
 		uint32_t nrw[3];
 		if (dyn_ring(cl[i], 0, &r, nrw) != 0)
 			return false;
-		uint32_t cnt = ring_member_count(r);
-		uint32_t own[RING_MEMBERS_MAX];
-		ring_owned_counts(r, RING_CUR, own);
-		int o = 0;
-		for (uint32_t k = 0; k < cnt; k++)
-			o += own[k] > 0;
-		bool ok = !ring_has_next(r) && o == owners &&
+		bool ok = !ring_has_next(r) && ring_owners(r) == owners &&
 		    (*epoch == 0 || ring_epoch(r) == *epoch);
 		if (ok)
 			*epoch = ring_epoch(r);
@@ -543,15 +550,10 @@ report_rings(struct harness *h, struct dyn_client **cl)
 				continue;
 			}
 			answered = true;
-			uint32_t own[RING_MEMBERS_MAX];
-			uint32_t cnt = ring_member_count(r);
-			ring_owned_counts(r, RING_CUR, own);
-			int o = 0;
-			for (uint32_t m = 0; m < cnt; m++)
-				o += own[m] > 0;
 			fprintf(stderr, "n%d (%s client): epoch %llu, %u "
 			    "members, %d owners%s\n", i, k ? "new" : "waiting",
-			    (unsigned long long)ring_epoch(r), cnt, o,
+			    (unsigned long long)ring_epoch(r),
+			    ring_member_count(r), ring_owners(r),
 			    ring_has_next(r) ? ", a next ring pending" : "");
 			ring_free(r);
 		}

@@ -661,6 +661,74 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
 }
 
 /*
+ * Where a request is served (server_route_fn).  In nng's callback, those
+ * that never block: an echo or probe, the ring, a replica's local read (a
+ * read transaction, which never waits for the writer but while a
+ * compaction swaps the file), and a replica write, whose commit answers
+ * it from the store's writer (node_later).  Everything else may call
+ * peers or wait, in a worker.  A node still starting serves nothing in
+ * the callback: dispatch waits for it.
+ */
+static enum server_route
+node_route(void *arg, const struct wire_msg *m)
+{
+	struct node *n = arg;
+	if (!atomic_load(&n->ready))
+		return SERVER_WORKER;
+	uint32_t flags = 0;
+	switch (m->type) {
+	case WIRE_PING_REQ:
+	case WIRE_RING_REQ:
+		return SERVER_QUICK;
+	case WIRE_GET_REQ:
+		wire_get_u32(m, F_FLAGS, &flags);
+		return flags & WIRE_F_LOCAL ? SERVER_QUICK : SERVER_WORKER;
+	case WIRE_REPLICATE_REQ: /* a stand-in's two writes: a worker's */
+		return wire_find(m, F_HINT) ? SERVER_WORKER : SERVER_ASYNC;
+	default:
+		return SERVER_WORKER;
+	}
+}
+
+/* A request answered when its commit is done (node_later). */
+struct later {
+	struct node *n;
+	struct server_call *call;
+	enum metrics_op op;
+	uint64_t t0;
+};
+
+static void
+later_done(void *arg, int rc)
+{
+	struct later *l = arg;
+	metrics_request(&l->n->metrics, l->op, rc, mono_us() - l->t0);
+	server_call_done(l->call, rc);
+	mem_free(l);
+}
+
+static int
+node_later(void *arg, const struct wire_msg *m, struct buf *out,
+    struct server_call *call)
+{
+	struct node *n = arg;
+	uint32_t flags = 0;
+	wire_get_u32(m, F_FLAGS, &flags);
+	if (from_blocked(n, m))
+		return SERVER_DROP;
+	struct later *l = mem_alloc(sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	*l = (struct later){n, call, metrics_op_of(m->type, flags), mono_us()};
+	int rc = replica_start(n, m, out, later_done, l);
+	if (rc == 0)
+		return SERVER_LATER; /* l is later_done's now */
+	metrics_request(&n->metrics, l->op, rc, mono_us() - l->t0);
+	mem_free(l);
+	return rc;
+}
+
+/*
  * The format of the records in the data directory.  2: clocks carry exact
  * dots (common/vclock.h).  A directory of another format is refused with a
  * clear message, never read wrongly; one without a format but with an
@@ -813,6 +881,8 @@ node_start(const struct node_config *c, struct node **out)
 		.max_conns = c->max_conns,
 		.idle_ms = c->idle_ms,
 		.handler = node_handle,
+		.route = node_route,
+		.later = node_later,
 		.arg = n,
 	};
 	pthread_mutex_lock(&n->start_lock);

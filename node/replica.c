@@ -110,18 +110,21 @@ replica_request(struct node *n, struct buf *b, const void *key,
 	return wire_seal(b, &n->cfg.keys);
 }
 
-int
-replica_handle(struct node *n, const struct wire_msg *m, struct buf *out)
+/* The set a REPLICATE_REQ carries (into set, initialised here) and its
+ * key; *hinted with the hint's target in hint. */
+static int
+replicate_parse(struct node *n, const struct wire_msg *m,
+    const struct wire_field **key, struct vset *set, char hint[64],
+    bool *hinted)
 {
 	const struct wire_field *k = wire_find(m, F_KEY);
 	const struct wire_field *f = wire_find(m, F_VSET);
 	const struct wire_field *val = wire_find(m, F_VALUE);
+	vset_init(set);
 	if (!k || k->len > KEY_MAX_LEN || !(f || val) || (f && val))
 		return DYN_EBADMSG;
-	char hint[64];
-	bool hinted = wire_get_str(m, F_HINT, hint, sizeof(hint)) == 0;
-	struct vset set;
-	int rc = 0;
+	*key = k;
+	*hinted = wire_get_str(m, F_HINT, hint, 64) == 0;
 	if (val) {
 		/* A blob's bytes: wire_decode checked them against the key
 		 * (WIRE_H_BLOB), so only such a message may carry them. */
@@ -136,15 +139,35 @@ replica_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 			return -ENOMEM;
 		}
 		v->len = val->len;
-		set = (struct vset){.n = 1, .v = v};
-	} else {
-		struct rd r;
-		rd_init(&r, f->data, f->len);
-		if ((rc = vset_decode(&r, n->cfg.max_value, &set)) != 0)
-			return rc;
-		if (rd_left(&r) != 0)
-			rc = DYN_EBADMSG;
+		*set = (struct vset){.n = 1, .v = v};
+		return 0;
 	}
+	struct rd r;
+	rd_init(&r, f->data, f->len);
+	int rc = vset_decode(&r, n->cfg.max_value, set);
+	if (rc == 0 && rd_left(&r) != 0) {
+		vset_fini(set);
+		rc = DYN_EBADMSG;
+	}
+	return rc;
+}
+
+static int
+replicate_reply(const struct wire_msg *m, struct buf *out)
+{
+	wire_begin(out, WIRE_REPLICATE_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	return buf_err(out);
+}
+
+int
+replica_handle(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	const struct wire_field *k;
+	char hint[64];
+	bool hinted;
+	struct vset set;
+	int rc = replicate_parse(n, m, &k, &set, hint, &hinted);
 	/* A stand-in keeps the write as a hint for the replica it stands in
 	 * for, and in its own store so it can serve reads meanwhile. */
 	if (rc == 0 && hinted)
@@ -152,9 +175,55 @@ replica_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 	if (rc == 0)
 		rc = replica_merge(n, k->data, k->len, &set);
 	vset_fini(&set);
-	if (rc)
-		return rc;
-	wire_begin(out, WIRE_REPLICATE_RESP, 0, m->reqid);
-	wire_put_u32(out, F_STATUS, 0);
-	return buf_err(out);
+	return rc ? rc : replicate_reply(m, out);
+}
+
+/* A REPLICATE_REQ under way in the store's writer (replica_start). */
+struct pending {
+	const struct wire_msg *m;
+	struct buf *out;
+	struct vset set;
+	replica_done_fn done;
+	void *arg;
+};
+
+static void
+pending_done(void *arg, int rc)
+{
+	struct pending *p = arg;
+	if (rc == STORE_SKIP)
+		rc = 0;
+	vset_fini(&p->set);
+	if (rc == 0)
+		rc = replicate_reply(p->m, p->out);
+	p->done(p->arg, rc);
+	mem_free(p);
+}
+
+int
+replica_start(struct node *n, const struct wire_msg *m, struct buf *out,
+    replica_done_fn done, void *arg)
+{
+	struct pending *p = mem_alloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	const struct wire_field *k;
+	char hint[64];
+	bool hinted;
+	int rc = replicate_parse(n, m, &k, &p->set, hint, &hinted);
+	if (rc == 0 && hinted)
+		rc = -EINVAL; /* two writes: replica_handle's */
+	if (rc == 0) {
+		p->m = m;
+		p->out = out;
+		p->done = done;
+		p->arg = arg;
+		rc = store_update_async(n->store, k->data, k->len,
+		    store_apply_merge, &p->set, pending_done, p);
+		if (rc == 0)
+			return 0;
+	}
+	vset_fini(&p->set);
+	mem_free(p);
+	return rc;
 }

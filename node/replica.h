@@ -64,5 +64,14 @@ int replica_request(struct node *n, struct buf *b, const void *key,
  * into the local store; the reply in out (not sealed). */
 int replica_handle(struct node *n, const struct wire_msg *m,
     struct buf *out);
+/* replica_handle without the wait, for a REPLICATE_REQ with no hint
+ * (-EINVAL for one with a hint: replica_handle makes its two writes): 0
+ * when the merge is queued, and then, once it is committed, the store's
+ * writer thread builds the reply in out and calls done(arg, rc) (rc as
+ * replica_handle returns it); any other return is replica_handle's and
+ * done is never called.  m and out must stay valid until done. */
+typedef void (*replica_done_fn)(void *arg, int rc);
+int replica_start(struct node *n, const struct wire_msg *m, struct buf *out,
+    replica_done_fn done, void *arg);
 
 #endif

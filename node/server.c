@@ -22,23 +22,38 @@
 #define REPLAY_SENDERS   65536  /* senders heard within one window */
 
 /*
- * A worker waits for a request with no timeout: a receive with a timeout
- * is an entry in nng's expiry queue, and 64 workers polling every 200 ms
- * kept each node's expiry thread busy (13% of a core with nothing to do).
- * A stop closes the context of every worker that is waiting, which ends
- * its receive; a worker serving a request finishes it, sends the reply and
- * then sees the stop.  The lock orders the two.
+ * A slot (struct server_call) is one nng context and its aio, driven by
+ * callbacks on nng's task queue: receive, serve, send, receive again.
+ * Where a request is served, server_opts.route says: a quick one right
+ * there in the callback; an asynchronous one starts there (a store
+ * commit) and is answered by whoever finishes it (server_call_done, from
+ * the store's writer); any other is queued for the worker threads, which
+ * may block (on peers, on the store's commit) and then hand the reply to
+ * the slot's aio and take the next.  So a quick or asynchronous request
+ * costs no thread switch of ours, and a blocking one a handoff each way,
+ * as before.
+ *
+ * A slot's state moves under the server's lock: RECV (a receive pending)
+ * -> SERVE (a request taken: the reply will go out) -> SEND -> RECV, or
+ * -> DONE once the server stops.  A stop closes the contexts of the slots
+ * in RECV only (CLOSING until their callback ran), so every request taken
+ * is answered first; a receive with no timeout costs no entry in nng's
+ * expiry queue.
  */
-struct worker {
+enum slot_state { SLOT_RECV, SLOT_SERVE, SLOT_SEND, SLOT_CLOSING, SLOT_DONE };
+
+struct server_call {
 	struct server *srv;
 	nng_ctx ctx;
 	nng_aio *aio;
-	pthread_t thread;
-	bool started;
 	bool ctx_open;
-	pthread_mutex_t lock;
-	bool busy; /* serving a request: its context stays open */
-	struct buf reply; /* reused between requests */
+	bool close_me;         /* the stop closes its context */
+	enum slot_state state; /* under srv->lock */
+	nng_msg *msg;          /* the request being served */
+	nng_pipe pipe;
+	struct wire_msg req;   /* decoded from msg */
+	struct buf reply;      /* reused between requests */
+	struct server_call *next; /* in the worker queue */
 };
 
 struct server {
@@ -50,11 +65,24 @@ struct server {
 	struct guard *guard; /* connection caps and timers (guard.h) */
 	size_t max_request;
 	server_handler_fn handler;
+	server_route_fn route;
+	server_later_fn later;
 	void *arg;
 	char addr[160];
-	unsigned nworkers;
-	struct worker *workers;
-	atomic_bool stopping;
+	unsigned nslots;
+	struct server_call *slots;
+	unsigned nthreads;
+	pthread_t *threads;
+	unsigned started; /* threads running */
+
+	pthread_mutex_t lock; /* slot states, the queue, the counts below */
+	pthread_cond_t work_cv; /* the queue has a request, or quit */
+	pthread_cond_t idle_cv; /* serving dropped to 0 */
+	struct server_call *head, *tail; /* requests for the workers */
+	unsigned serving; /* slots in SERVE */
+	bool stopping;
+	bool quit; /* workers: leave once the queue is empty */
+
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t rejected;
 	atomic_uint_fast64_t auth_failures;
@@ -65,14 +93,36 @@ struct server {
 };
 
 static void
-send_reply(struct worker *w, nng_msg *msg)
+slot_recv(struct server_call *sl)
 {
-	nng_aio_set_msg(w->aio, msg);
-	nng_aio_set_timeout(w->aio, NNG_DURATION_DEFAULT);
-	nng_ctx_send(w->ctx, w->aio);
-	nng_aio_wait(w->aio);
-	if (nng_aio_result(w->aio) != 0)
-		nng_msg_free(msg);
+	nng_aio_set_timeout(sl->aio, NNG_DURATION_INFINITE);
+	nng_ctx_recv(sl->ctx, sl->aio);
+}
+
+/* The request is answered (msg sent) or dropped (msg NULL): the slot
+ * leaves SERVE. */
+static void
+slot_finish(struct server_call *sl, nng_msg *msg)
+{
+	struct server *s = sl->srv;
+	sl->msg = NULL;
+	pthread_mutex_lock(&s->lock);
+	sl->state = msg ? SLOT_SEND : SLOT_RECV;
+	bool stop = !msg && s->stopping;
+	if (stop)
+		sl->state = SLOT_DONE;
+	if (--s->serving == 0)
+		pthread_cond_broadcast(&s->idle_cv);
+	pthread_mutex_unlock(&s->lock);
+	if (msg) {
+		nng_aio_set_msg(sl->aio, msg);
+		nng_aio_set_timeout(sl->aio, NNG_DURATION_DEFAULT);
+		nng_ctx_send(sl->ctx, sl->aio);
+		return;
+	}
+	guard_pipe_done(s->guard, sl->pipe);
+	if (!stop)
+		slot_recv(sl);
 }
 
 static void
@@ -112,104 +162,191 @@ admit(struct server *s, const struct wire_msg *req, nng_pipe pipe)
  * sender sees "wrong cluster key?" instead of a timeout; anything else
  * that does not decode is dropped unanswered. */
 static void
-reject(struct worker *w, nng_msg *msg, int rc)
+reject(struct server_call *sl, int rc)
 {
-	struct server *s = w->srv;
+	struct server *s = sl->srv;
+	nng_msg *msg = sl->msg;
 	atomic_fetch_add(&s->rejected, 1);
 	if (rc != DYN_EAUTH) {
 		LOG_DEBUG("dropped a message: %s", dyn_strerror(rc));
 		nng_msg_free(msg);
+		slot_finish(sl, NULL);
 		return;
 	}
 	atomic_fetch_add(&s->auth_failures, 1);
-	guard_reject(s->guard, nng_msg_get_pipe(msg),
-	    "bad tag: wrong cluster key?");
+	guard_reject(s->guard, sl->pipe, "bad tag: wrong cluster key?");
 	uint8_t no[REFUSAL_LEN];
 	refusal_encode(no);
 	nng_msg_clear(msg);
 	if (nng_msg_append(msg, no, sizeof(no)) != 0) {
 		nng_msg_free(msg);
-		return;
+		msg = NULL;
 	}
-	send_reply(w, msg);
+	slot_finish(sl, msg);
+}
+
+/* Send the reply built in sl->reply (unless rc says it is not to be
+ * sent), in the request's message. */
+static void
+reply(struct server_call *sl, int rc)
+{
+	struct server *s = sl->srv;
+	nng_msg *msg = sl->msg;
+	if (rc == SERVER_DROP)
+		goto drop;
+	if (rc != SERVER_SEALED) {
+		if (rc < 0 && sl->reply.len == 0)
+			build_error(&sl->reply, sl->req.reqid, rc);
+		if (buf_err(&sl->reply) != 0)
+			build_error(&sl->reply, sl->req.reqid,
+			    buf_err(&sl->reply));
+		if (wire_seal_as(&sl->reply, &s->keys, sl->req.role) != 0) {
+			LOG_WARN("sealing a reply: %s",
+			    dyn_strerror(buf_err(&sl->reply)));
+			goto drop;
+		}
+	}
+	nng_msg_clear(msg);
+	if (nng_msg_append(msg, sl->reply.data, sl->reply.len) != 0)
+		goto drop;
+	atomic_fetch_add(&s->requests, 1);
+	atomic_fetch_add(&s->tx_bytes, sl->reply.len);
+	slot_finish(sl, msg);
+	return;
+drop:
+	nng_msg_free(msg);
+	slot_finish(sl, NULL);
+}
+
+void
+server_call_done(struct server_call *call, int rc)
+{
+	reply(call, rc);
 }
 
 static void
-serve_one(struct worker *w, nng_msg *msg)
+serve(struct server_call *sl)
 {
-	struct server *s = w->srv;
-	struct wire_msg req;
+	struct server *s = sl->srv;
+	reply(sl, s->handler(s->arg, &sl->req, &sl->reply));
+}
+
+/* A request arrived in sl->msg: checked here, then served here when it is
+ * quick, else queued for a worker. */
+static void
+received(struct server_call *sl)
+{
+	struct server *s = sl->srv;
+	nng_msg *msg = sl->msg;
+	sl->pipe = nng_msg_get_pipe(msg);
+	guard_pipe_busy(s->guard, sl->pipe);
 	atomic_fetch_add(&s->rx_bytes, nng_msg_len(msg));
 	int rc = wire_decode(&s->keys, nng_msg_body(msg), nng_msg_len(msg),
-	    &req);
+	    &sl->req);
 	if (rc != 0) {
-		reject(w, msg, rc);
+		reject(sl, rc);
 		return;
 	}
-	guard_pipe_trust(s->guard, nng_msg_get_pipe(msg));
+	guard_pipe_trust(s->guard, sl->pipe);
+	buf_reset(&sl->reply);
+	if ((rc = admit(s, &sl->req, sl->pipe)) != 0) {
+		reply(sl, rc);
+		return;
+	}
+	enum server_route route = s->route ? s->route(s->arg, &sl->req)
+	                                   : SERVER_WORKER;
+	if (route == SERVER_QUICK) {
+		serve(sl);
+		return;
+	}
+	if (route == SERVER_ASYNC && s->later) {
+		rc = s->later(s->arg, &sl->req, &sl->reply, sl);
+		if (rc != SERVER_LATER)
+			reply(sl, rc);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	sl->next = NULL;
+	if (s->tail)
+		s->tail->next = sl;
+	else
+		s->head = sl;
+	s->tail = sl;
+	pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->lock);
+}
 
-	buf_reset(&w->reply);
-	if ((rc = admit(s, &req, nng_msg_get_pipe(msg))) == 0)
-		rc = s->handler(s->arg, &req, &w->reply);
-	if (rc == SERVER_DROP) {
-		nng_msg_free(msg);
-		return;
-	}
-	if (rc != SERVER_SEALED) {
-		if (rc < 0 && w->reply.len == 0)
-			build_error(&w->reply, req.reqid, rc);
-		if (buf_err(&w->reply) != 0)
-			build_error(&w->reply, req.reqid, buf_err(&w->reply));
-		if (wire_seal_as(&w->reply, &s->keys, req.role) != 0) {
-			LOG_WARN("sealing a reply: %s",
-			    dyn_strerror(buf_err(&w->reply)));
-			nng_msg_free(msg);
-			return;
+static void
+slot_cb(void *arg)
+{
+	struct server_call *sl = arg;
+	struct server *s = sl->srv;
+	int rv = nng_aio_result(sl->aio);
+
+	pthread_mutex_lock(&s->lock);
+	enum slot_state st = sl->state;
+	switch (st) {
+	case SLOT_RECV:
+		if (rv == 0) {
+			sl->state = SLOT_SERVE;
+			s->serving++;
+		} else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED ||
+		           s->stopping) {
+			sl->state = SLOT_DONE;
 		}
+		break;
+	case SLOT_SEND:
+		sl->state = s->stopping ? SLOT_DONE : SLOT_RECV;
+		break;
+	default: /* CLOSING: the stop closed the context */
+		sl->state = SLOT_DONE;
+		break;
 	}
+	enum slot_state now = sl->state;
+	pthread_mutex_unlock(&s->lock);
 
-	nng_msg_clear(msg);
-	if (nng_msg_append(msg, w->reply.data, w->reply.len) != 0) {
-		nng_msg_free(msg);
-		return;
+	switch (st) {
+	case SLOT_RECV:
+		if (now == SLOT_SERVE) {
+			sl->msg = nng_aio_get_msg(sl->aio);
+			received(sl);
+		} else if (now == SLOT_RECV) {
+			LOG_WARN("receive: %s", nng_strerror(rv));
+			slot_recv(sl);
+		}
+		break;
+	case SLOT_SEND:
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(sl->aio));
+		guard_pipe_done(s->guard, sl->pipe);
+		if (now == SLOT_RECV)
+			slot_recv(sl);
+		break;
+	default:
+		if (rv == 0) /* a request taken just as the stop came */
+			nng_msg_free(nng_aio_get_msg(sl->aio));
+		break;
 	}
-	atomic_fetch_add(&s->requests, 1);
-	atomic_fetch_add(&s->tx_bytes, w->reply.len);
-	send_reply(w, msg);
 }
 
 static void *
 worker_main(void *arg)
 {
-	struct worker *w = arg;
-	struct server *s = w->srv;
-
+	struct server *s = arg;
+	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE);
-		nng_ctx_recv(w->ctx, w->aio);
-		nng_aio_wait(w->aio);
-		int rv = nng_aio_result(w->aio);
-		if (rv == NNG_ECLOSED)
+		while (!s->head && !s->quit)
+			pthread_cond_wait(&s->work_cv, &s->lock);
+		struct server_call *sl = s->head;
+		if (!sl)
 			break;
-		if (rv != 0) {
-			LOG_WARN("receive: %s", nng_strerror(rv));
-			continue;
-		}
-		pthread_mutex_lock(&w->lock);
-		w->busy = true;
-		pthread_mutex_unlock(&w->lock);
-		nng_msg *msg = nng_aio_get_msg(w->aio);
-		nng_pipe pipe = nng_msg_get_pipe(msg);
-		guard_pipe_busy(s->guard, pipe);
-		serve_one(w, msg);
-		guard_pipe_done(s->guard, pipe);
-		pthread_mutex_lock(&w->lock);
-		w->busy = false;
-		bool stop = atomic_load(&s->stopping);
-		pthread_mutex_unlock(&w->lock);
-		if (stop)
-			break;
+		if (!(s->head = sl->next))
+			s->tail = NULL;
+		pthread_mutex_unlock(&s->lock);
+		serve(sl);
+		pthread_mutex_lock(&s->lock);
 	}
+	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
 
@@ -257,8 +394,14 @@ server_start(const struct server_opts *o, struct server **out)
 		return -ENOMEM;
 	s->keys = *o->keys;
 	s->handler = o->handler;
+	s->route = o->route;
+	s->later = o->later;
 	s->arg = o->arg;
-	s->nworkers = o->workers ? o->workers : 64;
+	s->nslots = o->workers ? o->workers : 64;
+	s->nthreads = s->nslots;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->work_cv, NULL);
+	pthread_cond_init(&s->idle_cv, NULL);
 	if ((rc = replay_new(o->replay_window_ms ? o->replay_window_ms
 	                                         : REPLAY_WINDOW_MS,
 	         REPLAY_SENDERS, &s->replay)) != 0)
@@ -277,38 +420,42 @@ server_start(const struct server_opts *o, struct server **out)
 	struct guard_opts go = {
 		.max_conns = o->max_conns,
 		.idle_ms = o->idle_ms,
-		.workers = s->nworkers,
+		.workers = s->nslots,
 	};
 	if ((rc = guard_new(s->sock, &go, &s->guard)) != 0)
 		goto fail;
 
-	s->workers = mem_calloc(s->nworkers, sizeof(*s->workers));
-	if (!s->workers) {
+	s->slots = mem_calloc(s->nslots, sizeof(*s->slots));
+	s->threads = mem_calloc(s->nthreads, sizeof(*s->threads));
+	if (!s->slots || !s->threads) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	for (unsigned i = 0; i < s->nworkers; i++) {
-		struct worker *w = &s->workers[i];
-		w->srv = s;
-		buf_init(&w->reply);
-		pthread_mutex_init(&w->lock, NULL);
-		if ((rv = nng_ctx_open(&w->ctx, s->sock)) != 0) {
+	for (unsigned i = 0; i < s->nslots; i++) {
+		struct server_call *sl = &s->slots[i];
+		sl->srv = s;
+		sl->state = SLOT_DONE; /* until its first receive */
+		buf_init(&sl->reply);
+		if ((rv = nng_ctx_open(&sl->ctx, s->sock)) != 0) {
 			rc = err_from_nng(rv);
 			goto fail;
 		}
-		w->ctx_open = true;
-		if ((rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0) {
+		sl->ctx_open = true;
+		if ((rv = nng_aio_alloc(&sl->aio, slot_cb, sl)) != 0) {
 			rc = err_from_nng(rv);
 			goto fail;
 		}
 	}
+	for (; s->started < s->nthreads; s->started++)
+		if ((rc = -pthread_create(&s->threads[s->started], NULL,
+		         worker_main, s)))
+			goto fail;
 	if ((rc = listen_on(s, o->listen, o->tls)) != 0)
 		goto fail;
-	for (unsigned i = 0; i < s->nworkers; i++) {
-		struct worker *w = &s->workers[i];
-		if ((rc = -pthread_create(&w->thread, NULL, worker_main, w)))
-			goto fail;
-		w->started = true;
+	for (unsigned i = 0; i < s->nslots; i++) {
+		struct server_call *sl = &s->slots[i];
+		sl->state = SLOT_RECV;
+		slot_recv(sl);
 	}
 	*out = s;
 	return 0;
@@ -341,27 +488,36 @@ server_stop(struct server *s)
 {
 	if (!s)
 		return;
-	/* No new connections; requests already received finish below. */
+	/* No new connections; requests already taken are answered first. */
 	if (s->sock_open)
 		nng_listener_close(s->listener);
-	/* A worker reads the flag under its lock when it is done serving,
-	 * so either it sees the stop there, or it is back waiting when we
-	 * take the lock and its context is closed here. */
-	atomic_store(&s->stopping, true);
-	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
-		struct worker *w = &s->workers[i];
-		pthread_mutex_lock(&w->lock);
-		if (!w->busy && w->ctx_open) {
-			nng_ctx_close(w->ctx); /* ends the receive */
-			w->ctx_open = false;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	for (unsigned i = 0; s->slots && i < s->nslots; i++)
+		if ((s->slots[i].close_me = s->slots[i].state == SLOT_RECV))
+			s->slots[i].state = SLOT_CLOSING;
+	pthread_mutex_unlock(&s->lock);
+	/* Closing a context ends its receive (the callback sees CLOSING). */
+	for (unsigned i = 0; s->slots && i < s->nslots; i++) {
+		struct server_call *sl = &s->slots[i];
+		if (sl->close_me && sl->ctx_open) {
+			nng_ctx_close(sl->ctx);
+			sl->ctx_open = false;
 		}
-		pthread_mutex_unlock(&w->lock);
 	}
-	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
-		struct worker *w = &s->workers[i];
-		if (w->started)
-			pthread_join(w->thread, NULL);
-	}
+	pthread_mutex_lock(&s->lock);
+	while (s->serving > 0)
+		pthread_cond_wait(&s->idle_cv, &s->lock);
+	s->quit = true;
+	pthread_cond_broadcast(&s->work_cv);
+	pthread_mutex_unlock(&s->lock);
+	for (unsigned i = 0; i < s->started; i++)
+		pthread_join(s->threads[i], NULL);
+	/* Replies still going out are cut short; no callback runs after. */
+	for (unsigned i = 0; s->slots && i < s->nslots; i++)
+		if (s->slots[i].aio)
+			nng_aio_stop(s->slots[i].aio);
+
 	guard_stopping(s->guard);
 	bool closed = !s->sock_open || rpc_socket_close(s->sock, 500);
 	if (!closed)
@@ -371,14 +527,18 @@ server_stop(struct server *s)
 	 * close goes on: then the guard is left to the exit too. */
 	if (closed)
 		guard_free(s->guard);
-	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
-		struct worker *w = &s->workers[i];
-		nng_aio_free(w->aio);
-		buf_fini(&w->reply);
-		pthread_mutex_destroy(&w->lock);
+	for (unsigned i = 0; s->slots && i < s->nslots; i++) {
+		struct server_call *sl = &s->slots[i];
+		if (sl->aio)
+			nng_aio_free(sl->aio);
+		buf_fini(&sl->reply);
 	}
-	mem_free(s->workers);
+	mem_free(s->slots);
+	mem_free(s->threads);
 	replay_free(s->replay);
+	pthread_cond_destroy(&s->work_cv);
+	pthread_cond_destroy(&s->idle_cv);
+	pthread_mutex_destroy(&s->lock);
 	OPENSSL_cleanse(&s->keys, sizeof(s->keys));
 	mem_free(s);
 }

@@ -1,19 +1,23 @@
 /*
- * server — a node's RPC front: one nng rep0 socket and a fixed pool of
- * worker threads, each owning one nng context, so up to `workers` requests
- * are in flight at once.  A worker receives a message, checks it with
- * wire_decode (a message that fails is counted: one with a bad tag gets
- * the unsigned refusal of common/refusal.h and is logged, rate-limited;
- * garbage or another version is dropped without a reply), runs the
- * handler, and sends the reply the handler built.  The connections
- * themselves are capped and timed by the guard (guard.h).  Handlers run in the worker thread and may block
- * (on the store's group commit, on peers).
+ * server — a node's RPC front: one nng rep0 socket with `workers` contexts,
+ * so up to that many requests are in flight at once, each driven by its
+ * aio's callbacks on nng's task queue.  A request received is checked
+ * there with wire_decode (a message that fails is counted: one with a bad
+ * tag gets the unsigned refusal of common/refusal.h and is logged,
+ * rate-limited; garbage or another version is dropped without a reply)
+ * and admitted (role, replay); then a quick one (server_opts.quick says
+ * so: it never blocks) is served in that callback, and any other is
+ * queued for a pool of `workers` threads, whose handlers may block (on
+ * the store's group commit, on peers).  The reply the handler built is
+ * sealed and sent.  The connections themselves are capped and timed by
+ * the guard (guard.h).
  *
  * The server does not own the handler's state; it never frees it.
  */
 #ifndef DYN_SERVER_H
 #define DYN_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <nng/nng.h>
@@ -51,6 +55,29 @@
 typedef int (*server_handler_fn)(void *arg, const struct wire_msg *req,
     struct buf *reply);
 
+/*
+ * Where req is served (server_route_fn):
+ *   SERVER_WORKER  by the handler, in a worker thread (it may block);
+ *   SERVER_QUICK   by the handler, in nng's callback: only for a handler
+ *                  that never blocks (no peer call, no wait for a commit);
+ *   SERVER_ASYNC   by `later`, in nng's callback: it must not block
+ *                  either, and it may return SERVER_LATER, having started
+ *                  something (a store commit) that calls server_call_done
+ *                  when the reply is built; any other return is as the
+ *                  handler's.
+ */
+enum server_route { SERVER_WORKER, SERVER_QUICK, SERVER_ASYNC };
+typedef enum server_route (*server_route_fn)(void *arg,
+    const struct wire_msg *req);
+#define SERVER_LATER 3
+struct server_call; /* a request being served, until server_call_done */
+typedef int (*server_later_fn)(void *arg, const struct wire_msg *req,
+    struct buf *reply, struct server_call *call);
+/* Answer call's request with the reply built in the buf `later` was given
+ * (rc as a handler's return).  From any thread; once per SERVER_LATER; req
+ * and that buf stay valid until it. */
+void server_call_done(struct server_call *call, int rc);
+
 struct server_opts {
 	const char *listen; /* tcp://HOST:PORT; port 0 picks a free one */
 	nng_tls_config *tls; /* server mode: listen on tls+tcp:// at the
@@ -62,6 +89,8 @@ struct server_opts {
 	unsigned max_conns; /* open connections (0: GUARD_MAX_CONNS) */
 	int idle_ms;        /* idle timeout (0: GUARD_IDLE_MS) */
 	server_handler_fn handler;
+	server_route_fn route; /* NULL: every request goes to a worker */
+	server_later_fn later; /* for SERVER_ASYNC */
 	void *arg;
 };
 

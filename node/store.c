@@ -93,7 +93,8 @@ _Static_assert(1 + STORE_TARGET_MAX + STORE_HINT_PREFIX == STORE_KEY_PREFIX,
 
 enum req_kind { REQ_UPDATE, REQ_META, REQ_GC, REQ_COMPACT };
 
-/* A queued write.  Lives on the caller's stack until done is set. */
+/* A queued write.  Lives on the caller's stack until done is set, or, one
+ * of store_update_async (done_fn set), on the heap until done_fn ran. */
 struct store_req {
 	struct store_req *next;
 	enum req_kind kind;
@@ -113,6 +114,8 @@ struct store_req {
 	bool failed; /* rc is final: not retried with the batch */
 	bool done;
 	pthread_cond_t cv;
+	store_done_fn done_fn; /* store_update_async */
+	void *done_arg;
 };
 
 struct store {
@@ -1704,14 +1707,55 @@ writer_main(void *arg)
 
 		writer_batch(s, s->batch, n);
 
+		/* Wake the waiters; the asynchronous requests' callbacks run
+		 * after, outside the lock (batch[] is reused for them). */
+		uint32_t na = 0;
 		pthread_mutex_lock(&s->mu);
 		for (uint32_t i = 0; i < n; i++) {
-			s->batch[i]->done = true;
-			pthread_cond_signal(&s->batch[i]->cv);
+			r = s->batch[i];
+			if (r->done_fn) {
+				s->batch[na++] = r;
+				continue;
+			}
+			r->done = true;
+			pthread_cond_signal(&r->cv);
+		}
+		if (na > 0) {
+			pthread_mutex_unlock(&s->mu);
+			for (uint32_t i = 0; i < na; i++) {
+				r = s->batch[i];
+				r->done_fn(r->done_arg, r->rc);
+				mem_free(r);
+			}
+			pthread_mutex_lock(&s->mu);
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
+}
+
+/* r as an update of key (its data key already in r) in dbi by fn. */
+static void
+req_update(struct store_req *r, MDB_dbi dbi, const void *key, size_t klen,
+    store_apply_fn fn, void *arg)
+{
+	r->kind = REQ_UPDATE;
+	r->dbi = dbi;
+	r->key = key;
+	r->klen = klen;
+	r->fn = fn;
+	r->arg = arg;
+}
+
+/* Append r to the writer's queue (s->mu held). */
+static void
+queue_locked(struct store *s, struct store_req *r)
+{
+	if (s->tail)
+		s->tail->next = r;
+	else
+		s->head = r;
+	s->tail = r;
 }
 
 /* Queue r and wait for its batch to commit. */
@@ -1744,14 +1788,8 @@ store_submit_many(struct store *s, struct store_req *rs, size_t n)
 			rs[i].rc = rc;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct store_req *r = &rs[i];
-		if (s->tail)
-			s->tail->next = r;
-		else
-			s->head = r;
-		s->tail = r;
-	}
+	for (size_t i = 0; i < n; i++)
+		queue_locked(s, &rs[i]);
 	pthread_cond_signal(&s->work_cv);
 	for (size_t i = 0; i < n; i++)
 		while (!rs[i].done)
@@ -1785,12 +1823,8 @@ store_update_many(struct store *s, struct store_update *ups, size_t n)
 		    &r->dkey);
 		if (ups[i].rc)
 			continue;
-		r->kind = REQ_UPDATE;
-		r->dbi = s->objects;
-		r->key = ups[i].key;
-		r->klen = ups[i].klen;
-		r->fn = ups[i].fn;
-		r->arg = ups[i].arg;
+		req_update(r, s->objects, ups[i].key, ups[i].klen, ups[i].fn,
+		    ups[i].arg);
 		r->vlen = i; /* which update this is */
 		k++;
 	}
@@ -1844,13 +1878,38 @@ store_update(struct store *s, const void *key, size_t klen, store_apply_fn fn,
 	memset(&r, 0, sizeof(r));
 	if ((rc = store_dkey(s, key, klen, r.dkbuf, &r.dkey)) != 0)
 		return rc;
-	r.kind = REQ_UPDATE;
-	r.dbi = s->objects;
-	r.key = key;
-	r.klen = klen;
-	r.fn = fn;
-	r.arg = arg;
+	req_update(&r, s->objects, key, klen, fn, arg);
 	return store_submit(s, &r);
+}
+
+int
+store_update_async(struct store *s, const void *key, size_t klen,
+    store_apply_fn fn, void *arg, store_done_fn done, void *done_arg)
+{
+	if (s->writer_ok && pthread_equal(pthread_self(), s->writer))
+		return -EDEADLK; /* as store_update: no write from an apply
+		                    function or a done callback */
+	struct store_req *r = mem_calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	int rc = store_dkey(s, key, klen, r->dkbuf, &r->dkey);
+	if (rc) {
+		mem_free(r);
+		return rc;
+	}
+	req_update(r, s->objects, key, klen, fn, arg);
+	r->done_fn = done;
+	r->done_arg = done_arg;
+	pthread_mutex_lock(&s->mu);
+	if (s->closing) {
+		pthread_mutex_unlock(&s->mu);
+		mem_free(r);
+		return DYN_ECLOSED;
+	}
+	queue_locked(s, r);
+	pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
 }
 
 int
@@ -1897,12 +1956,7 @@ static int
 store_update_dkey(struct store *s, struct store_req *r, MDB_dbi dbi,
                   const void *key, size_t klen, store_apply_fn fn, void *arg)
 {
-	r->kind = REQ_UPDATE;
-	r->dbi = dbi;
-	r->key = key;
-	r->klen = klen;
-	r->fn = fn;
-	r->arg = arg;
+	req_update(r, dbi, key, klen, fn, arg);
 	return store_submit(s, r);
 }
 

@@ -143,6 +143,16 @@ int store_apply_merge(struct vset *cur, void *arg);
 int store_update(struct store *s, const void *key, size_t klen,
     store_apply_fn fn, void *arg);
 
+/* store_update without the wait: queues the update and returns 0, and the
+ * writer thread calls done(done_arg, rc) once it is committed, rc as
+ * store_update would return it (done must not block: the next batch waits
+ * for it).  key, fn's arg and done_arg must stay valid until then.  Any
+ * other return (the key is too long, the store is closing, no memory)
+ * means done is never called. */
+typedef void (*store_done_fn)(void *done_arg, int rc);
+int store_update_async(struct store *s, const void *key, size_t klen,
+    store_apply_fn fn, void *arg, store_done_fn done, void *done_arg);
+
 /* Many updates queued at once (so they share batches); waits for all.
  * Each ups[i].rc gets that update's result; returns 0, or an error that
  * kept every update from being queued. */

@@ -691,6 +691,105 @@ test_no_group_commit(void **state)
 	assert_int_equal(st.commits, st.updates);
 }
 
+/* --- asynchronous updates ---------------------------------------------- */
+
+#define NASYNC 200
+
+struct async_done {
+	pthread_mutex_t mu;
+	int calls;
+	int rc[NASYNC + 1];
+	bool writer_thread[NASYNC + 1];
+	pthread_t caller;
+};
+
+struct async_one {
+	struct async_done *d;
+	int i;
+};
+
+static void
+async_done_cb(void *arg, int rc)
+{
+	struct async_one *o = arg;
+	pthread_mutex_lock(&o->d->mu);
+	o->d->rc[o->i] = rc;
+	o->d->writer_thread[o->i] = !pthread_equal(pthread_self(),
+	    o->d->caller);
+	o->d->calls++;
+	pthread_mutex_unlock(&o->d->mu);
+}
+
+/* store_update_async: queued without a wait, committed in shared batches,
+ * each callback called once from the writer with the apply's result; an
+ * update that cannot be queued says so and gets no callback. */
+static void
+test_update_async(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, true, 0, 0, 0);
+	struct async_done d = {.caller = pthread_self()};
+	pthread_mutex_init(&d.mu, NULL);
+	static struct async_one ones[NASYNC + 1];
+	static struct put_arg args[NASYNC];
+	static char keys[NASYNC][16];
+	static int vals[NASYNC];
+
+	for (int i = 0; i < NASYNC; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "a%d", i);
+		vals[i] = i;
+		args[i] = (struct put_arg){&vals[i], sizeof(vals[i]), 0};
+		ones[i] = (struct async_one){&d, i};
+		assert_int_equal(store_update_async(s, keys[i], strlen(keys[i]),
+		    apply_put, &args[i], async_done_cb, &ones[i]), 0);
+	}
+	ones[NASYNC] = (struct async_one){&d, NASYNC};
+	assert_int_equal(store_update_async(s, "a0", 2, apply_skip, NULL,
+	    async_done_cb, &ones[NASYNC]), 0);
+
+	char *huge = calloc(1, KEY_MAX_LEN + 1);
+	assert_non_null(huge);
+	assert_int_equal(store_update_async(s, huge, KEY_MAX_LEN + 1, apply_put,
+	    &args[0], async_done_cb, &ones[0]), DYN_ETOOBIG);
+	free(huge);
+
+	uint64_t deadline = mono_ms() + 10000;
+	int calls = 0;
+	while (mono_ms() < deadline) {
+		pthread_mutex_lock(&d.mu);
+		calls = d.calls;
+		pthread_mutex_unlock(&d.mu);
+		if (calls >= NASYNC + 1)
+			break;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(calls, NASYNC + 1);
+	for (int i = 0; i < NASYNC; i++) {
+		assert_int_equal(d.rc[i], 0);
+		assert_true(d.writer_thread[i]);
+		assert_int_equal(args[i].calls, 1);
+		check_value(s, keys[i], strlen(keys[i]), &vals[i],
+		    sizeof(vals[i]));
+	}
+	assert_int_equal(d.rc[NASYNC], STORE_SKIP);
+
+	/* Queued at once, they shared commits. */
+	struct store_stats st;
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.updates, NASYNC);
+	print_message("async: %llu updates in %llu commits\n",
+	    (unsigned long long)st.updates, (unsigned long long)st.commits);
+	assert_true(st.commits * 4 < st.updates);
+
+	/* A record the skip left alone, and one sync write after them. */
+	check_value(s, "a0", 2, &vals[0], sizeof(vals[0]));
+	assert_int_equal(put_str(s, "after", "x"), 0);
+	check_str(s, "after", "x");
+	close_store(f);
+	pthread_mutex_destroy(&d.mu);
+}
+
 /* --- map growth and a full map ----------------------------------------- */
 
 #define BIGVAL (64 * 1024)
@@ -2798,6 +2897,7 @@ main(void)
 	    T_LEAK(test_commit_io_error),
 	    T_LEAK(test_open_errors),
 	    T_LEAK(test_hint_add_scan_remove),
+	    T_MT(test_update_async),
 	    T_LEAK(test_hint_targets),
 	    T_LEAK(test_hint_merge),
 	    T_LEAK(test_hint_remove_grown),

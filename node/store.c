@@ -88,6 +88,9 @@ _Static_assert(STORE_TARGET_MAX >= RING_NAME_MAX, "a node name is a target");
 _Static_assert(STORE_TARGET_MAX <= UINT8_MAX, "target length is one byte");
 _Static_assert(STORE_DKEY_MIN == KEYPOS_LEN + STORE_KEY_PREFIX + STORE_HASH_LEN,
                "the shortest key limit holds a hashed object key");
+_Static_assert(KEYPOS_PLACED_MAX + KEYPOS_LEN <= STORE_DKEY_MIN,
+               "a placement key is never stored hashed: LMDB's order is "
+               "its key order");
 _Static_assert(1 + STORE_TARGET_MAX + STORE_HINT_PREFIX == STORE_KEY_PREFIX,
                "hint keys fit where object keys do");
 
@@ -545,11 +548,12 @@ out:
 	return rc;
 }
 
-int
-store_scan(struct store *s, const struct keypos *from, const struct keypos *to,
-           store_scan_fn cb, void *arg)
+/* The scans of objects: from data key start (skipping a record stored
+ * under exactly that key when after), up to position to. */
+static int
+scan_objects(struct store *s, const MDB_val *start, bool after,
+             const struct keypos *to, store_scan_fn cb, void *arg)
 {
-	static const struct keypos zero;
 	struct read_frame f;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
@@ -568,8 +572,7 @@ store_scan(struct store *s, const struct keypos *from, const struct keypos *to,
 		rc = store_error_from_lmdb(rc);
 		goto out;
 	}
-	k.mv_data = (void *)(from ? from : &zero)->b;
-	k.mv_size = KEYPOS_LEN;
+	k = *start;
 	for (op = MDB_SET_RANGE;; op = MDB_NEXT) {
 		rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op);
 		if (rc == MDB_NOTFOUND) {
@@ -586,6 +589,9 @@ store_scan(struct store *s, const struct keypos *from, const struct keypos *to,
 		}
 		if (to && memcmp(k.mv_data, to->b, KEYPOS_LEN) >= 0)
 			break;
+		if (after && op == MDB_SET_RANGE && k.mv_size == start->mv_size &&
+		    memcmp(k.mv_data, start->mv_data, k.mv_size) == 0)
+			continue;
 		memcpy(pos.b, k.mv_data, KEYPOS_LEN);
 		/* One bad record must not hide the rest of the range from
 		 * anti-entropy: log it and go on. */
@@ -614,6 +620,28 @@ done:
 	vset_fini(&set);
 	buf_fini(&key);
 	return rc;
+}
+
+int
+store_scan(struct store *s, const struct keypos *from, const struct keypos *to,
+           store_scan_fn cb, void *arg)
+{
+	static const struct keypos zero;
+	MDB_val k = {.mv_size = KEYPOS_LEN,
+	             .mv_data = (void *)(from ? from : &zero)->b};
+	return scan_objects(s, &k, false, to, cb, arg);
+}
+
+int
+store_scan_from(struct store *s, const void *start, size_t slen, bool after,
+                const struct keypos *to, store_scan_fn cb, void *arg)
+{
+	uint8_t buf[DKEY_MAX];
+	MDB_val k;
+	int rc = store_dkey(s, start, slen, buf, &k);
+	if (rc != 0)
+		return rc;
+	return scan_objects(s, &k, after, to, cb, arg);
 }
 
 int
@@ -2095,6 +2123,37 @@ store_open_env(struct store *s, uint64_t map)
 	return 0;
 }
 
+/*
+ * The meaning of the stored keys: format 2 places a key that begins with
+ * 0xFF by its placement header (common/keypos.h).  A store without the
+ * record is of format 1, from before: the same but for such keys, which
+ * none of the project's clients wrote (file system keys begin with '/' or
+ * a type letter, blobs with 'B'), so it is stamped 2.  Any other format is
+ * refused: its positions would not be this node's.
+ */
+static int
+store_format_check(struct store *s)
+{
+	uint8_t v[4];
+	size_t len = 0;
+	int rc = store_meta_get(s, STORE_FORMAT_META, v, sizeof(v), &len);
+	if (rc == -ENOENT) {
+		be_put_u32(v, STORE_FORMAT);
+		return store_meta_put(s, STORE_FORMAT_META, v, sizeof(v));
+	}
+	if (rc != 0)
+		return rc;
+	uint32_t have = len == sizeof(v) ? be_get_u32(v) : 0;
+	if (have != STORE_FORMAT) {
+		LOG_ERROR("store: %s holds store format %u (%zu bytes), this "
+		          "dynamod reads format %u only: start the dynamod "
+		          "that wrote it, or a new data directory",
+		          s->dir, have, len, STORE_FORMAT);
+		return DYN_EPROTO;
+	}
+	return 0;
+}
+
 /* dir/name, mem_alloc'd. */
 static char *
 path_in(const char *dir, const char *name)
@@ -2202,6 +2261,8 @@ store_open(const struct store_opts *o, struct store **out)
 		goto fail;
 	}
 	s->writer_ok = true;
+	if ((rc = store_format_check(s)) != 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:

@@ -49,6 +49,10 @@
 #include "keypos.h"
 #include "vset.h"
 
+/* The store's format (meta STORE_FORMAT_META, a u32): 2 since placement
+ * keys (common/keypos.h); a store of another format is refused at open. */
+#define STORE_FORMAT      2u
+#define STORE_FORMAT_META "store_format"
 #define STORE_KEY_PREFIX  400
 #define STORE_TARGET_MAX  63 /* hint target: a node name (RING_NAME_MAX) */
 #define STORE_HINT_PREFIX (STORE_KEY_PREFIX - 1 - STORE_TARGET_MAX)
@@ -177,6 +181,19 @@ typedef int (*store_scan_fn)(const struct keypos *pos, const uint8_t *key,
     size_t klen, const struct vset *set, void *arg);
 int store_scan(struct store *s, const struct keypos *from,
     const struct keypos *to, store_scan_fn cb, void *arg);
+
+/*
+ * store_scan from a key: the records from the one of key start (after:
+ * from the first one after it), in the order of their data keys, up to
+ * position to (NULL: the end of the ring).  The order is key order within
+ * one position for keys that are stored whole (every placement key is,
+ * common/keypos.h), so a range read pages through one placement part with
+ * it and a transfer resumes inside a position many keys share.  start is
+ * only read, and need not be stored.  Errors of keypos_of for start; the
+ * rules of store_scan otherwise.
+ */
+int store_scan_from(struct store *s, const void *start, size_t slen,
+    bool after, const struct keypos *to, store_scan_fn cb, void *arg);
 
 /*
  * Conditional deletes, for data that was read, acted on, and may have

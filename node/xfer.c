@@ -33,7 +33,8 @@ struct scan_state {
 	struct buf *out;
 	uint32_t count;
 	bool full;
-	struct keypos next; /* first record not sent */
+	struct buf next; /* the cursor: position || key of the first record
+	                    not sent (many keys may share a position) */
 	struct buf rec;
 };
 
@@ -49,8 +50,10 @@ scan_one(const struct keypos *pos, const uint8_t *key, size_t klen,
 	if (st->count > 0 &&
 	    st->out->len + st->rec.len + 4 > XFER_BATCH_BYTES) {
 		st->full = true;
-		st->next = *pos;
-		return 1;
+		buf_reset(&st->next);
+		buf_put(&st->next, pos->b, KEYPOS_LEN);
+		buf_put(&st->next, key, klen);
+		return buf_err(&st->next) ? buf_err(&st->next) : 1;
 	}
 	buf_put_blob(st->out, st->rec.data, st->rec.len);
 	st->count++;
@@ -73,12 +76,26 @@ xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 	ring_free(r);
 	if (rc)
 		return DYN_EBADMSG;
+	/* The cursor: a position (a node from before placement keys), or
+	 * position || key, the first record to send. */
 	const struct wire_field *cur = wire_find(m, F_CURSOR);
+	const uint8_t *ckey = NULL;
+	size_t cklen = 0;
 	if (cur) {
-		if (cur->len != KEYPOS_LEN)
+		if (cur->len < KEYPOS_LEN ||
+		    cur->len - KEYPOS_LEN > KEY_MAX_LEN)
 			return DYN_EBADMSG;
 		if (memcmp(cur->data, from.b, KEYPOS_LEN) > 0)
 			memcpy(from.b, cur->data, KEYPOS_LEN);
+		if (cur->len > KEYPOS_LEN) {
+			struct keypos kp;
+			ckey = cur->data + KEYPOS_LEN;
+			cklen = cur->len - KEYPOS_LEN;
+			if (keypos_of(ckey, cklen, &kp) != 0 ||
+			    memcmp(kp.b, cur->data, KEYPOS_LEN) != 0 ||
+			    memcmp(kp.b, from.b, KEYPOS_LEN) < 0)
+				return DYN_EBADMSG;
+		}
 	}
 
 	wire_begin(out, WIRE_XFER_RESP, 0, m->reqid);
@@ -88,16 +105,22 @@ xfer_handle(struct node *n, const struct wire_msg *m, struct buf *out)
 	buf_put_u32(out, 0);
 	struct scan_state st = {.out = out};
 	buf_init(&st.rec);
-	rc = store_scan(n->store, &from, to_end ? NULL : &to, scan_one, &st);
+	buf_init(&st.next);
+	rc = ckey ? store_scan_from(n->store, ckey, cklen, false,
+	                to_end ? NULL : &to, scan_one, &st)
+	          : store_scan(n->store, &from, to_end ? NULL : &to, scan_one,
+	                &st);
 	buf_fini(&st.rec);
-	if (rc < 0)
-		return rc;
-	if (buf_err(out) == 0)
-		be_put_u32(out->data + count_at, st.count);
-	wire_end_field(out, at);
-	if (st.full)
-		wire_put(out, F_CURSOR, st.next.b, KEYPOS_LEN);
-	return buf_err(out);
+	if (rc >= 0) {
+		if (buf_err(out) == 0)
+			be_put_u32(out->data + count_at, st.count);
+		wire_end_field(out, at);
+		if (st.full)
+			wire_put(out, F_CURSOR, st.next.data, st.next.len);
+		rc = buf_err(out);
+	}
+	buf_fini(&st.next);
+	return rc;
 }
 
 /* ---- pulling ------------------------------------------------------- */
@@ -107,16 +130,17 @@ static int
 pull_from(struct xfer *x, uint32_t part, const char *addr)
 {
 	struct node *n = x->node;
-	struct keypos cursor;
+	struct buf cursor; /* as the serving node sent it */
 	bool have_cursor = false;
 	struct buf b;
 	buf_init(&b);
+	buf_init(&cursor);
 	int rc;
 	for (;;) {
 		node_req_begin(n, &b, WIRE_XFER_REQ);
 		wire_put_u32(&b, F_PART, part);
 		if (have_cursor)
-			wire_put(&b, F_CURSOR, cursor.b, KEYPOS_LEN);
+			wire_put(&b, F_CURSOR, cursor.data, cursor.len);
 		struct rpc_reply r = {0};
 		if ((rc = wire_seal(&b, &n->cfg.keys)) == 0)
 			rc = rpc_call(n->pool, addr, &b, node_bulk_timeout_ms(n), &r);
@@ -135,14 +159,17 @@ pull_from(struct xfer *x, uint32_t part, const char *addr)
 		}
 		const struct wire_field *cur = rc ? NULL
 		                                  : wire_find(&r.m, F_CURSOR);
-		if (cur && cur->len == KEYPOS_LEN) {
-			memcpy(cursor.b, cur->data, KEYPOS_LEN);
+		if (cur) {
+			buf_reset(&cursor);
+			buf_put(&cursor, cur->data, cur->len);
+			rc = buf_err(&cursor);
 			have_cursor = true;
 		}
 		rpc_reply_fini(&r);
 		if (rc || !cur)
 			break;
 	}
+	buf_fini(&cursor);
 	buf_fini(&b);
 	return rc;
 }

@@ -1,4 +1,5 @@
 /* Unit tests for common/keypos: MD5 positions, partitions, hex. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "err.h"
 #include "keypos.h"
 
 /* RFC 1321 appendix A.5 plus two more. */
@@ -132,6 +134,7 @@ test_partitions_even(void **state)
 		uint8_t k[4];
 
 		memcpy(k, &i, sizeof(k));
+		k[0] &= 0x7f; /* an ordinary key, not a placement key */
 		assert_int_equal(keypos_of(k, sizeof(k), &p), 0);
 		count[keypos_partition(&p, 64)]++;
 	}
@@ -154,6 +157,85 @@ test_order_is_memcmp(void **state)
 	assert_true(keypos_partition(&a, 256) < keypos_partition(&b, 256));
 }
 
+/* A placement key: 0xFF, u16 length, the part, the rest; placed by the
+ * header alone. */
+static size_t
+placed(const char *part, const char *rest, uint8_t *out)
+{
+	size_t h = keypos_placed_make(part, strlen(part), out);
+	memcpy(out + h, rest, strlen(rest));
+	return h + strlen(rest);
+}
+
+static void
+test_placed_same_part(void **state)
+{
+	uint8_t k1[64], k2[64], k3[64];
+	struct keypos a, b, c, hdr;
+
+	(void)state;
+	size_t l1 = placed("dir", "alpha", k1);
+	size_t l2 = placed("dir", "beta-longer", k2);
+	size_t l3 = placed("dis", "alpha", k3);
+	assert_int_equal(keypos_placed_hdr(k1, l1), 6);
+	assert_int_equal(keypos_of(k1, l1, &a), 0);
+	assert_int_equal(keypos_of(k2, l2, &b), 0);
+	assert_int_equal(keypos_of(k3, l3, &c), 0);
+	assert_memory_equal(a.b, b.b, KEYPOS_LEN);
+	assert_memory_not_equal(a.b, c.b, KEYPOS_LEN);
+	/* MD5 of the header: the header as a key on its own agrees. */
+	assert_int_equal(keypos_of(k1, 6, &hdr), 0);
+	assert_memory_equal(a.b, hdr.b, KEYPOS_LEN);
+	/* An empty part is a part too. */
+	uint8_t e[8];
+	size_t el = placed("", "x", e);
+	assert_int_equal(el, 4);
+	assert_int_equal(keypos_of(e, el, &a), 0);
+	assert_int_equal(keypos_of(e, 3, &b), 0);
+	assert_memory_equal(a.b, b.b, KEYPOS_LEN);
+}
+
+static void
+test_placed_malformed(void **state)
+{
+	static const uint8_t shorter[] = {0xff, 0x00, 0x05, 'a', 'b'};
+	static const uint8_t one[] = {0xff};
+	static const uint8_t two[] = {0xff, 0x00};
+	static const uint8_t big[] = {0xff, 0xff, 0xff, 'a'};
+	struct keypos p;
+
+	(void)state;
+	assert_int_equal(keypos_of(shorter, sizeof(shorter), &p), -EINVAL);
+	assert_int_equal(keypos_of(one, sizeof(one), &p), -EINVAL);
+	assert_int_equal(keypos_of(two, sizeof(two), &p), -EINVAL);
+	assert_int_equal(keypos_of(big, sizeof(big), &p), -EINVAL);
+	assert_int_equal(keypos_placed_hdr(shorter, sizeof(shorter)), 0);
+	/* A key beginning with another byte is ordinary. */
+	static const uint8_t fe[] = {0xfe, 0x00, 0x05};
+	assert_int_equal(keypos_of(fe, sizeof(fe), &p), 0);
+	assert_int_equal(keypos_placed_hdr(fe, sizeof(fe)), 0);
+}
+
+static void
+test_placed_limits(void **state)
+{
+	static uint8_t k[KEYPOS_PLACED_MAX + 2];
+	struct keypos p;
+
+	(void)state;
+	memset(k, 'x', sizeof(k));
+	assert_int_equal(keypos_placed_make(k, 10, k), 13);
+	assert_int_equal(keypos_of(k, KEYPOS_PLACED_MAX, &p), 0);
+	assert_int_equal(keypos_of(k, KEYPOS_PLACED_MAX + 1, &p), DYN_ETOOBIG);
+	/* The longest part leaves no room for more. */
+	uint8_t part[KEYPOS_PLACED_MAX];
+	memset(part, 'p', sizeof(part));
+	assert_int_equal(keypos_placed_make(part,
+	    KEYPOS_PLACED_MAX - KEYPOS_PLACED_HDR, k), KEYPOS_PLACED_MAX);
+	assert_int_equal(keypos_placed_make(part,
+	    KEYPOS_PLACED_MAX - KEYPOS_PLACED_HDR + 1, k), 0);
+}
+
 int
 main(void)
 {
@@ -165,6 +247,9 @@ main(void)
 	    cmocka_unit_test(test_partition_other_q),
 	    cmocka_unit_test(test_partitions_even),
 	    cmocka_unit_test(test_order_is_memcmp),
+	    cmocka_unit_test(test_placed_same_part),
+	    cmocka_unit_test(test_placed_malformed),
+	    cmocka_unit_test(test_placed_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

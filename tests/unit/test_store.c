@@ -683,12 +683,14 @@ test_no_group_commit(void **state)
 {
 	struct fixture *f = *state;
 	struct store *s = open_store(f, false, 1, 0, 0);
-	struct store_stats st;
+	struct store_stats st0, st;
 
+	/* From after open: it stamps the store's format (one commit). */
+	assert_int_equal(store_stats(s, &st0), 0);
 	run_workers(s);
 	assert_int_equal(store_stats(s, &st), 0);
-	assert_int_equal(st.updates, NTHREADS * NUPDATES);
-	assert_int_equal(st.commits, st.updates);
+	assert_int_equal(st.updates - st0.updates, NTHREADS * NUPDATES);
+	assert_int_equal(st.commits - st0.commits, st.updates - st0.updates);
 }
 
 /* --- asynchronous updates ---------------------------------------------- */
@@ -2879,6 +2881,134 @@ test_open_errors(void **state)
 	                                teardown_leakcheck)
 #define T_MT(fn) cmocka_unit_test_setup_teardown(fn, setup_dir, teardown_dir)
 
+/* --- placement keys ---------------------------------------------------- */
+
+struct part_acc {
+	struct buf keys[64];
+	int n;
+	const uint8_t *hdr;
+	size_t hlen;
+};
+
+/* Collect the keys of one part; stop at the first key past it. */
+static int
+part_cb(const struct keypos *pos, const uint8_t *key, size_t klen,
+        const struct vset *set, void *arg)
+{
+	struct part_acc *a = arg;
+	(void)pos;
+	(void)set;
+	if (klen < a->hlen || memcmp(key, a->hdr, a->hlen) != 0 || a->n == 64)
+		return 1;
+	buf_init(&a->keys[a->n]);
+	buf_put(&a->keys[a->n], key, klen);
+	a->n++;
+	return 0;
+}
+
+static void
+part_acc_fini(struct part_acc *a)
+{
+	for (int i = 0; i < a->n; i++)
+		buf_fini(&a->keys[i]);
+	a->n = 0;
+}
+
+static size_t
+placed_key(const char *part, int i, uint8_t *out)
+{
+	size_t h = keypos_placed_make(part, strlen(part), out);
+	return h + (size_t)sprintf((char *)out + h, "e%03d", i);
+}
+
+/* All keys of one placement part are next to each other, in key order, and
+ * store_scan_from pages through them from any key, in or after it. */
+static void
+test_scan_from_placed(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	uint8_t k[64], hdr[16];
+	size_t hlen = keypos_placed_make("dir", 3, hdr);
+
+	/* Written out of order, with other parts and plain keys between. */
+	for (int i = 39; i >= 0; i--) {
+		size_t kl = placed_key("dir", i, k);
+		assert_int_equal(put(s, k, kl, "v", 1), 0);
+		kl = placed_key("other", i, k);
+		assert_int_equal(put(s, k, kl, "w", 1), 0);
+		char plain[16];
+		snprintf(plain, sizeof(plain), "dir/e%03d", i);
+		assert_int_equal(put_str(s, plain, "p"), 0);
+	}
+	struct part_acc a = {.hdr = hdr, .hlen = hlen};
+	assert_int_equal(store_scan_from(s, hdr, hlen, false, NULL, part_cb,
+	                     &a), 1);
+	assert_int_equal(a.n, 40);
+	for (int i = 0; i < 40; i++) {
+		size_t kl = placed_key("dir", i, k);
+		assert_int_equal(a.keys[i].len, kl);
+		assert_memory_equal(a.keys[i].data, k, kl);
+	}
+	part_acc_fini(&a);
+
+	/* From a stored key: after excludes it, else it comes first. */
+	size_t kl = placed_key("dir", 9, k);
+	assert_int_equal(store_scan_from(s, k, kl, true, NULL, part_cb, &a),
+	                 1);
+	assert_int_equal(a.n, 30);
+	assert_int_equal(a.keys[0].data[hlen + 3], '0' + 0);
+	assert_int_equal(a.keys[0].data[hlen + 2], '1');
+	part_acc_fini(&a);
+	assert_int_equal(store_scan_from(s, k, kl, false, NULL, part_cb, &a),
+	                 1);
+	assert_int_equal(a.n, 31);
+	assert_memory_equal(a.keys[0].data, k, kl);
+	part_acc_fini(&a);
+	/* From a key that is not stored: the next one. */
+	memcpy(k + hlen, "e0095", 5);
+	assert_int_equal(store_scan_from(s, k, hlen + 5, true, NULL, part_cb,
+	                     &a), 1);
+	assert_int_equal(a.n, 30);
+	part_acc_fini(&a);
+	/* Past the last one: nothing of the part. */
+	kl = placed_key("dir", 39, k);
+	int rc = store_scan_from(s, k, kl, true, NULL, part_cb, &a);
+	assert_true(rc == 0 || rc == 1); /* the end, or another key */
+	assert_int_equal(a.n, 0);
+
+	/* A malformed placement key is refused, not scanned. */
+	static const uint8_t bad[] = {0xff, 0x00, 0x09, 'd'};
+	assert_int_equal(store_scan_from(s, bad, sizeof(bad), false, NULL,
+	                     part_cb, &a), -EINVAL);
+	assert_int_equal(put(s, bad, sizeof(bad), "x", 1), -EINVAL);
+	close_store(f);
+}
+
+/* The store records its format and refuses another one. */
+static void
+test_store_format(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f, false, 0, 0, 0);
+	uint8_t v[4];
+	size_t len = 0;
+	assert_int_equal(store_meta_get(s, STORE_FORMAT_META, v, sizeof(v),
+	                     &len), 0);
+	assert_int_equal(len, 4);
+	assert_int_equal(be_get_u32(v), STORE_FORMAT);
+	be_put_u32(v, STORE_FORMAT + 1);
+	assert_int_equal(store_meta_put(s, STORE_FORMAT_META, v, sizeof(v)), 0);
+	close_store(f);
+
+	struct store_opts o;
+	store_opts_default(&o);
+	o.dir = f->dir;
+	o.fsync = false;
+	assert_int_equal(store_open(&o, &f->s), DYN_EPROTO);
+	assert_null(f->s);
+}
+
 int
 main(void)
 {
@@ -2892,6 +3022,8 @@ main(void)
 	    T_LEAK(test_map_full),
 	    T_LEAK(test_scan),
 	    T_LEAK(test_scan_nested),
+	    T_LEAK(test_scan_from_placed),
+	    T_LEAK(test_store_format),
 	    T_LEAK(test_meta),
 	    T_LEAK(test_corrupt_record),
 	    T_LEAK(test_commit_io_error),

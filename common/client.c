@@ -315,6 +315,113 @@ out:
 }
 
 void
+dyn_range_page_fini(struct dyn_range_page *p)
+{
+	for (uint32_t i = 0; p->e && i < p->n; i++) {
+		mem_free(p->e[i].key);
+		vset_fini(&p->e[i].versions);
+	}
+	mem_free(p->e);
+	mem_free(p->next);
+	memset(p, 0, sizeof(*p));
+}
+
+/* An F_RECORDS field (node/reclist.h: u32 count, count * blob of u32 key
+ * length | key | vset) into out's entries. */
+static int
+range_records(const struct wire_field *f, struct dyn_range_page *out)
+{
+	struct rd r;
+	uint32_t cnt;
+	rd_init(&r, f->data, f->len);
+	int rc = rd_u32(&r, &cnt);
+	if (rc)
+		return rc;
+	if (cnt > rd_left(&r) / 12) /* a record is at least 12 bytes */
+		return DYN_EBADMSG;
+	if (cnt && !(out->e = mem_calloc(cnt, sizeof(*out->e))))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < cnt; i++) {
+		const uint8_t *rec, *key;
+		size_t rl;
+		uint32_t klen;
+		struct rd rr;
+		if ((rc = rd_blob(&r, WIRE_MAX_MSG, &rec, &rl)) != 0)
+			return rc;
+		rd_init(&rr, rec, rl);
+		if ((rc = rd_u32(&rr, &klen)) != 0 || klen > KEY_MAX_LEN ||
+		    (rc = rd_bytes(&rr, klen, &key)) != 0)
+			return rc ? rc : DYN_EBADMSG;
+		struct dyn_range_entry *e = &out->e[i];
+		vset_init(&e->versions);
+		out->n = i + 1;
+		if (!(e->key = mem_dup(key, klen ? klen : 1)))
+			return -ENOMEM;
+		e->klen = klen;
+		if ((rc = vset_decode(&rr, WIRE_MAX_VALUE, &e->versions)) != 0)
+			return rc;
+		if (rd_left(&rr) != 0)
+			return DYN_EBADMSG;
+	}
+	return rd_left(&r) == 0 ? 0 : DYN_EBADMSG;
+}
+
+int
+dyn_range(struct dyn_client *c, const void *part, size_t plen,
+    const void *after, size_t alen, uint32_t limit, uint32_t limit_bytes,
+    const struct dyn_req_opts *o, struct dyn_range_page *out)
+{
+	memset(out, 0, sizeof(*out));
+	uint8_t hdr[KEYPOS_PLACED_MAX];
+	size_t hlen = keypos_placed_make(part, plen, hdr);
+	if (hlen == 0)
+		return DYN_ETOOBIG;
+	if (after && alen > KEYPOS_PLACED_MAX)
+		return DYN_ETOOBIG;
+
+	struct buf b;
+	buf_init(&b);
+	begin_req(c, &b, WIRE_RANGE_REQ, 0);
+	wire_put(&b, F_PART_KEY, part, plen);
+	if (after)
+		wire_put(&b, F_START, after, alen);
+	if (limit)
+		wire_put_u32(&b, F_LIMIT, limit);
+	if (limit_bytes)
+		wire_put_u32(&b, F_LIMIT_BYTES, limit_bytes);
+	put_opts(&b, o, 0);
+	struct rpc_reply reply = {0};
+	int rc = wire_seal(&b, &c->keys);
+	/* Routed as any key of the part: by its header's position. */
+	if (rc == 0)
+		rc = (o && (o->flags & WIRE_F_LOCAL))
+		    ? call(c, 0, &b, WIRE_RANGE_RESP, &reply)
+		    : call_key(c, hdr, hlen, &b, WIRE_RANGE_RESP, &reply);
+	buf_fini(&b);
+	if (rc)
+		goto out;
+	const struct wire_field *recs = wire_find(&reply.m, F_RECORDS);
+	const struct wire_field *next = wire_find(&reply.m, F_START);
+	if (!recs) {
+		rc = DYN_EBADMSG;
+		goto out;
+	}
+	if ((rc = range_records(recs, out)) != 0)
+		goto out;
+	if (next) {
+		out->more = true;
+		out->next_len = next->len;
+		if (!(out->next = mem_dup(next->data, next->len ? next->len : 1)))
+			rc = -ENOMEM;
+	}
+out:
+	rpc_reply_fini(&reply);
+	if (rc)
+		dyn_range_page_fini(out);
+	return rc;
+}
+
+void
 dyn_get_result_fini(struct dyn_get_result *r)
 {
 	for (uint32_t i = 0; r->vctx && i < r->versions.n; i++)

@@ -106,6 +106,36 @@ void dyn_bytes_release(struct dyn_bytes *b);
 void dyn_blob_key_of(struct dyn_client *c, uint8_t kind, const void *data,
     size_t len, uint8_t key[33]);
 
+/*
+ * The range read: the keys of one placement part (common/keypos.h: keys
+ * 0xFF | u16 L | part | rest) in key order, a page at a time, with a get's
+ * R-quorum merge and read repair (node/coord.h).  after (alen bytes; NULL:
+ * from the first) is the cursor: the page holds keys after it, at most
+ * limit of them (0: the node's default, 100; at most 1000) and about
+ * limit_bytes of keys and values (0: 1 MiB; at most 4 MiB), live keys
+ * only.  out->more says there may be keys after out->next, the cursor for
+ * the next page; a page may be short, or empty, and still have more.
+ * -EINVAL for a cursor that is not a key of the part, DYN_ETOOBIG for a
+ * part over KEYPOS_PLACED_MAX - 3 bytes or a limit over its maximum.
+ * out (zeroed here) is freed with dyn_range_page_fini whatever the result.
+ */
+struct dyn_range_entry {
+	uint8_t *key; /* the whole key (header, part and rest) */
+	size_t klen;
+	struct vset versions; /* the merged versions, tombstones included */
+};
+struct dyn_range_page {
+	uint32_t n;
+	struct dyn_range_entry *e;
+	bool more;
+	uint8_t *next; /* the cursor of the next page (more) */
+	size_t next_len;
+};
+int dyn_range(struct dyn_client *c, const void *part, size_t plen,
+    const void *after, size_t alen, uint32_t limit, uint32_t limit_bytes,
+    const struct dyn_req_opts *o, struct dyn_range_page *out);
+void dyn_range_page_fini(struct dyn_range_page *p);
+
 /* A put of a tombstone. */
 int dyn_delete(struct dyn_client *c, const void *key, size_t klen,
     const uint8_t *ctx, size_t ctx_len, const struct dyn_req_opts *o);

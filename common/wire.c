@@ -415,6 +415,7 @@ wire_role_may(enum auth_role role, uint8_t type)
 	switch (type) {
 	case WIRE_GET_REQ:
 	case WIRE_PUT_REQ:
+	case WIRE_RANGE_REQ:
 	case WIRE_RING_REQ:
 	case WIRE_PING_REQ:
 	case WIRE_STATUS_REQ:

@@ -81,6 +81,9 @@ enum wire_type {
 	WIRE_PING_REQ,       /* [F_FROM] [F_VALUE]: are you there? (rpc.c's
 	                      * prober), or an echo of F_VALUE */
 	WIRE_PING_RESP,
+	WIRE_RANGE_REQ,  /* F_PART_KEY [F_START] [F_LIMIT] [F_LIMIT_BYTES]
+	                  * [F_R] [F_FLAGS]: the keys of one placement part */
+	WIRE_RANGE_RESP, /* F_STATUS F_RECORDS [F_START: more after it] */
 	WIRE_TYPE_END,
 };
 
@@ -106,7 +109,7 @@ enum wire_tag {
 	F_GOSSIP,     /* a membership view (node/gossip.c) */
 	F_RING,       /* ring encoding (common/ring.h) */
 	F_PART,       /* u32 partition */
-	F_CURSOR,     /* 16-byte key position */
+	F_CURSOR,     /* XFER: position [|| key]: where to go on */
 	F_RECORDS,    /* u32 count, then count * blob(store record) */
 	F_STATUSJSON, /* text: members and ring as JSON */
 	F_FROM,       /* text: the sending node's name (node to node) */
@@ -124,6 +127,10 @@ enum wire_tag {
 	F_AFTER,      /* u64 bytes (and after) */
 	F_DURATION,   /* u64 milliseconds */
 	F_ROOT,       /* 32-byte Merkle root hash (anti-entropy's first ask) */
+	F_PART_KEY,   /* a placement part, <= KEYPOS_PLACED_MAX - 3 bytes */
+	F_START,      /* a key: a range read's cursor (exclusive) */
+	F_LIMIT,      /* u32 keys at most */
+	F_LIMIT_BYTES, /* u32 record bytes at most (past the first) */
 };
 
 /* Header flags. */

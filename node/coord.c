@@ -1,6 +1,7 @@
 #include "coord.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blob.h"
@@ -149,6 +150,26 @@ read_set(struct node *n, const struct replicas *rp, const char **addrs,
 	return k;
 }
 
+/* A read of pos (a get, a range read): whom it asks (read_set: addrs,
+ * *na, and *self when this node reads too) and the answers it needs (*r):
+ * R (want, 0: the cluster's), plus one per new replica during a transfer
+ * (as a put waits for one more ack: coord_put), whatever ring the writer
+ * had. */
+static int
+read_plan(struct node *n, const struct keypos *pos, uint32_t want,
+    struct replicas *rp, const char **addrs, size_t *na, bool *self,
+    uint32_t *r)
+{
+	int rc = gossip_replicas(n->gossip, pos, rp);
+	if (rc)
+		return rc;
+	*r = clamp(want, rp->s.r, rp->read_count) +
+	    (rp->count - rp->read_count);
+	*self = false;
+	*na = read_set(n, rp, addrs, self);
+	return 0;
+}
+
 /*
  * A blob is the same on every replica that has it, so one copy answers:
  * this node's own when it has one, else the first replica that does.  No
@@ -204,16 +225,13 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 		return blob_get(n, rq, out);
 
 	struct replicas rp;
-	int rc = gossip_replicas(n->gossip, &rq->pos, &rp);
+	const char *addrs[REPLICAS_MAX];
+	size_t na;
+	bool self_reads;
+	uint32_t r;
+	int rc = read_plan(n, &rq->pos, rq->r, &rp, addrs, &na, &self_reads, &r);
 	if (rc)
 		return rc;
-	/* During a transfer, one more answer per new replica (as a put waits
-	 * for one more ack: coord_put), whatever ring the writer had. */
-	uint32_t r = clamp(rq->r, rp.s.r, rp.read_count) +
-	    (rp.count - rp.read_count);
-	bool self_reads = false;
-	const char *addrs[REPLICAS_MAX];
-	size_t na = read_set(n, &rp, addrs, &self_reads);
 	struct vset mine;
 	vset_init(&mine);
 	size_t got = 0;
@@ -451,5 +469,321 @@ coord_put(struct node *n, const struct coord_req *rq,
 	}
 out:
 	version_fini(&a.nv);
+	return rc;
+}
+
+/* ---- the range read ------------------------------------------------ */
+
+/* What a record costs a page: its key and values, and some for the
+ * clocks. */
+static size_t
+record_bytes(size_t klen, const struct vset *set)
+{
+	size_t b = klen + 16;
+	for (uint32_t i = 0; i < set->n; i++)
+		b += set->v[i].len + 64;
+	return b;
+}
+
+struct page_scan {
+	const struct coord_range *rq;
+	struct reclist *out;
+	size_t bytes;
+	bool full;
+};
+
+static int
+page_one(const struct keypos *pos, const uint8_t *key, size_t klen,
+    const struct vset *set, void *arg)
+{
+	struct page_scan *ps = arg;
+	const struct coord_range *rq = ps->rq;
+	if (memcmp(pos->b, rq->pos.b, KEYPOS_LEN) != 0 || klen < rq->hlen ||
+	    memcmp(key, rq->hdr, rq->hlen) != 0)
+		return 1; /* past the part */
+	size_t sz = record_bytes(klen, set);
+	if (ps->out->n >= rq->limit ||
+	    (ps->out->n > 0 && ps->bytes + sz > rq->limit_bytes)) {
+		ps->full = true;
+		return 1;
+	}
+	ps->bytes += sz;
+	return reclist_add(ps->out, rq->limit, key, klen, set);
+}
+
+/* This node's page: its records after the cursor (from the header, the
+ * part's first possible key, without one). */
+static int
+local_page(struct node *n, const struct coord_range *rq, struct reclist *out,
+    bool *full)
+{
+	struct page_scan ps = {.rq = rq, .out = out};
+	int rc = rq->start
+	    ? store_scan_from(n->store, rq->start, rq->slen, true, NULL,
+	          page_one, &ps)
+	    : store_scan_from(n->store, rq->hdr, rq->hlen, false, NULL,
+	          page_one, &ps);
+	*full = ps.full;
+	if (rc < 0) {
+		reclist_fini(out);
+		return rc;
+	}
+	return 0;
+}
+
+static int
+key_cmp(const struct buf *a, const struct buf *b)
+{
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = n ? memcmp(a->data, b->data, n) : 0;
+	if (c != 0)
+		return c;
+	return (a->len > b->len) - (a->len < b->len);
+}
+
+/* A replica's page as it came: every key in the part, after the cursor,
+ * ascending, and a full page not empty.  Anything else is not used. */
+static bool
+page_sane(const struct coord_range *rq, const struct reclist *p, bool full)
+{
+	if (full && p->n == 0)
+		return false;
+	struct buf start = {.data = (uint8_t *)rq->start, .len = rq->slen};
+	for (uint32_t i = 0; i < p->n; i++) {
+		const struct buf *k = &p->keys[i];
+		if (k->len < rq->hlen || memcmp(k->data, rq->hdr, rq->hlen) != 0)
+			return false;
+		if (i > 0 ? key_cmp(&p->keys[i - 1], k) >= 0
+		          : rq->start && key_cmp(&start, k) >= 0)
+			return false;
+	}
+	return true;
+}
+
+/* One record of one replica's page, for the merge by key. */
+struct page_ref {
+	const struct buf *key;
+	const struct vset *set;
+	size_t src;
+};
+
+static int
+ref_cmp(const void *a, const void *b)
+{
+	const struct page_ref *x = a, *y = b;
+	int c = key_cmp(x->key, y->key);
+	if (c != 0)
+		return c;
+	return (x->src > y->src) - (x->src < y->src);
+}
+
+/* Send each stale replica what it lacked, one MERGE_REQ each (as
+ * anti-entropy does), in parallel; the count repaired. */
+static size_t
+range_repair(struct node *n, const char *const *addrs,
+    const struct reclist *fix, size_t na)
+{
+	const char *to[REPLICAS_MAX];
+	struct buf b[REPLICAS_MAX];
+	struct rpc_reply rr[REPLICAS_MAX];
+	size_t k = 0;
+	for (size_t i = 0; i < na; i++) {
+		if (fix[i].n == 0)
+			continue;
+		buf_init(&b[k]);
+		node_req_begin(n, &b[k], WIRE_MERGE_REQ);
+		size_t at = wire_begin_field(&b[k], F_RECORDS);
+		reclist_encode(fix[i].keys, fix[i].sets, fix[i].n, &b[k]);
+		wire_end_field(&b[k], at);
+		if (wire_seal(&b[k], &n->cfg.keys) != 0) {
+			buf_fini(&b[k]);
+			continue;
+		}
+		to[k++] = addrs[i];
+	}
+	size_t ok = k > 0 ? rpc_call_each(n->pool, to, k, b, k,
+	                        n->cfg.timeout_ms, rr)
+	                  : 0;
+	for (size_t i = 0; i < k; i++) {
+		rpc_reply_fini(&rr[i]);
+		buf_fini(&b[i]);
+	}
+	return ok;
+}
+
+/* Merge the pages (the ones answered: ok[i]) by key up to bound (NULL: all
+ * of them) into out, live keys only; what each answering page lacked goes
+ * to fix[i]. */
+static int
+range_merge(const struct reclist *pages, const bool *ok, size_t np,
+    const struct buf *bound, struct reclist *out, struct reclist *fix)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < np; i++)
+		total += ok[i] ? pages[i].n : 0;
+	if (total == 0)
+		return 0;
+	struct page_ref *refs = mem_calloc(total, sizeof(*refs));
+	if (!refs)
+		return -ENOMEM;
+	size_t nr = 0;
+	for (size_t i = 0; i < np; i++)
+		for (uint32_t j = 0; ok[i] && j < pages[i].n; j++)
+			refs[nr++] = (struct page_ref){&pages[i].keys[j],
+			    &pages[i].sets[j], i};
+	qsort(refs, nr, sizeof(*refs), ref_cmp);
+	struct vset merged, none;
+	vset_init(&merged);
+	vset_init(&none);
+	int rc = 0;
+	for (size_t g = 0; g < nr && rc == 0;) {
+		const struct buf *key = refs[g].key;
+		if (bound && key_cmp(key, bound) > 0)
+			break;
+		size_t e = g;
+		while (e < nr && key_cmp(refs[e].key, key) == 0)
+			e++;
+		if ((rc = vset_copy(&merged, refs[g].set)) != 0)
+			break;
+		for (size_t i = g + 1; i < e && rc == 0; i++)
+			rc = vset_merge(&merged, refs[i].set) < 0 ? -ENOMEM : 0;
+		/* Who showed less than the merge (or nothing) gets it. */
+		size_t at = g;
+		for (size_t s = 0; s < np && rc == 0; s++) {
+			if (!ok[s])
+				continue;
+			const struct vset *theirs = &none;
+			if (at < e && refs[at].src == s)
+				theirs = refs[at++].set;
+			if (!vset_contains(theirs, &merged))
+				rc = reclist_add(&fix[s], (uint32_t)total,
+				    key->data, key->len, &merged);
+		}
+		if (rc == 0 && vset_live(&merged) > 0)
+			rc = reclist_add(out, (uint32_t)total, key->data,
+			    key->len, &merged);
+		g = e;
+	}
+	vset_fini(&merged);
+	mem_free(refs);
+	return rc;
+}
+
+/* The RANGE_REQ of a replica's page. */
+static int
+range_request(struct node *n, const struct coord_range *rq, struct buf *b)
+{
+	node_req_begin(n, b, WIRE_RANGE_REQ);
+	wire_put(b, F_PART_KEY, rq->hdr + KEYPOS_PLACED_HDR,
+	    rq->hlen - KEYPOS_PLACED_HDR);
+	if (rq->start)
+		wire_put(b, F_START, rq->start, rq->slen);
+	wire_put_u32(b, F_LIMIT, rq->limit);
+	wire_put_u32(b, F_LIMIT_BYTES, rq->limit_bytes);
+	wire_put_u32(b, F_FLAGS, WIRE_F_LOCAL);
+	return wire_seal(b, &n->cfg.keys);
+}
+
+int
+coord_range(struct node *n, const struct coord_range *rq,
+    struct reclist *out, bool *more, struct buf *next)
+{
+	reclist_fini(out);
+	buf_reset(next);
+	*more = false;
+	if (rq->flags & WIRE_F_LOCAL) {
+		int rc = local_page(n, rq, out, more);
+		if (rc == 0 && *more)
+			buf_put(next, out->keys[out->n - 1].data,
+			    out->keys[out->n - 1].len);
+		return rc ? rc : buf_err(next);
+	}
+
+	struct replicas rp;
+	const char *addrs[REPLICAS_MAX];
+	size_t na;
+	bool self_reads;
+	uint32_t r;
+	int rc = read_plan(n, &rq->pos, rq->r, &rp, addrs, &na, &self_reads, &r);
+	if (rc)
+		return rc;
+	/* pages[0..na): the replicas asked; pages[na]: this node's. */
+	struct reclist pages[REPLICAS_MAX + 1], fix[REPLICAS_MAX + 1];
+	bool ok[REPLICAS_MAX + 1] = {false}, full[REPLICAS_MAX + 1] = {false};
+	for (size_t i = 0; i <= na; i++) {
+		reclist_init(&pages[i]);
+		reclist_init(&fix[i]);
+	}
+	size_t got = 0;
+	if (self_reads) {
+		if ((rc = local_page(n, rq, &pages[na], &full[na])) != 0)
+			goto out;
+		ok[na] = true;
+		got = 1;
+	}
+	struct buf b;
+	buf_init(&b);
+	struct rpc_reply rr[REPLICAS_MAX];
+	size_t need = r > got ? r - got : 0;
+	if (na > 0) {
+		if ((rc = range_request(n, rq, &b)) != 0) {
+			buf_fini(&b);
+			goto out;
+		}
+		rpc_call_many(n->pool, addrs, na, &b, need, n->cfg.timeout_ms,
+		    READ_GRACE_MS, rr);
+	}
+	for (size_t i = 0; i < na; i++) {
+		const struct wire_field *f =
+		    rr[i].rc ? NULL : wire_find(&rr[i].m, F_RECORDS);
+		full[i] = f && wire_find(&rr[i].m, F_START) != NULL;
+		if (f && reclist_decode(f->data, f->len, n->cfg.max_value,
+		             &pages[i]) == 0 &&
+		    page_sane(rq, &pages[i], full[i])) {
+			ok[i] = true;
+			got++;
+		} else if (f) {
+			LOG_WARN("range read: a malformed page from %s", addrs[i]);
+			reclist_fini(&pages[i]);
+		}
+		rpc_reply_fini(&rr[i]);
+	}
+	buf_fini(&b);
+	if (got < r) {
+		metrics_count(&n->metrics, METRICS_QUORUM_FAIL_GET, 1);
+		rc = DYN_EQUORUM;
+		goto out;
+	}
+
+	/* The answer ends where the first full page ends. */
+	const struct buf *bound = NULL;
+	for (size_t i = 0; i <= na; i++)
+		if (ok[i] && full[i]) {
+			const struct buf *last = &pages[i].keys[pages[i].n - 1];
+			if (!bound || key_cmp(last, bound) < 0)
+				bound = last;
+		}
+	if ((rc = range_merge(pages, ok, na + 1, bound, out, fix)) != 0)
+		goto out;
+	if (bound) {
+		*more = true;
+		buf_put(next, bound->data, bound->len);
+		if ((rc = buf_err(next)) != 0)
+			goto out;
+	}
+	size_t repaired = range_repair(n, addrs, fix, na);
+	for (uint32_t i = 0; i < fix[na].n; i++)
+		repaired += replica_merge(n, fix[na].keys[i].data,
+		    fix[na].keys[i].len, &fix[na].sets[i]) == 0;
+	if (repaired > 0)
+		LOG_DEBUG("range read: repaired %zu", repaired);
+	metrics_count(&n->metrics, METRICS_READ_REPAIRS, repaired);
+out:
+	for (size_t i = 0; i <= na; i++) {
+		reclist_fini(&pages[i]);
+		reclist_fini(&fix[i]);
+	}
+	if (rc)
+		reclist_fini(out);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * coord — the coordinator: get and put of one key across its replicas.
+ * coord — the coordinator: get and put of one key across its replicas,
+ * and the range read of one placement part (below).
  *
  * A put is coordinated by a replica of the key (node.c forwards it there
  * otherwise): the coordinator makes the new version in its own store first
@@ -14,10 +15,13 @@
 #ifndef DYN_COORD_H
 #define DYN_COORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "keypos.h"
+#include "reclist.h"
 #include "vclock.h"
 #include "vset.h"
 
@@ -41,5 +45,43 @@ int coord_get(struct node *n, const struct coord_req *rq, struct vset *out);
 int coord_put(struct node *n, const struct coord_req *rq,
     const struct vclock *ctx, const void *value, size_t len,
     struct vclock *newctx);
+
+/*
+ * The range read: the keys of one placement part (common/keypos.h) in key
+ * order, a page at a time.  The coordinator asks the replicas it would ask
+ * for a get of the part's position for a page each (replica-local:
+ * coord_range_local), waits for R, and merges them key by key as a get
+ * merges one key.  A replica whose page was full (it had more) knows
+ * nothing past its page's last key, so the answer ends at the smallest
+ * such last key (the bound): every key up to it is one all answering
+ * replicas have shown, or would have.  Replicas that answered with less
+ * than the merge of a key get it (read repair, as a get).  Tombstone-only
+ * keys are left out of the answer but are merged and repaired like the
+ * rest, and count in a replica's page, so a page may show fewer keys than
+ * the limit (none, even) and still have more after it.
+ */
+#define COORD_RANGE_LIMIT     100       /* keys per page by default */
+#define COORD_RANGE_MAX       1000      /* and at most */
+#define COORD_RANGE_BYTES     (1u << 20) /* record bytes by default */
+#define COORD_RANGE_MAX_BYTES (4u << 20) /* and at most */
+
+struct coord_range {
+	const uint8_t *hdr; /* the part's placement header (3 + L bytes) */
+	size_t hlen;
+	struct keypos pos;  /* its position */
+	const uint8_t *start; /* the cursor: keys after it (NULL: all) */
+	size_t slen;
+	uint32_t limit, limit_bytes; /* 1..COORD_RANGE_MAX, ..._MAX_BYTES */
+	uint32_t r;     /* 0: cluster default */
+	uint32_t flags; /* WIRE_F_LOCAL: this node's store only */
+};
+
+/* One page of the range: out (initialised, replaced) gets the records;
+ * *more is true when there may be keys after the last one the answer
+ * covers, whose key goes to next (reset; the cursor of the next page).
+ * A local page (WIRE_F_LOCAL) has every record, tombstones too, and is
+ * full (*more) when it stopped at a limit. */
+int coord_range(struct node *n, const struct coord_range *rq,
+    struct reclist *out, bool *more, struct buf *next);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * dynamoctl — the command-line client: get, put and delete one key, show a
- * node's status, and make a cluster key.  It talks to the cluster only
- * through the client library (common/client.h), like any other front end.
+ * dynamoctl — the command-line client: get, put and delete one key, list
+ * the keys of a placement part, show a node's status, and make a cluster
+ * key.  It talks to the cluster only through the client library
+ * (common/client.h), like any other front end.
  *
  *   argv --getopt_long--> struct ctl --> cmd_*() --> dyn_get/put/...
  *                                           |
@@ -34,6 +35,7 @@
 #include "cred.h"
 #include "err.h"
 #include "health.h"
+#include "keypos.h"
 #include "mem.h"
 #include "mono.h"
 #include "ring.h"
@@ -114,6 +116,7 @@ static const char usage_text[] =
     "  get KEY [--json] [--r N] [--local]\n"
     "  put KEY [FILE|-] [--context CTX] [--w N]\n"
     "  delete KEY [--context CTX] [--w N]\n"
+    "  list PART [--r N] [--local]\n"
     "  status [--json] [--wait[=DURATION]]\n"
     "  ring [--json]\n"
     "  leave [--no-wait | --wait=DURATION]\n"
@@ -144,6 +147,17 @@ static const char help_text[] =
     "               the versions that context saw; without, dynamoctl first\n"
     "               reads KEY and deletes every version the read returned\n"
     "               (exit 2 when there was no live version to delete).\n"
+    "  list PART    Print every key of placement part PART, the rest of\n"
+    "               each key after the part, one a line, in key order\n"
+    "               (keys 0xFF | u16 length | PART | rest share PART's\n"
+    "               ring position: common/keypos.h), read a page at a\n"
+    "               time with the read quorum and read repair of a get;\n"
+    "               deleted keys are not shown.  --local: only the\n"
+    "               answering node's own replica.\n"
+    ;
+
+/* Apart from help_text: C17 promises string literals of 4095 bytes. */
+static const char help_admin_text[] =
     "  status       The cluster as the first --node that answers sees it:\n"
     "               a row per member (state, reachable, partitions owned,\n"
     "               keys, data size, hints held for it, anti-entropy\n"
@@ -231,8 +245,8 @@ static const char help_opts_text[] =
     "                         delivered); leave, remove: wait at most\n"
     "                         DURATION (\"90s\", \"10m\"; default: no bound)\n"
     "      --no-wait          leave, remove: return once asked\n"
-    "      --r N              get: read quorum (default: the cluster's R)\n"
-    "      --local            get: read only the answering node's own\n"
+    "      --r N              get, list: read quorum (default: the cluster's R)\n"
+    "      --local            get, list: read only the answering node's own\n"
     "                         replica, without a quorum\n"
     "  -c, --context CTX      put, delete: base64 context from get --json\n"
     "      --w N              put, delete: write quorum (default: the\n"
@@ -352,6 +366,54 @@ print_get_json(const char *key, size_t klen, const struct dyn_get_result *res)
 	json_b64(f, res->ctx, res->ctx_len, &err);
 	fputs("}\n", f);
 	return err;
+}
+
+/* Page through the part until the end; each key's rest on a line. */
+static int
+cmd_list(struct ctl *ctl, struct dyn_client *c)
+{
+	struct dyn_req_opts ro = {
+	    .r = ctl->r,
+	    .flags = ctl->local ? WIRE_F_LOCAL : 0,
+	};
+	const char *part;
+	size_t plen;
+	key_arg(ctl, &part, &plen);
+	uint8_t *cursor = NULL;
+	size_t clen = 0;
+	int ex = EXIT_OK;
+	for (;;) {
+		struct dyn_range_page pg;
+		int rv = dyn_range(c, part, plen, cursor, clen, 0, 0, &ro, &pg);
+		mem_free(cursor);
+		cursor = NULL;
+		if (rv != 0) {
+			fail("list", rv);
+			dyn_range_page_fini(&pg);
+			ex = EXIT_ERR;
+			break;
+		}
+		size_t hlen = KEYPOS_PLACED_HDR + plen;
+		for (uint32_t i = 0; i < pg.n && ex == EXIT_OK; i++) {
+			const struct dyn_range_entry *e = &pg.e[i];
+			size_t n = e->klen - hlen;
+			if ((n > 0 && fwrite(e->key + hlen, 1, n, stdout) != n) ||
+			    putchar('\n') == EOF)
+				ex = flush_stdout();
+		}
+		/* The next page from where this one ended. */
+		cursor = pg.next;
+		clen = pg.next_len;
+		bool more = pg.more;
+		pg.next = NULL;
+		dyn_range_page_fini(&pg);
+		if (!more || ex != EXIT_OK)
+			break;
+	}
+	mem_free(cursor);
+	if (ex == EXIT_OK)
+		ex = flush_stdout();
+	return ex;
 }
 
 static int
@@ -1003,6 +1065,7 @@ static const struct cmd cmds[] = {
     {"get", 1, 1, CO_JSON | CO_R | CO_LOCAL, true, cmd_get},
     {"put", 1, 2, CO_CONTEXT | CO_W, true, cmd_put},
     {"delete", 1, 1, CO_CONTEXT | CO_W, true, cmd_delete},
+    {"list", 1, 1, CO_R | CO_LOCAL, true, cmd_list},
     {"status", 0, 0, CO_JSON | CO_WAIT, true, cmd_status},
     {"ring", 0, 0, CO_JSON, true, cmd_ring},
     {"leave", 0, 0, CO_WAIT | CO_NO_WAIT, true, cmd_leave},
@@ -1223,6 +1286,7 @@ main(int argc, char **argv)
 	if (rv == 1) {
 		fputs(usage_text, stdout);
 		fputs(help_text, stdout);
+		fputs(help_admin_text, stdout);
 		fputs(help_ca_text, stdout);
 		fputs(help_opts_text, stdout);
 		ex = flush_stdout();

@@ -283,6 +283,78 @@ handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
 	return rc;
 }
 
+/* An optional u32 field: def when absent, else 1..max (DYN_ETOOBIG over
+ * it, -EINVAL for 0 or a field of the wrong size). */
+static int
+req_limit(const struct wire_msg *m, uint16_t tag, uint32_t def, uint32_t max,
+    uint32_t *out)
+{
+	int rc = wire_get_u32(m, tag, out);
+	if (rc == -ENOENT) {
+		*out = def;
+		return 0;
+	}
+	if (rc != 0 || *out == 0)
+		return -EINVAL;
+	return *out > max ? DYN_ETOOBIG : 0;
+}
+
+/* RANGE_REQ: a page of the keys of one placement part (coord_range). */
+static int
+handle_range(struct node *n, const struct wire_msg *m, struct buf *out)
+{
+	const struct wire_field *part = wire_find(m, F_PART_KEY);
+	if (!part)
+		return DYN_EBADMSG;
+	uint8_t hdr[KEYPOS_PLACED_MAX];
+	struct coord_range rq = {.hdr = hdr};
+	if ((rq.hlen = keypos_placed_make(part->data, part->len, hdr)) == 0)
+		return DYN_ETOOBIG;
+	int rc = keypos_of(hdr, rq.hlen, &rq.pos);
+	if (rc)
+		return rc;
+	const struct wire_field *start = wire_find(m, F_START);
+	if (start) {
+		/* A key of the part (it need not exist). */
+		if (start->len > KEYPOS_PLACED_MAX)
+			return DYN_ETOOBIG;
+		if (start->len < rq.hlen || memcmp(start->data, hdr, rq.hlen))
+			return -EINVAL;
+		rq.start = start->data;
+		rq.slen = start->len;
+	}
+	if ((rc = req_limit(m, F_LIMIT, COORD_RANGE_LIMIT, COORD_RANGE_MAX,
+	         &rq.limit)) != 0 ||
+	    (rc = req_limit(m, F_LIMIT_BYTES, COORD_RANGE_BYTES,
+	         COORD_RANGE_MAX_BYTES, &rq.limit_bytes)) != 0)
+		return rc;
+	wire_get_u32(m, F_FLAGS, &rq.flags);
+	wire_get_u32(m, F_R, &rq.r);
+	struct coord_req fw = {.pos = rq.pos, .flags = rq.flags};
+	if ((rc = maybe_forward(n, m, &fw, out)) != 1)
+		return rc;
+
+	struct reclist page;
+	reclist_init(&page);
+	struct buf next;
+	buf_init(&next);
+	bool more = false;
+	rc = coord_range(n, &rq, &page, &more, &next);
+	if (rc == 0) {
+		wire_begin(out, WIRE_RANGE_RESP, 0, m->reqid);
+		wire_put_u32(out, F_STATUS, 0);
+		size_t at = wire_begin_field(out, F_RECORDS);
+		reclist_encode(page.keys, page.sets, page.n, out);
+		wire_end_field(out, at);
+		if (more)
+			wire_put(out, F_START, next.data, next.len);
+		rc = buf_err(out);
+	}
+	buf_fini(&next);
+	reclist_fini(&page);
+	return rc;
+}
+
 /* The union of every context the put carries, each verified. */
 static int
 put_context(struct node *n, const struct wire_msg *m,
@@ -615,6 +687,8 @@ dispatch(struct node *n, const struct wire_msg *m, struct buf *out)
 		return handle_get(n, m, out);
 	case WIRE_PUT_REQ:
 		return handle_put(n, m, out);
+	case WIRE_RANGE_REQ:
+		return handle_range(n, m, out);
 	case WIRE_STATUS_REQ:
 		return handle_status(n, m, out);
 	case WIRE_GOSSIP_REQ:

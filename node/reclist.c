@@ -32,6 +32,40 @@ reclist_fini(struct reclist *l)
 	reclist_init(l);
 }
 
+int
+reclist_add(struct reclist *l, uint32_t cap, const void *key, size_t klen,
+    const struct vset *set)
+{
+	if (l->n >= cap)
+		return -ENOSPC;
+	if (!l->keys) {
+		l->keys = mem_calloc(cap, sizeof(*l->keys));
+		l->sets = mem_calloc(cap, sizeof(*l->sets));
+		if (!l->keys || !l->sets) {
+			mem_free(l->keys);
+			mem_free(l->sets);
+			l->keys = NULL;
+			l->sets = NULL;
+			return -ENOMEM;
+		}
+	}
+	struct buf *k = &l->keys[l->n];
+	struct vset *v = &l->sets[l->n];
+	buf_init(k);
+	vset_init(v);
+	buf_put(k, key, klen);
+	int rc = buf_err(k);
+	if (rc == 0)
+		rc = vset_copy(v, set);
+	if (rc != 0) {
+		buf_fini(k);
+		vset_fini(v);
+		return rc;
+	}
+	l->n++;
+	return 0;
+}
+
 void
 reclist_encode(const struct buf *keys, const struct vset *sets, uint32_t n,
     struct buf *out)

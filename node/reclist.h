@@ -1,6 +1,6 @@
 /*
  * reclist — lists of records as an F_RECORDS field carries them (xfer's
- * partition batches, anti-entropy's leaves and purges):
+ * partition batches, anti-entropy's leaves and purges, range reads):
  *   u32 count | count * blob record (store_record_encode)
  * This module owns the encoding and its checks; what is done with the
  * records (merge, delete) is the caller's.
@@ -23,6 +23,13 @@ struct reclist {
 void reclist_init(struct reclist *l);
 /* Free the keys and sets; l becomes empty.  NULL is fine. */
 void reclist_fini(struct reclist *l);
+
+/* Append a copy of (key, set) to l, which holds at most cap records (its
+ * arrays are allocated for cap at the first add, so cap must not change).
+ * -ENOSPC when l already holds cap, -ENOMEM (l unchanged).  key and set
+ * are only read. */
+int reclist_add(struct reclist *l, uint32_t cap, const void *key,
+    size_t klen, const struct vset *set);
 
 /* Append the list of the n records (keys[i], sets[i]) to out (errors are
  * sticky in out).  Only reads keys and sets. */

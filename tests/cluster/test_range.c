@@ -6,7 +6,8 @@
  * node as coordinator (order, completeness, deleted keys gone); listed
  * with one replica killed; a replica whose data is wiped gets every key
  * back by the read repair of a list; dynamoctl list pages through a part;
- * malformed requests get errors.
+ * malformed requests get errors; a fourth node pulls parts bigger than a
+ * transfer batch whole.
  */
 #include <errno.h>
 #include <signal.h>
@@ -271,6 +272,46 @@ main(void)
 	CHECK(have == live_count(NKEYS));
 	/* And it coordinates a complete list of its own. */
 	check_list(one[2], "dirA", NKEYS, 100, NULL);
+
+	/* A transfer of parts bigger than one transfer batch (1 MiB): many
+	 * keys at one position, so a pull must resume inside a position.
+	 * Every replica of each part under the new ring has all of it, read
+	 * alone (before any list could repair it). */
+	static char val[4096];
+	memset(val, 'v', sizeof(val));
+	static const char *const big_parts[] = {"big0", "big1", "big2"};
+	for (int p = 0; p < 3; p++)
+		for (int i = 0; i < 300; i++)
+			CHECK_RC(dyn_put(cl, k, pkey(big_parts[p], i, k), NULL, 0,
+			             val, sizeof(val), NULL, NULL, NULL),
+			    0);
+	harness_start_joined(&h, 3, 0, extra);
+	harness_wait_ring(&h, 4, 60000);
+	struct dyn_client *c4 = harness_client(&h, 5000, 0, 1, 2, 3, -1);
+	struct dyn_get_result gr;
+	CHECK_RC(dyn_get(c4, "ring", 4, NULL, &gr), -ENOENT); /* its ring */
+	dyn_get_result_fini(&gr);
+	int on_new = 0;
+	for (int p = 0; p < 3; p++) {
+		char addrs[16][128];
+		size_t na = 0;
+		uint8_t hdr[16];
+		size_t hlen = keypos_placed_make(big_parts[p], 4, hdr);
+		CHECK_RC(dyn_preflist(c4, hdr, hlen, addrs, 16, &na), 0);
+		CHECK(na >= 3);
+		for (size_t j = 0; j < 3; j++) {
+			int i = 0;
+			while (i < 4 && strcmp(h.nodes[i].addr, addrs[j]) != 0)
+				i++;
+			CHECK(i < 4);
+			on_new += i == 3;
+			struct dyn_client *d = harness_client_direct(&h, i);
+			CHECK(local_live(d, big_parts[p]) == 300);
+			dyn_client_free(d);
+		}
+	}
+	printf("range: %d of 3 big parts moved to the new node\n", on_new);
+	dyn_client_free(c4);
 
 	for (int i = 0; i < 3; i++)
 		dyn_client_free(one[i]);

@@ -178,6 +178,7 @@ main(void)
 			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
 			key[b] = (uint8_t)x;
 		}
+		key[0] &= 0x7f; /* an ordinary key (0xFF: a placement key) */
 		struct keypos pos;
 		CHECK_RC(keypos_of(key, sizeof(key), &pos), 0);
 		uint32_t idx[8], n = 0;

@@ -97,6 +97,27 @@ wire_seeds(const char *dir, struct buf *b)
 	if ((rc = wire_seal(b, fuzz_keys())) ||
 	    (rc = write_seed(dir, "wire", n++, b)))
 		return rc;
+
+	/* A range read from a cursor, and a page of it. */
+	static const uint8_t cur[] = {0xff, 0x00, 0x03, 'd', 'i', 'r', 'e'};
+	wire_begin(b, WIRE_RANGE_REQ, 0, 6);
+	wire_put(b, F_PART_KEY, "dir", 3);
+	wire_put(b, F_START, cur, sizeof(cur));
+	wire_put_u32(b, F_LIMIT, 100);
+	wire_put_u32(b, F_LIMIT_BYTES, 1u << 20);
+	wire_put_u32(b, F_FLAGS, WIRE_F_LOCAL);
+	if ((rc = wire_seal(b, fuzz_keys())) ||
+	    (rc = write_seed(dir, "wire", n++, b)))
+		return rc;
+	wire_begin(b, WIRE_RANGE_RESP, 0, 6);
+	wire_put_u32(b, F_STATUS, 0);
+	size_t at = wire_begin_field(b, F_RECORDS);
+	reclist_encode(NULL, NULL, 0, b);
+	wire_end_field(b, at);
+	wire_put(b, F_START, cur, sizeof(cur));
+	if ((rc = wire_seal(b, fuzz_keys())) ||
+	    (rc = write_seed(dir, "wire", n++, b)))
+		return rc;
 	return 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include "err.h"
 #include "fuzz.h"
+#include "keypos.h"
 #include "wire.h"
 
 static void
@@ -63,8 +64,20 @@ decode(const uint8_t *buf, size_t len)
 		return;
 	}
 	check_msg(&m, buf, len);
-	for (uint16_t tag = 0; tag <= F_STATS + 1; tag++)
+	for (uint16_t tag = 0; tag <= F_LIMIT_BYTES + 1; tag++)
 		get_all(&m, tag);
+	/* Keys and cursors place (placement keys) or are refused cleanly. */
+	for (uint32_t i = 0; i < m.nfields; i++) {
+		const struct wire_field *f = &m.f[i];
+		struct keypos pos;
+		if (f->tag != F_KEY && f->tag != F_START)
+			continue;
+		int rc = keypos_of(f->data, f->len, &pos);
+		FUZZ_REQUIRE(rc == 0 || rc == -EINVAL || rc == DYN_ETOOBIG);
+		size_t hdr = keypos_placed_hdr(f->data, f->len);
+		FUZZ_REQUIRE(hdr <= f->len);
+		FUZZ_REQUIRE(hdr == 0 || f->data[0] == KEYPOS_PLACED);
+	}
 	for (uint32_t i = 0; i < m.nfields; i++)
 		get_all(&m, m.f[i].tag);
 }

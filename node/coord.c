@@ -1,7 +1,6 @@
 #include "coord.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "blob.h"
@@ -11,6 +10,7 @@
 #include "mem.h"
 #include "node_i.h"
 #include "quorum.h"
+#include "rangeread.h"
 #include "replica.h"
 #include "rpc.h"
 #include "wire.h"
@@ -531,52 +531,6 @@ local_page(struct node *n, const struct coord_range *rq, struct reclist *out,
 	return 0;
 }
 
-static int
-key_cmp(const struct buf *a, const struct buf *b)
-{
-	size_t n = a->len < b->len ? a->len : b->len;
-	int c = n ? memcmp(a->data, b->data, n) : 0;
-	if (c != 0)
-		return c;
-	return (a->len > b->len) - (a->len < b->len);
-}
-
-/* A replica's page as it came: every key in the part, after the cursor,
- * ascending, and a full page not empty.  Anything else is not used. */
-static bool
-page_sane(const struct coord_range *rq, const struct reclist *p, bool full)
-{
-	if (full && p->n == 0)
-		return false;
-	struct buf start = {.data = (uint8_t *)rq->start, .len = rq->slen};
-	for (uint32_t i = 0; i < p->n; i++) {
-		const struct buf *k = &p->keys[i];
-		if (k->len < rq->hlen || memcmp(k->data, rq->hdr, rq->hlen) != 0)
-			return false;
-		if (i > 0 ? key_cmp(&p->keys[i - 1], k) >= 0
-		          : rq->start && key_cmp(&start, k) >= 0)
-			return false;
-	}
-	return true;
-}
-
-/* One record of one replica's page, for the merge by key. */
-struct page_ref {
-	const struct buf *key;
-	const struct vset *set;
-	size_t src;
-};
-
-static int
-ref_cmp(const void *a, const void *b)
-{
-	const struct page_ref *x = a, *y = b;
-	int c = key_cmp(x->key, y->key);
-	if (c != 0)
-		return c;
-	return (x->src > y->src) - (x->src < y->src);
-}
-
 /* Send each stale replica what it lacked, one MERGE_REQ each (as
  * anti-entropy does), in parallel; the count repaired. */
 static size_t
@@ -609,64 +563,6 @@ range_repair(struct node *n, const char *const *addrs,
 		buf_fini(&b[i]);
 	}
 	return ok;
-}
-
-/* Merge the pages (the ones answered: ok[i]) by key up to bound (NULL: all
- * of them) into out, live keys only; what each answering page lacked goes
- * to fix[i]. */
-static int
-range_merge(const struct reclist *pages, const bool *ok, size_t np,
-    const struct buf *bound, struct reclist *out, struct reclist *fix)
-{
-	size_t total = 0;
-	for (size_t i = 0; i < np; i++)
-		total += ok[i] ? pages[i].n : 0;
-	if (total == 0)
-		return 0;
-	struct page_ref *refs = mem_calloc(total, sizeof(*refs));
-	if (!refs)
-		return -ENOMEM;
-	size_t nr = 0;
-	for (size_t i = 0; i < np; i++)
-		for (uint32_t j = 0; ok[i] && j < pages[i].n; j++)
-			refs[nr++] = (struct page_ref){&pages[i].keys[j],
-			    &pages[i].sets[j], i};
-	qsort(refs, nr, sizeof(*refs), ref_cmp);
-	struct vset merged, none;
-	vset_init(&merged);
-	vset_init(&none);
-	int rc = 0;
-	for (size_t g = 0; g < nr && rc == 0;) {
-		const struct buf *key = refs[g].key;
-		if (bound && key_cmp(key, bound) > 0)
-			break;
-		size_t e = g;
-		while (e < nr && key_cmp(refs[e].key, key) == 0)
-			e++;
-		if ((rc = vset_copy(&merged, refs[g].set)) != 0)
-			break;
-		for (size_t i = g + 1; i < e && rc == 0; i++)
-			rc = vset_merge(&merged, refs[i].set) < 0 ? -ENOMEM : 0;
-		/* Who showed less than the merge (or nothing) gets it. */
-		size_t at = g;
-		for (size_t s = 0; s < np && rc == 0; s++) {
-			if (!ok[s])
-				continue;
-			const struct vset *theirs = &none;
-			if (at < e && refs[at].src == s)
-				theirs = refs[at++].set;
-			if (!vset_contains(theirs, &merged))
-				rc = reclist_add(&fix[s], (uint32_t)total,
-				    key->data, key->len, &merged);
-		}
-		if (rc == 0 && vset_live(&merged) > 0)
-			rc = reclist_add(out, (uint32_t)total, key->data,
-			    key->len, &merged);
-		g = e;
-	}
-	vset_fini(&merged);
-	mem_free(refs);
-	return rc;
 }
 
 /* The RANGE_REQ of a replica's page. */
@@ -739,7 +635,8 @@ coord_range(struct node *n, const struct coord_range *rq,
 		full[i] = f && wire_find(&rr[i].m, F_START) != NULL;
 		if (f && reclist_decode(f->data, f->len, n->cfg.max_value,
 		             &pages[i]) == 0 &&
-		    page_sane(rq, &pages[i], full[i])) {
+		    rangeread_page_sane(rq->hdr, rq->hlen, rq->start, rq->slen,
+		        &pages[i], full[i])) {
 			ok[i] = true;
 			got++;
 		} else if (f) {
@@ -755,15 +652,8 @@ coord_range(struct node *n, const struct coord_range *rq,
 		goto out;
 	}
 
-	/* The answer ends where the first full page ends. */
-	const struct buf *bound = NULL;
-	for (size_t i = 0; i <= na; i++)
-		if (ok[i] && full[i]) {
-			const struct buf *last = &pages[i].keys[pages[i].n - 1];
-			if (!bound || key_cmp(last, bound) < 0)
-				bound = last;
-		}
-	if ((rc = range_merge(pages, ok, na + 1, bound, out, fix)) != 0)
+	const struct buf *bound = rangeread_bound(pages, ok, full, na + 1);
+	if ((rc = rangeread_merge(pages, ok, na + 1, bound, out, fix)) != 0)
 		goto out;
 	if (bound) {
 		*more = true;

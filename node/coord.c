@@ -661,12 +661,14 @@ coord_range(struct node *n, const struct coord_range *rq,
 		if ((rc = buf_err(next)) != 0)
 			goto out;
 	}
+	/* Counted by replica repaired, as a get counts (one key each). */
 	size_t repaired = range_repair(n, addrs, fix, na);
-	for (uint32_t i = 0; i < fix[na].n; i++)
-		repaired += replica_merge(n, fix[na].keys[i].data,
-		    fix[na].keys[i].len, &fix[na].sets[i]) == 0;
+	uint32_t mine = 0;
+	if (fix[na].n > 0 && replica_apply_list(n, &fix[na], store_apply_merge,
+	                         &mine, NULL) == 0)
+		repaired++;
 	if (repaired > 0)
-		LOG_DEBUG("range read: repaired %zu", repaired);
+		LOG_DEBUG("range read: repaired %zu replicas", repaired);
 	metrics_count(&n->metrics, METRICS_READ_REPAIRS, repaired);
 out:
 	for (size_t i = 0; i <= na; i++) {

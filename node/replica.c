@@ -43,29 +43,37 @@ replica_apply_records(struct node *n, const struct wire_field *f,
 	struct reclist l;
 	reclist_init(&l);
 	int rc = reclist_decode(f->data, f->len, n->cfg.max_value, &l);
-	if (rc)
-		return rc;
-	struct store_update *ups = mem_calloc(l.n ? l.n : 1, sizeof(*ups));
+	if (rc == 0)
+		rc = replica_apply_list(n, &l, fn, count, changed);
+	reclist_fini(&l);
+	return rc;
+}
+
+int
+replica_apply_list(struct node *n, const struct reclist *l,
+    store_apply_fn fn, uint32_t *count, uint32_t *changed)
+{
+	int rc = 0;
+	struct store_update *ups = mem_calloc(l->n ? l->n : 1, sizeof(*ups));
 	uint32_t done = 0;
 	if (!ups)
 		rc = -ENOMEM;
-	for (uint32_t i = 0; rc == 0 && i < l.n; i++)
-		ups[i] = (struct store_update){l.keys[i].data, l.keys[i].len,
-		    fn, &l.sets[i], 0};
-	if (rc == 0 && (rc = store_update_many(n->store, ups, l.n)) == 0)
-		for (uint32_t i = 0; i < l.n && rc == 0; i++) {
+	for (uint32_t i = 0; rc == 0 && i < l->n; i++)
+		ups[i] = (struct store_update){l->keys[i].data, l->keys[i].len,
+		    fn, &l->sets[i], 0};
+	if (rc == 0 && (rc = store_update_many(n->store, ups, l->n)) == 0)
+		for (uint32_t i = 0; i < l->n && rc == 0; i++) {
 			if (ups[i].rc == 0)
 				done++;
 			else if (ups[i].rc < 0)
 				rc = ups[i].rc;
 		}
 	if (rc == 0) {
-		*count += l.n;
+		*count += l->n;
 		if (changed)
 			*changed += done;
 	}
 	mem_free(ups);
-	reclist_fini(&l);
 	return rc;
 }
 

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "reclist.h"
 #include "store.h"
 #include "vset.h"
 #include "wire.h"
@@ -49,6 +50,9 @@ int replica_merge_records(struct node *n, const struct wire_field *f,
  * negative result of fn is the error returned.  f is only read; DYN_EBADMSG
  * when it does not decode (nothing applied). */
 int replica_apply_records(struct node *n, const struct wire_field *f,
+    store_apply_fn fn, uint32_t *count, uint32_t *changed);
+/* The same for a decoded list (only read): one store_update_many. */
+int replica_apply_list(struct node *n, const struct reclist *l,
     store_apply_fn fn, uint32_t *count, uint32_t *changed);
 
 /* The one version of a blob (common/blob.h) holding value[0..len); v

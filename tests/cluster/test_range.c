@@ -154,6 +154,42 @@ live_count(int n)
 	return c;
 }
 
+/* Wipe node w and restart it, then list through node c at R=3 until w
+ * holds every live key again (read repair alone). */
+static void
+refill(int w, int c, struct dyn_client **one)
+{
+	CHECK_RC(harness_stop(&h, w, SIGTERM), 0);
+	harness_wipe(&h, w);
+	harness_start_joined(&h, w, w == 0 ? 1 : 0, extra);
+	harness_wait_ring(&h, 3, 30000);
+	dyn_client_free(one[w]);
+	one[w] = harness_client_direct(&h, w);
+	CHECK(local_live(one[w], "dirA") == 0);
+	struct dyn_req_opts r3 = {.r = 3};
+	struct dyn_range_page pg;
+	long long deadline = harness_now_ms() + 20000;
+	int have = 0;
+	while ((have = local_live(one[w], "dirA")) < live_count(NKEYS) &&
+	    harness_now_ms() < deadline) {
+		/* R=3 needs the coordinator to see the others healthy. */
+		int rc = dyn_range(one[c], "dirA", 4, NULL, 0, 1, 0, &r3, &pg);
+		dyn_range_page_fini(&pg);
+		if (rc == 0)
+			check_list(one[c], "dirA", NKEYS, 64, &r3);
+		else
+			CHECK_RC(rc, DYN_EQUORUM);
+		harness_pause_ms(50);
+	}
+	if (have != live_count(NKEYS)) {
+		fprintf(stderr, "n%d: repaired %d of %d\n", w, have,
+		    live_count(NKEYS));
+		harness_dump_logs(&h);
+	}
+	CHECK(have == live_count(NKEYS));
+	check_list(one[w], "dirA", NKEYS, 100, NULL);
+}
+
 int
 main(void)
 {
@@ -243,35 +279,10 @@ main(void)
 	harness_wait_ring(&h, 3, 30000);
 
 	/* A replica that lost everything: a list at R=3 repairs it (no
-	 * hints for it, anti-entropy off: only the read repair can). */
-	CHECK_RC(harness_stop(&h, 2, SIGTERM), 0);
-	harness_wipe(&h, 2);
-	harness_start_joined(&h, 2, 0, extra);
-	harness_wait_ring(&h, 3, 30000);
-	dyn_client_free(one[2]);
-	one[2] = harness_client_direct(&h, 2);
-	CHECK(local_live(one[2], "dirA") == 0);
-	struct dyn_req_opts r3 = {.r = 3};
-	long long deadline = harness_now_ms() + 20000;
-	int have = 0;
-	while ((have = local_live(one[2], "dirA")) < live_count(NKEYS) &&
-	    harness_now_ms() < deadline) {
-		/* R=3 needs n0 to see the restarted n2 healthy first. */
-		int rc = dyn_range(one[0], "dirA", 4, NULL, 0, 1, 0, &r3, &pg);
-		dyn_range_page_fini(&pg);
-		if (rc == 0)
-			check_list(one[0], "dirA", NKEYS, 64, &r3);
-		else
-			CHECK_RC(rc, DYN_EQUORUM);
-		harness_pause_ms(50);
-	}
-	if (have != live_count(NKEYS)) {
-		fprintf(stderr, "repaired %d of %d\n", have, live_count(NKEYS));
-		harness_dump_logs(&h);
-	}
-	CHECK(have == live_count(NKEYS));
-	/* And it coordinates a complete list of its own. */
-	check_list(one[2], "dirA", NKEYS, 100, NULL);
+	 * hints for it, anti-entropy off: only the read repair can), when
+	 * it coordinates the list (its own page) and when another does. */
+	refill(2, 2, one);
+	refill(1, 0, one);
 
 	/* A transfer of parts bigger than one transfer batch (1 MiB): many
 	 * keys at one position, so a pull must resume inside a position.

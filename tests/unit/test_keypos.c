@@ -224,7 +224,9 @@ test_placed_limits(void **state)
 
 	(void)state;
 	memset(k, 'x', sizeof(k));
-	assert_int_equal(keypos_placed_make(k, 10, k), 13);
+	uint8_t ten[10];
+	memset(ten, 't', sizeof(ten));
+	assert_int_equal(keypos_placed_make(ten, sizeof(ten), k), 13);
 	assert_int_equal(keypos_of(k, KEYPOS_PLACED_MAX, &p), 0);
 	assert_int_equal(keypos_of(k, KEYPOS_PLACED_MAX + 1, &p), DYN_ETOOBIG);
 	/* The longest part leaves no room for more. */

@@ -63,6 +63,7 @@ enum {
 	CO_ROLE = 1u << 7,
 	CO_HOST = 1u << 8,
 	CO_OUT = 1u << 9,
+	CO_PART = 1u << 10,
 };
 
 /* Long-only options get codes above any char. */
@@ -75,6 +76,7 @@ enum {
 	OPT_CRED,
 	OPT_ROLE,
 	OPT_HOST,
+	OPT_PART,
 };
 
 struct ctl {
@@ -93,6 +95,8 @@ struct ctl {
 	uint32_t r;
 	uint32_t w;
 	const char *context; /* base64, as printed by get --json */
+	const char *part;    /* --part: KEY is the rest of a placement key */
+	uint8_t key[KEYPOS_PLACED_MAX]; /* that key */
 	uint64_t wait_ms;    /* --wait=DURATION; 0: no bound */
 	char **args;         /* command and its operands, into argv */
 	int nargs;
@@ -113,9 +117,9 @@ static const char usage_text[] =
     "                 COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  get KEY [--json] [--r N] [--local]\n"
-    "  put KEY [FILE|-] [--context CTX] [--w N]\n"
-    "  delete KEY [--context CTX] [--w N]\n"
+    "  get KEY [--json] [--r N] [--local] [--part PART]\n"
+    "  put KEY [FILE|-] [--context CTX] [--w N] [--part PART]\n"
+    "  delete KEY [--context CTX] [--w N] [--part PART]\n"
     "  list PART [--r N] [--local]\n"
     "  status [--json] [--wait[=DURATION]]\n"
     "  ring [--json]\n"
@@ -248,6 +252,8 @@ static const char help_opts_text[] =
     "      --r N              get, list: read quorum (default: the cluster's R)\n"
     "      --local            get, list: read only the answering node's own\n"
     "                         replica, without a quorum\n"
+    "      --part PART        get, put, delete: KEY is the rest of a key of\n"
+    "                         placement part PART (list PART shows it)\n"
     "  -c, --context CTX      put, delete: base64 context from get --json\n"
     "      --w N              put, delete: write quorum (default: the\n"
     "                         cluster's W)\n"
@@ -301,11 +307,28 @@ flush_stdout(void)
 	return EXIT_OK;
 }
 
-static void
-key_arg(const struct ctl *ctl, const char **key, size_t *klen)
+/* KEY, or with --part the placement key 0xFF | length | PART | KEY
+ * (common/keypos.h), built in ctl->key.  -1 (said on stderr) when that
+ * is too long for a placement key. */
+static int
+key_arg(struct ctl *ctl, const char **key, size_t *klen)
 {
 	*key = ctl->args[1];
 	*klen = strlen(*key);
+	if (!ctl->part)
+		return 0;
+	size_t plen = strlen(ctl->part);
+	size_t h = plen + KEYPOS_PLACED_HDR <= KEYPOS_PLACED_MAX
+	    ? keypos_placed_make(ctl->part, plen, ctl->key)
+	    : 0;
+	if (h == 0 || *klen > KEYPOS_PLACED_MAX - h) {
+		fail("--part", DYN_ETOOBIG);
+		return -1;
+	}
+	memcpy(ctl->key + h, *key, *klen);
+	*key = (const char *)ctl->key;
+	*klen += h;
+	return 0;
 }
 
 static void
@@ -378,7 +401,8 @@ cmd_list(struct ctl *ctl, struct dyn_client *c)
 	};
 	const char *part;
 	size_t plen;
-	key_arg(ctl, &part, &plen);
+	part = ctl->args[1];
+	plen = strlen(part);
 	uint8_t *cursor = NULL;
 	size_t clen = 0;
 	int ex = EXIT_OK;
@@ -429,7 +453,8 @@ cmd_get(struct ctl *ctl, struct dyn_client *c)
 	int ex = EXIT_ERR;
 
 	memset(&res, 0, sizeof(res));
-	key_arg(ctl, &key, &klen);
+	if (key_arg(ctl, &key, &klen) != 0)
+		goto out;
 	int rv = dyn_get(c, key, klen, &ro, &res);
 	if (rv != 0 && rv != -ENOENT) {
 		fail("get", rv);
@@ -500,8 +525,8 @@ cmd_put(struct ctl *ctl, struct dyn_client *c)
 	size_t klen;
 	int ex = EXIT_ERR;
 
-	key_arg(ctl, &key, &klen);
-	if (context_arg(ctl, &ctx, &ctx_len) != 0)
+	if (key_arg(ctl, &key, &klen) != 0 ||
+	    context_arg(ctl, &ctx, &ctx_len) != 0)
 		goto out;
 	int rv = cli_read_file(path, WIRE_MAX_VALUE, &val, &len);
 	if (rv != 0) {
@@ -536,7 +561,8 @@ cmd_delete(struct ctl *ctl, struct dyn_client *c)
 	int rv;
 
 	memset(&res, 0, sizeof(res));
-	key_arg(ctl, &key, &klen);
+	if (key_arg(ctl, &key, &klen) != 0)
+		goto out;
 	if (ctl->context != NULL) {
 		if (context_arg(ctl, &ctx, &ctx_len) != 0)
 			goto out;
@@ -1062,9 +1088,9 @@ cmd_fault(struct ctl *ctl, struct dyn_client *c)
 }
 
 static const struct cmd cmds[] = {
-    {"get", 1, 1, CO_JSON | CO_R | CO_LOCAL, true, cmd_get},
-    {"put", 1, 2, CO_CONTEXT | CO_W, true, cmd_put},
-    {"delete", 1, 1, CO_CONTEXT | CO_W, true, cmd_delete},
+    {"get", 1, 1, CO_JSON | CO_R | CO_LOCAL | CO_PART, true, cmd_get},
+    {"put", 1, 2, CO_CONTEXT | CO_W | CO_PART, true, cmd_put},
+    {"delete", 1, 1, CO_CONTEXT | CO_W | CO_PART, true, cmd_delete},
     {"list", 1, 1, CO_R | CO_LOCAL, true, cmd_list},
     {"status", 0, 0, CO_JSON | CO_WAIT, true, cmd_status},
     {"ring", 0, 0, CO_JSON, true, cmd_ring},
@@ -1098,6 +1124,8 @@ opt_name(unsigned co)
 		return "--host";
 	case CO_OUT:
 		return "--output";
+	case CO_PART:
+		return "--part";
 	default:
 		return "--w";
 	}
@@ -1136,6 +1164,7 @@ parse_args(int argc, char **argv, struct ctl *ctl)
 	    {"r", required_argument, NULL, OPT_R},
 	    {"w", required_argument, NULL, OPT_W},
 	    {"local", no_argument, NULL, OPT_LOCAL},
+	    {"part", required_argument, NULL, OPT_PART},
 	    {"wait", optional_argument, NULL, OPT_WAIT},
 	    {"no-wait", no_argument, NULL, OPT_NO_WAIT},
 	    {"help", no_argument, NULL, 'h'},
@@ -1206,6 +1235,10 @@ parse_args(int argc, char **argv, struct ctl *ctl)
 		case OPT_LOCAL:
 			ctl->local = true;
 			ctl->given |= CO_LOCAL;
+			break;
+		case OPT_PART:
+			ctl->part = optarg;
+			ctl->given |= CO_PART;
 			break;
 		case OPT_WAIT:
 			if (optarg && (cli_parse_duration_ms(optarg, 1000,

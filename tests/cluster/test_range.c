@@ -5,7 +5,8 @@
  * part and plain keys beside them, listed through many pages from each
  * node as coordinator (order, completeness, deleted keys gone); listed
  * with one replica killed; a replica whose data is wiped gets every key
- * back by the read repair of a list; dynamoctl list pages through a part;
+ * back by the read repair of a list; dynamoctl list pages through a part
+ * (and get, put and delete --part reach its keys);
  * malformed requests get errors; a fourth node pulls parts bigger than a
  * transfer batch whole.
  */
@@ -270,6 +271,26 @@ main(void)
 		lines += *p == '\n';
 	CHECK(lines == live_count(40));
 	CHECK(strncmp(out, "e00000\ne00001\ne00002\ne00004\n", 28) == 0);
+	/* Its keys through get, put and delete --part. */
+	char vfile[600];
+	snprintf(vfile, sizeof(vfile), "%s/value", h.tmp);
+	FILE *vf = fopen(vfile, "w");
+	CHECK(vf && fputs("by ctl", vf) >= 0 && fclose(vf) == 0);
+	const char *const put_args[] = {"put", "--part", "dirB", "e00003x",
+	    vfile, NULL};
+	CHECK_RC(harness_ctl(&h, 1, out, sizeof(out), put_args), 0);
+	const char *const get_args[] = {"get", "--part", "dirB", "e00003x",
+	    NULL};
+	CHECK_RC(harness_ctl(&h, 2, out, sizeof(out), get_args), 0);
+	CHECK(strcmp(out, "by ctl") == 0);
+	CHECK_RC(harness_ctl(&h, 0, out, sizeof(out), args), 0);
+	CHECK(strstr(out, "\ne00002\ne00003x\ne00004\n") != NULL);
+	const char *const del_args[] = {"delete", "--part", "dirB", "e00003x",
+	    NULL};
+	CHECK_RC(harness_ctl(&h, 0, out, sizeof(out), del_args), 0);
+	CHECK_RC(harness_ctl(&h, 0, out, sizeof(out), args), 0);
+	CHECK(strstr(out, "e00003x") == NULL);
+	CHECK_RC(harness_ctl(&h, 0, out, sizeof(out), get_args), 2);
 
 	/* One replica killed: R=2 of N=3 still lists every acked key. */
 	harness_stop(&h, 1, SIGKILL);

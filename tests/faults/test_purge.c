@@ -177,6 +177,18 @@ main(void)
 	 * reaches all three, leaves a tombstone on each. */
 	harness_put(d0, late, "v1");
 	harness_delete_seen(d1, late);
+	/* The delete's W=2 acks may come before the third replica has the
+	 * tombstone: wait until each has it, then see that they keep it. */
+	t0 = harness_now_ms();
+	for (;;) {
+		int have = 0;
+		for (int n = 0; n < 3; n++)
+			have += local_versions(n, late) >= 1;
+		if (have == 3)
+			break;
+		CHECK(harness_now_ms() - t0 < 10000);
+		harness_pause_ms(20);
+	}
 	t0 = harness_now_ms();
 	while (harness_now_ms() - t0 < 4000) {
 		for (int n = 0; n < 3; n++)

@@ -80,6 +80,14 @@ struct rpc_pool {
 	nng_tls_config *tls; /* NULL: plain tcp */
 	atomic_size_t max_request; /* requests over it are not sent (0: any) */
 	atomic_ullong probe_reqid;
+	/* rpc_call_async's graces: the groups waiting out theirs, oldest
+	 * first (all graces are alike, so also soonest first), and the one
+	 * thread that ends them (started with the first). */
+	pthread_mutex_t grace_lock;
+	pthread_cond_t grace_cv;
+	struct rpc_group *grace_head, *grace_tail;
+	bool grace_thread, grace_stop;
+	pthread_t grace_tid;
 };
 
 struct closer {
@@ -154,6 +162,8 @@ rpc_pool_new(const struct auth_keys *keys, struct rpc_pool **out)
 	p->keys = *keys;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle, NULL);
+	pthread_mutex_init(&p->grace_lock, NULL);
+	mono_cond_init(&p->grace_cv);
 	*out = p;
 	return 0;
 }
@@ -171,6 +181,14 @@ rpc_pool_free(struct rpc_pool *p)
 		pthread_cond_wait(&p->idle, &p->lock);
 	p->closed = true; /* no probe starts again */
 	pthread_mutex_unlock(&p->lock);
+	/* Every async group is gone, so its grace list is empty. */
+	pthread_mutex_lock(&p->grace_lock);
+	p->grace_stop = true;
+	pthread_cond_signal(&p->grace_cv);
+	bool joined = p->grace_thread;
+	pthread_mutex_unlock(&p->grace_lock);
+	if (joined)
+		pthread_join(p->grace_tid, NULL);
 	for (size_t i = 0; i < p->n; i++) {
 		nng_aio_stop(p->peers[i]->probe_sleep);
 		nng_aio_stop(p->peers[i]->probe_aio);
@@ -196,6 +214,8 @@ rpc_pool_free(struct rpc_pool *p)
 		nng_tls_config_free(p->tls);
 	pthread_cond_destroy(&p->idle);
 	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->grace_cv);
+	pthread_mutex_destroy(&p->grace_lock);
 	mem_free(p);
 }
 
@@ -623,6 +643,20 @@ struct rpc_group {
 	bool detached;
 	bool skip_suspects; /* stop waiting for calls to suspect peers */
 	struct timespec deadline; /* of every call, from the start */
+	/* rpc_call_async: nobody waits; enough gets the results. */
+	rpc_done_fn enough;
+	void *done_arg;
+	size_t need;
+	int grace_ms;
+	uint64_t grace_end;   /* mono ms */
+	bool grace_started;   /* it was put on the pool's grace list */
+	bool grace_listed;    /* it is on it now (p->grace_lock) */
+	bool grace_over;
+	struct rpc_group *grace_next, *grace_prev;
+	bool starting;  /* calls still being started: no callback yet */
+	bool fired;     /* enough was called */
+	struct rpc_reply *out;  /* every call's result, the group's */
+	struct rpc_reply *snap; /* what enough was given */
 	size_t n;
 	struct call calls[];
 };
@@ -633,13 +667,46 @@ group_unref_locked(struct rpc_group *g, bool *free_it)
 	*free_it = --g->refs == 0;
 }
 
+/* A call or group nobody waited for is done (rpc_pool_free waits for
+ * them all). */
+static void
+pool_undetach(struct rpc_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (--p->detached == 0)
+		pthread_cond_broadcast(&p->idle);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void
 group_free(struct rpc_group *g)
 {
+	struct rpc_pool *p = g->pool;
+	bool async = g->enough != NULL;
 	pthread_mutex_unlock(&g->lock);
 	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->lock);
+	if (g->out)
+		for (size_t i = 0; i < g->n; i++)
+			rpc_reply_fini(&g->out[i]);
+	mem_free(g->out);
+	mem_free(g->snap);
 	mem_free(g);
+	if (async) { /* its calls are done, and so are its callbacks */
+		pool_undetach(p);
+	}
+}
+
+/* Drop one of g's refs (g->lock held, released here): the last frees g. */
+static void
+group_release(struct rpc_group *g)
+{
+	bool free_it;
+	group_unref_locked(g, &free_it);
+	if (free_it)
+		group_free(g);
+	else
+		pthread_mutex_unlock(&g->lock);
 }
 
 static void
@@ -684,6 +751,142 @@ rpc_pool_cancel(struct rpc_pool *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+static void async_run(struct rpc_group *g);
+
+/* The grace thread: ends each listed group's grace when it is over. */
+static void *
+grace_main(void *arg)
+{
+	struct rpc_pool *p = arg;
+	pthread_mutex_lock(&p->grace_lock);
+	while (!p->grace_stop) {
+		struct rpc_group *g = p->grace_head;
+		if (!g) {
+			pthread_cond_wait(&p->grace_cv, &p->grace_lock);
+			continue;
+		}
+		uint64_t now = mono_ms();
+		if (g->grace_end > now) {
+			struct timespec dl;
+			mono_deadline(&dl, (int64_t)(g->grace_end - now));
+			pthread_cond_timedwait(&p->grace_cv, &p->grace_lock, &dl);
+			continue;
+		}
+		p->grace_head = g->grace_next;
+		if (p->grace_head)
+			p->grace_head->grace_prev = NULL;
+		else
+			p->grace_tail = NULL;
+		g->grace_listed = false;
+		pthread_mutex_unlock(&p->grace_lock);
+		pthread_mutex_lock(&g->lock);
+		g->grace_over = true;
+		async_run(g); /* takes the list's ref */
+		pthread_mutex_lock(&p->grace_lock);
+	}
+	pthread_mutex_unlock(&p->grace_lock);
+	return NULL;
+}
+
+/* Put g on its pool's grace list (g->lock held); it holds a ref there
+ * until the grace thread takes it off, or grace_unlist. */
+static void
+grace_list(struct rpc_group *g)
+{
+	struct rpc_pool *p = g->pool;
+	g->grace_started = true;
+	g->grace_end = mono_ms() + (uint64_t)g->grace_ms;
+	pthread_mutex_lock(&p->grace_lock);
+	if (!p->grace_thread && !p->grace_stop &&
+	    pthread_create(&p->grace_tid, NULL, grace_main, p) == 0)
+		p->grace_thread = true;
+	if (!p->grace_thread) { /* no thread: no grace */
+		pthread_mutex_unlock(&p->grace_lock);
+		g->grace_over = true;
+		return;
+	}
+	g->refs++;
+	g->grace_listed = true;
+	g->grace_next = NULL;
+	g->grace_prev = p->grace_tail;
+	if (p->grace_tail)
+		p->grace_tail->grace_next = g;
+	else
+		p->grace_head = g;
+	p->grace_tail = g;
+	if (p->grace_head == g)
+		pthread_cond_signal(&p->grace_cv);
+	pthread_mutex_unlock(&p->grace_lock);
+}
+
+/* Every call is done before the grace is over: off the list (g->lock
+ * held; the list's ref is dropped, never the last: the caller has one). */
+static void
+grace_unlist(struct rpc_group *g)
+{
+	struct rpc_pool *p = g->pool;
+	pthread_mutex_lock(&p->grace_lock);
+	if (g->grace_listed) {
+		if (g->grace_prev)
+			g->grace_prev->grace_next = g->grace_next;
+		else
+			p->grace_head = g->grace_next;
+		if (g->grace_next)
+			g->grace_next->grace_prev = g->grace_prev;
+		else
+			p->grace_tail = g->grace_prev;
+		g->grace_listed = false;
+		g->refs--;
+	}
+	pthread_mutex_unlock(&p->grace_lock);
+}
+
+/*
+ * Call enough if it is due (g->lock held, and one of g's refs: both
+ * released here): once need calls succeeded and the others finished or
+ * the grace is over, or once every call finished; never while the calls
+ * are being started.
+ */
+static void
+async_run(struct rpc_group *g)
+{
+	if (g->grace_listed && g->pending == 0)
+		grace_unlist(g);
+	bool enough = g->ok >= g->need, fire = false;
+	if (!g->starting && !g->fired) {
+		fire = g->pending == 0 ||
+		    (enough && (g->grace_ms <= 0 || g->grace_over));
+		if (!fire && enough && !g->grace_started)
+			grace_list(g);
+	}
+	if (fire) {
+		g->fired = true;
+		/* A copy: calls that end meanwhile write to out. */
+		for (size_t i = 0; i < g->n; i++)
+			g->snap[i] = g->calls[i].done
+			                 ? g->out[i]
+			                 : (struct rpc_reply){.rc = DYN_ETIMEDOUT};
+		size_t ok = g->ok;
+		pthread_mutex_unlock(&g->lock);
+		g->enough(g->done_arg, g->snap, g->n, ok);
+		pthread_mutex_lock(&g->lock);
+	}
+	group_release(g);
+}
+
+/* A call of an rpc_call_async group ended (g->lock held, released here):
+ * its result goes to out, and the call cleans up after itself, as a
+ * detached one does. */
+static void
+async_done(struct rpc_group *g, struct call *c, struct rpc_reply *r)
+{
+	g->out[c - g->calls] = *r;
+	if (c->ctx_open)
+		nng_ctx_close(c->ctx);
+	nng_aio_reap(c->aio);
+	async_run(g);
+}
+
 static void
 call_done(struct call *c, int rc, nng_msg *msg)
 {
@@ -708,6 +911,10 @@ call_done(struct call *c, int rc, nng_msg *msg)
 	g->pending--;
 	if (r.rc == 0)
 		g->ok++;
+	if (g->enough) {
+		async_done(g, c, &r);
+		return;
+	}
 	if (!g->detached) {
 		c->res = r;
 		pthread_cond_broadcast(&g->cv);
@@ -721,16 +928,8 @@ call_done(struct call *c, int rc, nng_msg *msg)
 		nng_ctx_close(c->ctx);
 	nng_aio_reap(c->aio);
 	struct rpc_pool *p = g->pool;
-	pthread_mutex_lock(&p->lock);
-	if (--p->detached == 0)
-		pthread_cond_broadcast(&p->idle);
-	pthread_mutex_unlock(&p->lock);
-	bool free_it;
-	group_unref_locked(g, &free_it);
-	if (free_it)
-		group_free(g);
-	else
-		pthread_mutex_unlock(&g->lock);
+	pool_undetach(p);
+	group_release(g);
 }
 
 static void
@@ -859,10 +1058,8 @@ rpc_call_each(struct rpc_pool *p, const char *const *addrs, size_t n,
 	    out);
 }
 
-/* reqs[i * step] is the request for addrs[i]. */
 static struct rpc_group *
-group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
-    const struct buf *reqs, size_t step, int timeout_ms, bool skip)
+group_new(struct rpc_pool *p, size_t n)
 {
 	struct rpc_group *g = mem_calloc(1, sizeof(*g) + n * sizeof(g->calls[0]));
 	if (!g)
@@ -873,6 +1070,17 @@ group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
 	g->keys = p->keys;
 	g->refs = 1;
 	g->n = n;
+	return g;
+}
+
+/* reqs[i * step] is the request for addrs[i]. */
+static struct rpc_group *
+group_start(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *reqs, size_t step, int timeout_ms, bool skip)
+{
+	struct rpc_group *g = group_new(p, n);
+	if (!g)
+		return NULL;
 	g->skip_suspects = skip;
 	for (size_t i = 0; i < n; i++) {
 		g->calls[i].g = g;
@@ -975,12 +1183,7 @@ group_finish(struct rpc_group *g, size_t need, int grace_ms,
 	for (size_t i = 0; i < n; i++)
 		if (g->calls[i].aio_done)
 			g->refs--; /* those are ours to account for */
-	bool free_it;
-	group_unref_locked(g, &free_it);
-	if (free_it)
-		group_free(g);
-	else
-		pthread_mutex_unlock(&g->lock);
+	group_release(g);
 	return ok;
 }
 
@@ -1028,4 +1231,45 @@ rpc_call_or_skip(struct rpc_pool *p, const char *addr, const struct buf *req,
 {
 	call_group(p, &addr, 1, req, 0, 1, timeout_ms, 0, true, out);
 	return out->rc;
+}
+
+int
+rpc_call_async(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *reqs, size_t step, size_t need, int timeout_ms,
+    int grace_ms, rpc_done_fn enough, void *arg)
+{
+	struct rpc_group *g = group_new(p, n);
+	struct rpc_reply *out = mem_calloc(n ? n : 1, sizeof(*out));
+	struct rpc_reply *snap = mem_calloc(n ? n : 1, sizeof(*snap));
+	if (!g || !out || !snap) {
+		mem_free(g);
+		mem_free(out);
+		mem_free(snap);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->detached++; /* nobody waits for it: rpc_pool_free does */
+	pthread_mutex_unlock(&p->lock);
+	g->out = out;
+	g->snap = snap;
+	g->enough = enough;
+	g->done_arg = arg;
+	g->need = need;
+	g->grace_ms = grace_ms;
+	/* No callback until every call is out: they may free what the
+	 * starts read (addrs, reqs). */
+	g->starting = true;
+	for (size_t i = 0; i < n; i++) {
+		struct call *c = &g->calls[i];
+		c->g = g;
+		if (!call_start(p, g, c, addrs[i], &reqs[i * step], timeout_ms)) {
+			pthread_mutex_lock(&g->lock);
+			out[i] = c->res; /* why it never went out */
+			pthread_mutex_unlock(&g->lock);
+		}
+	}
+	pthread_mutex_lock(&g->lock);
+	g->starting = false;
+	async_run(g); /* drops the starter's ref */
+	return 0;
 }

@@ -92,6 +92,25 @@ struct rpc_group *rpc_start_each(struct rpc_pool *p,
     int timeout_ms);
 size_t rpc_finish(struct rpc_group *g, size_t need, struct rpc_reply *out);
 
+/*
+ * The same calls without a wait, for a caller that must not block (nng's
+ * callbacks): reqs[i * step] goes to addrs[i] (step 0: reqs[0] to all),
+ * and enough(arg, out, n, ok) is called once: when need calls succeeded
+ * and the others finished too or grace_ms passed (0: no grace), or when
+ * every call finished (at timeout_ms at the latest).  out[i] is call i's
+ * result as rpc_call_each gives it (DYN_ETIMEDOUT: still out, and left
+ * running); enough only reads the replies, which stay the group's.  It
+ * runs in one of nng's threads (or the grace's), or before rpc_call_async
+ * returns when no call could be started or need is 0; never before every
+ * call is out, so it may free addrs and reqs.  -ENOMEM: nothing was sent,
+ * and enough is never called.  rpc_pool_free waits for every such group.
+ */
+typedef void (*rpc_done_fn)(void *arg, struct rpc_reply *out, size_t n,
+    size_t ok);
+int rpc_call_async(struct rpc_pool *p, const char *const *addrs, size_t n,
+    const struct buf *reqs, size_t step, size_t need, int timeout_ms,
+    int grace_ms, rpc_done_fn enough, void *arg);
+
 void rpc_reply_fini(struct rpc_reply *r);
 
 /*

@@ -216,6 +216,196 @@ blob_get(struct node *n, const struct coord_req *rq, struct vset *out)
 	return 0;
 }
 
+/* A get under way: whom it asks and what it has so far. */
+struct get_plan {
+	struct replicas rp;
+	uint32_t r;      /* answers needed, this node's included */
+	bool self_reads; /* this node is one of the replicas read */
+	const char *addrs[REPLICAS_MAX]; /* the others asked (into rp) */
+	size_t na;
+	size_t need;     /* of them */
+	struct vset mine; /* this node's copy */
+	struct buf b;    /* the request to the others */
+};
+
+static void
+get_plan_fini(struct get_plan *gp)
+{
+	vset_fini(&gp->mine);
+	buf_fini(&gp->b);
+}
+
+/* Whom to ask, this node's own copy, the request for the others. */
+static int
+get_begin(struct node *n, const struct coord_req *rq, struct get_plan *gp)
+{
+	vset_init(&gp->mine);
+	buf_init(&gp->b);
+	int rc = read_plan(n, &rq->pos, rq->r, &gp->rp, gp->addrs, &gp->na,
+	    &gp->self_reads, &gp->r);
+	if (rc)
+		return rc;
+	size_t got = 0;
+	if (gp->self_reads) {
+		if ((rc = local_get(n, rq, &gp->mine)) != 0)
+			return rc;
+		got = 1;
+	}
+	gp->need = gp->r > got ? gp->r - got : 0;
+	if (gp->na == 0) /* a one-node cluster asks nobody */
+		return 0;
+	node_req_begin(n, &gp->b, WIRE_GET_REQ);
+	wire_put(&gp->b, F_KEY, rq->key, rq->klen);
+	wire_put_u32(&gp->b, F_FLAGS, WIRE_F_LOCAL);
+	return wire_seal(&gp->b, &n->cfg.keys);
+}
+
+/* Read repair without a wait: the merge queued to the local store and
+ * sent to the stale replicas; nobody waits for either.  The local one
+ * outlives the get (and its request, which held the key): a copy of
+ * both. */
+struct repair {
+	struct vset set;
+	uint8_t key[];
+};
+
+static void
+repair_local_done(void *arg, int rc)
+{
+	(void)rc;
+	struct repair *rp = arg;
+	vset_fini(&rp->set);
+	mem_free(rp);
+}
+
+static void
+repair_sent(void *arg, struct rpc_reply *out, size_t n, size_t ok)
+{
+	(void)arg;
+	(void)out;
+	(void)n;
+	(void)ok;
+}
+
+static size_t
+repair_start(struct node *n, const struct coord_req *rq, bool self,
+    const char *const *stale, size_t ns, const struct vset *set)
+{
+	size_t started = 0;
+	if (self) {
+		struct repair *rp = mem_calloc(1, sizeof(*rp) + rq->klen);
+		int rc = rp ? vset_copy(&rp->set, set) : -ENOMEM;
+		if (rc == 0) {
+			memcpy(rp->key, rq->key, rq->klen);
+			rc = store_update_async(n->store, rp->key, rq->klen,
+			    store_apply_merge, &rp->set, repair_local_done, rp);
+		}
+		if (rc == 0)
+			started++;
+		else if (rp)
+			repair_local_done(rp, rc);
+	}
+	if (ns > 0) {
+		struct buf b;
+		buf_init(&b);
+		if (replica_request(n, &b, rq->key, rq->klen, set, NULL) == 0 &&
+		    rpc_call_async(n->pool, stale, ns, &b, 0, ns,
+		        n->cfg.timeout_ms, 0, repair_sent, NULL) == 0)
+			started += ns;
+		buf_fini(&b);
+	}
+	return started;
+}
+
+/* The answers of a get: each replica's set, merged into out. */
+struct get_answers {
+	struct vset theirs[REPLICAS_MAX];
+	bool answered[REPLICAS_MAX];
+	size_t got; /* this node's copy included */
+};
+
+static void
+get_answers_fini(struct get_answers *ga, size_t na)
+{
+	for (size_t i = 0; i < na; i++)
+		vset_fini(&ga->theirs[i]);
+}
+
+/* Merge this node's copy and every answer in rr into out (initialised);
+ * ans gets each answer's set (get_answers_fini). */
+static int
+get_merge(struct node *n, struct get_plan *gp, const struct rpc_reply *rr,
+    struct get_answers *ans, struct vset *out)
+{
+	ans->got = gp->self_reads ? 1 : 0;
+	for (size_t i = 0; i < gp->na; i++) {
+		vset_init(&ans->theirs[i]);
+		ans->answered[i] = false;
+	}
+	int rc = vset_copy(out, &gp->mine);
+	for (size_t i = 0; i < gp->na && rc == 0; i++) {
+		const struct wire_field *f =
+		    rr[i].rc ? NULL : wire_find(&rr[i].m, F_VSET);
+		if (!f)
+			continue;
+		struct rd rd;
+		rd_init(&rd, f->data, f->len);
+		if (vset_decode(&rd, n->cfg.max_value, &ans->theirs[i]) != 0 ||
+		    rd_left(&rd) != 0) {
+			vset_fini(&ans->theirs[i]);
+			continue;
+		}
+		ans->answered[i] = true;
+		ans->got++;
+		rc = vset_merge(out, &ans->theirs[i]);
+		rc = rc < 0 ? rc : 0;
+	}
+	return rc;
+}
+
+/* DYN_EQUORUM (counted) when fewer than R replicas answered. */
+static int
+get_quorum(struct node *n, const struct get_plan *gp,
+    const struct get_answers *ans)
+{
+	if (ans->got >= gp->r)
+		return 0;
+	metrics_count(&n->metrics, METRICS_QUORUM_FAIL_GET, 1);
+	return DYN_EQUORUM;
+}
+
+/* Read repair: whoever answered with less than the merge gets it, and
+ * this node's copy too; waited for when wait is set. */
+static void
+get_repair(struct node *n, const struct coord_req *rq, struct get_plan *gp,
+    const struct get_answers *ans, const struct vset *merged, bool wait)
+{
+	const char *stale[REPLICAS_MAX];
+	size_t ns = 0;
+	for (size_t i = 0; i < gp->na; i++)
+		if (ans->answered[i] && !vset_contains(&ans->theirs[i], merged))
+			stale[ns++] = gp->addrs[i];
+	bool self = gp->self_reads && !vset_contains(&gp->mine, merged);
+	size_t repaired = 0;
+	if (!wait) {
+		repaired = repair_start(n, rq, self, stale, ns, merged);
+	} else {
+		if (self)
+			repaired += replica_merge(n, rq->key, rq->klen,
+			    merged) == 0;
+		if (ns > 0) {
+			struct dest d[REPLICAS_MAX];
+			for (size_t i = 0; i < ns; i++)
+				d[i] = (struct dest){stale[i], NULL, NULL, 0};
+			repaired += replicate_to(n, d, ns, rq->key, rq->klen,
+			    merged, ns);
+		}
+	}
+	if (ns > 0)
+		LOG_DEBUG("read repair of %zu replicas", ns);
+	metrics_count(&n->metrics, METRICS_READ_REPAIRS, repaired);
+}
+
 int
 coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 {
@@ -224,96 +414,94 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 	if (rq->flags & WIRE_F_BLOB)
 		return blob_get(n, rq, out);
 
-	struct replicas rp;
-	const char *addrs[REPLICAS_MAX];
-	size_t na;
-	bool self_reads;
-	uint32_t r;
-	int rc = read_plan(n, &rq->pos, rq->r, &rp, addrs, &na, &self_reads, &r);
-	if (rc)
-		return rc;
-	struct vset mine;
-	vset_init(&mine);
-	size_t got = 0;
-	if (self_reads) {
-		if ((rc = local_get(n, rq, &mine)) != 0)
-			return rc;
-		got = 1;
-	}
-
-	struct buf b;
-	buf_init(&b);
+	struct get_plan gp;
+	int rc = get_begin(n, rq, &gp);
 	struct rpc_reply rr[REPLICAS_MAX];
-	size_t need = r > got ? r - got : 0;
-	if (na > 0) { /* a one-node cluster asks nobody */
-		node_req_begin(n, &b, WIRE_GET_REQ);
-		wire_put(&b, F_KEY, rq->key, rq->klen);
-		wire_put_u32(&b, F_FLAGS, WIRE_F_LOCAL);
-		if ((rc = wire_seal(&b, &n->cfg.keys)) != 0)
-			goto out;
-		rpc_call_many(n->pool, addrs, na, &b, need, n->cfg.timeout_ms,
-		    READ_GRACE_MS, rr);
-	}
-
-	/* Merge every answer; remember each one's set for read repair. */
-	struct vset theirs[REPLICAS_MAX];
-	bool answered[REPLICAS_MAX] = {false};
-	if ((rc = vset_copy(out, &mine)) != 0)
-		goto out_replies;
-	for (size_t i = 0; i < na; i++) {
-		vset_init(&theirs[i]);
-		const struct wire_field *f =
-		    rr[i].rc ? NULL : wire_find(&rr[i].m, F_VSET);
-		if (!f)
-			continue;
-		struct rd rd;
-		rd_init(&rd, f->data, f->len);
-		if (vset_decode(&rd, n->cfg.max_value, &theirs[i]) != 0 ||
-		    rd_left(&rd) != 0) {
-			vset_fini(&theirs[i]);
-			continue;
-		}
-		answered[i] = true;
-		got++;
-		if ((rc = vset_merge(out, &theirs[i])) < 0)
-			break;
-		rc = 0;
-	}
-	if (rc == 0 && got < r) {
-		metrics_count(&n->metrics, METRICS_QUORUM_FAIL_GET, 1);
-		rc = DYN_EQUORUM;
-	}
-
-	/* Read repair: whoever answered with less than the merge gets it. */
+	if (rc == 0 && gp.na > 0)
+		rpc_call_many(n->pool, gp.addrs, gp.na, &gp.b, gp.need,
+		    n->cfg.timeout_ms, READ_GRACE_MS, rr);
 	if (rc == 0) {
-		const char *stale[REPLICAS_MAX];
-		size_t ns = 0;
-		for (size_t i = 0; i < na; i++)
-			if (answered[i] && !vset_contains(&theirs[i], out))
-				stale[ns++] = addrs[i];
-		size_t repaired = 0;
-		if (self_reads && !vset_contains(&mine, out))
-			repaired += replica_merge(n, rq->key, rq->klen, out) == 0;
-		if (ns > 0) {
-			struct dest d[REPLICAS_MAX];
-			for (size_t i = 0; i < ns; i++)
-				d[i] = (struct dest){stale[i], NULL, NULL, 0};
-			repaired += replicate_to(n, d, ns, rq->key, rq->klen, out,
-			    ns);
-			LOG_DEBUG("read repair of %zu replicas", ns);
-		}
-		metrics_count(&n->metrics, METRICS_READ_REPAIRS, repaired);
+		struct get_answers ans;
+		rc = get_merge(n, &gp, rr, &ans, out);
+		if (rc == 0)
+			rc = get_quorum(n, &gp, &ans);
+		if (rc == 0)
+			get_repair(n, rq, &gp, &ans, out, true);
+		get_answers_fini(&ans, gp.na);
+		for (size_t i = 0; i < gp.na; i++)
+			rpc_reply_fini(&rr[i]);
 	}
-	for (size_t i = 0; i < na; i++)
-		vset_fini(&theirs[i]);
-out_replies:
-	for (size_t i = 0; i < na; i++)
-		rpc_reply_fini(&rr[i]);
-out:
-	buf_fini(&b);
-	vset_fini(&mine);
+	get_plan_fini(&gp);
 	if (rc)
 		vset_fini(out);
+	return rc;
+}
+
+/*
+ * coord_get_start's get, while the answers are out: answered, and its
+ * read repair sent, once R replicas have answered and the others did
+ * too or the grace ran out (rpc_call_async's enough), as coord_get.  The
+ * repair goes out before the answer, so it lands long before a delete
+ * the asker makes next could have its tombstone purged: a repair sent
+ * later, when a slow replica finally answered, could bring back a value
+ * deleted meanwhile.
+ */
+struct get_async {
+	struct node *n;
+	struct coord_req rq;
+	struct get_plan gp;
+	coord_get_fn done;
+	void *arg;
+};
+
+static void
+get_answered(void *arg, struct rpc_reply *rr, size_t n, size_t ok)
+{
+	(void)n;
+	(void)ok;
+	struct get_async *ga = arg;
+	struct get_answers ans;
+	struct vset out;
+	vset_init(&out);
+	int rc = get_merge(ga->n, &ga->gp, rr, &ans, &out);
+	if (rc == 0)
+		rc = get_quorum(ga->n, &ga->gp, &ans);
+	if (rc == 0)
+		get_repair(ga->n, &ga->rq, &ga->gp, &ans, &out, false);
+	get_answers_fini(&ans, ga->gp.na);
+	ga->done(ga->arg, rc, &out);
+	vset_fini(&out);
+	get_plan_fini(&ga->gp);
+	mem_free(ga);
+}
+
+int
+coord_get_start(struct node *n, const struct coord_req *rq,
+    coord_get_fn done, void *arg)
+{
+	if (rq->flags & (WIRE_F_LOCAL | WIRE_F_BLOB))
+		return -EINVAL;
+	struct get_async *ga = mem_calloc(1, sizeof(*ga));
+	if (!ga)
+		return -ENOMEM;
+	ga->n = n;
+	ga->rq = *rq;
+	ga->done = done;
+	ga->arg = arg;
+	int rc = get_begin(n, rq, &ga->gp);
+	if (rc == 0 && ga->gp.na == 0) { /* a one-node cluster */
+		get_answered(ga, NULL, 0, 0);
+		return 0;
+	}
+	/* The group reads the plan only while it starts the calls. */
+	if (rc == 0)
+		rc = rpc_call_async(n->pool, ga->gp.addrs, ga->gp.na, &ga->gp.b,
+		    0, ga->gp.need, n->cfg.timeout_ms, READ_GRACE_MS,
+		    get_answered, ga);
+	if (rc != 0) {
+		get_plan_fini(&ga->gp);
+		mem_free(ga);
+	}
 	return rc;
 }
 

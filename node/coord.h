@@ -39,6 +39,17 @@ struct coord_req {
  * initialised. */
 int coord_get(struct node *n, const struct coord_req *rq, struct vset *out);
 
+/* coord_get without a wait, for a caller in nng's callback: 0 when the
+ * get is under way, and then done(arg, rc, set) is called once with its
+ * result (set: the versions when rc is 0, valid during the call), from
+ * one of nng's threads or before coord_get_start returns; any other
+ * return means done is never called.  rq's key must stay valid until done.
+ * Not for local or blob gets (-EINVAL).  Read repair is started, not
+ * waited for. */
+typedef void (*coord_get_fn)(void *arg, int rc, const struct vset *set);
+int coord_get_start(struct node *n, const struct coord_req *rq,
+    coord_get_fn done, void *arg);
+
 /* Write value (or a tombstone, by WIRE_F_TOMBSTONE) superseding what ctx
  * covers.  *newctx gets the context of the new version (its past plus its
  * dot), so a client may write again without a get. */

@@ -229,6 +229,44 @@ maybe_forward(struct node *n, const struct wire_msg *m,
 	return rc;
 }
 
+/* The GET_RESP of a get that found set. */
+static int
+get_reply(struct node *n, const struct wire_msg *m,
+    const struct coord_req *rq, const struct keypos *pos,
+    const struct vset *set, struct buf *out)
+{
+	if (rq->flags & WIRE_F_BLOB) {
+		/* Just the bytes: a blob has one version and needs no
+		 * context. */
+		int live = vset_live(set) > 0 ? 0 : -ENOENT;
+		wire_begin(out, WIRE_GET_RESP, live == 0 ? WIRE_H_BLOB : 0,
+		    m->reqid);
+		wire_put_u32(out, F_STATUS, (uint32_t)live);
+		if (live == 0) {
+			wire_put(out, F_KEY, rq->key, rq->klen);
+			wire_put(out, F_VALUE, set->v[0].value, set->v[0].len);
+		}
+		return buf_err(out);
+	}
+	struct vclock ctx;
+	vset_context(set, &ctx);
+	wire_begin(out, WIRE_GET_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	size_t at = wire_begin_field(out, F_VSET);
+	vset_encode(set, out);
+	wire_end_field(out, at);
+	at = wire_begin_field(out, F_CONTEXT);
+	context_encode(node_ctx_key(n), pos, &ctx, out);
+	wire_end_field(out, at);
+	for (uint32_t i = 0; i < set->n; i++) {
+		version_context(&set->v[i], &ctx);
+		at = wire_begin_field(out, F_VCONTEXT);
+		context_encode(node_ctx_key(n), pos, &ctx, out);
+		wire_end_field(out, at);
+	}
+	return buf_err(out);
+}
+
 static int
 handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
 {
@@ -248,37 +286,8 @@ handle_get(struct node *n, const struct wire_msg *m, struct buf *out)
 	struct vset set;
 	vset_init(&set);
 	rc = coord_get(n, &rq, &set);
-	if (rc == 0 && (rq.flags & WIRE_F_BLOB)) {
-		/* Just the bytes: a blob has one version and needs no
-		 * context. */
-		int live = vset_live(&set) > 0 ? 0 : -ENOENT;
-		wire_begin(out, WIRE_GET_RESP, live == 0 ? WIRE_H_BLOB : 0,
-		    m->reqid);
-		wire_put_u32(out, F_STATUS, (uint32_t)live);
-		if (live == 0) {
-			wire_put(out, F_KEY, rq.key, rq.klen);
-			wire_put(out, F_VALUE, set.v[0].value, set.v[0].len);
-		}
-		rc = buf_err(out);
-	} else if (rc == 0) {
-		struct vclock ctx;
-		vset_context(&set, &ctx);
-		wire_begin(out, WIRE_GET_RESP, 0, m->reqid);
-		wire_put_u32(out, F_STATUS, 0);
-		size_t at = wire_begin_field(out, F_VSET);
-		vset_encode(&set, out);
-		wire_end_field(out, at);
-		at = wire_begin_field(out, F_CONTEXT);
-		context_encode(node_ctx_key(n), &pos, &ctx, out);
-		wire_end_field(out, at);
-		for (uint32_t i = 0; i < set.n; i++) {
-			version_context(&set.v[i], &ctx);
-			at = wire_begin_field(out, F_VCONTEXT);
-			context_encode(node_ctx_key(n), &pos, &ctx, out);
-			wire_end_field(out, at);
-		}
-		rc = buf_err(out);
-	}
+	if (rc == 0)
+		rc = get_reply(n, m, &rq, &pos, &set, out);
 	vset_fini(&set);
 	return rc;
 }
@@ -738,9 +747,11 @@ node_handle(void *arg, const struct wire_msg *m, struct buf *out)
  * Where a request is served (server_route_fn).  In nng's callback, those
  * that never block: an echo or probe, the ring, a replica's local read (a
  * read transaction, which never waits for the writer but while a
- * compaction swaps the file), and a replica write, whose commit answers
- * it from the store's writer (node_later).  Everything else may call
- * peers or wait, in a worker.  A node still starting serves nothing in
+ * compaction swaps the file), a replica write, whose commit answers it
+ * from the store's writer, and a get this node coordinates, answered
+ * from the callback of its replicas' answers (node_later; a get to
+ * forward, or a blob this node lacks, goes on to a worker).  Everything
+ * else may call peers or wait, in a worker.  A node still starting serves nothing in
  * the callback: dispatch waits for it.
  */
 static enum server_route
@@ -756,7 +767,7 @@ node_route(void *arg, const struct wire_msg *m)
 		return SERVER_QUICK;
 	case WIRE_GET_REQ:
 		wire_get_u32(m, F_FLAGS, &flags);
-		return flags & WIRE_F_LOCAL ? SERVER_QUICK : SERVER_WORKER;
+		return flags & WIRE_F_LOCAL ? SERVER_QUICK : SERVER_ASYNC;
 	case WIRE_REPLICATE_REQ: /* a stand-in's two writes: a worker's */
 		return wire_find(m, F_HINT) ? SERVER_WORKER : SERVER_ASYNC;
 	default:
@@ -781,6 +792,61 @@ later_done(void *arg, int rc)
 	mem_free(l);
 }
 
+/* A get coordinated here, while its answers are out. */
+struct get_later {
+	struct later l; /* first: later_done frees the whole */
+	const struct wire_msg *m;
+	struct buf *out;
+	struct coord_req rq;
+	struct keypos pos;
+};
+
+static void
+get_later_done(void *arg, int rc, const struct vset *set)
+{
+	struct get_later *g = arg;
+	if (rc == 0)
+		rc = get_reply(g->l.n, g->m, &g->rq, &g->pos, set, g->out);
+	later_done(&g->l, rc);
+}
+
+/* A blob this node holds is answered from its copy at once; anything
+ * else that would wait (a forward, a blob fetched from the others) goes
+ * to a worker. */
+static int
+get_start(struct node *n, const struct wire_msg *m, struct buf *out,
+    struct get_later *g)
+{
+	int rc = req_key(m, &g->rq, &g->pos);
+	if (rc)
+		return rc;
+	if (((g->rq.flags & WIRE_F_BLOB) != 0) !=
+	    blob_is_key(g->rq.key, g->rq.klen))
+		return -EINVAL;
+	if (!(g->rq.flags & WIRE_F_FORWARDED)) {
+		struct replicas rp;
+		if ((rc = gossip_replicas(n->gossip, &g->pos, &rp)) != 0)
+			return rc;
+		if (!rp.self_in)
+			return SERVER_DEFER;
+	}
+	if (g->rq.flags & WIRE_F_BLOB) {
+		struct vset set;
+		vset_init(&set);
+		rc = store_get(n->store, g->rq.key, g->rq.klen, &set);
+		if (rc == 0 && vset_live(&set) > 0)
+			rc = get_reply(n, m, &g->rq, &g->pos, &set, out);
+		else if (rc == 0 || rc == -ENOENT)
+			rc = SERVER_DEFER;
+		vset_fini(&set);
+		return rc;
+	}
+	g->m = m;
+	g->out = out;
+	rc = coord_get_start(n, &g->rq, get_later_done, g);
+	return rc == 0 ? SERVER_LATER : rc;
+}
+
 static int
 node_later(void *arg, const struct wire_msg *m, struct buf *out,
     struct server_call *call)
@@ -790,14 +856,20 @@ node_later(void *arg, const struct wire_msg *m, struct buf *out,
 	wire_get_u32(m, F_FLAGS, &flags);
 	if (from_blocked(n, m))
 		return SERVER_DROP;
-	struct later *l = mem_alloc(sizeof(*l));
+	bool get = m->type == WIRE_GET_REQ;
+	struct later *l = mem_calloc(1, get ? sizeof(struct get_later)
+	                                    : sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	*l = (struct later){n, call, metrics_op_of(m->type, flags), mono_us()};
-	int rc = replica_start(n, m, out, later_done, l);
-	if (rc == 0)
-		return SERVER_LATER; /* l is later_done's now */
-	metrics_request(&n->metrics, l->op, rc, mono_us() - l->t0);
+	int rc = get ? get_start(n, m, out, (struct get_later *)l)
+	             : replica_start(n, m, out, later_done, l);
+	if (rc == 0 && !get)
+		rc = SERVER_LATER;
+	if (rc == SERVER_LATER)
+		return rc; /* l is later_done's now */
+	if (rc != SERVER_DEFER) /* else the worker counts it */
+		metrics_request(&n->metrics, l->op, rc, mono_us() - l->t0);
 	mem_free(l);
 	return rc;
 }

@@ -261,9 +261,13 @@ received(struct server_call *sl)
 	}
 	if (route == SERVER_ASYNC && s->later) {
 		rc = s->later(s->arg, &sl->req, &sl->reply, sl);
-		if (rc != SERVER_LATER)
+		if (rc == SERVER_LATER)
+			return;
+		if (rc != SERVER_DEFER) {
 			reply(sl, rc);
-		return;
+			return;
+		}
+		buf_reset(&sl->reply);
 	}
 	pthread_mutex_lock(&s->lock);
 	sl->next = NULL;

@@ -63,13 +63,16 @@ typedef int (*server_handler_fn)(void *arg, const struct wire_msg *req,
  *   SERVER_ASYNC   by `later`, in nng's callback: it must not block
  *                  either, and it may return SERVER_LATER, having started
  *                  something (a store commit) that calls server_call_done
- *                  when the reply is built; any other return is as the
- *                  handler's.
+ *                  when the reply is built, or SERVER_DEFER, when it
+ *                  finds the request may block after all: then a worker
+ *                  serves it with the handler; any other return is as
+ *                  the handler's.
  */
 enum server_route { SERVER_WORKER, SERVER_QUICK, SERVER_ASYNC };
 typedef enum server_route (*server_route_fn)(void *arg,
     const struct wire_msg *req);
 #define SERVER_LATER 3
+#define SERVER_DEFER 4
 struct server_call; /* a request being served, until server_call_done */
 typedef int (*server_later_fn)(void *arg, const struct wire_msg *req,
     struct buf *reply, struct server_call *call);

@@ -1,6 +1,7 @@
 #include "coord.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "blob.h"
@@ -547,6 +548,43 @@ apply_put(struct vset *cur, void *arg)
 	return version_copy(&a->nv, nv);
 }
 
+/* After the first sends, with acks of w: the destinations that failed
+ * get stand-ins, once (a hint here when none is left); DYN_EQUORUM when
+ * that still makes too few.  Waits for the stand-ins. */
+static int
+put_standins(struct node *n, const struct coord_req *rq, struct walk *wk,
+    struct put_plan *plan, const struct dest *d, size_t nd,
+    const struct vset *one, uint32_t w, size_t acks)
+{
+	const struct replicas *rp = wk->rp;
+	if (acks < w) {
+		struct dest d2[REPLICAS_MAX];
+		size_t nd2 = 0;
+		for (size_t i = 0; i < nd; i++) {
+			if (d[i].rc == 0 || d[i].rc == DYN_ETIMEDOUT)
+				continue; /* acked, or maybe still landing */
+			const char *intended = d[i].hint ? d[i].hint : d[i].name;
+			int s = quorum_standin_take(wk, plan, RPC_PEER_SUSPECT);
+			if (s < 0) {
+				store_hint_add(n->store, intended, rq->key,
+				    rq->klen, one);
+				continue;
+			}
+			d2[nd2++] = (struct dest){rp->addr[s], rp->name[s],
+			    intended, 0};
+		}
+		if (nd2 > 0)
+			acks += replicate_to(n, d2, nd2, rq->key, rq->klen,
+			    one, w - acks);
+	}
+	if (acks < w) {
+		LOG_DEBUG("put: %zu of %u acks", acks, w);
+		metrics_count(&n->metrics, METRICS_QUORUM_FAIL_PUT, 1);
+		return DYN_EQUORUM;
+	}
+	return 0;
+}
+
 int
 coord_put(struct node *n, const struct coord_req *rq,
     const struct vclock *ctx, const void *value, size_t len,
@@ -629,34 +667,214 @@ coord_put(struct node *n, const struct coord_req *rq,
 	else if (nd > 0)
 		acks += replicate_to(n, d, nd, rq->key, rq->klen, &one, need);
 
-	/* Too few acks: the ones that failed get stand-ins, once. */
-	if (acks < w) {
-		struct dest d2[REPLICAS_MAX];
-		size_t nd2 = 0;
-		for (size_t i = 0; i < nd; i++) {
-			if (d[i].rc == 0 || d[i].rc == DYN_ETIMEDOUT)
-				continue; /* acked, or maybe still landing */
-			const char *intended = d[i].hint ? d[i].hint : d[i].name;
-			int s = quorum_standin_take(&wk, &plan, RPC_PEER_SUSPECT);
-			if (s < 0) {
-				store_hint_add(n->store, intended, rq->key,
-				    rq->klen, &one);
-				continue;
-			}
-			d2[nd2++] = (struct dest){rp.addr[s], rp.name[s],
-			    intended, 0};
-		}
-		if (nd2 > 0)
-			acks += replicate_to(n, d2, nd2, rq->key, rq->klen,
-			    &one, w - acks);
-	}
-	if (acks < w) {
-		LOG_DEBUG("put: %zu of %u acks", acks, w);
-		metrics_count(&n->metrics, METRICS_QUORUM_FAIL_PUT, 1);
-		rc = DYN_EQUORUM;
-	}
+	rc = put_standins(n, rq, &wk, &plan, d, nd, &one, w, acks);
 out:
 	version_fini(&a.nv);
+	return rc;
+}
+
+/*
+ * coord_put_start's put, while its parts are out: the local commit (the
+ * store's writer calls back), then, or for a blob at the same time, the
+ * replicas' writes (rpc_call_async); the last part to end answers.  Too
+ * few acks: the stand-ins are a worker's (coord_defer_fn), as they may
+ * wait.
+ */
+struct put_async {
+	struct node *n;
+	struct coord_req rq;
+	struct vclock ctx;
+	struct put_arg a;
+	struct version bv; /* a blob's version (its bytes: the request's) */
+	struct vset one;   /* what replicas get: a.nv, or bv */
+	struct replicas rp;
+	struct walk wk;
+	struct put_plan plan;
+	struct dest d[REPLICAS_MAX];
+	size_t nd;
+	uint32_t w;
+	size_t acks;
+	bool blob;
+	pthread_mutex_t lock;
+	int parts; /* still out: the commit, the replication */
+	int rc;    /* the commit's */
+	struct vclock newctx;
+	coord_put_fn done;
+	coord_defer_fn defer;
+	void *arg;
+};
+
+static void
+put_async_end(struct put_async *pa, int rc)
+{
+	pa->done(pa->arg, rc, &pa->newctx);
+	version_fini(&pa->a.nv);
+	pthread_mutex_destroy(&pa->lock);
+	mem_free(pa);
+}
+
+/* In a worker: the stand-ins for the replicas that failed. */
+static void
+put_async_standins(void *arg)
+{
+	struct put_async *pa = arg;
+	put_async_end(pa, put_standins(pa->n, &pa->rq, &pa->wk, &pa->plan,
+	    pa->d, pa->nd, &pa->one, pa->w, pa->acks));
+}
+
+/* A part is done: the last one answers, or hands the stand-ins to a
+ * worker. */
+static void
+put_async_part(struct put_async *pa)
+{
+	pthread_mutex_lock(&pa->lock);
+	bool last = --pa->parts == 0;
+	pthread_mutex_unlock(&pa->lock);
+	if (!last)
+		return;
+	if (pa->rc != 0)
+		put_async_end(pa, pa->rc);
+	else if (pa->acks < pa->w)
+		pa->defer(pa->arg, put_async_standins, pa);
+	else
+		put_async_end(pa, 0);
+}
+
+static void
+put_replicated(void *arg, struct rpc_reply *out, size_t n, size_t ok)
+{
+	struct put_async *pa = arg;
+	size_t standins = 0;
+	for (size_t i = 0; i < n; i++) {
+		pa->d[i].rc = out[i].rc;
+		standins += pa->d[i].hint && out[i].rc == 0;
+	}
+	metrics_count(&pa->n->metrics, METRICS_STANDIN_WRITES, standins);
+	pthread_mutex_lock(&pa->lock);
+	pa->acks += ok;
+	pthread_mutex_unlock(&pa->lock);
+	put_async_part(pa);
+}
+
+/* Send set to the destinations (need acks asked for). */
+static void
+put_replicate(struct put_async *pa, size_t need)
+{
+	struct node *n = pa->n;
+	struct buf b[REPLICAS_MAX];
+	const char *addrs[REPLICAS_MAX] = {0};
+	size_t nd = pa->nd; /* pa may be gone once the calls are out */
+	memset(b, 0, sizeof(b));
+	int rc = 0;
+	for (size_t i = 0; i < nd; i++) {
+		buf_init(&b[i]);
+		addrs[i] = pa->d[i].addr;
+		if (rc == 0)
+			rc = replica_request(n, &b[i], pa->rq.key, pa->rq.klen,
+			    &pa->one, pa->d[i].hint);
+	}
+	if (rc == 0)
+		rc = rpc_call_async(n->pool, addrs, nd, b, 1, need,
+		    n->cfg.timeout_ms, 0, put_replicated, pa);
+	for (size_t i = 0; i < nd; i++)
+		buf_fini(&b[i]);
+	if (rc != 0) { /* none went out: the stand-ins may do better */
+		for (size_t i = 0; i < nd; i++)
+			pa->d[i].rc = rc;
+		put_async_part(pa);
+	}
+}
+
+/* The local commit is done (in the store's writer). */
+static void
+put_committed(void *arg, int rc)
+{
+	struct put_async *pa = arg;
+	if (rc == STORE_SKIP)
+		rc = 0;
+	pa->rc = rc;
+	if (rc == 0) {
+		version_context(&pa->a.nv, &pa->newctx);
+		metrics_count(&pa->n->metrics, METRICS_SIBLINGS, pa->a.live > 1);
+	}
+	if (pa->blob) {
+		put_async_part(pa);
+	} else if (rc != 0) {
+		put_async_end(pa, rc);
+	} else {
+		/* The version exists now: the replicas get it (the one part
+		 * left). */
+		put_replicate(pa, pa->w > pa->acks ? pa->w - pa->acks : 0);
+	}
+}
+
+int
+coord_put_start(struct node *n, const struct coord_req *rq,
+    const struct vclock *ctx, const void *value, size_t len,
+    coord_put_fn done, coord_defer_fn defer, void *arg)
+{
+	struct put_async *pa = mem_calloc(1, sizeof(*pa));
+	if (!pa)
+		return -ENOMEM;
+	int rc = gossip_replicas(n->gossip, &rq->pos, &pa->rp);
+	if (rc == 0 && !pa->rp.self_in)
+		rc = -EAGAIN; /* a stand-in coordinator: coord_put */
+	if (rc == 0) {
+		walk_of(n, &pa->rp, &pa->wk);
+		quorum_plan_put(&pa->wk, &pa->plan);
+		if (pa->plan.local_standin >= 0 || pa->plan.nhints > 0)
+			rc = -EAGAIN; /* hints to file here: coord_put */
+	}
+	if (rc != 0) {
+		mem_free(pa);
+		return rc;
+	}
+	pa->n = n;
+	pa->rq = *rq;
+	pa->ctx = *ctx;
+	pa->w = clamp(rq->w, pa->rp.s.w, pa->rp.read_count) +
+	    (pa->rp.count - pa->rp.read_count); /* as coord_put */
+	pa->a = (struct put_arg){
+		.ctx = &pa->ctx,
+		.actor = n->actor,
+		.now_ms = node_now_ms(),
+		.value = value,
+		.len = len,
+		.tombstone = (rq->flags & WIRE_F_TOMBSTONE) != 0,
+	};
+	pa->one = (struct vset){.n = 1, .v = &pa->a.nv};
+	for (size_t i = 0; i < pa->plan.nd; i++) {
+		const struct quorum_dest *q = &pa->plan.d[i];
+		pa->d[pa->nd++] = (struct dest){pa->rp.addr[q->at],
+		    pa->rp.name[q->at],
+		    q->hint_for >= 0 ? pa->rp.name[q->hint_for] : NULL, 0};
+	}
+	pa->acks = 1; /* this node's commit, once done */
+	pa->blob = rq->flags & WIRE_F_BLOB;
+	pa->parts = pa->blob ? 2 : 1; /* the commit and the replication, or
+	                                  the replication, after the commit */
+	pa->done = done;
+	pa->defer = defer;
+	pa->arg = arg;
+	pthread_mutex_init(&pa->lock, NULL);
+	vclock_init(&pa->newctx);
+	if (pa->blob) {
+		/* Its version is known before it is stored (blob.h): the
+		 * replicas get it while this node stores it. */
+		replica_blob_version(&pa->bv, value, len);
+		pa->one = (struct vset){.n = 1, .v = &pa->bv};
+		put_replicate(pa, pa->w > pa->acks ? pa->w - pa->acks : 0);
+	}
+	rc = store_update_async(n->store, pa->rq.key, pa->rq.klen,
+	    pa->blob ? apply_blob : apply_put, &pa->a, put_committed, pa);
+	if (rc != 0 && pa->blob) {
+		put_committed(pa, rc); /* the replication is out: its end */
+		return 0;              /* answers */
+	}
+	if (rc != 0) {
+		pthread_mutex_destroy(&pa->lock);
+		mem_free(pa);
+	}
 	return rc;
 }
 

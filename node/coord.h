@@ -95,4 +95,20 @@ struct coord_range {
 int coord_range(struct node *n, const struct coord_range *rq,
     struct reclist *out, bool *more, struct buf *next);
 
+/* coord_put without a wait, for a caller in nng's callback: 0 when the
+ * put is under way, and then done(arg, rc, newctx) is called once (from
+ * the store's writer, one of nng's threads, or a thread defer gave it).
+ * When too few replicas acked, the put needs stand-ins, which may wait:
+ * it calls defer(arg, fn, fn_arg), which must run fn(fn_arg) in a thread
+ * that may block, and done comes from there.  -EAGAIN: this put is not
+ * one to start here (this node is not a replica of the key, or must keep
+ * hints for replicas down): serve it with coord_put in such a thread.
+ * Any other return: done is never called.  rq's key and value must stay
+ * valid until done (ctx is copied). */
+typedef void (*coord_put_fn)(void *arg, int rc, const struct vclock *newctx);
+typedef void (*coord_defer_fn)(void *arg, void (*fn)(void *), void *fn_arg);
+int coord_put_start(struct node *n, const struct coord_req *rq,
+    const struct vclock *ctx, const void *value, size_t len,
+    coord_put_fn done, coord_defer_fn defer, void *arg);
+
 #endif

@@ -53,6 +53,7 @@ metrics_op_of(uint8_t type, uint32_t flags)
 	case WIRE_PURGE_CHECK_REQ:
 	case WIRE_PURGE_REQ: return METRICS_OP_PURGE;
 	case WIRE_GC_FILTER_REQ: return METRICS_OP_GC_FILTER;
+	case WIRE_RANGE_REQ: return METRICS_OP_RANGE;
 	case WIRE_FAULT_REQ:
 	case WIRE_LEAVE_REQ:
 	case WIRE_REMOVE_REQ:
@@ -99,6 +100,7 @@ metrics_op_name(enum metrics_op op)
 		[METRICS_OP_ANTI_ENTROPY] = "anti_entropy",
 		[METRICS_OP_PURGE] = "purge",
 		[METRICS_OP_GC_FILTER] = "gc_filter",
+		[METRICS_OP_RANGE] = "range",
 		[METRICS_OP_ADMIN] = "admin",
 		[METRICS_OP_OTHER] = "other",
 	};

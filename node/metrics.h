@@ -40,6 +40,7 @@ enum metrics_op {
 	METRICS_OP_ANTI_ENTROPY, /* AE and MERGE */
 	METRICS_OP_PURGE,        /* PURGE_CHECK and PURGE */
 	METRICS_OP_GC_FILTER,
+	METRICS_OP_RANGE, /* a range read (coordinated, or a replica's page) */
 	METRICS_OP_ADMIN, /* fault, leave, remove, compact */
 	METRICS_OP_OTHER, /* a type this node does not serve */
 	METRICS_OPS,

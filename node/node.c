@@ -383,6 +383,41 @@ put_context(struct node *n, const struct wire_msg *m,
 	return 0;
 }
 
+/* The value of a PUT_REQ (NULL for a delete), its fields checked. */
+static int
+put_fields(struct node *n, const struct wire_msg *m,
+    const struct coord_req *rq, const struct wire_field **value)
+{
+	const struct wire_field *val = wire_find(m, F_VALUE);
+	bool tomb = rq->flags & WIRE_F_TOMBSTONE;
+	if (!val && !tomb)
+		return DYN_EBADMSG;
+	/* Blob keys take blob puts only, and those are never deletes. */
+	bool blob = rq->flags & WIRE_F_BLOB;
+	if (blob != blob_is_key(rq->key, rq->klen) || (blob && tomb))
+		return -EINVAL;
+	/* A blob's bytes must be the ones its key names: wire_decode checks
+	 * that for a message whose tag skips them (WIRE_H_BLOB). */
+	if (blob && !(m->flags & WIRE_H_BLOB))
+		return DYN_EAUTH;
+	if (val && val->len > n->cfg.max_value)
+		return DYN_ETOOBIG;
+	*value = tomb ? NULL : val;
+	return 0;
+}
+
+static int
+put_reply(struct node *n, const struct wire_msg *m, const struct keypos *pos,
+    const struct vclock *newctx, struct buf *out)
+{
+	wire_begin(out, WIRE_PUT_RESP, 0, m->reqid);
+	wire_put_u32(out, F_STATUS, 0);
+	size_t at = wire_begin_field(out, F_CONTEXT);
+	context_encode(node_ctx_key(n), pos, newctx, out);
+	wire_end_field(out, at);
+	return buf_err(out);
+}
+
 static int
 handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
 {
@@ -393,36 +428,15 @@ handle_put(struct node *n, const struct wire_msg *m, struct buf *out)
 		return rc;
 	if ((rc = maybe_forward(n, m, &rq, out)) != 1)
 		return rc;
-
-	const struct wire_field *val = wire_find(m, F_VALUE);
-	bool tomb = rq.flags & WIRE_F_TOMBSTONE;
-	if (!val && !tomb)
-		return DYN_EBADMSG;
-	/* Blob keys take blob puts only, and those are never deletes. */
-	bool blob = rq.flags & WIRE_F_BLOB;
-	if (blob != blob_is_key(rq.key, rq.klen) || (blob && tomb))
-		return -EINVAL;
-	/* A blob's bytes must be the ones its key names: wire_decode checks
-	 * that for a message whose tag skips them (WIRE_H_BLOB). */
-	if (blob && !(m->flags & WIRE_H_BLOB))
-		return DYN_EAUTH;
-	if (val && val->len > n->cfg.max_value)
-		return DYN_ETOOBIG;
-
+	const struct wire_field *val;
+	if ((rc = put_fields(n, m, &rq, &val)) != 0)
+		return rc;
 	struct vclock ctx, newctx;
 	if ((rc = put_context(n, m, &pos, &ctx)) != 0)
 		return rc;
-	rc = coord_put(n, &rq, &ctx, tomb ? NULL : val->data,
-	    tomb ? 0 : val->len, &newctx);
-	if (rc)
-		return rc;
-
-	wire_begin(out, WIRE_PUT_RESP, 0, m->reqid);
-	wire_put_u32(out, F_STATUS, 0);
-	size_t at = wire_begin_field(out, F_CONTEXT);
-	context_encode(node_ctx_key(n), &pos, &newctx, out);
-	wire_end_field(out, at);
-	return buf_err(out);
+	rc = coord_put(n, &rq, &ctx, val ? val->data : NULL, val ? val->len : 0,
+	    &newctx);
+	return rc ? rc : put_reply(n, m, &pos, &newctx, out);
 }
 
 static int
@@ -768,6 +782,8 @@ node_route(void *arg, const struct wire_msg *m)
 	case WIRE_GET_REQ:
 		wire_get_u32(m, F_FLAGS, &flags);
 		return flags & WIRE_F_LOCAL ? SERVER_QUICK : SERVER_ASYNC;
+	case WIRE_PUT_REQ:
+		return SERVER_ASYNC;
 	case WIRE_REPLICATE_REQ: /* a stand-in's two writes: a worker's */
 		return wire_find(m, F_HINT) ? SERVER_WORKER : SERVER_ASYNC;
 	default:
@@ -847,6 +863,55 @@ get_start(struct node *n, const struct wire_msg *m, struct buf *out,
 	return rc == 0 ? SERVER_LATER : rc;
 }
 
+/* A put coordinated here, while its parts are out. */
+struct put_later {
+	struct later l; /* first: later_done frees the whole */
+	const struct wire_msg *m;
+	struct buf *out;
+	struct coord_req rq;
+	struct keypos pos;
+	struct vclock ctx;
+};
+
+static void
+put_later_done(void *arg, int rc, const struct vclock *newctx)
+{
+	struct put_later *p = arg;
+	if (rc == 0)
+		rc = put_reply(p->l.n, p->m, &p->pos, newctx, p->out);
+	later_done(&p->l, rc);
+}
+
+static void
+put_later_defer(void *arg, void (*fn)(void *), void *fn_arg)
+{
+	struct put_later *p = arg;
+	server_call_continue(p->l.call, fn, fn_arg);
+}
+
+/* A put of a key this node replicates, with no hint to keep, runs in
+ * callbacks (coord_put_start); any other goes to a worker. */
+static int
+put_start(struct node *n, const struct wire_msg *m, struct buf *out,
+    struct put_later *p)
+{
+	int rc = req_key(m, &p->rq, &p->pos);
+	const struct wire_field *val = NULL;
+	if (rc == 0)
+		rc = put_fields(n, m, &p->rq, &val);
+	if (rc == 0)
+		rc = put_context(n, m, &p->pos, &p->ctx);
+	if (rc)
+		return rc;
+	p->m = m;
+	p->out = out;
+	rc = coord_put_start(n, &p->rq, &p->ctx, val ? val->data : NULL,
+	    val ? val->len : 0, put_later_done, put_later_defer, p);
+	if (rc == -EAGAIN)
+		return SERVER_DEFER;
+	return rc == 0 ? SERVER_LATER : rc;
+}
+
 static int
 node_later(void *arg, const struct wire_msg *m, struct buf *out,
     struct server_call *call)
@@ -856,16 +921,22 @@ node_later(void *arg, const struct wire_msg *m, struct buf *out,
 	wire_get_u32(m, F_FLAGS, &flags);
 	if (from_blocked(n, m))
 		return SERVER_DROP;
-	bool get = m->type == WIRE_GET_REQ;
-	struct later *l = mem_calloc(1, get ? sizeof(struct get_later)
-	                                    : sizeof(*l));
+	size_t size = m->type == WIRE_GET_REQ   ? sizeof(struct get_later)
+	            : m->type == WIRE_PUT_REQ ? sizeof(struct put_later)
+	                                      : sizeof(struct later);
+	struct later *l = mem_calloc(1, size);
 	if (!l)
 		return -ENOMEM;
 	*l = (struct later){n, call, metrics_op_of(m->type, flags), mono_us()};
-	int rc = get ? get_start(n, m, out, (struct get_later *)l)
-	             : replica_start(n, m, out, later_done, l);
-	if (rc == 0 && !get)
-		rc = SERVER_LATER;
+	int rc;
+	if (m->type == WIRE_GET_REQ) {
+		rc = get_start(n, m, out, (struct get_later *)l);
+	} else if (m->type == WIRE_PUT_REQ) {
+		rc = put_start(n, m, out, (struct put_later *)l);
+	} else {
+		rc = replica_start(n, m, out, later_done, l);
+		rc = rc == 0 ? SERVER_LATER : rc;
+	}
 	if (rc == SERVER_LATER)
 		return rc; /* l is later_done's now */
 	if (rc != SERVER_DEFER) /* else the worker counts it */

@@ -54,6 +54,8 @@ struct server_call {
 	struct wire_msg req;   /* decoded from msg */
 	struct buf reply;      /* reused between requests */
 	struct server_call *next; /* in the worker queue */
+	void (*cont)(void *);  /* queued by server_call_continue: run this */
+	void *cont_arg;
 };
 
 struct server {
@@ -228,7 +230,36 @@ static void
 serve(struct server_call *sl)
 {
 	struct server *s = sl->srv;
+	if (sl->cont) {
+		void (*fn)(void *) = sl->cont;
+		sl->cont = NULL;
+		fn(sl->cont_arg); /* it calls server_call_done */
+		return;
+	}
 	reply(sl, s->handler(s->arg, &sl->req, &sl->reply));
+}
+
+/* For a worker. */
+static void
+enqueue(struct server *s, struct server_call *sl)
+{
+	pthread_mutex_lock(&s->lock);
+	sl->next = NULL;
+	if (s->tail)
+		s->tail->next = sl;
+	else
+		s->head = sl;
+	s->tail = sl;
+	pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+server_call_continue(struct server_call *call, void (*fn)(void *), void *arg)
+{
+	call->cont = fn;
+	call->cont_arg = arg;
+	enqueue(call->srv, call);
 }
 
 /* A request arrived in sl->msg: checked here, then served here when it is
@@ -269,15 +300,7 @@ received(struct server_call *sl)
 		}
 		buf_reset(&sl->reply);
 	}
-	pthread_mutex_lock(&s->lock);
-	sl->next = NULL;
-	if (s->tail)
-		s->tail->next = sl;
-	else
-		s->head = sl;
-	s->tail = sl;
-	pthread_cond_signal(&s->work_cv);
-	pthread_mutex_unlock(&s->lock);
+	enqueue(s, sl);
 }
 
 static void

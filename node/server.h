@@ -80,6 +80,10 @@ typedef int (*server_later_fn)(void *arg, const struct wire_msg *req,
  * (rc as a handler's return).  From any thread; once per SERVER_LATER; req
  * and that buf stay valid until it. */
 void server_call_done(struct server_call *call, int rc);
+/* Instead, go on in a worker: fn(arg) runs there (it may block) and
+ * calls server_call_done.  From any thread, once per SERVER_LATER. */
+void server_call_continue(struct server_call *call, void (*fn)(void *),
+    void *arg);
 
 struct server_opts {
 	const char *listen; /* tcp://HOST:PORT; port 0 picks a free one */

@@ -654,9 +654,8 @@ struct rpc_group {
 	bool grace_over;
 	struct rpc_group *grace_next, *grace_prev;
 	bool starting;  /* calls still being started: no callback yet */
-	bool fired;     /* enough was called */
-	struct rpc_reply *out;  /* every call's result, the group's */
-	struct rpc_reply *snap; /* what enough was given */
+	bool fired;     /* enough was called: out is its, no call's now */
+	struct rpc_reply *out; /* each call's result, the group's */
 	size_t n;
 	struct call calls[];
 };
@@ -690,11 +689,9 @@ group_free(struct rpc_group *g)
 		for (size_t i = 0; i < g->n; i++)
 			rpc_reply_fini(&g->out[i]);
 	mem_free(g->out);
-	mem_free(g->snap);
 	mem_free(g);
-	if (async) { /* its calls are done, and so are its callbacks */
+	if (async) /* its calls are done, and so is its callback */
 		pool_undetach(p);
-	}
 }
 
 /* Drop one of g's refs (g->lock held, released here): the last frees g. */
@@ -850,8 +847,8 @@ grace_unlist(struct rpc_group *g)
 static void
 async_run(struct rpc_group *g)
 {
-	if (g->grace_listed && g->pending == 0)
-		grace_unlist(g);
+	if (g->grace_started && g->pending == 0)
+		grace_unlist(g); /* (it checks whether g is still listed) */
 	bool enough = g->ok >= g->need, fire = false;
 	if (!g->starting && !g->fired) {
 		fire = g->pending == 0 ||
@@ -861,26 +858,25 @@ async_run(struct rpc_group *g)
 	}
 	if (fire) {
 		g->fired = true;
-		/* A copy: calls that end meanwhile write to out. */
-		for (size_t i = 0; i < g->n; i++)
-			g->snap[i] = g->calls[i].done
-			                 ? g->out[i]
-			                 : (struct rpc_reply){.rc = DYN_ETIMEDOUT};
 		size_t ok = g->ok;
 		pthread_mutex_unlock(&g->lock);
-		g->enough(g->done_arg, g->snap, g->n, ok);
+		g->enough(g->done_arg, g->out, g->n, ok);
 		pthread_mutex_lock(&g->lock);
 	}
 	group_release(g);
 }
 
 /* A call of an rpc_call_async group ended (g->lock held, released here):
- * its result goes to out, and the call cleans up after itself, as a
- * detached one does. */
+ * its result goes to out (after enough was called, nowhere: out is the
+ * callback's), and the call cleans up after itself, as a detached one
+ * does. */
 static void
 async_done(struct rpc_group *g, struct call *c, struct rpc_reply *r)
 {
-	g->out[c - g->calls] = *r;
+	if (!g->fired)
+		g->out[c - g->calls] = *r;
+	else
+		rpc_reply_fini(r);
 	if (c->ctx_open)
 		nng_ctx_close(c->ctx);
 	nng_aio_reap(c->aio);
@@ -1240,18 +1236,17 @@ rpc_call_async(struct rpc_pool *p, const char *const *addrs, size_t n,
 {
 	struct rpc_group *g = group_new(p, n);
 	struct rpc_reply *out = mem_calloc(n ? n : 1, sizeof(*out));
-	struct rpc_reply *snap = mem_calloc(n ? n : 1, sizeof(*snap));
-	if (!g || !out || !snap) {
+	if (!g || !out) {
 		mem_free(g);
 		mem_free(out);
-		mem_free(snap);
 		return -ENOMEM;
 	}
+	for (size_t i = 0; i < n; i++)
+		out[i].rc = DYN_ETIMEDOUT; /* still out when enough runs */
 	pthread_mutex_lock(&p->lock);
 	p->detached++; /* nobody waits for it: rpc_pool_free does */
 	pthread_mutex_unlock(&p->lock);
 	g->out = out;
-	g->snap = snap;
 	g->enough = enough;
 	g->done_arg = arg;
 	g->need = need;

@@ -49,6 +49,21 @@ struct replication {
 	struct rpc_group *g;
 };
 
+/* The REPLICATE_REQ for each destination into b[i] (initialised here),
+ * its address into addrs[i]; a request that could not be made is that
+ * destination's rc.  A stand-in's request differs (F_HINT), so each gets
+ * its own; the requests then go out together. */
+static void
+replicate_reqs(struct node *n, struct dest *d, size_t nd, const void *key,
+    size_t klen, const struct vset *set, struct buf *b, const char **addrs)
+{
+	for (size_t i = 0; i < nd; i++) {
+		buf_init(&b[i]);
+		d[i].rc = replica_request(n, &b[i], key, klen, set, d[i].hint);
+		addrs[i] = d[i].addr;
+	}
+}
+
 static void
 replicate_start(struct node *n, struct replication *r, struct dest *d,
     size_t nd, const void *key, size_t klen, const struct vset *set)
@@ -57,14 +72,7 @@ replicate_start(struct node *n, struct replication *r, struct dest *d,
 	r->n = n;
 	r->d = d;
 	r->nd = nd;
-	/* A stand-in's request differs (F_HINT), so each gets its own; the
-	 * requests then go out together. */
-	for (size_t i = 0; i < nd; i++) {
-		buf_init(&r->b[i]);
-		d[i].rc = replica_request(n, &r->b[i], key, klen, set,
-		    d[i].hint);
-		addrs[i] = d[i].addr;
-	}
+	replicate_reqs(n, d, nd, key, klen, set, r->b, addrs);
 	r->g = nd > 0 ? rpc_start_each(n->pool, addrs, nd, r->b,
 	                    n->cfg.timeout_ms)
 	              : NULL;
@@ -376,10 +384,10 @@ get_quorum(struct node *n, const struct get_plan *gp,
 }
 
 /* Read repair: whoever answered with less than the merge gets it, and
- * this node's copy too; waited for when wait is set. */
+ * this node's copy too (repair_start: not waited for). */
 static void
 get_repair(struct node *n, const struct coord_req *rq, struct get_plan *gp,
-    const struct get_answers *ans, const struct vset *merged, bool wait)
+    const struct get_answers *ans, const struct vset *merged)
 {
 	const char *stale[REPLICAS_MAX];
 	size_t ns = 0;
@@ -387,21 +395,7 @@ get_repair(struct node *n, const struct coord_req *rq, struct get_plan *gp,
 		if (ans->answered[i] && !vset_contains(&ans->theirs[i], merged))
 			stale[ns++] = gp->addrs[i];
 	bool self = gp->self_reads && !vset_contains(&gp->mine, merged);
-	size_t repaired = 0;
-	if (!wait) {
-		repaired = repair_start(n, rq, self, stale, ns, merged);
-	} else {
-		if (self)
-			repaired += replica_merge(n, rq->key, rq->klen,
-			    merged) == 0;
-		if (ns > 0) {
-			struct dest d[REPLICAS_MAX];
-			for (size_t i = 0; i < ns; i++)
-				d[i] = (struct dest){stale[i], NULL, NULL, 0};
-			repaired += replicate_to(n, d, ns, rq->key, rq->klen,
-			    merged, ns);
-		}
-	}
+	size_t repaired = repair_start(n, rq, self, stale, ns, merged);
 	if (ns > 0)
 		LOG_DEBUG("read repair of %zu replicas", ns);
 	metrics_count(&n->metrics, METRICS_READ_REPAIRS, repaired);
@@ -427,7 +421,7 @@ coord_get(struct node *n, const struct coord_req *rq, struct vset *out)
 		if (rc == 0)
 			rc = get_quorum(n, &gp, &ans);
 		if (rc == 0)
-			get_repair(n, rq, &gp, &ans, out, true);
+			get_repair(n, rq, &gp, &ans, out);
 		get_answers_fini(&ans, gp.na);
 		for (size_t i = 0; i < gp.na; i++)
 			rpc_reply_fini(&rr[i]);
@@ -468,7 +462,7 @@ get_answered(void *arg, struct rpc_reply *rr, size_t n, size_t ok)
 	if (rc == 0)
 		rc = get_quorum(ga->n, &ga->gp, &ans);
 	if (rc == 0)
-		get_repair(ga->n, &ga->rq, &ga->gp, &ans, &out, false);
+		get_repair(ga->n, &ga->rq, &ga->gp, &ans, &out);
 	get_answers_fini(&ans, ga->gp.na);
 	ga->done(ga->arg, rc, &out);
 	vset_fini(&out);
@@ -490,6 +484,8 @@ coord_get_start(struct node *n, const struct coord_req *rq,
 	ga->done = done;
 	ga->arg = arg;
 	int rc = get_begin(n, rq, &ga->gp);
+	if (rc == 0 && !ga->gp.rp.self_in && !(rq->flags & WIRE_F_FORWARDED))
+		rc = -EAGAIN; /* to forward: coord_get's caller does */
 	if (rc == 0 && ga->gp.na == 0) { /* a one-node cluster */
 		get_answered(ga, NULL, 0, 0);
 		return 0;
@@ -548,6 +544,35 @@ apply_put(struct vset *cur, void *arg)
 	return version_copy(&a->nv, nv);
 }
 
+/*
+ * The acks a put waits for.  During a transfer (count > read_count: P new
+ * replicas beside the current ones) a put waits for W + P acks and a get
+ * for R + P answers: any W + P (R + P) of the N + P nodes include W (R)
+ * of the current list and of the next, so a write is read back whichever
+ * ring each side has, the old, the pending or the committed one
+ * (Cassandra's rule for pending ranges, on reads too).
+ */
+static uint32_t
+put_acks(const struct coord_req *rq, const struct replicas *rp)
+{
+	return clamp(rq->w, rp->s.w, rp->read_count) +
+	    (rp->count - rp->read_count);
+}
+
+/* The plan's destinations into d; their number. */
+static size_t
+put_dests(const struct replicas *rp, const struct put_plan *plan,
+    struct dest *d)
+{
+	size_t nd = 0;
+	for (size_t i = 0; i < plan->nd; i++) {
+		const struct quorum_dest *q = &plan->d[i];
+		d[nd++] = (struct dest){rp->addr[q->at], rp->name[q->at],
+		    q->hint_for >= 0 ? rp->name[q->hint_for] : NULL, 0};
+	}
+	return nd;
+}
+
 /* After the first sends, with acks of w: the destinations that failed
  * get stand-ins, once (a hint here when none is left); DYN_EQUORUM when
  * that still makes too few.  Waits for the stand-ins. */
@@ -594,14 +619,7 @@ coord_put(struct node *n, const struct coord_req *rq,
 	int rc = gossip_replicas(n->gossip, &rq->pos, &rp);
 	if (rc)
 		return rc;
-	/* During a transfer (count > read_count: P new replicas beside the
-	 * current ones) a put waits for W + P acks and a get for R + P
-	 * answers: any W + P (R + P) of the N + P nodes include W (R) of the
-	 * current list and of the next, so a write is read back whichever
-	 * ring each side has, the old, the pending or the committed one
-	 * (Cassandra's rule for pending ranges, on reads too). */
-	uint32_t w = clamp(rq->w, rp.s.w, rp.read_count);
-	w += rp.count - rp.read_count;
+	uint32_t w = put_acks(rq, &rp);
 
 	struct put_arg a = {
 		.ctx = ctx,
@@ -620,12 +638,7 @@ coord_put(struct node *n, const struct coord_req *rq,
 	struct put_plan plan;
 	quorum_plan_put(&wk, &plan);
 	struct dest d[REPLICAS_MAX];
-	size_t nd = 0;
-	for (size_t i = 0; i < plan.nd; i++) {
-		const struct quorum_dest *q = &plan.d[i];
-		d[nd++] = (struct dest){rp.addr[q->at], rp.name[q->at],
-		    q->hint_for >= 0 ? rp.name[q->hint_for] : NULL, 0};
-	}
+	size_t nd = put_dests(&rp, &plan, d);
 	size_t acks = rp.self_in ? 1 : 0;
 
 	/* A blob's version is known before it is stored (blob.h), so the
@@ -765,14 +778,11 @@ put_replicate(struct put_async *pa, size_t need)
 	const char *addrs[REPLICAS_MAX] = {0};
 	size_t nd = pa->nd; /* pa may be gone once the calls are out */
 	memset(b, 0, sizeof(b));
+	replicate_reqs(n, pa->d, nd, pa->rq.key, pa->rq.klen, &pa->one, b,
+	    addrs);
 	int rc = 0;
-	for (size_t i = 0; i < nd; i++) {
-		buf_init(&b[i]);
-		addrs[i] = pa->d[i].addr;
-		if (rc == 0)
-			rc = replica_request(n, &b[i], pa->rq.key, pa->rq.klen,
-			    &pa->one, pa->d[i].hint);
-	}
+	for (size_t i = 0; i < nd && rc == 0; i++)
+		rc = pa->d[i].rc;
 	if (rc == 0)
 		rc = rpc_call_async(n->pool, addrs, nd, b, 1, need,
 		    n->cfg.timeout_ms, 0, put_replicated, pa);
@@ -832,8 +842,7 @@ coord_put_start(struct node *n, const struct coord_req *rq,
 	pa->n = n;
 	pa->rq = *rq;
 	pa->ctx = *ctx;
-	pa->w = clamp(rq->w, pa->rp.s.w, pa->rp.read_count) +
-	    (pa->rp.count - pa->rp.read_count); /* as coord_put */
+	pa->w = put_acks(rq, &pa->rp);
 	pa->a = (struct put_arg){
 		.ctx = &pa->ctx,
 		.actor = n->actor,
@@ -843,12 +852,7 @@ coord_put_start(struct node *n, const struct coord_req *rq,
 		.tombstone = (rq->flags & WIRE_F_TOMBSTONE) != 0,
 	};
 	pa->one = (struct vset){.n = 1, .v = &pa->a.nv};
-	for (size_t i = 0; i < pa->plan.nd; i++) {
-		const struct quorum_dest *q = &pa->plan.d[i];
-		pa->d[pa->nd++] = (struct dest){pa->rp.addr[q->at],
-		    pa->rp.name[q->at],
-		    q->hint_for >= 0 ? pa->rp.name[q->hint_for] : NULL, 0};
-	}
+	pa->nd = put_dests(&pa->rp, &pa->plan, pa->d);
 	pa->acks = 1; /* this node's commit, once done */
 	pa->blob = rq->flags & WIRE_F_BLOB;
 	pa->parts = pa->blob ? 2 : 1; /* the commit and the replication, or

@@ -44,8 +44,10 @@ int coord_get(struct node *n, const struct coord_req *rq, struct vset *out);
  * result (set: the versions when rc is 0, valid during the call), from
  * one of nng's threads or before coord_get_start returns; any other
  * return means done is never called.  rq's key must stay valid until done.
- * Not for local or blob gets (-EINVAL).  Read repair is started, not
- * waited for. */
+ * Not for local or blob gets (-EINVAL); -EAGAIN when this node is no
+ * replica of the key and the get was not forwarded to it (coord_get's
+ * caller forwards it).  Read repair is started, not waited for (by
+ * coord_get neither). */
 typedef void (*coord_get_fn)(void *arg, int rc, const struct vset *set);
 int coord_get_start(struct node *n, const struct coord_req *rq,
     coord_get_fn done, void *arg);

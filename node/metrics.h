@@ -66,7 +66,7 @@ enum metrics_event {
 	METRICS_QUORUM_FAIL_GET, /* a coordinated get short of R answers */
 	METRICS_QUORUM_FAIL_PUT, /* a coordinated put short of W acks */
 	METRICS_STANDIN_WRITES,  /* versions a stand-in took for a replica */
-	METRICS_READ_REPAIRS,    /* stale replicas a get brought up to date */
+	METRICS_READ_REPAIRS,    /* stale replicas a get sent its merge to */
 	METRICS_SIBLINGS,        /* puts leaving more than one live version */
 	METRICS_EVENTS,
 };

@@ -808,19 +808,20 @@ later_done(void *arg, int rc)
 	mem_free(l);
 }
 
-/* A get coordinated here, while its answers are out. */
-struct get_later {
+/* A get or put coordinated here, while its parts are out. */
+struct coord_later {
 	struct later l; /* first: later_done frees the whole */
 	const struct wire_msg *m;
 	struct buf *out;
 	struct coord_req rq;
 	struct keypos pos;
+	struct vclock ctx; /* a put's */
 };
 
 static void
 get_later_done(void *arg, int rc, const struct vset *set)
 {
-	struct get_later *g = arg;
+	struct coord_later *g = arg;
 	if (rc == 0)
 		rc = get_reply(g->l.n, g->m, &g->rq, &g->pos, set, g->out);
 	later_done(&g->l, rc);
@@ -831,7 +832,7 @@ get_later_done(void *arg, int rc, const struct vset *set)
  * to a worker. */
 static int
 get_start(struct node *n, const struct wire_msg *m, struct buf *out,
-    struct get_later *g)
+    struct coord_later *g)
 {
 	int rc = req_key(m, &g->rq, &g->pos);
 	if (rc)
@@ -839,14 +840,7 @@ get_start(struct node *n, const struct wire_msg *m, struct buf *out,
 	if (((g->rq.flags & WIRE_F_BLOB) != 0) !=
 	    blob_is_key(g->rq.key, g->rq.klen))
 		return -EINVAL;
-	if (!(g->rq.flags & WIRE_F_FORWARDED)) {
-		struct replicas rp;
-		if ((rc = gossip_replicas(n->gossip, &g->pos, &rp)) != 0)
-			return rc;
-		if (!rp.self_in)
-			return SERVER_DEFER;
-	}
-	if (g->rq.flags & WIRE_F_BLOB) {
+	if (g->rq.flags & WIRE_F_BLOB) { /* the same on every node holding it */
 		struct vset set;
 		vset_init(&set);
 		rc = store_get(n->store, g->rq.key, g->rq.klen, &set);
@@ -860,23 +854,15 @@ get_start(struct node *n, const struct wire_msg *m, struct buf *out,
 	g->m = m;
 	g->out = out;
 	rc = coord_get_start(n, &g->rq, get_later_done, g);
+	if (rc == -EAGAIN)
+		return SERVER_DEFER;
 	return rc == 0 ? SERVER_LATER : rc;
 }
-
-/* A put coordinated here, while its parts are out. */
-struct put_later {
-	struct later l; /* first: later_done frees the whole */
-	const struct wire_msg *m;
-	struct buf *out;
-	struct coord_req rq;
-	struct keypos pos;
-	struct vclock ctx;
-};
 
 static void
 put_later_done(void *arg, int rc, const struct vclock *newctx)
 {
-	struct put_later *p = arg;
+	struct coord_later *p = arg;
 	if (rc == 0)
 		rc = put_reply(p->l.n, p->m, &p->pos, newctx, p->out);
 	later_done(&p->l, rc);
@@ -885,7 +871,7 @@ put_later_done(void *arg, int rc, const struct vclock *newctx)
 static void
 put_later_defer(void *arg, void (*fn)(void *), void *fn_arg)
 {
-	struct put_later *p = arg;
+	struct coord_later *p = arg;
 	server_call_continue(p->l.call, fn, fn_arg);
 }
 
@@ -893,7 +879,7 @@ put_later_defer(void *arg, void (*fn)(void *), void *fn_arg)
  * callbacks (coord_put_start); any other goes to a worker. */
 static int
 put_start(struct node *n, const struct wire_msg *m, struct buf *out,
-    struct put_later *p)
+    struct coord_later *p)
 {
 	int rc = req_key(m, &p->rq, &p->pos);
 	const struct wire_field *val = NULL;
@@ -921,18 +907,17 @@ node_later(void *arg, const struct wire_msg *m, struct buf *out,
 	wire_get_u32(m, F_FLAGS, &flags);
 	if (from_blocked(n, m))
 		return SERVER_DROP;
-	size_t size = m->type == WIRE_GET_REQ   ? sizeof(struct get_later)
-	            : m->type == WIRE_PUT_REQ ? sizeof(struct put_later)
-	                                      : sizeof(struct later);
-	struct later *l = mem_calloc(1, size);
+	bool coord = m->type == WIRE_GET_REQ || m->type == WIRE_PUT_REQ;
+	struct later *l = mem_calloc(1, coord ? sizeof(struct coord_later)
+	                                      : sizeof(struct later));
 	if (!l)
 		return -ENOMEM;
 	*l = (struct later){n, call, metrics_op_of(m->type, flags), mono_us()};
 	int rc;
 	if (m->type == WIRE_GET_REQ) {
-		rc = get_start(n, m, out, (struct get_later *)l);
+		rc = get_start(n, m, out, (struct coord_later *)l);
 	} else if (m->type == WIRE_PUT_REQ) {
-		rc = put_start(n, m, out, (struct put_later *)l);
+		rc = put_start(n, m, out, (struct coord_later *)l);
 	} else {
 		rc = replica_start(n, m, out, later_done, l);
 		rc = rc == 0 ? SERVER_LATER : rc;

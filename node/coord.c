@@ -504,7 +504,7 @@ coord_get_start(struct node *n, const struct coord_req *rq,
 
 struct put_arg {
 	const struct vclock *ctx;
-	uint64_t actor;
+	_Atomic uint64_t *actor; /* the node's: read when the version is made */
 	uint64_t now_ms;
 	const void *value;
 	size_t len;
@@ -534,8 +534,8 @@ apply_put(struct vset *cur, void *arg)
 {
 	struct put_arg *a = arg;
 	const struct version *nv;
-	int rc = vset_put(cur, a->ctx, a->actor, a->now_ms, a->value, a->len,
-	    a->tombstone, &nv);
+	int rc = vset_put(cur, a->ctx, atomic_load(a->actor), a->now_ms,
+	    a->value, a->len, a->tombstone, &nv);
 	if (rc != 0)
 		return rc;
 	/* Called again when the batch is retried: start over. */
@@ -623,7 +623,7 @@ coord_put(struct node *n, const struct coord_req *rq,
 
 	struct put_arg a = {
 		.ctx = ctx,
-		.actor = n->actor,
+		.actor = &n->actor,
 		.now_ms = node_now_ms(),
 		.value = value,
 		.len = len,
@@ -688,10 +688,11 @@ out:
 
 /*
  * coord_put_start's put, while its parts are out: the local commit (the
- * store's writer calls back), then, or for a blob at the same time, the
- * replicas' writes (rpc_call_async); the last part to end answers.  Too
- * few acks: the stand-ins are a worker's (coord_defer_fn), as they may
- * wait.
+ * store's writer calls back) and the replicas' writes (rpc_call_async),
+ * sent as soon as the writer has made the version (put_applied), while
+ * the commit's fsync runs, or for a blob at once; the last part to end
+ * answers.  Too few acks: the stand-ins are a worker's (coord_defer_fn),
+ * as they may wait.
  */
 struct put_async {
 	struct node *n;
@@ -708,6 +709,7 @@ struct put_async {
 	uint32_t w;
 	size_t acks;
 	bool blob;
+	bool sent; /* the replication is out (in the writer: put_applied) */
 	pthread_mutex_t lock;
 	int parts; /* still out: the commit, the replication */
 	int rc;    /* the commit's */
@@ -795,6 +797,16 @@ put_replicate(struct put_async *pa, size_t need)
 	}
 }
 
+/* The writer has made the version, not committed it yet: the replicas
+ * get it now, so their commits run beside this one. */
+static void
+put_applied(void *arg)
+{
+	struct put_async *pa = arg;
+	pa->sent = true;
+	put_replicate(pa, pa->w > pa->acks ? pa->w - pa->acks : 0);
+}
+
 /* The local commit is done (in the store's writer). */
 static void
 put_committed(void *arg, int rc)
@@ -806,15 +818,14 @@ put_committed(void *arg, int rc)
 	if (rc == 0) {
 		version_context(&pa->a.nv, &pa->newctx);
 		metrics_count(&pa->n->metrics, METRICS_SIBLINGS, pa->a.live > 1);
+	} else if (pa->sent) {
+		/* Other replicas may store a dot this store does not know. */
+		node_actor_lost(pa->n, pa->a.nv.dot.actor);
 	}
-	if (pa->blob) {
+	if (pa->blob || pa->sent) {
 		put_async_part(pa);
-	} else if (rc != 0) {
-		put_async_end(pa, rc);
 	} else {
-		/* The version exists now: the replicas get it (the one part
-		 * left). */
-		put_replicate(pa, pa->w > pa->acks ? pa->w - pa->acks : 0);
+		put_async_end(pa, rc); /* nothing was sent: no other part */
 	}
 }
 
@@ -845,7 +856,7 @@ coord_put_start(struct node *n, const struct coord_req *rq,
 	pa->w = put_acks(rq, &pa->rp);
 	pa->a = (struct put_arg){
 		.ctx = &pa->ctx,
-		.actor = n->actor,
+		.actor = &n->actor,
 		.now_ms = node_now_ms(),
 		.value = value,
 		.len = len,
@@ -855,8 +866,7 @@ coord_put_start(struct node *n, const struct coord_req *rq,
 	pa->nd = put_dests(&pa->rp, &pa->plan, pa->d);
 	pa->acks = 1; /* this node's commit, once done */
 	pa->blob = rq->flags & WIRE_F_BLOB;
-	pa->parts = pa->blob ? 2 : 1; /* the commit and the replication, or
-	                                  the replication, after the commit */
+	pa->parts = 2; /* the commit and the replication */
 	pa->done = done;
 	pa->defer = defer;
 	pa->arg = arg;
@@ -869,8 +879,9 @@ coord_put_start(struct node *n, const struct coord_req *rq,
 		pa->one = (struct vset){.n = 1, .v = &pa->bv};
 		put_replicate(pa, pa->w > pa->acks ? pa->w - pa->acks : 0);
 	}
-	rc = store_update_async(n->store, pa->rq.key, pa->rq.klen,
-	    pa->blob ? apply_blob : apply_put, &pa->a, put_committed, pa);
+	rc = store_update_async_applied(n->store, pa->rq.key, pa->rq.klen,
+	    pa->blob ? apply_blob : apply_put, &pa->a,
+	    pa->blob ? NULL : put_applied, put_committed, pa);
 	if (rc != 0 && pa->blob) {
 		put_committed(pa, rc); /* the replication is out: its end */
 		return 0;              /* answers */

@@ -3,10 +3,13 @@
  * and the range read of one placement part (below).
  *
  * A put is coordinated by a replica of the key (node.c forwards it there
- * otherwise): the coordinator makes the new version in its own store first
- * (so its actor's counters for the key are always on its disk), sends it to
- * the other replicas in parallel (REPLICATE_REQ, merged there) and answers
- * after W acks, its own included.  A get reads the first N replicas, answers
+ * otherwise): the coordinator makes the new version in its store's write
+ * transaction (its counter follows what the store knows of the key), sends
+ * it to the other replicas in parallel (REPLICATE_REQ, merged there) while
+ * that transaction commits, and answers after W acks, its own commit
+ * included.  A version can so reach other replicas and not this store (the
+ * node is killed, or the commit fails): the node then takes a new actor id
+ * (node.c load_actor, node_actor_lost), so it never issues that dot again.  A get reads the first N replicas, answers
  * after R, merges what they returned (every sibling, the merged context)
  * and writes the merge back to the replicas that were missing some of it
  * (read repair).  R and W never exceed the replicas there are, so a cluster

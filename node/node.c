@@ -974,26 +974,73 @@ node_bulk_timeout_ms(const struct node *n)
 	return t > INT_MAX / NODE_BULK_FACTOR ? INT_MAX : t * NODE_BULK_FACTOR;
 }
 
-/* The actor id is drawn once per data directory: a wiped node comes back
- * as a new actor and never reissues an old dot. */
+/* A fresh actor id (never 0) into *out. */
 static int
-load_actor(struct node *n)
+draw_actor(uint64_t *out)
 {
-	size_t len = 0;
 	uint8_t b[8];
-	int rc = store_meta_get(n->store, "actor", b, sizeof(b), &len);
-	if (rc == 0 && len == sizeof(b)) {
-		n->actor = be_get_u64(b);
-		return 0;
-	}
-	if (rc != -ENOENT)
-		return rc ? rc : -EIO;
 	do {
 		if (RAND_bytes(b, sizeof(b)) != 1)
 			return -EIO;
-		n->actor = be_get_u64(b);
-	} while (n->actor == 0);
-	return store_meta_put(n->store, "actor", b, sizeof(b));
+		*out = be_get_u64(b);
+	} while (*out == 0);
+	return 0;
+}
+
+/*
+ * The actor id is drawn once per data directory, so a wiped node comes
+ * back as a new actor and never reissues an old dot, and again after a
+ * stop that was not clean (meta "clean" is 0 while the node runs): a put
+ * sends its version to the other replicas while its own commit runs
+ * (coord.c), so a node killed then may have sent dots its store does not
+ * know and would issue again from what it knows.  A clean stop (node_stop)
+ * has every put's commit done first.
+ */
+static int
+load_actor(struct node *n)
+{
+	size_t len = 0, clen = 0;
+	uint8_t b[8], clean = 0;
+	uint64_t actor = 0;
+	int rc = store_meta_get(n->store, "actor", b, sizeof(b), &len);
+	if (rc != 0 && rc != -ENOENT)
+		return rc;
+	bool have = rc == 0 && len == sizeof(b);
+	if (rc == 0 && !have)
+		return -EIO;
+	rc = store_meta_get(n->store, "clean", &clean, 1, &clen);
+	if (rc != 0 && rc != -ENOENT)
+		return rc;
+	if (have && rc == 0 && clen == 1 && clean == 1) {
+		actor = be_get_u64(b);
+	} else {
+		if ((rc = draw_actor(&actor)) != 0)
+			return rc;
+		if (have)
+			LOG_WARN("the last stop was not clean (killed, or a "
+			    "commit failed): new actor id %016llx, so no dot "
+			    "sent out but not stored is issued again",
+			    (unsigned long long)actor);
+		be_put_u64(b, actor);
+		if ((rc = store_meta_put(n->store, "actor", b, sizeof(b))) != 0)
+			return rc;
+	}
+	n->actor = actor;
+	clean = 0;
+	return store_meta_put(n->store, "clean", &clean, 1);
+}
+
+void
+node_actor_lost(struct node *n, uint64_t actor)
+{
+	uint64_t fresh;
+	atomic_store(&n->dots_lost, true);
+	if (draw_actor(&fresh) != 0)
+		fresh = actor + 1; /* no randomness: still not actor */
+	if (atomic_compare_exchange_strong(&n->actor, &actor, fresh))
+		LOG_WARN("a put's commit failed after its version went to the "
+		    "other replicas: new actor id %016llx",
+		    (unsigned long long)fresh);
 }
 
 int
@@ -1177,6 +1224,14 @@ node_stop(struct node *n)
 	 * rounds fail fast and their threads see the stop. */
 	rpc_pool_cancel(n->pool);
 	server_stop(n->srv);
+	/* Every put has ended, its commit here with it: the stop is clean
+	 * unless a commit failed after its version went out (load_actor). */
+	uint8_t clean = 1;
+	if (n->store && atomic_load(&n->actor) != 0 &&
+	    !atomic_load(&n->dots_lost) &&
+	    store_meta_put(n->store, "clean", &clean, 1) != 0)
+		LOG_WARN("could not mark the stop clean: the next start takes "
+		    "a new actor id");
 	gc_stop(n->gc);
 	ae_stop(n->ae);
 	handoff_stop(n->handoff);

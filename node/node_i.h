@@ -25,7 +25,10 @@ struct node {
 	struct node_config cfg;
 	char name[64];
 	char addr[128]; /* as peers reach us */
-	uint64_t actor; /* this incarnation's vclock actor id (meta "actor") */
+	/* The vclock actor id (meta "actor"): a new one after a stop that was
+	 * not clean, or at once when a put's commit fails (node_actor_lost). */
+	_Atomic uint64_t actor;
+	atomic_bool dots_lost; /* an actor was dropped: this stop is not clean */
 	uint64_t start_ms; /* mono_ms() at the start */
 	atomic_uint_fast64_t next_reqid;
 	struct store *store;
@@ -55,6 +58,11 @@ node_ctx_key(const struct node *n)
 
 /* Wall-clock milliseconds (for version timestamps). */
 uint64_t node_now_ms(void);
+/* A put of actor's was sent to other replicas but its commit here failed:
+ * the store may not know that dot, so actor could issue it again.  The
+ * node takes a new actor id (once for actor, however many puts lost) and
+ * does not mark its stop clean. */
+void node_actor_lost(struct node *n, uint64_t actor);
 /* A fresh request id for a call to another node. */
 uint64_t node_reqid(struct node *n);
 /* Begin a request to another node: header and F_FROM (so a peer that

@@ -119,6 +119,8 @@ struct store_req {
 	pthread_cond_t cv;
 	store_done_fn done_fn; /* store_update_async */
 	void *done_arg;
+	store_applied_fn applied_fn; /* store_update_async_applied */
+	bool applied;                /* applied_fn was called */
 };
 
 struct store {
@@ -1382,6 +1384,22 @@ batch_fail(struct store_req **b, uint32_t n, int rc)
 	}
 }
 
+/* Every change of the batch is made, not yet committed: tell those that
+ * asked (store_update_async_applied), once each, even if the batch is
+ * redone (its changes come out the same: the transaction that was undone
+ * never committed). */
+static void
+announce(struct store_req **b, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct store_req *r = b[i];
+		if (r->applied_fn && !r->applied && !r->failed && r->rc >= 0) {
+			r->applied = true;
+			r->applied_fn(r->done_arg);
+		}
+	}
+}
+
 /*
  * Apply a batch in one transaction.  Map full: grow and redo the batch.  An
  * LMDB error on one request's put spoils the transaction, so that request
@@ -1414,6 +1432,8 @@ writer_batch(struct store *s, struct store_req **b, uint32_t n)
 				break;
 			meta |= b[i]->kind == REQ_META;
 		}
+		if (rc == 0)
+			announce(b, n);
 		if (rc == 0)
 			rc = mdb_txn_commit(txn); /* frees txn, even failing */
 		else
@@ -1914,6 +1934,15 @@ int
 store_update_async(struct store *s, const void *key, size_t klen,
     store_apply_fn fn, void *arg, store_done_fn done, void *done_arg)
 {
+	return store_update_async_applied(s, key, klen, fn, arg, NULL, done,
+	    done_arg);
+}
+
+int
+store_update_async_applied(struct store *s, const void *key, size_t klen,
+    store_apply_fn fn, void *arg, store_applied_fn applied,
+    store_done_fn done, void *done_arg)
+{
 	if (s->writer_ok && pthread_equal(pthread_self(), s->writer))
 		return -EDEADLK; /* as store_update: no write from an apply
 		                    function or a done callback */
@@ -1928,6 +1957,7 @@ store_update_async(struct store *s, const void *key, size_t klen,
 	req_update(r, s->objects, key, klen, fn, arg);
 	r->done_fn = done;
 	r->done_arg = done_arg;
+	r->applied_fn = applied;
 	pthread_mutex_lock(&s->mu);
 	if (s->closing) {
 		pthread_mutex_unlock(&s->mu);

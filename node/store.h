@@ -156,6 +156,15 @@ int store_update(struct store *s, const void *key, size_t klen,
 typedef void (*store_done_fn)(void *done_arg, int rc);
 int store_update_async(struct store *s, const void *key, size_t klen,
     store_apply_fn fn, void *arg, store_done_fn done, void *done_arg);
+/* store_update_async, and applied(done_arg) is called in the writer once
+ * fn has made its change (fn returned 0 or STORE_SKIP), before the batch
+ * commits, at most once: what fn made can be sent on while the commit's
+ * fsync runs.  If the commit then fails, done gets the error as usual, and
+ * what was sent on is not stored here (coord.c copes with that). */
+typedef void (*store_applied_fn)(void *done_arg);
+int store_update_async_applied(struct store *s, const void *key,
+    size_t klen, store_apply_fn fn, void *arg, store_applied_fn applied,
+    store_done_fn done, void *done_arg);
 
 /* Many updates queued at once (so they share batches); waits for all.
  * Each ups[i].rc gets that update's result; returns 0, or an error that

@@ -56,7 +56,23 @@ struct peer {
 	nng_ctx probe_ctx;
 	int probe_step;
 	struct peer *left_next; /* on left_peers */
+	struct slot *free; /* slots for the next calls (pool->lock) */
+	size_t nfree;
 };
+
+/*
+ * A request context of a peer's socket and its aio, kept for the next call
+ * once a call on it got its answer: opening a context and reaping an aio
+ * per call cost a wake-up of nng's reaper thread each.  Only a slot whose
+ * call was answered is kept (after an error its context may be spent).
+ */
+struct slot {
+	nng_ctx ctx;
+	nng_aio *aio;
+	struct call *c; /* the call it serves (call_cb's argument is the slot) */
+	struct slot *next;
+};
+#define PEER_SLOTS_MAX 32
 
 /* Peers whose socket close did not finish in time: nng may still call
  * pipe_event with them, so they are kept (reachable) until the exit. */
@@ -190,6 +206,15 @@ rpc_pool_free(struct rpc_pool *p)
 	if (joined)
 		pthread_join(p->grace_tid, NULL);
 	for (size_t i = 0; i < p->n; i++) {
+		struct peer *pe = p->peers[i];
+		for (struct slot *sl = pe->free, *next; sl; sl = next) {
+			next = sl->next;
+			nng_aio_free(sl->aio); /* waits for its callback's end */
+			nng_ctx_close(sl->ctx);
+			mem_free(sl);
+		}
+		pe->free = NULL;
+		pe->nfree = 0;
 		nng_aio_stop(p->peers[i]->probe_sleep);
 		nng_aio_stop(p->peers[i]->probe_aio);
 		nng_aio_free(p->peers[i]->probe_sleep);
@@ -619,9 +644,9 @@ finish_reply(const struct auth_keys *keys, uint64_t reqid, nng_msg *msg,
 struct rpc_group;
 struct call {
 	struct rpc_group *g;
-	nng_ctx ctx;
-	nng_aio *aio;
-	bool ctx_open;
+	struct slot *slot; /* its context and aio while it has them */
+	nng_ctx ctx;       /* the slot's */
+	nng_aio *aio;      /* the slot's */
 	bool sending;
 	bool done;
 	bool aio_done; /* finished while the caller waited: caller frees */
@@ -749,6 +774,9 @@ rpc_pool_cancel(struct rpc_pool *p)
 }
 
 static void async_run(struct rpc_group *g);
+static void slot_end(struct rpc_pool *p, struct call *c, bool keep,
+    bool in_cb);
+static void call_cb(void *arg);
 
 /* The grace thread: ends each listed group's grace when it is over. */
 static void *
@@ -873,14 +901,75 @@ async_run(struct rpc_group *g)
 static void
 async_done(struct rpc_group *g, struct call *c, struct rpc_reply *r)
 {
+	bool answered = r->rc == 0;
 	if (!g->fired)
 		g->out[c - g->calls] = *r;
 	else
 		rpc_reply_fini(r);
-	if (c->ctx_open)
-		nng_ctx_close(c->ctx);
-	nng_aio_reap(c->aio);
+	slot_end(g->pool, c, answered, true);
 	async_run(g);
+}
+
+/* A slot for call c on its peer: a kept one, or a new one. */
+static int
+slot_take(struct rpc_pool *p, struct call *c)
+{
+	struct peer *pe = c->peer;
+	pthread_mutex_lock(&p->lock);
+	struct slot *sl = pe->free;
+	if (sl) {
+		pe->free = sl->next;
+		pe->nfree--;
+	}
+	pthread_mutex_unlock(&p->lock);
+	int rv = 0;
+	if (!sl) {
+		if (!(sl = mem_calloc(1, sizeof(*sl))))
+			return -ENOMEM;
+		if ((rv = nng_ctx_open(&sl->ctx, pe->sock)) != 0) {
+			mem_free(sl);
+			return err_from_nng(rv);
+		}
+		if ((rv = nng_aio_alloc(&sl->aio, call_cb, sl)) != 0) {
+			nng_ctx_close(sl->ctx);
+			mem_free(sl);
+			return err_from_nng(rv);
+		}
+	}
+	sl->c = c;
+	c->slot = sl;
+	c->ctx = sl->ctx;
+	c->aio = sl->aio;
+	return 0;
+}
+
+/* Call c is done with its slot: kept for its peer's next call (keep, and
+ * room), or closed; from the slot's own callback (in_cb) its aio is
+ * reaped, since it cannot be freed there.  Neither c's aio nor the slot
+ * may be touched after. */
+static void
+slot_end(struct rpc_pool *p, struct call *c, bool keep, bool in_cb)
+{
+	struct slot *sl = c->slot;
+	struct peer *pe = c->peer;
+	c->slot = NULL;
+	c->aio = NULL;
+	pthread_mutex_lock(&p->lock);
+	if (keep && !p->closed && pe->nfree < PEER_SLOTS_MAX) {
+		sl->c = NULL;
+		sl->next = pe->free;
+		pe->free = sl;
+		pe->nfree++;
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	pthread_mutex_unlock(&p->lock);
+	nng_ctx_close(sl->ctx);
+	if (in_cb)
+		nng_aio_reap(sl->aio);
+	else
+		nng_aio_free(sl->aio);
+	mem_free(sl);
 }
 
 static void
@@ -919,11 +1008,10 @@ call_done(struct call *c, int rc, nng_msg *msg)
 	}
 	/* Nobody waits for this answer any more: clean up after ourselves
 	 * (reap, since an aio cannot be freed from its own callback). */
+	bool answered = r.rc == 0;
 	rpc_reply_fini(&r);
-	if (c->ctx_open)
-		nng_ctx_close(c->ctx);
-	nng_aio_reap(c->aio);
 	struct rpc_pool *p = g->pool;
+	slot_end(p, c, answered, true);
 	pool_undetach(p);
 	group_release(g);
 }
@@ -931,7 +1019,7 @@ call_done(struct call *c, int rc, nng_msg *msg)
 static void
 call_cb(void *arg)
 {
-	struct call *c = arg;
+	struct call *c = ((struct slot *)arg)->c;
 	int rv = nng_aio_result(c->aio);
 	if (c->sending) {
 		if (rv != 0) {
@@ -977,11 +1065,9 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 	if (rc == 0 && cap && req->len > cap)
 		rc = DYN_ETOOBIG; /* the peer would close the connection */
 	c->peer = pe;
-	if (rc == 0 && (rv = nng_ctx_open(&c->ctx, pe->sock)) == 0)
-		c->ctx_open = true;
-	if (rc == 0 && rv == 0)
-		rv = nng_aio_alloc(&c->aio, call_cb, c);
-	if (rc == 0 && rv == 0 && (rv = nng_msg_alloc(&msg, 0)) == 0 &&
+	if (rc == 0)
+		rc = slot_take(p, c);
+	if (rc == 0 && (rv = nng_msg_alloc(&msg, 0)) == 0 &&
 	    (rv = nng_msg_append(msg, req->data, req->len)) != 0)
 		nng_msg_free(msg);
 	if (rc == 0 && rv != 0)
@@ -989,22 +1075,15 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 	if (rc != 0) {
 		c->res.rc = rc;
 		c->done = true;
-		if (c->aio)
-			nng_aio_free(c->aio);
-		c->aio = NULL;
-		if (c->ctx_open)
-			nng_ctx_close(c->ctx);
-		c->ctx_open = false;
+		if (c->slot)
+			slot_end(p, c, true, false); /* it was not used */
 		return false;
 	}
 	pthread_mutex_lock(&p->lock);
 	if (p->closed) {
 		pthread_mutex_unlock(&p->lock);
 		nng_msg_free(msg);
-		nng_aio_free(c->aio);
-		c->aio = NULL;
-		nng_ctx_close(c->ctx);
-		c->ctx_open = false;
+		slot_end(p, c, false, false);
 		c->res.rc = DYN_ECLOSED;
 		c->done = true;
 		return false;
@@ -1160,7 +1239,7 @@ group_finish(struct rpc_group *g, size_t need, int grace_ms,
 		}
 		out[i] = c->res;
 		ok += out[i].rc == 0;
-		if (c->aio) {
+		if (c->slot) {
 			/* Finished: its callback has returned or is about
 			 * to; free waits for it, outside our lock. */
 			c->aio_done = true;
@@ -1169,11 +1248,8 @@ group_finish(struct rpc_group *g, size_t need, int grace_ms,
 	pthread_mutex_unlock(&g->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct call *c = &g->calls[i];
-		if (c->aio_done) {
-			nng_aio_free(c->aio);
-			if (c->ctx_open)
-				nng_ctx_close(c->ctx);
-		}
+		if (c->aio_done)
+			slot_end(p, c, c->res.rc == 0, false);
 	}
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < n; i++)

@@ -803,6 +803,132 @@ fill_value(uint8_t *v, int i)
 		v[j] = (uint8_t)(i * 31 + j);
 }
 
+/* store_update_async_applied: the hook runs in the writer after its
+ * update was made and before the commit, exactly once even when the
+ * batch is redone as the map grows; never for an update whose apply
+ * failed; and the done callback still reports a commit that failed after
+ * the hook (the change went out but is not stored). */
+#define NAPPLIED 24
+
+struct applied_one {
+	pthread_mutex_t *mu;
+	int applied;      /* hook calls */
+	int applied_at_done;
+	int done;         /* done calls */
+	int rc;
+};
+
+static void
+applied_cb(void *arg)
+{
+	struct applied_one *o = arg;
+	pthread_mutex_lock(o->mu);
+	o->applied++;
+	pthread_mutex_unlock(o->mu);
+}
+
+static void
+applied_done_cb(void *arg, int rc)
+{
+	struct applied_one *o = arg;
+	pthread_mutex_lock(o->mu);
+	o->applied_at_done = o->applied;
+	o->done++;
+	o->rc = rc;
+	pthread_mutex_unlock(o->mu);
+}
+
+static void
+wait_done(pthread_mutex_t *mu, struct applied_one *o, int n)
+{
+	uint64_t deadline = mono_ms() + 20000;
+	for (;;) {
+		int done = 0;
+		pthread_mutex_lock(mu);
+		for (int i = 0; i < n; i++)
+			done += o[i].done;
+		pthread_mutex_unlock(mu);
+		if (done >= n || mono_ms() > deadline)
+			break;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void
+test_update_applied(void **state)
+{
+	struct fixture *f = *state;
+	/* A 1 MiB map and 24 x 64 KiB: the first batches grow it. */
+	struct store *s = open_store(f, false, 0, 1 << 20, 0);
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static struct applied_one o[NAPPLIED + 1];
+	static struct put_arg args[NAPPLIED];
+	static char keys[NAPPLIED][16];
+	uint8_t *v = malloc((size_t)NAPPLIED * BIGVAL);
+	assert_non_null(v);
+	for (int i = 0; i < NAPPLIED; i++) {
+		fill_value(v + (size_t)i * BIGVAL, i);
+		snprintf(keys[i], sizeof(keys[i]), "ap%d", i);
+		args[i] = (struct put_arg){v + (size_t)i * BIGVAL, BIGVAL, 0};
+		o[i] = (struct applied_one){.mu = &mu};
+		assert_int_equal(store_update_async_applied(s, keys[i],
+		    strlen(keys[i]), apply_put, &args[i], applied_cb,
+		    applied_done_cb, &o[i]), 0);
+	}
+	o[NAPPLIED] = (struct applied_one){.mu = &mu};
+	assert_int_equal(store_update_async_applied(s, "bad", 3, apply_fail,
+	    NULL, applied_cb, applied_done_cb, &o[NAPPLIED]), 0);
+	wait_done(&mu, o, NAPPLIED + 1);
+	int redone = 0;
+	for (int i = 0; i < NAPPLIED; i++) {
+		assert_int_equal(o[i].done, 1);
+		assert_int_equal(o[i].rc, 0);
+		assert_int_equal(o[i].applied, 1);
+		assert_int_equal(o[i].applied_at_done, 1); /* before done */
+		redone += args[i].calls > 1;
+		check_value(s, keys[i], strlen(keys[i]), v + (size_t)i * BIGVAL,
+		    BIGVAL);
+	}
+	assert_true(redone > 0); /* the map grew under some of them */
+	assert_int_equal(o[NAPPLIED].done, 1);
+	assert_int_equal(o[NAPPLIED].rc, -EPERM);
+	assert_int_equal(o[NAPPLIED].applied, 0);
+
+	/* A commit that fails (the file may not grow): the hook ran, done
+	 * says the commit failed, and nothing was stored. */
+	struct stat st;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	struct rlimit old, lim;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)st.st_size;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	struct applied_one late = {.mu = &mu};
+	uint8_t *big = malloc(16 * BIGVAL);
+	assert_non_null(big);
+	fill_value(big, 99);
+	struct put_arg la = {big, 16 * BIGVAL, 0};
+	assert_int_equal(store_update_async_applied(s, "late", 4, apply_put,
+	    &la, applied_cb, applied_done_cb, &late), 0);
+	wait_done(&mu, &late, 1);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(late.done, 1);
+	assert_true(late.rc < 0);
+	assert_int_equal(late.applied, 1);
+	struct vset got;
+	vset_init(&got);
+	assert_int_equal(store_get(s, "late", 4, &got), -ENOENT);
+	free(big);
+	free(v);
+	close_store(f);
+}
+
+
 struct grower {
 	struct store *s;
 	int id, n, errors;
@@ -3030,6 +3156,7 @@ main(void)
 	    T_LEAK(test_open_errors),
 	    T_LEAK(test_hint_add_scan_remove),
 	    T_MT(test_update_async),
+	    T_MT(test_update_applied),
 	    T_LEAK(test_hint_targets),
 	    T_LEAK(test_hint_merge),
 	    T_LEAK(test_hint_remove_grown),

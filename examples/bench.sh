@@ -7,8 +7,11 @@
 #   put    puts only, CLIENTS closed-loop clients (default 16);
 #   get    gets only, the same;
 #   mix    half gets, half puts, an open loop at RATE req/s (default 500);
-# then one table: ops/s, p50/p99/p99.9 of each, the CPU all nodes spent
-# per operation (from /proc), and put and get as fractions of the floor
+# then one table: ops/s (and MB/s of values), p50/p99/p99.9 of each, the
+# CPU all nodes spent per operation (from /proc), the nodes' peak
+# anonymous memory during the run (RssAnon summed over the nodes, sampled
+# every 100 ms: LMDB's map is file-backed and not counted), and put and
+# get as fractions of the floor
 # (a put is three exchanges: client, then two replicas in parallel, so
 # its share is put / (floor / 3)).  ONE_NODE=1 adds the put and get runs
 # through one node (it forwards each request to a replica).  TLS=1 runs
@@ -17,12 +20,17 @@
 # the TLS/tcp ratio of each run's ops/s to the table.
 #   NODES=3 RATE=500 DURATION=20s VALUE=1024 CLIENTS=16 examples/bench.sh \
 #       [dynamod flags...]
+# KEYS (default 10000) keys are preloaded and used; BLOB=1 runs put and
+# get on blobs (dynamo-bench --blob: content-addressed values, the
+# mount's chunks) instead of keys.  Big values through one node, the
+# memory bound shown:
+#   NODES=1 VALUE=1M CLIENTS=64 KEYS=200 BLOB=1 examples/bench.sh --no-fsync
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build/release}
 NODES=${NODES:-3} RATE=${RATE:-500} DURATION=${DURATION:-20s}
 VALUE=${VALUE:-1024} CLIENTS=${CLIENTS:-16} ONE_NODE=${ONE_NODE:-0}
-TLS=${TLS:-0}
+TLS=${TLS:-0} KEYS=${KEYS:-10000} BLOB=${BLOB:-0}
 [ -d "$build" ] || meson setup "$build" "$root" --buildtype=release >/dev/null
 ninja -C "$build" >/dev/null
 tmp=$(mktemp -d)
@@ -39,14 +47,36 @@ ticks() {
 	done
 	echo "$t"
 }
-# run NAME ARGS...: one dynamo-bench run, its JSON and the nodes' CPU.
+# anon_kb: RssAnon of every node, summed (kB).
+anon_kb() {
+	local p t=0 a
+	for p in "${pids[@]}"; do
+		a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+		t=$((t + ${a:-0}))
+	done
+	echo "$t"
+}
+# run NAME ARGS...: one dynamo-bench run, its JSON, the nodes' CPU and
+# their peak anonymous memory.
 run() {
-	local name=$1 t0
+	local name=$1 t0 sampler
 	shift
 	echo "== $name: $*" >&2
 	t0=$(ticks)
+	anon_kb > "$tmp/$name.rss"
+	(
+		peak=0
+		while :; do
+			a=$(anon_kb)
+			[ "$a" -gt "$peak" ] && peak=$a && echo "$peak" > "$tmp/$name.rss"
+			sleep 0.1
+		done
+	) &
+	sampler=$!
 	"$@" --duration "$DURATION" --json > "$tmp/$name.json"
 	echo $(( $(ticks) - t0 )) > "$tmp/$name.cpu"
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
 }
 
 # cluster MODE [dynamod flags...]: a fresh cluster in $tmp/MODE, plain
@@ -104,8 +134,9 @@ runs=()
 runs_on() {
 	local s=$1
 	local b=("$build/node/dynamo-bench" --node "$first" "${cred[@]}" \
-		--clients "$CLIENTS" --value-size "$VALUE" --keys 10000 --quiet)
-	"${b[@]}" --ops 10000 --preload >/dev/null
+		--clients "$CLIENTS" --value-size "$VALUE" --keys "$KEYS" --quiet)
+	[ "$BLOB" = 1 ] && b+=(--blob)
+	"${b[@]}" --ops "$KEYS" --preload >/dev/null
 	run "floor$s" "$build/node/dynamo-bench" "${nodes[@]}" "${cred[@]}" \
 		--clients "$CLIENTS" --value-size "$VALUE" --quiet --echo
 	run "put$s" "${b[@]}" --read-ratio 0
@@ -133,11 +164,12 @@ import json, sys
 tmp, hz, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 res = {r: json.load(open(f"{tmp}/{r}.json")) for r in runs}
 cpu = {r: int(open(f"{tmp}/{r}.cpu").read()) * 1000 / hz for r in runs}
+rss = {r: int(open(f"{tmp}/{r}.rss").read()) / 1024 for r in runs}
 def floor_of(r):
     return res["floor" + ("-tls" if r.endswith("-tls") else "")]["ops_per_s"]
 print(f"{'run':10} {'op':5} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-      f"{'p99.9 ms':>9} {'errors':>7} {'cpu ms/op':>10} {'of floor':>9} "
-      f"{'tls/tcp':>8}")
+      f"{'p99.9 ms':>9} {'errors':>7} {'cpu ms/op':>10} {'MB/s':>7} "
+      f"{'rss MiB':>8} {'of floor':>9} {'tls/tcp':>8}")
 for r in runs:
     j = res[r]
     ops = j["ops"] or 1
@@ -157,7 +189,9 @@ for r in runs:
             per = floor / 3 if op == "put" else floor
             share = f"{o['ops_per_s'] / per:.2f}"
         l = o["latency_ms"]
+        mbs = o["ops_per_s"] * j["config"]["value_size"] / 1e6
         print(f"{r:10} {name:5} {o['ops_per_s']:9.0f} {l['p50']:8.2f} "
               f"{l['p99']:8.2f} {l['p999']:9.2f} {o['errors']:7} "
-              f"{cpo:10.3f} {share:>9} {ratio:>8}")
+              f"{cpo:10.3f} {mbs:7.1f} {rss[r]:8.0f} {share:>9} "
+              f"{ratio:>8}")
 EOF

@@ -645,8 +645,6 @@ struct rpc_group;
 struct call {
 	struct rpc_group *g;
 	struct slot *slot; /* its context and aio while it has them */
-	nng_ctx ctx;       /* the slot's */
-	nng_aio *aio;      /* the slot's */
 	bool sending;
 	bool done;
 	bool aio_done; /* finished while the caller waited: caller frees */
@@ -769,7 +767,7 @@ rpc_pool_cancel(struct rpc_pool *p)
 	pthread_mutex_lock(&p->lock);
 	p->closed = true;
 	for (struct call *c = p->active; c; c = c->anext)
-		nng_aio_cancel(c->aio);
+		nng_aio_cancel(c->slot->aio);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -938,8 +936,6 @@ slot_take(struct rpc_pool *p, struct call *c)
 	}
 	sl->c = c;
 	c->slot = sl;
-	c->ctx = sl->ctx;
-	c->aio = sl->aio;
 	return 0;
 }
 
@@ -953,7 +949,6 @@ slot_end(struct rpc_pool *p, struct call *c, bool keep, bool in_cb)
 	struct slot *sl = c->slot;
 	struct peer *pe = c->peer;
 	c->slot = NULL;
-	c->aio = NULL;
 	pthread_mutex_lock(&p->lock);
 	if (keep && !p->closed && pe->nfree < PEER_SLOTS_MAX) {
 		sl->c = NULL;
@@ -1019,20 +1014,21 @@ call_done(struct call *c, int rc, nng_msg *msg)
 static void
 call_cb(void *arg)
 {
-	struct call *c = ((struct slot *)arg)->c;
-	int rv = nng_aio_result(c->aio);
+	struct slot *sl = arg;
+	struct call *c = sl->c;
+	nng_aio *aio = sl->aio;
+	int rv = nng_aio_result(aio);
 	if (c->sending) {
 		if (rv != 0) {
-			nng_msg_free(nng_aio_get_msg(c->aio));
+			nng_msg_free(nng_aio_get_msg(aio));
 			if (rv == NNG_ECANCELED)
 				rv = NNG_ECLOSED;
 			call_done(c, err_from_nng(rv), NULL);
 			return;
 		}
 		struct rpc_pool *p = c->g->pool;
-		nng_aio *aio = c->aio;
 		c->sending = false;
-		nng_ctx_recv(c->ctx, aio);
+		nng_ctx_recv(sl->ctx, aio);
 		call_check_closed(p, aio);
 		return;
 	}
@@ -1045,7 +1041,7 @@ call_cb(void *arg)
 		peer_rtt_sample(c->peer, (int)(now - c->sent_ms));
 	}
 	call_done(c, rv == 0 ? 0 : err_from_nng(rv),
-	    rv == 0 ? nng_aio_get_msg(c->aio) : NULL);
+	    rv == 0 ? nng_aio_get_msg(aio) : NULL);
 }
 
 
@@ -1104,10 +1100,12 @@ call_start(struct rpc_pool *p, struct rpc_group *g, struct call *c,
 	g->pending++;
 	g->refs++;
 	pthread_mutex_unlock(&g->lock);
-	nng_aio_set_timeout(c->aio, timeout_ms);
-	nng_aio_set_msg(c->aio, msg);
-	nng_ctx_send(c->ctx, c->aio);
-	call_check_closed(p, c->aio);
+	/* The call may be over (its slot kept for another) by the check. */
+	struct slot *sl = c->slot;
+	nng_aio_set_timeout(sl->aio, timeout_ms);
+	nng_aio_set_msg(sl->aio, msg);
+	nng_ctx_send(sl->ctx, sl->aio);
+	call_check_closed(p, sl->aio);
 	return true;
 }
 

@@ -35,7 +35,12 @@ TLS=${TLS:-0} KEYS=${KEYS:-10000} BLOB=${BLOB:-0}
 ninja -C "$build" >/dev/null
 tmp=$(mktemp -d)
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
+sampler=
+cleanup() {
+	kill "${pids[@]}" $sampler 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 # CPU ticks (user + system) of every node so far.
@@ -59,7 +64,7 @@ anon_kb() {
 # run NAME ARGS...: one dynamo-bench run, its JSON, the nodes' CPU and
 # their peak anonymous memory.
 run() {
-	local name=$1 t0 sampler
+	local name=$1 t0
 	shift
 	echo "== $name: $*" >&2
 	t0=$(ticks)
@@ -77,6 +82,7 @@ run() {
 	echo $(( $(ticks) - t0 )) > "$tmp/$name.cpu"
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
+	sampler=
 }
 
 # cluster MODE [dynamod flags...]: a fresh cluster in $tmp/MODE, plain

@@ -771,6 +771,13 @@ put_replicated(void *arg, struct rpc_reply *out, size_t n, size_t ok)
 	put_async_part(pa);
 }
 
+/* The replicas' acks the put still needs. */
+static size_t
+put_need(const struct put_async *pa)
+{
+	return pa->w > pa->acks ? pa->w - pa->acks : 0;
+}
+
 /* Send set to the destinations (need acks asked for). */
 static void
 put_replicate(struct put_async *pa, size_t need)
@@ -804,7 +811,7 @@ put_applied(void *arg)
 {
 	struct put_async *pa = arg;
 	pa->sent = true;
-	put_replicate(pa, pa->w > pa->acks ? pa->w - pa->acks : 0);
+	put_replicate(pa, put_need(pa));
 }
 
 /* The local commit is done (in the store's writer). */
@@ -877,7 +884,7 @@ coord_put_start(struct node *n, const struct coord_req *rq,
 		 * replicas get it while this node stores it. */
 		replica_blob_version(&pa->bv, value, len);
 		pa->one = (struct vset){.n = 1, .v = &pa->bv};
-		put_replicate(pa, pa->w > pa->acks ? pa->w - pa->acks : 0);
+		put_replicate(pa, put_need(pa));
 	}
 	rc = store_update_async_applied(n->store, pa->rq.key, pa->rq.klen,
 	    pa->blob ? apply_blob : apply_put, &pa->a,

@@ -6,7 +6,8 @@
  * otherwise): the coordinator makes the new version in its store's write
  * transaction (its counter follows what the store knows of the key), sends
  * it to the other replicas in parallel (REPLICATE_REQ, merged there) while
- * that transaction commits, and answers after W acks, its own commit
+ * that transaction commits (a put deferred to a worker, coord_put, commits
+ * first and sends after), and answers after W acks, its own commit
  * included.  A version can so reach other replicas and not this store (the
  * node is killed, or the commit fails): the node then takes a new actor id
  * (node.c load_actor, node_actor_lost), so it never issues that dot again.  A get reads the first N replicas, answers

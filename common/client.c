@@ -318,8 +318,13 @@ void
 dyn_range_page_fini(struct dyn_range_page *p)
 {
 	for (uint32_t i = 0; p->e && i < p->n; i++) {
-		mem_free(p->e[i].key);
-		vset_fini(&p->e[i].versions);
+		struct dyn_range_entry *e = &p->e[i];
+		for (uint32_t j = 0; e->vctx && j < e->versions.n; j++)
+			mem_free(e->vctx[j].p);
+		mem_free(e->vctx);
+		mem_free(e->ctx.p);
+		mem_free(e->key);
+		vset_fini(&e->versions);
 	}
 	mem_free(p->e);
 	mem_free(p->next);
@@ -366,6 +371,41 @@ range_records(const struct wire_field *f, struct dyn_range_page *out)
 	return rd_left(&r) == 0 ? 0 : DYN_EBADMSG;
 }
 
+static int
+ctx_dup(struct rd *r, struct dyn_ctx *out)
+{
+	const uint8_t *p;
+	size_t n;
+	int rc = rd_blob(r, CONTEXT_MAX_LEN, &p, &n);
+	if (rc)
+		return rc;
+	if (!(out->p = mem_dup(p, n ? n : 1)))
+		return -ENOMEM;
+	out->len = n;
+	return 0;
+}
+
+/* An F_RCONTEXTS field: per record, its context and one per version. */
+static int
+range_contexts(const struct wire_field *f, struct dyn_range_page *out)
+{
+	struct rd r;
+	int rc = 0;
+	rd_init(&r, f->data, f->len);
+	for (uint32_t i = 0; i < out->n && rc == 0; i++) {
+		struct dyn_range_entry *e = &out->e[i];
+		if (e->versions.n &&
+		    !(e->vctx = mem_calloc(e->versions.n, sizeof(*e->vctx))))
+			return -ENOMEM;
+		rc = ctx_dup(&r, &e->ctx);
+		for (uint32_t j = 0; j < e->versions.n && rc == 0; j++)
+			rc = ctx_dup(&r, &e->vctx[j]);
+	}
+	if (rc == 0 && rd_left(&r) != 0)
+		rc = DYN_EBADMSG;
+	return rc;
+}
+
 int
 dyn_range(struct dyn_client *c, const void *part, size_t plen,
     const void *after, size_t alen, uint32_t limit, uint32_t limit_bytes,
@@ -402,11 +442,13 @@ dyn_range(struct dyn_client *c, const void *part, size_t plen,
 		goto out;
 	const struct wire_field *recs = wire_find(&reply.m, F_RECORDS);
 	const struct wire_field *next = wire_find(&reply.m, F_START);
-	if (!recs) {
+	const struct wire_field *ctxs = wire_find(&reply.m, F_RCONTEXTS);
+	if (!recs || !ctxs) {
 		rc = DYN_EBADMSG;
 		goto out;
 	}
-	if ((rc = range_records(recs, out)) != 0)
+	if ((rc = range_records(recs, out)) != 0 ||
+	    (rc = range_contexts(ctxs, out)) != 0)
 		goto out;
 	if (next) {
 		out->more = true;

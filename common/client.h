@@ -113,7 +113,7 @@ void dyn_blob_key_of(struct dyn_client *c, uint8_t kind, const void *data,
  * from the first) is the cursor: the page holds keys after it, at most
  * limit of them (0: the node's default, 100; at most 1000) and about
  * limit_bytes of keys and values (0: 1 MiB; at most 4 MiB), live keys
- * only.  out->more says there may be keys after out->next, the cursor for
+ * only, each with its contexts as a get gives them.  out->more says there may be keys after out->next, the cursor for
  * the next page; a page may be short, or empty, and still have more.
  * -EINVAL for a cursor that is not a key of the part, DYN_ETOOBIG for a
  * part over KEYPOS_PLACED_MAX - 3 bytes or a limit over its maximum.
@@ -123,6 +123,8 @@ struct dyn_range_entry {
 	uint8_t *key; /* the whole key (header, part and rest) */
 	size_t klen;
 	struct vset versions; /* the merged versions, tombstones included */
+	struct dyn_ctx ctx;   /* covers every version, as a get's */
+	struct dyn_ctx *vctx; /* one per version, as a get's */
 };
 struct dyn_range_page {
 	uint32_t n;

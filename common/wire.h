@@ -131,6 +131,8 @@ enum wire_tag {
 	F_START,      /* a key: a range read's cursor (exclusive) */
 	F_LIMIT,      /* u32 keys at most */
 	F_LIMIT_BYTES, /* u32 record bytes at most (past the first) */
+	F_RCONTEXTS,  /* a range page's contexts: per record, blob context
+	                 (covers every version), then a blob per version */
 };
 
 /* Header flags. */

@@ -25,15 +25,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/rand.h>
-
 #include "err.h"
+#include "keypos.h"
 #include "log.h"
 #include "mem.h"
 
 #define NSTRIPES  64
 #define CACHE_MAX 65536 /* entries per table before a sweep */
-#define TAGS_MAX  65536 /* directories with a writer tag */
 
 struct centry {
 	struct centry *next;
@@ -50,21 +48,12 @@ struct ctable {
 	void (*free_val)(void *);
 };
 
-/* The writer state of one directory: this mount's actor there and its
- * next counter (tags must never repeat, so they are not derived from a
- * possibly stale read). */
-struct dtag {
-	uint64_t actor;
-	uint64_t next;
-};
-
 struct fskv {
 	struct fskv_opts o;
 	char *nodes;
-	pthread_mutex_t mu; /* the three tables */
+	pthread_mutex_t mu; /* the two tables */
 	struct ctable files;
 	struct ctable dirs;
-	struct ctable tags;
 	pthread_mutex_t stripes[NSTRIPES];
 	uint64_t born_ms;
 	struct timespec mounted; /* times of a root never written */
@@ -296,12 +285,6 @@ dir_unref_v(void *p)
 	fskv_dir_unref(p);
 }
 
-static void
-free_v(void *p)
-{
-	mem_free(p);
-}
-
 /* ---- setup ---- */
 
 int
@@ -318,8 +301,7 @@ fskv_new(const struct fskv_opts *o, struct fskv **out)
 		goto fail;
 	kv->o.nodes = kv->nodes;
 	if (ctable_init(&kv->files, file_unref_v) != 0 ||
-	    ctable_init(&kv->dirs, dir_unref_v) != 0 ||
-	    ctable_init(&kv->tags, free_v) != 0)
+	    ctable_init(&kv->dirs, dir_unref_v) != 0)
 		goto fail;
 	pthread_mutex_init(&kv->mu, NULL);
 	for (int i = 0; i < NSTRIPES; i++)
@@ -331,7 +313,6 @@ fskv_new(const struct fskv_opts *o, struct fskv **out)
 fail:
 	ctable_fini(&kv->files);
 	ctable_fini(&kv->dirs);
-	ctable_fini(&kv->tags);
 	mem_free(kv->nodes);
 	mem_free(kv);
 	return rc;
@@ -344,7 +325,6 @@ fskv_free(struct fskv *kv)
 		return;
 	ctable_fini(&kv->files);
 	ctable_fini(&kv->dirs);
-	ctable_fini(&kv->tags);
 	pthread_mutex_destroy(&kv->mu);
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_destroy(&kv->stripes[i]);
@@ -406,8 +386,6 @@ cache_trim_locked(struct fskv *kv)
 		if (kv->dirs.n > CACHE_MAX)
 			ctable_clear(&kv->dirs);
 	}
-	if (kv->tags.n > TAGS_MAX)
-		ctable_clear(&kv->tags);
 }
 
 /* ---- files ---- */
@@ -647,13 +625,80 @@ root_default(struct fskv *kv, struct fsobj_dir *d)
 	d->a.atime = d->a.mtime = d->a.ctime = kv->mounted;
 }
 
-/* Read the directory at path: merge its live versions, and when there was
- * more than one version, write the merge back. */
+/*
+ * A snapshot of the directory at path from its versions (taking over
+ * ctx): the live version that wins (fsobj_dir_cmp).  When
+ * write_back and there was more than one version, the winner is written
+ * back under the merged context, so the losers are gone for every reader.
+ */
+static int
+dir_snap_build(struct fskv *kv, const char *path, struct vset *versions,
+               struct dyn_ctx *ctx, bool write_back, struct fskv_dir **out)
+{
+	struct fskv_dir *s = mem_calloc(1, sizeof(*s));
+	int rc = 0;
+	if (!s)
+		return -ENOMEM;
+	s->refs = 1;
+	s->born_ms = fskv_now_ms();
+	fsobj_dir_init(&s->d);
+	vset_context(versions, &s->clock);
+	uint32_t live = 0;
+	for (uint32_t i = 0; i < versions->n && rc == 0; i++) {
+		const struct version *v = &versions->v[i];
+		struct fsobj_dir one;
+		if (v->tombstone)
+			continue;
+		fsobj_dir_init(&one);
+		int drc = fsobj_dir_decode(v->value, v->len, &one);
+		if (drc == -ENOMEM) {
+			rc = drc;
+		} else if (drc != 0) {
+			LOG_WARN("directory %s: version %u undecodable: %s",
+			         path, i, dyn_strerror(drc));
+		} else if (live++ == 0 || fsobj_dir_cmp(&one, &s->d) > 0) {
+			fsobj_dir_fini(&s->d);
+			s->d = one;
+			fsobj_dir_init(&one);
+		}
+		fsobj_dir_fini(&one);
+	}
+	if (rc != 0) {
+		dir_snap_free(s);
+		return rc;
+	}
+	s->exists = live > 0;
+	if (!s->exists && is_root(path)) {
+		root_default(kv, &s->d);
+		s->exists = true;
+	}
+	if (write_back && live > 0 && versions->n > 1) {
+		struct dyn_ctx n = {0};
+		int wrc = dir_encode_put(kv, path, ctx, 1, &s->d, &n);
+		if (wrc == 0) {
+			LOG_DEBUG("directory %s: %u versions resolved", path,
+			          versions->n);
+			s->ctx = n;
+			s->clock.n = 0;
+		} else {
+			LOG_WARN("directory %s: write-back of the winner: %s",
+			         path, dyn_strerror(wrc));
+		}
+	}
+	if (!s->ctx.p) {
+		s->ctx = *ctx;
+		ctx->p = NULL;
+		ctx->len = 0;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Read the directory at path (dir_snap_build, writing back). */
 static int
 dir_fetch(struct fskv *kv, const char *path, struct fskv_dir **out)
 {
 	struct dyn_get_result g;
-	struct fskv_dir *s;
 	struct buf k;
 	int rc;
 
@@ -665,69 +710,11 @@ dir_fetch(struct fskv *kv, const char *path, struct fskv_dir **out)
 	buf_fini(&k);
 	if (rc != 0 && rc != -ENOENT)
 		return rc;
-	if (!(s = mem_calloc(1, sizeof(*s)))) {
-		dyn_get_result_fini(&g);
-		return -ENOMEM;
-	}
-	s->refs = 1;
-	s->born_ms = fskv_now_ms();
-	fsobj_dir_init(&s->d);
-	vset_context(&g.versions, &s->clock);
-	uint32_t merged = 0;
-	rc = 0;
-	for (uint32_t i = 0; i < g.versions.n && rc == 0; i++) {
-		const struct version *v = &g.versions.v[i];
-		struct fsobj_dir one;
-		if (v->tombstone)
-			continue;
-		fsobj_dir_init(&one);
-		int drc = fsobj_dir_decode(v->value, v->len, &one);
-		if (drc == -ENOMEM) {
-			rc = drc;
-		} else if (drc != 0) {
-			LOG_WARN("directory %s: version %u undecodable: %s",
-			         path, i, dyn_strerror(drc));
-		} else if (merged++ == 0) {
-			fsobj_dir_fini(&s->d);
-			s->d = one;
-			fsobj_dir_init(&one);
-		} else {
-			rc = fsobj_dir_merge(&s->d, &one);
-		}
-		fsobj_dir_fini(&one);
-	}
-	if (rc != 0)
-		goto fail;
-	s->exists = merged > 0;
-	if (!s->exists && is_root(path)) {
-		root_default(kv, &s->d);
-		s->exists = true;
-	}
-	if (merged > 0 && g.versions.n > 1) {
-		struct dyn_ctx c = {g.ctx, g.ctx_len}, n = {0};
-		rc = dir_encode_put(kv, path, &c, 1, &s->d, &n);
-		if (rc == 0) {
-			LOG_DEBUG("directory %s: merged %u versions", path,
-			          g.versions.n);
-			s->ctx = n;
-			s->clock.n = 0;
-		} else {
-			LOG_WARN("directory %s: write-back of merge: %s", path,
-			         dyn_strerror(rc));
-		}
-	}
-	if (!s->ctx.p) {
-		s->ctx.p = g.ctx;
-		s->ctx.len = g.ctx_len;
-		g.ctx = NULL;
-		g.ctx_len = 0;
-	}
+	struct dyn_ctx c = {g.ctx, g.ctx_len};
+	g.ctx = NULL;
+	rc = dir_snap_build(kv, path, &g.versions, &c, true, out);
+	mem_free(c.p);
 	dyn_get_result_fini(&g);
-	*out = s;
-	return 0;
-fail:
-	dyn_get_result_fini(&g);
-	dir_snap_free(s);
 	return rc;
 }
 
@@ -775,32 +762,6 @@ fskv_dir_get(struct fskv *kv, const char *path, int flags,
 	}
 	*out = s;
 	return 0;
-}
-
-void
-fskv_dir_tag(struct fskv *kv, const char *path, uint64_t *actor,
-             uint64_t *counter)
-{
-	pthread_mutex_lock(&kv->mu);
-	struct dtag *t = ctable_get(&kv->tags, path);
-	if (!t && (t = mem_calloc(1, sizeof(*t))) != NULL) {
-		do
-			RAND_bytes((unsigned char *)&t->actor,
-			           sizeof(t->actor));
-		while (t->actor == 0);
-		t->next = 1;
-		ctable_set(&kv->tags, path, t);
-		t = ctable_get(&kv->tags, path);
-	}
-	if (t) {
-		*actor = t->actor;
-		*counter = t->next++;
-	} else {
-		/* Out of memory: a one-off actor is still a unique tag. */
-		RAND_bytes((unsigned char *)actor, sizeof(*actor));
-		*counter = 1;
-	}
-	pthread_mutex_unlock(&kv->mu);
 }
 
 /* A snapshot taking over d (left empty) and ctx. */
@@ -924,6 +885,161 @@ fskv_forget_tree(struct fskv *kv, const char *path)
 	pthread_mutex_unlock(&kv->mu);
 }
 
+
+/* ---- listings ---- */
+
+void
+fskv_list_fini(struct fskv_list *l)
+{
+	for (uint32_t i = 0; l->e && i < l->n; i++) {
+		mem_free(l->e[i].name);
+		fskv_file_unref(l->e[i].file);
+		fskv_dir_unref(l->e[i].dir);
+	}
+	mem_free(l->e);
+	mem_free(l->next);
+	memset(l, 0, sizeof(*l));
+}
+
+char *
+fskv_path_join(const char *dir, const char *name, size_t nlen)
+{
+	size_t dl = strlen(dir);
+	bool root = is_root(dir);
+	char *p = mem_alloc(dl + nlen + 2);
+	if (!p)
+		return NULL;
+	memcpy(p, dir, dl);
+	size_t at = root ? dl : dl + 1;
+	p[dl] = '/';
+	memcpy(p + at, name, nlen);
+	p[at + nlen] = '\0';
+	return p;
+}
+
+/* One record of a page as an entry of out (a snapshot, cached); a record
+ * that is not a child's object, or has no live version we can read, is
+ * skipped. */
+static int
+list_add(struct fskv *kv, const char *dir, struct dyn_range_entry *e,
+         struct fskv_list *out)
+{
+	const char *name;
+	size_t nlen;
+	uint8_t kind;
+	if (fsobj_key_entry(e->key, e->klen, &name, &nlen, &kind) != 0) {
+		LOG_WARN("directory %s: a key that names no entry", dir);
+		return 0;
+	}
+	struct fskv_ent *t = &out->e[out->n];
+	memset(t, 0, sizeof(*t));
+	char *cp = fskv_path_join(dir, name, nlen);
+	if (!cp || !(t->name = mem_dup(name, nlen + 1))) {
+		mem_free(cp);
+		return -ENOMEM;
+	}
+	t->name[nlen] = '\0';
+	t->nlen = nlen;
+	t->kind = kind;
+	int rc;
+	bool live;
+	if (kind == FSOBJ_KEY_DIR) {
+		rc = dir_snap_build(kv, cp, &e->versions, &e->ctx, false,
+		                    &t->dir);
+		live = rc == 0 && t->dir->exists;
+	} else {
+		struct dyn_get_result g = {.versions = e->versions,
+		                           .ctx = e->ctx.p,
+		                           .ctx_len = e->ctx.len,
+		                           .vctx = e->vctx};
+		vset_init(&e->versions);
+		e->ctx.p = NULL;
+		e->vctx = NULL;
+		rc = file_snap_from(cp, &g, &t->file);
+		dyn_get_result_fini(&g);
+		live = rc == 0 && t->file->nlive > 0;
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&kv->mu);
+		if (t->dir)
+			ctable_set(&kv->dirs, cp, dir_ref(t->dir));
+		else
+			ctable_set(&kv->files, cp, file_ref(t->file));
+		cache_trim_locked(kv);
+		pthread_mutex_unlock(&kv->mu);
+	}
+	mem_free(cp);
+	if (rc == 0 && live) {
+		out->n++;
+		return 0;
+	}
+	mem_free(t->name);
+	fskv_file_unref(t->file);
+	fskv_dir_unref(t->dir);
+	return rc;
+}
+
+int
+fskv_list(struct fskv *kv, const char *dir, const uint8_t *after,
+          size_t alen, uint32_t limit, struct fskv_list *out)
+{
+	struct dyn_range_page pg;
+	struct buf part;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	buf_init(&part);
+	fsobj_key_part(&part, dir, strlen(dir));
+	if ((rc = buf_err(&part)) != 0)
+		goto out;
+	rc = dyn_range(kv->o.client, part.data + KEYPOS_PLACED_HDR,
+	               part.len - KEYPOS_PLACED_HDR, after, alen, limit, 0, NULL,
+	               &pg);
+	if (rc != 0)
+		goto out;
+	if (pg.n && !(out->e = mem_calloc(pg.n, sizeof(*out->e))))
+		rc = -ENOMEM;
+	for (uint32_t i = 0; i < pg.n && rc == 0; i++)
+		rc = list_add(kv, dir, &pg.e[i], out);
+	if (rc == 0 && pg.more) {
+		out->more = true;
+		out->next = pg.next;
+		out->next_len = pg.next_len;
+		pg.next = NULL;
+	}
+	dyn_range_page_fini(&pg);
+out:
+	buf_fini(&part);
+	if (rc != 0)
+		fskv_list_fini(out);
+	return rc;
+}
+
+int
+fskv_dir_empty(struct fskv *kv, const char *path)
+{
+	struct fskv_list l;
+	uint8_t *cur = NULL;
+	size_t clen = 0;
+	int rc;
+	do {
+		rc = fskv_list(kv, path, cur, clen, 16, &l);
+		mem_free(cur);
+		cur = NULL;
+		if (rc != 0)
+			return rc;
+		if (l.n > 0)
+			rc = -ENOTEMPTY;
+		if (l.more) {
+			cur = l.next;
+			clen = l.next_len;
+			l.next = NULL;
+		}
+		fskv_list_fini(&l);
+	} while (rc == 0 && cur);
+	mem_free(cur);
+	return rc;
+}
 
 /* ---- the rest ---- */
 

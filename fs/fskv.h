@@ -4,10 +4,12 @@
  * short caches in front of them, and the lock stripes that order the
  * changes this mount makes.
  *
- * Directories are merged on read: a get that returns several live versions
- * merges them (fsobj_dir_merge) and writes the merge back with the merged
- * context, so no caller ever sees a directory conflict.  File objects are
- * handed up with every version (siblings are the caller's business).
+ * Directory objects are resolved on read: a get that returns several
+ * versions picks the winner (fsobj_dir_cmp) and writes it back with the
+ * merged context, so no caller ever sees a directory conflict.  File
+ * objects are handed up with every version (siblings are the caller's
+ * business).  A directory's children are listed a page at a time by a
+ * range read of its part (fskv_list).
  *
  * Snapshots (struct fskv_file, struct fskv_dir) are immutable and reference
  * counted: the cache holds one reference, each caller that got one from a
@@ -106,10 +108,6 @@ int fskv_dir_get_any(struct fskv *kv, const char *path, int flags,
                      struct fskv_dir **out);
 void fskv_dir_unref(struct fskv_dir *s);
 
-/* A fresh tag for an add into the directory at path. */
-void fskv_dir_tag(struct fskv *kv, const char *path, uint64_t *actor,
-                  uint64_t *counter);
-
 /* Change the directory at path: fn edits a copy of it (from the cache unless
  * flags has FSKV_FRESH), then the copy is written under the snapshot's
  * context and cached.  fn's error is returned without writing; fn may
@@ -125,6 +123,40 @@ int fskv_dir_delete(struct fskv *kv, const char *path,
 void fskv_dir_forget(struct fskv *kv, const char *path);
 /* Forget every cached object at or below the directory path. */
 void fskv_forget_tree(struct fskv *kv, const char *path);
+
+/* ---- listings ---- */
+
+/* A child of a directory: its object, every version. */
+struct fskv_ent {
+	char *name; /* NUL-terminated, owned */
+	size_t nlen;
+	uint8_t kind;           /* FSOBJ_KEY_FILE or FSOBJ_KEY_DIR */
+	struct fskv_file *file; /* kind file: nlive > 0 */
+	struct fskv_dir *dir;   /* kind dir: exists */
+};
+
+struct fskv_list {
+	uint32_t n;
+	struct fskv_ent *e; /* in key order: by name, a directory before a
+	                       file of the same name */
+	bool more;          /* there may be entries after next */
+	uint8_t *next;      /* the cursor of the next page */
+	size_t next_len;
+};
+
+/* One page of the children of the directory at path with a live object,
+ * after the cursor (after, alen; NULL: from the first), at most limit of
+ * them (0: the node's default): a range read of the directory's part
+ * (R-quorum merge and read repair, like a get).  Every object read is
+ * cached, with its context, as a get would.  A page may be short, or
+ * empty, and still have more.  out is freed with fskv_list_fini whatever
+ * the result. */
+int fskv_list(struct fskv *kv, const char *path, const uint8_t *after,
+              size_t alen, uint32_t limit, struct fskv_list *out);
+void fskv_list_fini(struct fskv_list *l);
+/* 0 when no child of the directory at path has a live object,
+ * -ENOTEMPTY when one has, or the error of the read. */
+int fskv_dir_empty(struct fskv *kv, const char *path);
 
 /* ---- the rest ---- */
 
@@ -148,6 +180,8 @@ void fskv_lock(struct fskv *kv, struct fskv_lock *l, const char *const *paths,
 void fskv_lock_all(struct fskv *kv, struct fskv_lock *l);
 void fskv_unlock(struct fskv *kv, struct fskv_lock *l);
 
+/* dir "/" name (nlen bytes), a new string (NULL: out of memory). */
+char *fskv_path_join(const char *dir, const char *name, size_t nlen);
 /* A project error or -errno as the -errno FUSE wants. */
 int fskv_errno(int rc);
 uint64_t fskv_now_ms(void);

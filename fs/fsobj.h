@@ -1,20 +1,26 @@
 /*
  * fsobj — the filesystem's objects as bytes in the store, and the pure rules
  * over them: key names, file objects (attributes, user xattrs, and either the
- * bytes inline or a list of chunks), directory objects (an observed-remove
- * set of entries), and the naming and order of sibling entries.
+ * bytes inline or a list of chunks), directory objects (attributes), and
+ * the naming and order of sibling entries.
  *
  * No I/O and no locking here: fskv moves these objects through the client.
  * Every decoder reads through a struct rd and checks every length, since the
  * bytes come from the network.
  *
- * Keys live in namespaces that cannot collide:
- *   "F" path                  file or symlink object (paths start with '/')
- *   "D" path                  directory object ("D/" is the root)
- *   'B' / 'R' name[32]        content: chunk blobs and chunk-list pages
- *                             (common/blob.h), shared by every version that
- *                             has the same bytes and reclaimed by the nodes'
- *                             collector once nothing references them
+ * Keys.  Every file, symlink and directory object is a placement key
+ * (common/keypos.h) in the part of its parent directory, so the objects of
+ * one directory live on one preference list, next to each other in key
+ * order, and a range read of the part lists the directory:
+ *
+ *   part = 'E' SHA-256(parent path)       ("" is the root's parent)
+ *   key  = 0xFF u16 33 part | name '\0' kind    kind 'F' file, 'D' dir
+ *
+ * The name is last-but-two so a file and a directory of one name (made
+ * concurrently) are neighbours in a listing, the directory first.  Content
+ * lives in 'B' / 'R' name[32] keys: chunk blobs and chunk-list pages
+ * (common/blob.h), shared by every version that has the same bytes and
+ * reclaimed by the nodes' collector once nothing references them.
  */
 #ifndef DYN_FSOBJ_H
 #define DYN_FSOBJ_H
@@ -37,13 +43,6 @@
 #define FSOBJ_CHUNK_MAX    (8u << 20)
 #define FSOBJ_SIBLINGS_MAX VSET_MAX_VERSIONS
 
-/* Entry types in a directory. */
-enum fsobj_type {
-	FSOBJ_T_REG = 1,
-	FSOBJ_T_DIR = 2,
-	FSOBJ_T_LNK = 3,
-};
-
 enum fsobj_layout {
 	FSOBJ_INLINE = 0,  /* size bytes in data */
 	FSOBJ_CHUNKED = 1, /* chunks of chunk_size in pages of blobs */
@@ -51,10 +50,22 @@ enum fsobj_layout {
 
 /* ---- keys ---- */
 
+#define FSOBJ_PART_LEN 33  /* 'E' and a SHA-256 */
+#define FSOBJ_KEY_FILE 'F'
+#define FSOBJ_KEY_DIR  'D'
+
 /* Append the key of a file object or directory object to out (errors are
  * sticky in out, see buf_err).  Content is in blobs (blob.h). */
 void fsobj_key_file(struct buf *out, const char *path);
 void fsobj_key_dir(struct buf *out, const char *path);
+/* Append the placement header of the directory dir's part (its children's
+ * keys start with it). */
+void fsobj_key_part(struct buf *out, const char *dir, size_t dlen);
+/* The child a key of a directory's part names: 0 and its name (pointing
+ * into key, not NUL-terminated), length and kind; -EINVAL for anything
+ * else. */
+int fsobj_key_entry(const uint8_t *key, size_t klen, const char **name,
+                    size_t *nlen, uint8_t *kind);
 
 /* ---- attributes (shared by files and directories) ---- */
 
@@ -183,67 +194,24 @@ int fsobj_page_decode(const void *p, size_t len, struct fsobj_page *out);
 /* ---- directory objects ---- */
 
 /*
- * A directory is an observed-remove set.  Each add of a name carries a
- * unique tag (actor, counter): the actor is drawn at random by a mount for
- * each directory it writes, and the counter counts that mount's adds in
- * that directory, so one actor's tags in one directory are 1, 2, 3, ...
- * A remove records the tags it observed; removed tags are kept as ranges
- * per actor, so a directory where files come and go stays small.  Merge is
- * the union of adds and of removed ranges, minus the removed adds: an add
- * that a remove did not see survives (add wins), and a remove is never
- * undone by an old copy coming back.
- *
- * The attributes merge last-writer-wins by ctime (ties by content), so all
- * copies pick the same ones.
+ * A directory object holds the directory's attributes only; its entries
+ * are the objects in its part (keys above).  Concurrent versions resolve
+ * last-writer-wins by ctime (ties by content), so every reader picks the
+ * same one.
  */
-struct fsobj_dent {
-	char *name; /* NUL-terminated, owned */
-	uint16_t nlen;
-	uint8_t type; /* enum fsobj_type */
-	uint64_t actor;
-	uint64_t counter;
-};
-
-struct fsobj_range {
-	uint64_t actor;
-	uint64_t lo, hi; /* removed counters lo..hi, inclusive */
-};
-
 struct fsobj_dir {
 	struct fsobj_attr a;
-	uint32_t nent;
-	struct fsobj_dent *ent; /* sorted by (name, actor, counter) */
-	uint32_t nrm;
-	struct fsobj_range *rm; /* sorted by (actor, lo), disjoint */
 };
 
 void fsobj_dir_init(struct fsobj_dir *d);
 void fsobj_dir_fini(struct fsobj_dir *d);
+/* Deep copy; dst must be initialised.  On error dst is unchanged. */
 int fsobj_dir_copy(struct fsobj_dir *dst, const struct fsobj_dir *src);
+/* > 0 when a wins over b, < 0 when b wins, 0 when they are the same. */
+int fsobj_dir_cmp(const struct fsobj_dir *a, const struct fsobj_dir *b);
 
-/* The visible entry called name: 0 and *type, or -ENOENT.  When a name was
- * added both as a directory and as a file (concurrent creates), the
- * directory wins. */
-int fsobj_dir_find(const struct fsobj_dir *d, const char *name, size_t nlen,
-                   uint8_t *type);
-/* Add name with tag (actor, counter), removing the adds of name it
- * observes (so one name has one add).  -EINVAL for a bad name or a tag that
- * is already used or removed, -ENOMEM. */
-int fsobj_dir_add(struct fsobj_dir *d, const char *name, size_t nlen,
-                  uint8_t type, uint64_t actor, uint64_t counter);
-/* Remove every add of name.  -ENOENT when there is none. */
-int fsobj_dir_remove(struct fsobj_dir *d, const char *name, size_t nlen);
-/* dst = merge(dst, src).  On error dst is unchanged. */
-int fsobj_dir_merge(struct fsobj_dir *dst, const struct fsobj_dir *src);
-/* Largest counter of actor in d (adds and removed ranges), 0 if none. */
-uint64_t fsobj_dir_top(const struct fsobj_dir *d, uint64_t actor);
-/* Walk the visible names: *i starts at 0; each call gives the next name
- * and its type (the directory wins a name), or returns false at the end. */
-bool fsobj_dir_next(const struct fsobj_dir *d, uint32_t *i, const char **name,
-                    size_t *nlen, uint8_t *type);
-/* Number of visible subdirectories (for st_nlink). */
-uint32_t fsobj_dir_nsubdirs(const struct fsobj_dir *d);
-
+/* 'D' 3 attrs.  Decode: DYN_EBADMSG for anything inconsistent, DYN_EPROTO
+ * for another format version (2: the entries inside the object). */
 void fsobj_dir_encode(const struct fsobj_dir *d, struct buf *out);
 int fsobj_dir_decode(const void *p, size_t len, struct fsobj_dir *out);
 

@@ -1,19 +1,18 @@
 /*
  * fsops — the FUSE operations.
  *
- * A path /a/b/c is found by reading the directory object of /a/b (cached
- * for entry_timeout) and looking c up in it; the entry's type says which
- * object holds it: "D/a/b/c" for a directory, "F/a/b/c" for a file or
- * symlink.  An entry is visible only when its object is live, so a create
- * in flight or a half-finished delete never shows as a broken entry.  A
- * name that is not an entry but reads BASE.vK is the K-th sibling of file
- * BASE when BASE has at least K live versions (a real entry of that name
- * wins).
+ * A path /a/b/c names the directory object or the file object whose key
+ * is "c" in the part of /a/b (fsobj.h): lookup reads the directory key,
+ * then the file key (each cached for entry_timeout); a directory wins a
+ * name both have.  A name that is neither but reads BASE.vK is the K-th
+ * sibling of file BASE when BASE has at least K live versions (a real
+ * entry of that name wins).  A directory is listed by range reads of its
+ * part, a page at a time.
  *
- * Namespace changes take the lock stripes of the directories and paths
- * they touch (rename takes them all), then write objects in an order that
- * never loses data: a new object before the entry that names it, an entry
- * removal before... nothing is destroyed before its copy exists.
+ * Namespace changes take the lock stripe of the path they change (rename
+ * takes them all), then write objects in an order that never loses data:
+ * a new object before the old one goes, so nothing is destroyed before its
+ * copy exists; then, with their own lock alone, the parents' mtimes.
  */
 #include "fsops.h"
 
@@ -113,23 +112,6 @@ path_split(const char *path, char **parent, const char **name)
 	return 0;
 }
 
-static char *
-path_join(const char *dir, const char *name, size_t nlen)
-{
-	size_t dl = strlen(dir);
-	bool root = dl == 1 && dir[0] == '/';
-	char *p = mem_alloc(dl + nlen + 2);
-	if (!p)
-		return NULL;
-	memcpy(p, dir, dl);
-	size_t at = dl;
-	if (!root)
-		p[at++] = '/';
-	memcpy(p + at, name, nlen);
-	p[at + nlen] = '\0';
-	return p;
-}
-
 static uint64_t
 ino_of(const char *path)
 {
@@ -149,7 +131,6 @@ enum res_kind { R_DIR = 1, R_FILE, R_SIB };
 
 struct res {
 	enum res_kind kind;
-	uint8_t type;         /* R_FILE: FSOBJ_T_REG or FSOBJ_T_LNK */
 	struct fskv_dir *dir; /* R_DIR */
 	struct fsfile *f;     /* R_FILE, when open here */
 	struct fskv_file *s;  /* R_FILE (not open) and R_SIB */
@@ -168,19 +149,18 @@ res_fini(struct res *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* The sibling entry called name in directory pd (at parent), if any. */
+/* The sibling entry called name in the directory at parent, if any. */
 static int
-resolve_sibling(struct fs *fs, const struct fskv_dir *pd, const char *parent,
-                const char *name, int flags, struct res *r)
+resolve_sibling(struct fs *fs, const char *parent, const char *name,
+                int flags, struct res *r)
 {
 	size_t bl;
 	uint32_t k;
-	uint8_t t;
 	struct fskv_file *s = NULL;
 	if (fsobj_sibling_parse(name, strlen(name), &bl, &k) != 0 ||
-	    fsobj_dir_find(&pd->d, name, bl, &t) != 0 || t == FSOBJ_T_DIR)
+	    bl > FSOBJ_NAME_MAX)
 		return -ENOENT;
-	char *bp = path_join(parent, name, bl);
+	char *bp = fskv_path_join(parent, name, bl);
 	if (!bp)
 		return -ENOMEM;
 	int rc = fskv_file_get(fs->kv, bp, flags, &s);
@@ -199,13 +179,33 @@ resolve_sibling(struct fs *fs, const struct fskv_dir *pd, const char *parent,
 	return 0;
 }
 
+/* The object at path itself, not a sibling view: a directory (it wins a
+ * name that is also a file's), or a file that is live or open here.
+ * -ENOENT when neither. */
+static int
+resolve_obj(struct fs *fs, const char *path, int flags, struct res *r)
+{
+	int rc = fskv_dir_get(fs->kv, path, flags, &r->dir);
+	if (rc == 0) {
+		r->kind = R_DIR;
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	r->kind = R_FILE;
+	if ((r->f = fsfile_find(fs->tab, path)) != NULL)
+		return 0;
+	if ((rc = fskv_file_get(fs->kv, path, flags, &r->s)) == 0 &&
+	    r->s->nlive == 0)
+		rc = -ENOENT;
+	return rc;
+}
+
 static int
 resolve(struct fs *fs, const char *path, int flags, struct res *r)
 {
-	struct fskv_dir *pd = NULL;
 	char *parent = NULL;
 	const char *name;
-	uint8_t t;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -216,42 +216,31 @@ resolve(struct fs *fs, const char *path, int flags, struct res *r)
 	}
 	if ((rc = path_split(path, &parent, &name)) != 0)
 		return rc;
-	if ((rc = fskv_dir_get(fs->kv, parent, flags, &pd)) != 0)
-		goto out;
-	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) != 0) {
-		rc = resolve_sibling(fs, pd, parent, name, flags, r);
-		/* A name no entry can have (a sibling's may be longer). */
-		if (rc == -ENOENT && strlen(name) > FSOBJ_NAME_MAX)
-			rc = -ENAMETOOLONG;
-		goto out;
+	/* A name no entry can have (a sibling's may be longer). */
+	rc = strlen(name) > FSOBJ_NAME_MAX ? -ENAMETOOLONG
+	                                   : resolve_obj(fs, path, flags, r);
+	if (rc == -ENOENT || rc == -ENAMETOOLONG) {
+		res_fini(r);
+		int src = resolve_sibling(fs, parent, name, flags, r);
+		if (src != -ENOENT || rc == -ENOENT)
+			rc = src;
 	}
-	if (t == FSOBJ_T_DIR) {
-		if ((rc = fskv_dir_get(fs->kv, path, flags, &r->dir)) == 0)
-			r->kind = R_DIR;
-		goto out;
-	}
-	r->kind = R_FILE;
-	r->type = t;
-	if ((r->f = fsfile_find(fs->tab, path)) != NULL)
-		goto out;
-	if ((rc = fskv_file_get(fs->kv, path, flags, &r->s)) == 0 &&
-	    r->s->nlive == 0)
-		rc = -ENOENT;
-out:
 	if (rc != 0)
 		res_fini(r);
-	fskv_dir_unref(pd);
 	mem_free(parent);
 	return rc;
 }
 
+/* Directories report one link: their subdirectories are not counted
+ * (that would take a listing), and 1 is what tools such as find take for
+ * "unknown" (btrfs does the same). */
 static void
 stat_dir(const struct fskv_dir *d, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = d->d.a.ino;
 	st->st_mode = d->d.a.mode;
-	st->st_nlink = 2 + fsobj_dir_nsubdirs(&d->d);
+	st->st_nlink = 1;
 	st->st_uid = d->d.a.uid;
 	st->st_gid = d->d.a.gid;
 	st->st_size = 4096;
@@ -611,42 +600,28 @@ op_readlink(const char *path, char *buf, size_t size)
 
 /* ---- directories ---- */
 
-struct dent_arg {
-	const char *name; /* to add and/or remove */
-	const char *rm;   /* a second name to remove, or NULL */
-	uint8_t type;     /* 0: remove only */
-	uint64_t actor, counter;
-};
-
 static int
-dent_fn(struct fsobj_dir *d, void *arg)
+touch_fn(struct fsobj_dir *d, void *arg)
 {
-	struct dent_arg *a = arg;
-	int rc = 0;
-	if (a->rm)
-		fsobj_dir_remove(d, a->rm, strlen(a->rm));
-	if (a->type)
-		rc = fsobj_dir_add(d, a->name, strlen(a->name), a->type,
-		                   a->actor, a->counter);
-	else if (a->name)
-		rc = fsobj_dir_remove(d, a->name, strlen(a->name));
-	if (rc == -ENOENT)
-		rc = 0; /* already gone: still bump the times */
-	if (rc == 0)
-		d->a.mtime = d->a.ctime = now_ts();
-	return rc;
+	(void)arg;
+	d->a.mtime = d->a.ctime = now_ts();
+	return 0;
 }
 
-static int
-dir_add(struct fs *fs, const char *dir, const char *name, uint8_t type,
-        const char *rm)
+/* A child of the directory at dir was made, removed or renamed: its mtime
+ * and ctime move.  Under the directory's lock alone, taken here: callers
+ * have dropped theirs (locks are never nested).  A failure is logged, not
+ * returned: the change itself is done. */
+static void
+dir_touch(struct fs *fs, const char *dir)
 {
-	struct dent_arg a = {.name = name, .rm = rm, .type = type};
-	fskv_dir_tag(fs->kv, dir, &a.actor, &a.counter);
-	int rc = fskv_dir_update(fs->kv, dir, 0, dent_fn, &a);
-	/* A directory object over the store's value cap is a full
-	 * directory. */
-	return rc == DYN_ETOOBIG ? -ENOSPC : rc;
+	struct fskv_lock l;
+	const char *p[1] = {dir};
+	fskv_lock(fs->kv, &l, p, 1);
+	int rc = fskv_dir_update(fs->kv, dir, 0, touch_fn, NULL);
+	fskv_unlock(fs->kv, &l);
+	if (rc != 0 && rc != -ENOENT)
+		LOG_WARN("%s: mtime not updated: %s", dir, dyn_strerror(rc));
 }
 
 /* A name this filesystem can hold (before touching anything). */
@@ -662,64 +637,51 @@ name_check(const char *path)
 	return 0;
 }
 
+/* Is there a live object at path: *isdir says which kind (a directory
+ * wins a name).  A file created here and not yet written counts. */
 static int
-dir_remove(struct fs *fs, const char *dir, const char *name)
+obj_live(struct fs *fs, const char *path, int flags, bool *live, bool *isdir)
 {
-	struct dent_arg a = {.name = name};
-	return fskv_dir_update(fs->kv, dir, 0, dent_fn, &a);
-}
-
-/* Is the entry (dir path, child name, type) visible: its object live? */
-static bool
-entry_live(struct fs *fs, const char *path, uint8_t type, int flags)
-{
-	if (type == FSOBJ_T_DIR) {
-		struct fskv_dir *d;
-		if (fskv_dir_get(fs->kv, path, flags, &d) != 0)
-			return false;
-		fskv_dir_unref(d);
-		return true;
-	}
-	struct fsfile *f = fsfile_find(fs->tab, path);
-	if (f) {
-		fsfile_put(f);
-		return true;
-	}
-	struct fskv_file *s;
-	if (fskv_file_get(fs->kv, path, flags, &s) != 0)
-		return true; /* cannot tell: count it (rmdir says ENOTEMPTY) */
-	bool live = s->nlive > 0;
-	fskv_file_unref(s);
-	return live;
+	struct res r;
+	memset(&r, 0, sizeof(r));
+	int rc = resolve_obj(fs, path, flags, &r);
+	*live = rc == 0;
+	*isdir = rc == 0 && r.kind == R_DIR;
+	res_fini(&r);
+	return rc == -ENOENT ? 0 : rc;
 }
 
 /*
- * The start of every create (mkdir, symlink, create): check the name,
- * split it, lock the parent and the path, read the parent and tell whether
- * a live entry already has the name (*live; its type in *t).  On success
- * the locks, *parent and *pd are the caller's to release; on failure
- * nothing is held.
+ * The start of every create (mkdir, symlink, create, mknod): check the
+ * name, split it, read the parent (it must exist), lock the path and tell
+ * whether a live object already has the name (*live, *isdir).  On success
+ * the lock and *parent are the caller's to release; on failure nothing is
+ * held.  Creates of different names in one directory run side by side:
+ * each writes its own key.
  */
 static int
 create_begin(struct fs *fs, const char *path, char **parent,
-    const char **name, struct fskv_lock *l, struct fskv_dir **pd, bool *live,
-    uint8_t *t)
+    const char **name, struct fskv_lock *l, bool *live, bool *isdir)
 {
+	struct fskv_dir *pd = NULL;
 	int rc;
 	if ((rc = name_check(path)) != 0 ||
 	    (rc = path_split(path, parent, name)) != 0)
 		return rc;
-	const char *lp[2] = {*parent, path};
-	fskv_lock(fs->kv, l, lp, 2);
-	if ((rc = fskv_dir_get(fs->kv, *parent, 0, pd)) != 0) {
-		fskv_unlock(fs->kv, l);
+	if ((rc = fskv_dir_get(fs->kv, *parent, 0, &pd)) != 0) {
 		mem_free(*parent);
 		*parent = NULL;
 		return rc;
 	}
-	*live = fsobj_dir_find(&(*pd)->d, *name, strlen(*name), t) == 0 &&
-	    entry_live(fs, path, *t, 0);
-	return 0;
+	fskv_dir_unref(pd);
+	const char *lp[1] = {path};
+	fskv_lock(fs->kv, l, lp, 1);
+	if ((rc = obj_live(fs, path, 0, live, isdir)) != 0) {
+		fskv_unlock(fs->kv, l);
+		mem_free(*parent);
+		*parent = NULL;
+	}
+	return rc;
 }
 
 static int
@@ -727,17 +689,16 @@ op_mkdir(const char *path, mode_t mode)
 {
 	struct fs *fs = fs_get();
 	struct fuse_context *cx = fuse_get_context();
-	struct fskv_dir *pd = NULL, *old = NULL;
+	struct fskv_dir *old = NULL;
 	struct fsobj_dir nd;
 	char *parent = NULL;
 	const char *name;
 	struct fskv_lock l;
+	bool live, isdir;
 	int rc;
 
 	fsobj_dir_init(&nd);
-	uint8_t t;
-	bool live;
-	if ((rc = create_begin(fs, path, &parent, &name, &l, &pd, &live, &t)))
+	if ((rc = create_begin(fs, path, &parent, &name, &l, &live, &isdir)))
 		return fskv_errno(rc);
 	if (live) {
 		rc = -EEXIST;
@@ -751,36 +712,15 @@ op_mkdir(const char *path, mode_t mode)
 	nd.a.uid = cx->uid;
 	nd.a.gid = cx->gid;
 	nd.a.atime = nd.a.mtime = nd.a.ctime = now;
-	if ((rc = fskv_dir_put(fs->kv, path, &old->ctx, &nd)) != 0)
-		goto out;
-	rc = dir_add(fs, parent, name, FSOBJ_T_DIR, NULL);
+	rc = fskv_dir_put(fs->kv, path, &old->ctx, &nd);
 out:
 	fskv_unlock(fs->kv, &l);
+	if (rc == 0)
+		dir_touch(fs, parent);
 	fsobj_dir_fini(&nd);
-	fskv_dir_unref(pd);
 	fskv_dir_unref(old);
 	mem_free(parent);
 	return fskv_errno(rc);
-}
-
-/* Has the directory a visible entry? */
-static int
-dir_busy(struct fs *fs, const char *path, const struct fskv_dir *d)
-{
-	uint32_t i = 0;
-	const char *name;
-	size_t nl;
-	uint8_t t;
-	while (fsobj_dir_next(&d->d, &i, &name, &nl, &t)) {
-		char *cp = path_join(path, name, nl);
-		if (!cp)
-			return -ENOMEM;
-		bool live = entry_live(fs, cp, t, FSKV_FRESH);
-		mem_free(cp);
-		if (live)
-			return -ENOTEMPTY;
-	}
-	return 0;
 }
 
 static int
@@ -797,89 +737,216 @@ op_rmdir(const char *path)
 		return -EBUSY;
 	if ((rc = path_split(path, &parent, &name)) != 0)
 		return rc;
-	const char *lp[2] = {parent, path};
-	fskv_lock(fs->kv, &l, lp, 2);
-	if ((rc = fskv_dir_get(fs->kv, path, FSKV_FRESH, &d)) != 0)
+	if (strlen(name) > FSOBJ_NAME_MAX) {
+		mem_free(parent);
+		return -ENAMETOOLONG;
+	}
+	const char *lp[1] = {path};
+	fskv_lock(fs->kv, &l, lp, 1);
+	if ((rc = fskv_dir_get(fs->kv, path, FSKV_FRESH, &d)) != 0) {
+		bool live, isdir;
+		if (rc == -ENOENT && obj_live(fs, path, 0, &live, &isdir) == 0 &&
+		    live)
+			rc = -ENOTDIR;
 		goto out;
-	if ((rc = dir_busy(fs, path, d)) != 0)
+	}
+	if ((rc = fskv_dir_empty(fs->kv, path)) != 0)
 		goto out;
-	if ((rc = fskv_dir_delete(fs->kv, path, &d->ctx)) != 0)
-		goto out;
-	rc = dir_remove(fs, parent, name);
+	rc = fskv_dir_delete(fs->kv, path, &d->ctx);
 out:
 	fskv_unlock(fs->kv, &l);
+	if (rc == 0)
+		dir_touch(fs, parent);
 	fskv_dir_unref(d);
 	mem_free(parent);
 	return fskv_errno(rc);
 }
 
-/* Emit one entry and, for a file with siblings, its name.vK entries. */
+/*
+ * Listing.  readdir hands out entries with offsets (the entry's position
+ * in the listing: "." 0, ".." 1, then the children in key order, each
+ * conflicted file followed by its name.vK views), so the kernel asks for
+ * a buffer's worth at a time and a directory of a million entries is
+ * never held whole: an open directory keeps one page of the range read
+ * and its cursor.  An offset other than where the last call stopped (a
+ * seekdir) lists again from the start up to it.
+ */
+#define LIST_PAGE 256
+
+struct ditem {
+	char *name;
+	struct stat st;
+};
+
+struct dh {
+	char *path;
+	uint8_t *cur; /* cursor of the next page (NULL: the first) */
+	size_t clen;
+	bool started; /* a page was read: cur NULL now means the end */
+	bool end;
+	off_t base;   /* offset of items[0] */
+	uint32_t n;
+	struct ditem *items;
+	char lastdir[FSOBJ_NAME_MAX + 1]; /* the last directory listed */
+};
+
+static void
+dh_items_free(struct dh *h)
+{
+	for (uint32_t i = 0; i < h->n; i++)
+		mem_free(h->items[i].name);
+	mem_free(h->items);
+	h->items = NULL;
+	h->base += h->n;
+	h->n = 0;
+}
+
+static void
+dh_reset(struct dh *h)
+{
+	dh_items_free(h);
+	mem_free(h->cur);
+	h->cur = NULL;
+	h->clen = 0;
+	h->started = h->end = false;
+	h->base = 2;
+	h->lastdir[0] = '\0';
+}
+
 static int
-readdir_one(struct fs *fs, const struct fskv_dir *dir, const char *dpath,
-            const char *name, size_t nl, uint8_t type, void *buf,
-            fuse_fill_dir_t filler)
+item_add(struct ditem *it, uint32_t *n, const char *name, size_t nl,
+         const struct stat *st)
+{
+	struct ditem *t = &it[*n];
+	if (!(t->name = mem_alloc(nl + 1)))
+		return -ENOMEM;
+	memcpy(t->name, name, nl);
+	t->name[nl] = '\0';
+	t->st = *st;
+	(*n)++;
+	return 0;
+}
+
+/* Is there a real object called name in dir (it wins a sibling's name)? */
+static bool
+real_entry(struct fs *fs, const char *dir, const char *name)
+{
+	bool live = false, isdir;
+	char *p = fskv_path_join(dir, name, strlen(name));
+	if (p)
+		obj_live(fs, p, 0, &live, &isdir);
+	mem_free(p);
+	return live;
+}
+
+/* The items of one entry: itself and, for a file with siblings, its
+ * name.vK views (from the store's versions even if the file is open). */
+static int
+entry_items(struct fs *fs, struct dh *h, const struct fskv_ent *e,
+            struct ditem *it, uint32_t *n)
 {
 	struct stat st;
-	char nm[FSOBJ_NAME_MAX + 1];
-	char *cp = path_join(dpath, name, nl);
-	struct res r;
-	int rc;
-
+	if (e->kind == FSOBJ_KEY_DIR) {
+		snprintf(h->lastdir, sizeof(h->lastdir), "%s", e->name);
+		stat_dir(e->dir, &st);
+		return item_add(it, n, e->name, e->nlen, &st);
+	}
+	if (strcmp(h->lastdir, e->name) == 0)
+		return 0; /* a directory has the name */
+	char *cp = fskv_path_join(h->path, e->name, e->nlen);
 	if (!cp)
 		return -ENOMEM;
-	memcpy(nm, name, nl);
-	nm[nl] = '\0';
-	memset(&r, 0, sizeof(r));
-	if (type == FSOBJ_T_DIR) {
-		rc = fskv_dir_get(fs->kv, cp, 0, &r.dir);
-		r.kind = R_DIR;
-	} else {
-		r.kind = R_FILE;
-		r.type = type;
-		rc = 0;
-		if (!(r.f = fsfile_find(fs->tab, cp)) &&
-		    (rc = fskv_file_get(fs->kv, cp, 0, &r.s)) == 0 &&
-		    r.s->nlive == 0)
-			rc = -ENOENT;
-	}
-	if (rc == -ENOENT) {
-		rc = 0; /* not visible */
-		goto out;
-	}
-	if (rc != 0)
-		goto out;
-	stat_res(&r, cp, &st);
-	if (filler(buf, nm, &st, 0, FUSE_FILL_DIR_PLUS))
-		goto out;
-	/* Siblings, from the store's versions even if the file is open. */
-	if (r.kind == R_FILE && !r.s)
-		rc = fskv_file_get(fs->kv, cp, 0, &r.s);
-	if (rc != 0 || r.kind != R_FILE || r.s->nlive < 2) {
-		rc = 0;
-		goto out;
-	}
-	for (uint32_t k = 1; k <= r.s->nlive; k++) {
-		char sn[FSOBJ_NAME_MAX + 1];
-		if (fsobj_sibling_name(name, nl, k, sn, sizeof(sn)) != 0)
+	struct fsfile *f = fsfile_find(fs->tab, cp);
+	struct fskv_file *s = e->file;
+	if (f)
+		fsfile_stat(f, &st);
+	else
+		fsfile_stat_version(s, s->newest, &st);
+	if (!f) /* stat_version clears write bits: restore */
+		st.st_mode = s->f[s->newest].a.mode;
+	fsfile_put(f);
+	int rc = item_add(it, n, e->name, e->nlen, &st);
+	for (uint32_t k = 1; rc == 0 && s->nlive > 1 && k <= s->nlive; k++) {
+		char sn[FSOBJ_NAME_MAX + 8];
+		if (fsobj_sibling_name(e->name, e->nlen, k, sn, sizeof(sn)))
 			break;
-		if (fsobj_dir_find(&dir->d, sn, strlen(sn), NULL) == 0)
+		if (real_entry(fs, h->path, sn))
 			continue; /* a real entry of that name wins */
-		int vi = fsobj_live_nth(&r.s->vs, k);
-		char *sp = path_join(dpath, sn, strlen(sn));
+		char *sp = fskv_path_join(h->path, sn, strlen(sn));
 		if (!sp) {
 			rc = -ENOMEM;
 			break;
 		}
-		fsfile_stat_version(r.s, vi, &st);
+		fsfile_stat_version(s, fsobj_live_nth(&s->vs, k), &st);
 		st.st_ino = ino_of(sp);
 		mem_free(sp);
-		if (filler(buf, sn, &st, 0, FUSE_FILL_DIR_PLUS))
-			break;
+		rc = item_add(it, n, sn, strlen(sn), &st);
 	}
-out:
-	res_fini(&r);
 	mem_free(cp);
 	return rc;
+}
+
+/* Replace the items with the next page's (maybe none: h->end tells). */
+static int
+dh_next_page(struct fs *fs, struct dh *h)
+{
+	struct fskv_list l;
+	dh_items_free(h);
+	if (h->started && !h->cur) {
+		h->end = true;
+		return 0;
+	}
+	int rc = fskv_list(fs->kv, h->path, h->cur, h->clen, LIST_PAGE, &l);
+	if (rc != 0)
+		return rc;
+	h->started = true;
+	mem_free(h->cur);
+	h->cur = l.more ? l.next : NULL;
+	h->clen = l.more ? l.next_len : 0;
+	l.next = NULL;
+	uint32_t cap = 0;
+	for (uint32_t i = 0; i < l.n; i++)
+		cap += l.e[i].kind == FSOBJ_KEY_FILE && l.e[i].file->nlive > 1
+		           ? 1 + l.e[i].file->nlive
+		           : 1;
+	if (cap && !(h->items = mem_calloc(cap, sizeof(*h->items))))
+		rc = -ENOMEM;
+	for (uint32_t i = 0; i < l.n && rc == 0; i++)
+		rc = entry_items(fs, h, &l.e[i], h->items, &h->n);
+	fskv_list_fini(&l);
+	return rc;
+}
+
+static int
+op_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_get();
+	struct fskv_dir *d;
+	int rc = fskv_dir_get(fs->kv, path, 0, &d);
+	if (rc != 0)
+		return fskv_errno(rc);
+	fskv_dir_unref(d);
+	struct dh *h = mem_calloc(1, sizeof(*h));
+	if (!h || !(h->path = mem_dup(path, strlen(path) + 1))) {
+		mem_free(h);
+		return -ENOMEM;
+	}
+	dh_reset(h);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+static int
+op_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	struct dh *h = (struct dh *)(uintptr_t)fi->fh;
+	if (h) {
+		dh_reset(h);
+		mem_free(h->path);
+		mem_free(h);
+	}
+	return 0;
 }
 
 static int
@@ -887,25 +954,38 @@ op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
            struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	struct fs *fs = fs_get();
-	struct fskv_dir *d;
+	struct dh *h = (struct dh *)(uintptr_t)fi->fh;
 	struct stat st;
-	(void)off;
-	(void)fi;
+	int rc = 0;
 	(void)flags;
 
-	int rc = fskv_dir_get(fs->kv, path, 0, &d);
-	if (rc != 0)
-		return fskv_errno(rc);
-	stat_dir(d, &st);
-	filler(buf, ".", &st, 0, 0);
-	filler(buf, "..", NULL, 0, 0);
-	uint32_t i = 0;
-	const char *name;
-	size_t nl;
-	uint8_t t;
-	while (rc == 0 && fsobj_dir_next(&d->d, &i, &name, &nl, &t))
-		rc = readdir_one(fs, d, path, name, nl, t, buf, filler);
-	fskv_dir_unref(d);
+	if (off < 2) {
+		struct fskv_dir *d;
+		if ((rc = fskv_dir_get(fs->kv, path, 0, &d)) != 0)
+			return fskv_errno(rc);
+		stat_dir(d, &st);
+		fskv_dir_unref(d);
+		if (off == 0 && filler(buf, ".", &st, 1, FUSE_FILL_DIR_PLUS))
+			return 0;
+		if (filler(buf, "..", NULL, 2, 0))
+			return 0;
+		off = 2;
+	}
+	if (off < h->base)
+		dh_reset(h); /* a seek back: list again */
+	while (rc == 0) {
+		if (off >= h->base + (off_t)h->n) {
+			if (h->end)
+				break;
+			rc = dh_next_page(fs, h);
+			continue;
+		}
+		struct ditem *it = &h->items[off - h->base];
+		if (filler(buf, it->name, &it->st, off + 1,
+		           FUSE_FILL_DIR_PLUS))
+			break;
+		off++;
+	}
 	return fskv_errno(rc);
 }
 
@@ -971,23 +1051,21 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
 	struct fuse_context *cx = fuse_get_context();
-	struct fskv_dir *pd = NULL;
 	struct fsfile *f = NULL;
 	char *parent = NULL;
 	const char *name;
 	struct fskv_lock l;
-	uint8_t t;
+	bool live, isdir, made = false;
 	int rc;
 
-	bool live;
-	if ((rc = create_begin(fs, path, &parent, &name, &l, &pd, &live, &t)))
+	if ((rc = create_begin(fs, path, &parent, &name, &l, &live, &isdir)))
 		return fskv_errno(rc);
 	if (live) {
 		if (fi->flags & O_EXCL) {
 			rc = -EEXIST;
 			goto out;
 		}
-		if (t == FSOBJ_T_DIR) {
+		if (isdir) {
 			rc = -EISDIR;
 			goto out;
 		}
@@ -1000,11 +1078,14 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 			fsfile_replace(f);
 		}
 	} else {
+		/* Written at once, empty: the object is the directory entry,
+		 * so other mounts (and this one's listings) see the file
+		 * while it is being written. */
 		rc = fsfile_create(fs->tab, path, S_IFREG | (mode & 07777),
 		                   cx->uid, cx->gid, &f);
-		if (rc == 0 &&
-		    (rc = dir_add(fs, parent, name, FSOBJ_T_REG, NULL)) != 0)
-			fsfile_unlink(fs->tab, path); /* drop it unwritten */
+		if (rc == 0 && (rc = fsfile_flush(f)) != 0)
+			fsfile_unlink(fs->tab, path); /* drop what went out */
+		made = rc == 0;
 	}
 	if (rc == 0)
 		rc = fh_new(fi, f, NULL);
@@ -1019,21 +1100,20 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	}
 out:
 	fskv_unlock(fs->kv, &l);
-	fskv_dir_unref(pd);
+	if (made)
+		dir_touch(fs, parent);
 	mem_free(parent);
 	return fskv_errno(rc);
 }
 
-static int make_inline(const char *path, uint32_t mode, const char *data,
-                       uint8_t type);
+static int make_inline(const char *path, uint32_t mode, const char *data);
 
 static int
 op_mknod(const char *path, mode_t mode, dev_t dev)
 {
 	(void)dev;
 	if (S_ISFIFO(mode) || S_ISSOCK(mode))
-		return make_inline(path, mode & (S_IFMT | 07777), "",
-		                   FSOBJ_T_REG);
+		return make_inline(path, mode & (S_IFMT | 07777), "");
 	if (!S_ISREG(mode))
 		return -EPERM; /* device nodes: no */
 	struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
@@ -1041,10 +1121,9 @@ op_mknod(const char *path, mode_t mode, dev_t dev)
 	if (rc != 0)
 		return rc;
 	struct fh *h = fh_of(&fi);
-	rc = fskv_errno(fsfile_flush(h->f));
-	fsfile_close(h->f);
+	fsfile_close(h->f); /* op_create wrote it */
 	mem_free(h);
-	return rc;
+	return 0;
 }
 
 static int
@@ -1181,34 +1260,49 @@ static int
 op_unlink(const char *path)
 {
 	struct fs *fs = fs_get();
-	struct fskv_dir *pd = NULL;
 	char *parent = NULL;
 	const char *name;
 	struct fskv_lock l;
 	struct res r;
-	uint8_t t;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	if ((rc = path_split(path, &parent, &name)) != 0)
 		return rc;
-	const char *lp[2] = {parent, path};
-	fskv_lock(fs->kv, &l, lp, 2);
-	if ((rc = fskv_dir_get(fs->kv, parent, 0, &pd)) != 0)
-		goto out;
-	if (fsobj_dir_find(&pd->d, name, strlen(name), &t) == 0) {
-		if (t == FSOBJ_T_DIR) {
+	const char *lp[2] = {path, NULL};
+	int nl = 1;
+	/* rm name.vK locks the file it drops a version of. */
+	size_t bl;
+	uint32_t k;
+	char *base = NULL;
+	if (fsobj_sibling_parse(name, strlen(name), &bl, &k) == 0 &&
+	    bl <= FSOBJ_NAME_MAX) {
+		if (!(base = fskv_path_join(parent, name, bl))) {
+			mem_free(parent);
+			return -ENOMEM;
+		}
+		lp[nl++] = base;
+	}
+	fskv_lock(fs->kv, &l, lp, nl);
+	rc = strlen(name) > FSOBJ_NAME_MAX ? -ENAMETOOLONG
+	                                   : resolve_obj(fs, path, 0, &r);
+	if (rc == 0) {
+		if (r.kind == R_DIR) {
 			rc = -EISDIR;
 			goto out;
 		}
-		rc = fsfile_unlink(fs->tab, path);
-		if (rc != 0 && rc != -ENOENT)
+		res_fini(&r);
+		if ((rc = fsfile_unlink(fs->tab, path)) == 0)
 			goto out;
-		rc = dir_remove(fs, parent, name);
-		goto out;
 	}
+	if (rc != -ENOENT && rc != -ENAMETOOLONG)
+		goto out;
 	/* rm name.vK: drop that sibling. */
-	if ((rc = resolve_sibling(fs, pd, parent, name, FSKV_FRESH, &r)) != 0)
+	res_fini(&r);
+	int src = resolve_sibling(fs, parent, name, FSKV_FRESH, &r);
+	if (src == -ENOENT && rc == -ENAMETOOLONG)
+		goto out;
+	if ((rc = src) != 0)
 		goto out;
 	struct fsfile *f;
 	if ((rc = fsfile_get(fs->tab, r.base, FSFILE_FRESH, &f)) != 0)
@@ -1217,8 +1311,10 @@ op_unlink(const char *path)
 	fsfile_put(f);
 out:
 	fskv_unlock(fs->kv, &l);
+	if (rc == 0)
+		dir_touch(fs, parent);
 	res_fini(&r);
-	fskv_dir_unref(pd);
+	mem_free(base);
 	mem_free(parent);
 	return fskv_errno(rc);
 }
@@ -1226,22 +1322,20 @@ out:
 /* Make an object that is only its inline bytes, no content: a symlink (its
  * target), a FIFO or a socket (nothing; the kernel serves them locally). */
 static int
-make_inline(const char *path, uint32_t mode, const char *data, uint8_t type)
+make_inline(const char *path, uint32_t mode, const char *data)
 {
 	struct fs *fs = fs_get();
 	struct fuse_context *cx = fuse_get_context();
-	struct fskv_dir *pd = NULL;
 	struct fskv_file *s = NULL;
 	struct fsobj_file nf;
 	char *parent = NULL;
 	const char *name;
 	struct fskv_lock l;
-	uint8_t t;
+	bool live, isdir;
 	int rc;
 
 	fsobj_file_init(&nf);
-	bool live;
-	if ((rc = create_begin(fs, path, &parent, &name, &l, &pd, &live, &t)))
+	if ((rc = create_begin(fs, path, &parent, &name, &l, &live, &isdir)))
 		return fskv_errno(rc);
 	if (live) {
 		rc = -EEXIST;
@@ -1261,14 +1355,13 @@ make_inline(const char *path, uint32_t mode, const char *data, uint8_t type)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = fskv_file_put(fs->kv, path, &s->ctx, 1, &nf, NULL)) != 0)
-		goto out;
-	rc = dir_add(fs, parent, name, type, NULL);
+	rc = fskv_file_put(fs->kv, path, &s->ctx, 1, &nf, NULL);
 out:
 	fskv_unlock(fs->kv, &l);
+	if (rc == 0)
+		dir_touch(fs, parent);
 	fsobj_file_fini(&nf);
 	fskv_file_unref(s);
-	fskv_dir_unref(pd);
 	mem_free(parent);
 	return fskv_errno(rc);
 }
@@ -1276,7 +1369,7 @@ out:
 static int
 op_symlink(const char *target, const char *path)
 {
-	return make_inline(path, S_IFLNK | 0777, target, FSOBJ_T_LNK);
+	return make_inline(path, S_IFLNK | 0777, target);
 }
 
 static int
@@ -1288,7 +1381,8 @@ op_link(const char *from, const char *to)
 }
 
 /* Move the directory tree at from to to (whose object, if any, is an empty
- * directory): the directory object is copied first, then every child, then
+ * directory): the directory object is copied first (its inode number
+ * with it), then every child, a page of the listing at a time, then
  * from's object is deleted.  On failure part of the tree may have moved;
  * nothing is lost (each object lives at one of the two paths). */
 static int
@@ -1296,6 +1390,8 @@ move_tree(struct fs *fs, const char *from, const char *to)
 {
 	struct fskv_dir *d = NULL, *dt = NULL;
 	struct fsobj_dir nd;
+	uint8_t *cur = NULL;
+	size_t clen = 0;
 	int rc;
 
 	fsobj_dir_init(&nd);
@@ -1306,27 +1402,37 @@ move_tree(struct fs *fs, const char *from, const char *to)
 	nd.a.ctime = now_ts();
 	if ((rc = fskv_dir_put(fs->kv, to, &dt->ctx, &nd)) != 0)
 		goto out;
-	uint32_t i = 0;
-	const char *name;
-	size_t nl;
-	uint8_t t;
-	while (rc == 0 && fsobj_dir_next(&d->d, &i, &name, &nl, &t)) {
-		char *cf = path_join(from, name, nl);
-		char *ct = path_join(to, name, nl);
-		if (!cf || !ct)
-			rc = -ENOMEM;
-		else if (t == FSOBJ_T_DIR)
-			rc = move_tree(fs, cf, ct);
-		else
-			rc = fsfile_move(fs->tab, cf, ct);
-		if (rc == -ENOENT)
-			rc = 0; /* an entry without a live object */
-		mem_free(cf);
-		mem_free(ct);
-	}
+	do {
+		struct fskv_list l;
+		rc = fskv_list(fs->kv, from, cur, clen, LIST_PAGE, &l);
+		mem_free(cur);
+		cur = NULL;
+		for (uint32_t i = 0; rc == 0 && i < l.n; i++) {
+			const struct fskv_ent *e = &l.e[i];
+			char *cf = fskv_path_join(from, e->name, e->nlen);
+			char *ct = fskv_path_join(to, e->name, e->nlen);
+			if (!cf || !ct)
+				rc = -ENOMEM;
+			else if (e->kind == FSOBJ_KEY_DIR)
+				rc = move_tree(fs, cf, ct);
+			else
+				rc = fsfile_move(fs->tab, cf, ct);
+			if (rc == -ENOENT)
+				rc = 0; /* gone meanwhile */
+			mem_free(cf);
+			mem_free(ct);
+		}
+		if (rc == 0 && l.more) {
+			cur = l.next;
+			clen = l.next_len;
+			l.next = NULL;
+		}
+		fskv_list_fini(&l);
+	} while (rc == 0 && cur);
 	if (rc == 0)
 		rc = fskv_dir_delete(fs->kv, from, &d->ctx);
 out:
+	mem_free(cur);
 	fsobj_dir_fini(&nd);
 	fskv_dir_unref(d);
 	fskv_dir_unref(dt);
@@ -1345,16 +1451,14 @@ static int
 op_rename(const char *from, const char *to, unsigned int flags)
 {
 	struct fs *fs = fs_get();
-	struct fskv_dir *fd = NULL, *td = NULL;
 	char *fparent = NULL, *tparent = NULL;
 	const char *fname, *tname;
 	struct fskv_lock l;
-	struct res rf, rt;
-	uint8_t tt = 0;
+	struct res rf;
+	bool texists = false, tisdir = false;
 	int rc;
 
 	memset(&rf, 0, sizeof(rf));
-	memset(&rt, 0, sizeof(rt));
 	if (flags & RENAME_EXCHANGE)
 		return -EINVAL;
 	if (strcmp(from, to) == 0)
@@ -1364,12 +1468,11 @@ op_rename(const char *from, const char *to, unsigned int flags)
 	    (rc = path_split(to, &tparent, &tname)) != 0)
 		goto out_free;
 	fskv_lock_all(fs->kv, &l);
+	struct fskv_dir *td = NULL;
 	if ((rc = resolve(fs, from, FSKV_FRESH, &rf)) != 0 ||
-	    (rc = fskv_dir_get(fs->kv, tparent, 0, &td)) != 0)
+	    (rc = fskv_dir_get(fs->kv, tparent, 0, &td)) != 0 ||
+	    (rc = obj_live(fs, to, FSKV_FRESH, &texists, &tisdir)) != 0)
 		goto out;
-	bool texists =
-	    fsobj_dir_find(&td->d, tname, strlen(tname), &tt) == 0 &&
-	    entry_live(fs, to, tt, FSKV_FRESH);
 	if (texists && (flags & RENAME_NOREPLACE)) {
 		rc = -EEXIST;
 		goto out;
@@ -1377,76 +1480,48 @@ op_rename(const char *from, const char *to, unsigned int flags)
 
 	if (rf.kind == R_SIB) {
 		struct fsfile *f;
-		if (texists && tt == FSOBJ_T_DIR) {
+		if (texists && tisdir) {
 			rc = -EISDIR;
 			goto out;
 		}
 		if ((rc = fsfile_get(fs->tab, rf.base, FSFILE_FRESH, &f)) != 0)
 			goto out;
-		if (strcmp(rf.base, to) == 0) {
-			rc =
-			    fsfile_sibling_pick(f, rf.k); /* mv name.vK name */
-		} else {
+		if (strcmp(rf.base, to) == 0)
+			rc = fsfile_sibling_pick(f, rf.k); /* mv name.vK name */
+		else
 			rc = fsfile_sibling_move(f, rf.k, to);
-			if (rc == 0) {
-				uint8_t ty = S_ISLNK(rf.s->f[rf.vi].a.mode)
-				                 ? FSOBJ_T_LNK
-				                 : FSOBJ_T_REG;
-				rc = dir_add(fs, tparent, tname, ty, NULL);
-			}
-		}
 		fsfile_put(f);
-		goto out;
-	}
-
-	if (rf.kind == R_FILE) {
-		if (texists && tt == FSOBJ_T_DIR) {
+	} else if (rf.kind == R_FILE) {
+		if (texists && tisdir) {
 			rc = -EISDIR;
 			goto out;
 		}
-		if ((rc = fsfile_move(fs->tab, from, to)) != 0)
-			goto out;
+		rc = fsfile_move(fs->tab, from, to);
 	} else {
 		if (strcmp(from, "/") == 0 || is_below(to, from)) {
 			rc = -EINVAL;
 			goto out;
 		}
-		if (texists && tt != FSOBJ_T_DIR) {
+		if (texists && !tisdir) {
 			rc = -ENOTDIR;
 			goto out;
 		}
-		if (texists) {
-			struct fskv_dir *x;
-			if ((rc = fskv_dir_get(fs->kv, to, FSKV_FRESH, &x)) !=
-			    0)
-				goto out;
-			rc = dir_busy(fs, to, x);
-			fskv_dir_unref(x);
-			if (rc != 0)
-				goto out;
-		}
+		if (texists && (rc = fskv_dir_empty(fs->kv, to)) != 0)
+			goto out;
 		rc = move_tree(fs, from, to);
 		fskv_forget_tree(fs->kv, from);
 		fskv_forget_tree(fs->kv, to);
-		if (rc != 0) {
-			/* Show what moved; keep from for the rest. */
-			dir_add(fs, tparent, tname, FSOBJ_T_DIR, NULL);
-			goto out;
-		}
-	}
-	uint8_t ty = rf.kind == R_DIR ? FSOBJ_T_DIR : rf.type;
-	if (strcmp(fparent, tparent) == 0) {
-		rc = dir_add(fs, tparent, tname, ty, fname);
-	} else if ((rc = dir_add(fs, tparent, tname, ty, NULL)) == 0) {
-		rc = dir_remove(fs, fparent, fname);
 	}
 out:
+	fskv_dir_unref(td);
 	fskv_unlock(fs->kv, &l);
+	if (rc == 0) {
+		dir_touch(fs, fparent);
+		if (strcmp(fparent, tparent) != 0)
+			dir_touch(fs, tparent);
+	}
 out_free:
 	res_fini(&rf);
-	res_fini(&rt);
-	fskv_dir_unref(fd);
-	fskv_dir_unref(td);
 	mem_free(fparent);
 	mem_free(tparent);
 	return fskv_errno(rc);
@@ -1657,7 +1732,9 @@ static const struct fuse_operations ops = {
     .getxattr = op_getxattr,
     .listxattr = op_listxattr,
     .removexattr = op_removexattr,
+    .opendir = op_opendir,
     .readdir = op_readdir,
+    .releasedir = op_releasedir,
     .create = op_create,
     .utimens = op_utimens,
 };

@@ -309,6 +309,30 @@ req_limit(const struct wire_msg *m, uint16_t tag, uint32_t def, uint32_t max,
 }
 
 /* RANGE_REQ: a page of the keys of one placement part (coord_range). */
+/* A range record's contexts, as a get gives them (put_get_reply): the
+ * merged one, then one per version; every key of a part shares its
+ * position, which the contexts are bound to. */
+static void
+range_contexts(struct node *n, const struct keypos *pos,
+    const struct vset *set, struct buf *out)
+{
+	struct vclock c;
+	struct buf t;
+	buf_init(&t);
+	for (uint32_t i = 0; i <= set->n; i++) {
+		if (i == 0)
+			vset_context(set, &c);
+		else
+			version_context(&set->v[i - 1], &c);
+		buf_reset(&t);
+		context_encode(node_ctx_key(n), pos, &c, &t);
+		if (buf_err(&t) && !out->err)
+			out->err = buf_err(&t);
+		buf_put_blob(out, t.data, t.len);
+	}
+	buf_fini(&t);
+}
+
 static int
 handle_range(struct node *n, const struct wire_msg *m, struct buf *out)
 {
@@ -354,6 +378,10 @@ handle_range(struct node *n, const struct wire_msg *m, struct buf *out)
 		wire_put_u32(out, F_STATUS, 0);
 		size_t at = wire_begin_field(out, F_RECORDS);
 		reclist_encode(page.keys, page.sets, page.n, out);
+		wire_end_field(out, at);
+		at = wire_begin_field(out, F_RCONTEXTS);
+		for (uint32_t i = 0; i < page.n; i++)
+			range_contexts(n, &rq.pos, &page.sets[i], out);
 		wire_end_field(out, at);
 		if (more)
 			wire_put(out, F_START, next.data, next.len);

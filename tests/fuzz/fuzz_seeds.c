@@ -240,7 +240,7 @@ seed_attr(struct fsobj_attr *a, uint32_t mode)
 }
 
 /* fuzz_fsobj's inputs: a selector byte (0 file, 1 page, 2 dir, 3 sibling
- * name), then the encoding. */
+ * name, 4 a child's key), then the encoding. */
 static int
 fsobj_seeds(const char *dir, struct buf *b)
 {
@@ -318,22 +318,27 @@ fsobj_seeds(const char *dir, struct buf *b)
 	fsobj_page_encode(&pg, b);
 	if ((rc = write_seed(dir, "fsobj", n++, b)) != 0)
 		goto out;
-	/* A directory: entries of two actors, a name added twice, removes. */
+	/* A directory with an xattr. */
 	seed_attr(&d.a, S_IFDIR | 0755);
-	if ((rc = fsobj_xattr_set(&d.a, "user.dir", "x", 1, 0)) != 0 ||
-	    (rc = fsobj_dir_add(&d, "a", 1, FSOBJ_T_REG, 7, 1)) != 0 ||
-	    (rc = fsobj_dir_add(&d, "sub", 3, FSOBJ_T_DIR, 7, 2)) != 0 ||
-	    (rc = fsobj_dir_add(&d, "gone", 4, FSOBJ_T_REG, 7, 3)) != 0 ||
-	    (rc = fsobj_dir_add(&d, "link", 4, FSOBJ_T_LNK, 9, 1)) != 0 ||
-	    (rc = fsobj_dir_add(&d, "a", 1, FSOBJ_T_REG, 9, 2)) != 0 ||
-	    (rc = fsobj_dir_remove(&d, "gone", 4)) != 0 ||
-	    (rc = fsobj_dir_add(&d, "x.v1", 4, FSOBJ_T_REG, 9, 5)) != 0)
+	if ((rc = fsobj_xattr_set(&d.a, "user.dir", "x", 1, 0)) != 0)
 		goto out;
 	buf_reset(b);
 	buf_put_u8(b, 2);
 	fsobj_dir_encode(&d, b);
 	if ((rc = write_seed(dir, "fsobj", n++, b)) != 0)
 		goto out;
+	/* Keys of a directory's children: a file, a directory. */
+	static const char *const child[] = {"/d/file", "/x.v1"};
+	for (size_t i = 0; i < 2; i++) {
+		buf_reset(b);
+		buf_put_u8(b, 4);
+		if (i == 0)
+			fsobj_key_file(b, child[i]);
+		else
+			fsobj_key_dir(b, child[i]);
+		if ((rc = write_seed(dir, "fsobj", n++, b)) != 0)
+			goto out;
+	}
 	/* Sibling names. */
 	static const char *const base[] = {"file", "a.b.v2", "x"};
 	static const uint32_t k[] = {1, 12, FSOBJ_SIBLINGS_MAX};

@@ -16,6 +16,7 @@
 
 #include "err.h"
 #include "fsobj.h"
+#include "keypos.h"
 #include "mem.h"
 #include "testmem.h"
 
@@ -32,19 +33,89 @@ sample_attr(struct fsobj_attr *a, uint32_t mode)
 	a->ctime = (struct timespec){-5, 999999999};
 }
 
+/* The key of the object at path: in its parent's part, name, 0, kind. */
+static void
+check_key(const char *path, const char *parent, const char *name, char kind)
+{
+	struct buf b, h;
+	const char *n;
+	size_t nl;
+	uint8_t k;
+
+	buf_init(&b);
+	buf_init(&h);
+	if (kind == FSOBJ_KEY_FILE)
+		fsobj_key_file(&b, path);
+	else
+		fsobj_key_dir(&b, path);
+	fsobj_key_part(&h, parent, strlen(parent));
+	assert_int_equal(buf_err(&b), 0);
+	assert_int_equal(h.len, KEYPOS_PLACED_HDR + FSOBJ_PART_LEN);
+	assert_int_equal(b.len, h.len + strlen(name) + 2);
+	assert_memory_equal(b.data, h.data, h.len);
+	assert_int_equal(keypos_placed_hdr(b.data, b.len), h.len);
+	assert_memory_equal(b.data + h.len, name, strlen(name));
+	assert_int_equal(b.data[b.len - 2], 0);
+	assert_int_equal(b.data[b.len - 1], kind);
+	if (*name) {
+		assert_int_equal(fsobj_key_entry(b.data, b.len, &n, &nl, &k),
+		                 0);
+		assert_int_equal(nl, strlen(name));
+		assert_memory_equal(n, name, nl);
+		assert_int_equal(k, kind);
+	} else {
+		assert_int_equal(fsobj_key_entry(b.data, b.len, &n, &nl, &k),
+		                 -EINVAL);
+	}
+	buf_fini(&b);
+	buf_fini(&h);
+}
+
 static void
 test_keys(void **state)
 {
-	struct buf b;
+	struct buf a, b;
+	const char *n;
+	size_t nl;
+	uint8_t k;
 
 	(void)state;
+	check_key("/a/b", "/a", "b", FSOBJ_KEY_FILE);
+	check_key("/a/b", "/a", "b", FSOBJ_KEY_DIR);
+	check_key("/x", "/", "x", FSOBJ_KEY_FILE);
+	check_key("/", "", "", FSOBJ_KEY_DIR);
+	/* Other directories, other parts; one directory's file and
+	 * directory of one name are neighbours, the directory first. */
+	buf_init(&a);
 	buf_init(&b);
-	fsobj_key_file(&b, "/a/b");
-	assert_int_equal(b.len, 5);
-	assert_memory_equal(b.data, "F/a/b", 5);
+	fsobj_key_part(&a, "/a", 2);
+	fsobj_key_part(&b, "/b", 2);
+	assert_memory_not_equal(a.data, b.data, a.len);
+	buf_reset(&a);
 	buf_reset(&b);
-	fsobj_key_dir(&b, "/");
-	assert_memory_equal(b.data, "D/", 2);
+	fsobj_key_dir(&a, "/d/n");
+	fsobj_key_file(&b, "/d/n");
+	assert_true(memcmp(a.data, b.data, a.len) < 0);
+	buf_reset(&b);
+	fsobj_key_file(&b, "/d/n.v1"); /* after both kinds of n */
+	assert_true(memcmp(a.data, b.data, a.len) < 0);
+	/* Keys that name no entry. */
+	buf_reset(&a);
+	fsobj_key_dir(&a, "/d/n");
+	a.data[a.len - 1] = 'X';
+	assert_int_equal(fsobj_key_entry(a.data, a.len, &n, &nl, &k), -EINVAL);
+	a.data[a.len - 1] = FSOBJ_KEY_DIR;
+	a.data[a.len - 2] = 'y';
+	assert_int_equal(fsobj_key_entry(a.data, a.len, &n, &nl, &k), -EINVAL);
+	assert_int_equal(fsobj_key_entry(a.data, 10, &n, &nl, &k), -EINVAL);
+	buf_reset(&a);
+	fsobj_key_dir(&a, "/d/..");
+	assert_int_equal(fsobj_key_entry(a.data, a.len, &n, &nl, &k), -EINVAL);
+	buf_reset(&a);
+	fsobj_key_dir(&a, "/d/a/b"); /* from another directory: fine */
+	assert_int_equal(fsobj_key_entry(a.data, a.len, &n, &nl, &k), 0);
+	assert_int_equal(nl, 1);
+	buf_fini(&a);
 	buf_fini(&b);
 }
 
@@ -323,7 +394,6 @@ static void
 test_file_hostile_counts(void **state)
 {
 	struct fsobj_file f, g;
-	struct fsobj_dir d, e;
 	struct buf b;
 
 	(void)state;
@@ -339,341 +409,78 @@ test_file_hostile_counts(void **state)
 	mem_set_allocator(&testmem_failing);
 	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), DYN_EBADMSG);
 	mem_set_allocator(&testmem_checked);
-
-	fsobj_dir_init(&d);
-	fsobj_dir_init(&e);
-	sample_attr(&d.a, S_IFDIR | 0755);
-	buf_reset(&b);
-	fsobj_dir_encode(&d, &b);
-	be_put_u32(b.data + at + 4, 0x7fffffffu); /* nent */
-	mem_set_allocator(&testmem_failing);
-	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), DYN_EBADMSG);
-	mem_set_allocator(&testmem_checked);
-	fsobj_dir_fini(&d);
 	fsobj_file_fini(&f);
 	buf_fini(&b);
 }
 
-static uint8_t
-find_type(const struct fsobj_dir *d, const char *name)
-{
-	uint8_t t = 0;
-	if (fsobj_dir_find(d, name, strlen(name), &t) != 0)
-		return 0;
-	return t;
-}
-
-static int
-add(struct fsobj_dir *d, const char *name, uint8_t type, uint64_t actor,
-    uint64_t counter)
-{
-	return fsobj_dir_add(d, name, strlen(name), type, actor, counter);
-}
-
+/* A directory object is its attributes: round trip, every bad byte
+ * refused, the old format (2: entries inside) refused as such. */
 static void
-test_dir_basic(void **state)
+test_dir(void **state)
 {
 	struct fsobj_dir d, e;
 	struct buf b;
-	uint32_t i = 0;
-	const char *name;
-	size_t nl;
-	uint8_t t;
 
 	(void)state;
 	fsobj_dir_init(&d);
 	fsobj_dir_init(&e);
 	sample_attr(&d.a, S_IFDIR | 0755);
-	assert_int_equal(add(&d, "b", FSOBJ_T_REG, 1, 1), 0);
-	assert_int_equal(add(&d, "a", FSOBJ_T_DIR, 1, 2), 0);
-	assert_int_equal(add(&d, "c", FSOBJ_T_LNK, 1, 3), 0);
-	assert_int_equal(add(&d, "c", FSOBJ_T_LNK, 1, 3), -EINVAL);
-	assert_int_equal(add(&d, "x/y", FSOBJ_T_REG, 1, 9), -EINVAL);
-	assert_int_equal(add(&d, "..", FSOBJ_T_REG, 1, 9), -EINVAL);
-	assert_int_equal(add(&d, "", FSOBJ_T_REG, 1, 9), -EINVAL);
-	assert_int_equal(add(&d, "q", 9, 1, 9), -EINVAL);
-	assert_int_equal(add(&d, "q", FSOBJ_T_REG, 1, 0), -EINVAL);
-	assert_int_equal(find_type(&d, "a"), FSOBJ_T_DIR);
-	assert_int_equal(find_type(&d, "b"), FSOBJ_T_REG);
-	assert_int_equal(find_type(&d, "zz"), 0);
-	assert_int_equal(fsobj_dir_nsubdirs(&d), 1);
-
-	/* Re-adding a name replaces its add: the old tag is removed. */
-	assert_int_equal(add(&d, "b", FSOBJ_T_REG, 1, 4), 0);
-	assert_int_equal(d.nent, 3);
-	assert_int_equal(d.nrm, 1);
-	assert_int_equal(add(&d, "zz", FSOBJ_T_REG, 1, 1), -EINVAL);
-
-	/* Removes of consecutive tags coalesce into one range. */
-	assert_int_equal(fsobj_dir_remove(&d, "a", 1), 0);
-	assert_int_equal(fsobj_dir_remove(&d, "c", 1), 0);
-	assert_int_equal(fsobj_dir_remove(&d, "c", 1), -ENOENT);
-	assert_int_equal(d.nrm, 1);
-	assert_int_equal(d.rm[0].lo, 1);
-	assert_int_equal(d.rm[0].hi, 3);
-	assert_int_equal(fsobj_dir_top(&d, 1), 4);
-	assert_int_equal(fsobj_dir_top(&d, 2), 0);
-
-	assert_true(fsobj_dir_next(&d, &i, &name, &nl, &t));
-	assert_int_equal(nl, 1);
-	assert_memory_equal(name, "b", 1);
-	assert_false(fsobj_dir_next(&d, &i, &name, &nl, &t));
-
+	assert_int_equal(fsobj_xattr_set(&d.a, "user.k", "v", 1, 0), 0);
 	buf_init(&b);
 	fsobj_dir_encode(&d, &b);
+	assert_int_equal(buf_err(&b), 0);
+	assert_int_equal(b.data[0], 'D');
+	assert_int_equal(b.data[1], 3);
 	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), 0);
-	assert_int_equal(e.nent, 1);
-	assert_int_equal(e.nrm, 1);
-	assert_int_equal(find_type(&e, "b"), FSOBJ_T_REG);
+	assert_int_equal(e.a.mode, S_IFDIR | 0755);
+	assert_int_equal(e.a.ino, d.a.ino);
+	assert_int_equal(e.a.nxattr, 1);
+	assert_int_equal(fsobj_dir_cmp(&d, &e), 0);
 	for (size_t n = 0; n < b.len; n++)
-		assert_int_equal(fsobj_dir_decode(b.data, n, &e), DYN_EBADMSG);
-	fsobj_dir_fini(&e);
-	fsobj_dir_fini(&d);
+		assert_int_not_equal(fsobj_dir_decode(b.data, n, &e), 0);
+	buf_put_u8(&b, 0); /* trailing bytes */
+	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), DYN_EBADMSG);
+	b.len--;
+	b.data[1] = 2;
+	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), DYN_EPROTO);
+	b.data[1] = 3;
+	/* Not a directory's mode. */
+	d.a.mode = S_IFREG | 0644;
+	buf_reset(&b);
+	fsobj_dir_encode(&d, &b);
+	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), DYN_EBADMSG);
 	buf_fini(&b);
-}
-
-/* Many creates and removes by one writer leave one range, not a list. */
-static void
-test_dir_compact(void **state)
-{
-	struct fsobj_dir d;
-	char n[16];
-
-	(void)state;
-	fsobj_dir_init(&d);
-	sample_attr(&d.a, S_IFDIR | 0755);
-	for (uint64_t c = 1; c <= 1000; c++) {
-		snprintf(n, sizeof(n), "f%llu", (unsigned long long)c);
-		assert_int_equal(add(&d, n, FSOBJ_T_REG, 42, c), 0);
-	}
-	assert_int_equal(d.nent, 1000);
-	/* Remove in an unfriendly order: evens, then odds backwards. */
-	for (uint64_t c = 2; c <= 1000; c += 2) {
-		snprintf(n, sizeof(n), "f%llu", (unsigned long long)c);
-		assert_int_equal(fsobj_dir_remove(&d, n, strlen(n)), 0);
-	}
-	assert_int_equal(d.nrm, 500);
-	for (uint64_t c = 999; c >= 3; c -= 2) {
-		snprintf(n, sizeof(n), "f%llu", (unsigned long long)c);
-		assert_int_equal(fsobj_dir_remove(&d, n, strlen(n)), 0);
-	}
-	assert_int_equal(d.nent, 1);
-	assert_int_equal(d.nrm, 1);
-	assert_int_equal(d.rm[0].lo, 2);
-	assert_int_equal(d.rm[0].hi, 1000);
 	fsobj_dir_fini(&d);
+	fsobj_dir_fini(&e);
 }
 
-/* Two mounts from one stale state: one adds x, the other removes y and adds
- * z.  The merge has x and z, not y; merging either way round gives the same
- * bytes; merging again changes nothing; an old copy does not bring y back. */
+/* Concurrent versions: the later ctime wins, then mtime, then the bytes,
+ * the same whichever way round they are compared. */
 static void
-test_dir_merge(void **state)
-{
-	struct fsobj_dir base, a, b, ab, ba;
-	struct buf x, y;
-
-	(void)state;
-	fsobj_dir_init(&base);
-	fsobj_dir_init(&a);
-	fsobj_dir_init(&b);
-	fsobj_dir_init(&ab);
-	fsobj_dir_init(&ba);
-	sample_attr(&base.a, S_IFDIR | 0755);
-	assert_int_equal(add(&base, "y", FSOBJ_T_REG, 7, 1), 0);
-	assert_int_equal(fsobj_dir_copy(&a, &base), 0);
-	assert_int_equal(fsobj_dir_copy(&b, &base), 0);
-	assert_int_equal(add(&a, "x", FSOBJ_T_REG, 100, 1), 0);
-	a.a.ctime.tv_sec = 10;
-	assert_int_equal(fsobj_dir_remove(&b, "y", 1), 0);
-	assert_int_equal(add(&b, "z", FSOBJ_T_DIR, 200, 1), 0);
-	b.a.ctime.tv_sec = 20;
-	b.a.mode = S_IFDIR | 0700;
-
-	assert_int_equal(fsobj_dir_copy(&ab, &a), 0);
-	assert_int_equal(fsobj_dir_merge(&ab, &b), 0);
-	assert_int_equal(fsobj_dir_copy(&ba, &b), 0);
-	assert_int_equal(fsobj_dir_merge(&ba, &a), 0);
-	assert_int_equal(find_type(&ab, "x"), FSOBJ_T_REG);
-	assert_int_equal(find_type(&ab, "z"), FSOBJ_T_DIR);
-	assert_int_equal(find_type(&ab, "y"), 0);
-	assert_int_equal(ab.a.mode, S_IFDIR | 0700); /* newer ctime wins */
-
-	buf_init(&x);
-	buf_init(&y);
-	fsobj_dir_encode(&ab, &x);
-	fsobj_dir_encode(&ba, &y);
-	assert_int_equal(x.len, y.len);
-	assert_memory_equal(x.data, y.data, x.len);
-
-	assert_int_equal(fsobj_dir_merge(&ab, &ab), 0);
-	assert_int_equal(fsobj_dir_merge(&ab, &base), 0);
-	assert_int_equal(find_type(&ab, "y"), 0);
-	buf_reset(&y);
-	fsobj_dir_encode(&ab, &y);
-	assert_int_equal(x.len, y.len);
-	assert_memory_equal(x.data, y.data, x.len);
-
-	/* Concurrent add of one name by both: add wins over the other's
-	 * remove of the old add; both adds stay, one name shows. */
-	assert_int_equal(add(&a, "y", FSOBJ_T_REG, 100, 2), 0);
-	assert_int_equal(fsobj_dir_merge(&a, &b), 0);
-	assert_int_equal(find_type(&a, "y"), FSOBJ_T_REG);
-
-	/* File and directory of one name: the directory wins. */
-	assert_int_equal(add(&b, "w", FSOBJ_T_REG, 200, 2), 0);
-	assert_int_equal(add(&base, "w", FSOBJ_T_DIR, 7, 2), 0);
-	assert_int_equal(fsobj_dir_merge(&b, &base), 0);
-	assert_int_equal(find_type(&b, "w"), FSOBJ_T_DIR);
-	uint32_t i = 0, names = 0;
-	const char *nm;
-	size_t nl;
-	uint8_t t;
-	while (fsobj_dir_next(&b, &i, &nm, &nl, &t))
-		names++;
-	assert_int_equal(names, 2); /* w and z; y was removed by b */
-
-	buf_fini(&x);
-	buf_fini(&y);
-	fsobj_dir_fini(&base);
-	fsobj_dir_fini(&a);
-	fsobj_dir_fini(&b);
-	fsobj_dir_fini(&ab);
-	fsobj_dir_fini(&ba);
-}
-
-/* Ranges from two actors interleave and merge correctly. */
-static void
-test_dir_ranges(void **state)
+test_dir_cmp(void **state)
 {
 	struct fsobj_dir a, b;
-	char n[16];
 
 	(void)state;
 	fsobj_dir_init(&a);
 	fsobj_dir_init(&b);
 	sample_attr(&a.a, S_IFDIR | 0755);
 	sample_attr(&b.a, S_IFDIR | 0755);
-	for (uint64_t c = 1; c <= 10; c++) {
-		snprintf(n, sizeof(n), "a%llu", (unsigned long long)c);
-		assert_int_equal(add(&a, n, FSOBJ_T_REG, 5, c), 0);
-		snprintf(n, sizeof(n), "b%llu", (unsigned long long)c);
-		assert_int_equal(add(&b, n, FSOBJ_T_REG, 3, c), 0);
-	}
-	assert_int_equal(fsobj_dir_merge(&a, &b), 0);
-	assert_int_equal(fsobj_dir_copy(&b, &a), 0);
-	/* a removes 1..5 of both, b removes 4..10 of actor 5. */
-	for (uint64_t c = 1; c <= 5; c++) {
-		snprintf(n, sizeof(n), "a%llu", (unsigned long long)c);
-		assert_int_equal(fsobj_dir_remove(&a, n, strlen(n)), 0);
-		snprintf(n, sizeof(n), "b%llu", (unsigned long long)c);
-		assert_int_equal(fsobj_dir_remove(&a, n, strlen(n)), 0);
-	}
-	for (uint64_t c = 4; c <= 10; c++) {
-		snprintf(n, sizeof(n), "a%llu", (unsigned long long)c);
-		assert_int_equal(fsobj_dir_remove(&b, n, strlen(n)), 0);
-	}
-	assert_int_equal(fsobj_dir_merge(&a, &b), 0);
-	assert_int_equal(a.nrm, 2);
-	assert_int_equal(a.rm[0].actor, 3);
-	assert_int_equal(a.rm[0].hi, 5);
-	assert_int_equal(a.rm[1].actor, 5);
-	assert_int_equal(a.rm[1].lo, 1);
-	assert_int_equal(a.rm[1].hi, 10);
-	assert_int_equal(a.nent, 5); /* b6..b10 */
-	assert_int_equal(find_type(&a, "b6"), FSOBJ_T_REG);
-	assert_int_equal(find_type(&a, "a6"), 0);
+	b.a.ctime.tv_nsec++;
+	assert_true(fsobj_dir_cmp(&b, &a) > 0);
+	assert_true(fsobj_dir_cmp(&a, &b) < 0);
+	b.a.ctime = a.a.ctime;
+	b.a.mtime.tv_sec++;
+	assert_true(fsobj_dir_cmp(&b, &a) > 0);
+	b.a.mtime = a.a.mtime;
+	b.a.mode = S_IFDIR | 0700;
+	int c = fsobj_dir_cmp(&a, &b);
+	assert_int_not_equal(c, 0);
+	assert_int_equal(fsobj_dir_cmp(&b, &a), -c);
+	assert_int_equal(fsobj_dir_copy(&a, &b), 0);
+	assert_int_equal(fsobj_dir_cmp(&a, &b), 0);
 	fsobj_dir_fini(&a);
 	fsobj_dir_fini(&b);
-}
-
-/* Removed ranges that overlap a range up to UINT64_MAX are refused (the
- * check of order once wrapped at hi + 1 and let them in). */
-static void
-test_dir_ranges_wrap(void **state)
-{
-	struct fsobj_dir d, e;
-	struct buf b;
-
-	(void)state;
-	fsobj_dir_init(&d);
-	fsobj_dir_init(&e);
-	buf_init(&b);
-	sample_attr(&d.a, S_IFDIR | 0755);
-	d.rm = mem_calloc(2, sizeof(*d.rm));
-	assert_non_null(d.rm);
-	d.rm[0] = (struct fsobj_range){5, 1, UINT64_MAX};
-	d.rm[1] = (struct fsobj_range){5, 3, 4};
-	d.nrm = 1;
-	fsobj_dir_encode(&d, &b);
-	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), 0);
-	assert_int_equal(e.nrm, 1);
-	assert_true(e.rm[0].hi == UINT64_MAX);
-	d.nrm = 2;
-	buf_reset(&b);
-	fsobj_dir_encode(&d, &b);
-	assert_int_equal(fsobj_dir_decode(b.data, b.len, &e), DYN_EBADMSG);
-	assert_int_equal(e.nrm, 0);
-	fsobj_dir_fini(&d);
-	fsobj_dir_fini(&e);
-	buf_fini(&b);
-}
-
-/* Out of memory at every step leaves the directory as it was. */
-static void
-test_dir_oom(void **state)
-{
-	struct fsobj_dir d, o, c;
-	struct buf before, after;
-
-	(void)state;
-	fsobj_dir_init(&d);
-	fsobj_dir_init(&o);
-	fsobj_dir_init(&c);
-	sample_attr(&d.a, S_IFDIR | 0755);
-	assert_int_equal(add(&d, "a", FSOBJ_T_REG, 1, 1), 0);
-	assert_int_equal(add(&d, "b", FSOBJ_T_REG, 1, 3), 0);
-	assert_int_equal(add(&o, "c", FSOBJ_T_REG, 2, 1), 0);
-	sample_attr(&o.a, S_IFDIR | 0700);
-	buf_init(&before);
-	buf_init(&after);
-	fsobj_dir_encode(&d, &before);
-	for (int n = 0; n < 40; n++) {
-		assert_int_equal(fsobj_dir_copy(&c, &d), 0);
-		testmem_fail_after(n);
-		mem_set_allocator(&testmem_failing);
-		int r1 = fsobj_dir_merge(&c, &o);
-		mem_set_allocator(&testmem_checked);
-		if (r1 != 0) {
-			assert_int_equal(r1, -ENOMEM);
-			buf_reset(&after);
-			fsobj_dir_encode(&c, &after);
-			assert_int_equal(after.len, before.len);
-			assert_memory_equal(after.data, before.data,
-			                    after.len);
-		}
-		assert_int_equal(fsobj_dir_copy(&c, &d), 0);
-		testmem_fail_after(n);
-		mem_set_allocator(&testmem_failing);
-		int r2 = fsobj_dir_remove(&c, "a", 1);
-		mem_set_allocator(&testmem_checked);
-		if (r2 != 0) {
-			assert_int_equal(r2, -ENOMEM);
-			assert_int_equal(find_type(&c, "a"), FSOBJ_T_REG);
-		}
-		testmem_fail_after(n);
-		mem_set_allocator(&testmem_failing);
-		int r3 = add(&c, "z", FSOBJ_T_REG, 9, 1);
-		mem_set_allocator(&testmem_checked);
-		assert_true(r3 == 0 || r3 == -ENOMEM);
-		if (r3 != 0)
-			assert_int_equal(find_type(&c, "z"), 0);
-	}
-	buf_fini(&before);
-	buf_fini(&after);
-	fsobj_dir_fini(&d);
-	fsobj_dir_fini(&o);
-	fsobj_dir_fini(&c);
 }
 
 static void
@@ -788,12 +595,8 @@ main(void)
 	    T(test_file_version),
 	    T(test_page),
 	    T(test_file_hostile_counts),
-	    T(test_dir_basic),
-	    T(test_dir_compact),
-	    T(test_dir_merge),
-	    T(test_dir_ranges),
-	    T(test_dir_ranges_wrap),
-	    T(test_dir_oom),
+	    T(test_dir),
+	    T(test_dir_cmp),
 	    T(test_sibling_names),
 	    T(test_sibling_order),
 	    T(test_clock_text),

@@ -1879,10 +1879,10 @@ fsfile_sibling_move(struct fsfile *f, uint32_t k, const char *to)
 /* ---- namespace ---- */
 
 int
-fsfile_unlink(struct fsfile_tab *t, const char *path)
+fsfile_unlink(struct fsfile_tab *t, const char *path, int flags)
 {
 	struct fskv_file *s;
-	int rc = fskv_file_get(t->kv, path, FSKV_FRESH, &s);
+	int rc = fskv_file_get(t->kv, path, flags, &s);
 	if (rc != 0)
 		return rc;
 	if (s->nlive == 0) {

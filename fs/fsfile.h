@@ -105,9 +105,12 @@ int fsfile_sibling_move(struct fsfile *f, uint32_t k, const char *to);
 
 /* ---- namespace ---- */
 
-/* Delete every version at path.  Handles still open keep reading what they
- * had; what they write is dropped.  -ENOENT when nothing is live. */
-int fsfile_unlink(struct fsfile_tab *t, const char *path);
+/* Delete every version at path that a read of it shows (flags: 0, the
+ * cached read if there is one, as for a stat: a version another mount
+ * wrote since survives, as a write concurrent with the delete; FSKV_FRESH
+ * reads the store).  Handles still open keep reading what they had; what
+ * they write is dropped.  -ENOENT when nothing is live. */
+int fsfile_unlink(struct fsfile_tab *t, const char *path, int flags);
 /* Move the object at from to path to: every live version is copied (with
  * its chunks) over what to held, then from is deleted.  Open handles of
  * from follow it to its new path.  Several live versions stay siblings. */

@@ -922,7 +922,7 @@ fskv_path_join(const char *dir, const char *name, size_t nlen)
  * skipped. */
 static int
 list_add(struct fskv *kv, const char *dir, struct dyn_range_entry *e,
-         struct fskv_list *out)
+         char *lastdir, struct fskv_list *out)
 {
 	const char *name;
 	size_t nlen;
@@ -959,15 +959,28 @@ list_add(struct fskv *kv, const char *dir, struct dyn_range_entry *e,
 		dyn_get_result_fini(&g);
 		live = rc == 0 && t->file->nlive > 0;
 	}
+	/* A file listed without a directory of its name before it: no
+	 * directory is there, which a lookup of it need not ask again. */
+	struct fskv_dir *none = NULL;
+	if (rc == 0 && !t->dir && !(*lastdir && !strcmp(lastdir, t->name))) {
+		struct vset nv;
+		struct dyn_ctx nc = {0};
+		vset_init(&nv);
+		rc = dir_snap_build(kv, cp, &nv, &nc, false, &none);
+	}
 	if (rc == 0) {
 		pthread_mutex_lock(&kv->mu);
 		if (t->dir)
 			ctable_set(&kv->dirs, cp, dir_ref(t->dir));
 		else
 			ctable_set(&kv->files, cp, file_ref(t->file));
+		if (none)
+			ctable_set(&kv->dirs, cp, none);
 		cache_trim_locked(kv);
 		pthread_mutex_unlock(&kv->mu);
 	}
+	if (kind == FSOBJ_KEY_DIR)
+		snprintf(lastdir, FSOBJ_NAME_MAX + 1, "%s", t->name);
 	mem_free(cp);
 	if (rc == 0 && live) {
 		out->n++;
@@ -999,8 +1012,17 @@ fskv_list(struct fskv *kv, const char *dir, const uint8_t *after,
 		goto out;
 	if (pg.n && !(out->e = mem_calloc(pg.n, sizeof(*out->e))))
 		rc = -ENOMEM;
+	/* The cursor may be the key of a directory whose file of the same
+	 * name opens this page. */
+	char lastdir[FSOBJ_NAME_MAX + 1] = "";
+	const char *an;
+	size_t anl;
+	uint8_t ak;
+	if (after && fsobj_key_entry(after, alen, &an, &anl, &ak) == 0 &&
+	    ak == FSOBJ_KEY_DIR)
+		snprintf(lastdir, sizeof(lastdir), "%.*s", (int)anl, an);
 	for (uint32_t i = 0; i < pg.n && rc == 0; i++)
-		rc = list_add(kv, dir, &pg.e[i], out);
+		rc = list_add(kv, dir, &pg.e[i], lastdir, out);
 	if (rc == 0 && pg.more) {
 		out->more = true;
 		out->next = pg.next;
@@ -1012,6 +1034,164 @@ out:
 	buf_fini(&part);
 	if (rc != 0)
 		fskv_list_fini(out);
+	return rc;
+}
+
+/* memcmp order of two byte strings of any lengths. */
+static int
+bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	if (c != 0)
+		return c;
+	return al < bl ? -1 : al > bl ? 1 : 0;
+}
+
+/* Cache a lookup's two snapshots (taking the references given). */
+static void
+lookup_cache(struct fskv *kv, const char *path, struct fskv_dir *d,
+             struct fskv_file *f)
+{
+	pthread_mutex_lock(&kv->mu);
+	ctable_set(&kv->dirs, path, d);
+	ctable_set(&kv->files, path, f);
+	cache_trim_locked(kv);
+	pthread_mutex_unlock(&kv->mu);
+}
+
+int
+fskv_lookup(struct fskv *kv, const char *path, int flags,
+            struct fskv_dir **dir, struct fskv_file **file)
+{
+	struct fskv_dir *d = NULL;
+	struct fskv_file *f = NULL;
+	struct buf kd, kf;
+	uint8_t *cur = NULL;
+	size_t clen = 0;
+	int rc;
+
+	*dir = NULL;
+	*file = NULL;
+	if (is_root(path))
+		return fskv_dir_get(kv, path, flags, dir);
+	if (!(flags & FSKV_FRESH)) {
+		pthread_mutex_lock(&kv->mu);
+		d = ctable_get(&kv->dirs, path);
+		d = d && !expired(d->born_ms, kv->o.entry_ttl_ms) ? dir_ref(d)
+		                                                  : NULL;
+		f = ctable_get(&kv->files, path);
+		f = f && !expired(f->born_ms, kv->o.attr_ttl_ms) ? file_ref(f)
+		                                                 : NULL;
+		pthread_mutex_unlock(&kv->mu);
+		if (d && (d->exists || f)) {
+			if (d->exists) {
+				fskv_file_unref(f);
+				f = NULL;
+			} else {
+				fskv_dir_unref(d);
+				d = NULL;
+			}
+			*dir = d;
+			*file = f;
+			return 0;
+		}
+		fskv_dir_unref(d);
+		fskv_file_unref(f);
+		d = NULL;
+		f = NULL;
+	}
+	/* Both keys in one range read: path's directory key and file key
+	 * are neighbours (name 0 'D', name 0 'F'); the cursor is just
+	 * before the first. */
+	if ((rc = key_of(&kd, 'D', path)) != 0 ||
+	    (rc = key_of(&kf, 'F', path)) != 0)
+		goto out;
+	struct dyn_range_entry *ed = NULL, *ef = NULL;
+	struct dyn_range_page pg;
+	memset(&pg, 0, sizeof(pg));
+	struct dyn_range_page pages[2];
+	int np = 0;
+	if (!(cur = mem_dup(kd.data, kd.len))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	clen = kd.len;
+	cur[clen - 1]--;
+	bool done = false;
+	while (!done && np < 2) {
+		rc = dyn_range(kv->o.client, kd.data + KEYPOS_PLACED_HDR,
+		               FSOBJ_PART_LEN, cur, clen, 2, 0, NULL, &pages[np]);
+		if (rc != 0)
+			break;
+		pg = pages[np++];
+		for (uint32_t i = 0; i < pg.n; i++) {
+			struct dyn_range_entry *e = &pg.e[i];
+			if (!bytes_cmp(e->key, e->klen, kd.data, kd.len))
+				ed = e;
+			else if (!bytes_cmp(e->key, e->klen, kf.data, kf.len))
+				ef = e;
+			else if (bytes_cmp(e->key, e->klen, kf.data, kf.len) > 0)
+				done = true;
+		}
+		done = done || !pg.more || ef ||
+		       bytes_cmp(pg.next, pg.next_len, kf.data, kf.len) >= 0;
+		if (!done) {
+			mem_free(cur);
+			if (!(cur = mem_dup(pg.next, pg.next_len))) {
+				rc = -ENOMEM;
+				break;
+			}
+			clen = pg.next_len;
+		}
+	}
+	if (rc == 0 && !done)
+		rc = DYN_EBADMSG; /* two pages that did not get past it */
+	if (rc == 0) {
+		struct vset none;
+		struct dyn_ctx c = {0};
+		vset_init(&none);
+		if (ed)
+			rc = dir_snap_build(kv, path, &ed->versions, &ed->ctx,
+			                    true, &d);
+		else
+			rc = dir_snap_build(kv, path, &none, &c, false, &d);
+	}
+	if (rc == 0) {
+		struct dyn_get_result g;
+		memset(&g, 0, sizeof(g));
+		vset_init(&g.versions);
+		if (ef) {
+			g.versions = ef->versions;
+			g.ctx = ef->ctx.p;
+			g.ctx_len = ef->ctx.len;
+			g.vctx = ef->vctx;
+			vset_init(&ef->versions);
+			ef->ctx.p = NULL;
+			ef->vctx = NULL;
+		}
+		rc = file_snap_from(path, &g, &f);
+		dyn_get_result_fini(&g);
+	}
+	for (int i = 0; i < np; i++)
+		dyn_range_page_fini(&pages[i]);
+	if (rc != 0)
+		goto out;
+	lookup_cache(kv, path, dir_ref(d), file_ref(f));
+	if (d->exists) {
+		*dir = d;
+		fskv_file_unref(f);
+	} else {
+		*file = f;
+		fskv_dir_unref(d);
+	}
+	d = NULL;
+	f = NULL;
+out:
+	fskv_dir_unref(d);
+	fskv_file_unref(f);
+	mem_free(cur);
+	buf_fini(&kd);
+	buf_fini(&kf);
 	return rc;
 }
 

@@ -154,6 +154,13 @@ struct fskv_list {
 int fskv_list(struct fskv *kv, const char *path, const uint8_t *after,
               size_t alen, uint32_t limit, struct fskv_list *out);
 void fskv_list_fini(struct fskv_list *l);
+/* What path names, in one round trip (a range read of its directory key
+ * and its file key, neighbours in the parent's part) unless both are
+ * cached: *dir when a directory is there (it wins the name), else *file,
+ * the file object with every version (nlive 0: none).  Both are cached.
+ * The root is always a directory. */
+int fskv_lookup(struct fskv *kv, const char *path, int flags,
+                struct fskv_dir **dir, struct fskv_file **file);
 /* 0 when no child of the directory at path has a live object,
  * -ENOTEMPTY when one has, or the error of the read. */
 int fskv_dir_empty(struct fskv *kv, const char *path);

@@ -2,8 +2,8 @@
  * fsops — the FUSE operations.
  *
  * A path /a/b/c names the directory object or the file object whose key
- * is "c" in the part of /a/b (fsobj.h): lookup reads the directory key,
- * then the file key (each cached for entry_timeout); a directory wins a
+ * is "c" in the part of /a/b (fsobj.h): a lookup reads both keys in one
+ * range read (fskv_lookup, cached for entry_timeout); a directory wins a
  * name both have.  A name that is neither but reads BASE.vK is the K-th
  * sibling of file BASE when BASE has at least K live versions (a real
  * entry of that name wins).  A directory is listed by range reads of its
@@ -185,20 +185,21 @@ resolve_sibling(struct fs *fs, const char *parent, const char *name,
 static int
 resolve_obj(struct fs *fs, const char *path, int flags, struct res *r)
 {
-	int rc = fskv_dir_get(fs->kv, path, flags, &r->dir);
-	if (rc == 0) {
+	struct fskv_file *s;
+	int rc = fskv_lookup(fs->kv, path, flags, &r->dir, &s);
+	if (rc != 0)
+		return rc;
+	if (r->dir) {
 		r->kind = R_DIR;
 		return 0;
 	}
-	if (rc != -ENOENT)
-		return rc;
 	r->kind = R_FILE;
-	if ((r->f = fsfile_find(fs->tab, path)) != NULL)
+	if ((r->f = fsfile_find(fs->tab, path)) != NULL) {
+		fskv_file_unref(s);
 		return 0;
-	if ((rc = fskv_file_get(fs->kv, path, flags, &r->s)) == 0 &&
-	    r->s->nlive == 0)
-		rc = -ENOENT;
-	return rc;
+	}
+	r->s = s;
+	return s->nlive > 0 ? 0 : -ENOENT;
 }
 
 static int
@@ -600,18 +601,32 @@ op_readlink(const char *path, char *buf, size_t size)
 
 /* ---- directories ---- */
 
+#define TOUCH_NS 1000000000ll /* a directory's mtime: at most one write a second */
+
+static long long
+ts_ns(struct timespec t)
+{
+	return (long long)t.tv_sec * 1000000000ll + t.tv_nsec;
+}
+
 static int
 touch_fn(struct fsobj_dir *d, void *arg)
 {
 	(void)arg;
-	d->a.mtime = d->a.ctime = now_ts();
+	struct timespec now = now_ts();
+	long long age = ts_ns(now) - ts_ns(d->a.mtime);
+	if (age >= 0 && age < TOUCH_NS)
+		return 1; /* changed less than a second ago: keep that time */
+	d->a.mtime = d->a.ctime = now;
 	return 0;
 }
 
 /* A child of the directory at dir was made, removed or renamed: its mtime
- * and ctime move.  Under the directory's lock alone, taken here: callers
- * have dropped theirs (locks are never nested).  A failure is logged, not
- * returned: the change itself is done. */
+ * and ctime move, unless they moved less than a second ago (one put a
+ * second at most, not one per create in a busy directory: the mtime is
+ * then up to a second early).  Under the directory's lock alone, taken
+ * here: callers have dropped theirs (locks are never nested).  A failure
+ * is logged, not returned: the change itself is done. */
 static void
 dir_touch(struct fs *fs, const char *dir)
 {
@@ -1084,7 +1099,7 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		rc = fsfile_create(fs->tab, path, S_IFREG | (mode & 07777),
 		                   cx->uid, cx->gid, &f);
 		if (rc == 0 && (rc = fsfile_flush(f)) != 0)
-			fsfile_unlink(fs->tab, path); /* drop what went out */
+			fsfile_unlink(fs->tab, path, FSKV_FRESH); /* drop it */
 		made = rc == 0;
 	}
 	if (rc == 0)
@@ -1292,7 +1307,7 @@ op_unlink(const char *path)
 			goto out;
 		}
 		res_fini(&r);
-		if ((rc = fsfile_unlink(fs->tab, path)) == 0)
+		if ((rc = fsfile_unlink(fs->tab, path, 0)) == 0)
 			goto out;
 	}
 	if (rc != -ENOENT && rc != -ENAMETOOLONG)

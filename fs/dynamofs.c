@@ -48,6 +48,7 @@ struct cli {
 	char *inline_max;
 	char *cache_size;
 	char *log_level;
+	int no_routing;
 	const char *operands[2]; /* [SOURCE] MOUNTPOINT, into argv */
 	int noperands;
 	int help;
@@ -81,6 +82,7 @@ static const struct fuse_opt cli_opts[] = {
     FUSE_OPT_KEY("--cred ", KEY_CRED_FLAG),
     FUSE_OPT_KEY("cred=", KEY_CRED_OPT),
     OPT("timeout=%s", timeout),
+    {"no_routing", offsetof(struct cli, no_routing), 1},
     OPT("chunk_size=%s", chunk),
     OPT("inline_max=%s", inline_max),
     OPT("cache_size=%s", cache_size),
@@ -147,6 +149,13 @@ usage(void)
 	    "%d); a call fails\n"
 	    "                       with ETIMEDOUT or EIO once every node "
 	    "was tried\n"
+	    "  -o no_routing        send every request to the given nodes "
+	    "(the first\n"
+	    "                       that answers), which forward it; never "
+	    "straight to\n"
+	    "                       the key's replicas (a mount that can "
+	    "reach only some\n"
+	    "                       nodes)\n"
 	    "  -o attr_timeout=S    attribute cache, seconds (default 1)\n"
 	    "  -o entry_timeout=S   directory entry cache, seconds "
 	    "(default 1)\n"
@@ -471,6 +480,7 @@ main(int argc, char **argv)
 	if (have_cred)
 		cfg.cred = &cred;
 	cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
+	cfg.no_routing = c.no_routing != 0;
 	if (c.timeout) {
 		uint64_t ms;
 		if (cli_parse_duration_ms(c.timeout, 1, &ms) != 0 || ms < 1 ||

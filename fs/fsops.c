@@ -337,6 +337,7 @@ op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	    .keys = c->keys,
 	    .cred = c->cred, /* the TLS setup is made here: after the fork */
 	    .timeout_ms = c->timeout_ms,
+	    .no_routing = c->no_routing,
 	};
 	if ((rc = dyn_client_new(&co, &fs->cl)) != 0)
 		goto fail;

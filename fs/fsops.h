@@ -34,6 +34,7 @@ struct fsops_config {
 	                        its nng TLS setup is made in init, after);
 	                        NULL: plain tcp */
 	int timeout_ms;      /* per request and node */
+	bool no_routing;     /* only the given nodes, never by the ring */
 	uint32_t chunk_size; /* bytes per chunk */
 	uint32_t inline_max; /* largest file stored inline */
 	uint32_t cache_size; /* bytes of content cached */

@@ -78,6 +78,16 @@ if [ "$(id -u)" = 0 ] && command -v runuser > /dev/null; then
 	runuser -u nobody -- mv "$M/wa/pub" "$M/wb/pub" ||
 		fail "nobody could not move a root-owned 0644 file between 0777 directories"
 	expect_eq "moved" "$(cat "$M/wb/pub")" "public"
+	# The sticky bit: only the file's owner (or the directory's) may
+	# move or remove it.
+	chmod 1777 "$M/wb"
+	runuser -u nobody -- mv "$M/wb/pub" "$M/wa/pub" 2> /dev/null &&
+		fail "nobody moved root's file out of a sticky directory"
+	runuser -u nobody -- rm -f "$M/wb/pub" 2> /dev/null || true
+	expect_eq "kept in the sticky directory" "$(cat "$M/wb/pub")" "public"
+	runuser -u nobody -- sh -c "echo mine > '$M/wb/own'"
+	runuser -u nobody -- mv "$M/wb/own" "$M/wa/own" ||
+		fail "nobody could not move its own file out of a sticky directory"
 	rm -r "$M/wa" "$M/wb"
 else
 	log "skipped: needs root and runuser"

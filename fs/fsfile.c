@@ -1573,6 +1573,7 @@ stat_of(const struct fsobj_attr *a, uint64_t size, uint64_t stored,
 	st->st_uid = a->uid;
 	st->st_gid = a->gid;
 	st->st_ino = a->ino;
+	st->st_rdev = (dev_t)a->rdev;
 	st->st_size = (off_t)size;
 	st->st_blocks = (blkcnt_t)((stored + 511) / 512);
 	st->st_blksize = (blksize_t)blksize;

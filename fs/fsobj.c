@@ -1,7 +1,8 @@
 /*
  * fsobj — encodings and merge rules of the filesystem's objects.
  *
- *   attrs: u32 mode, u32 uid, u32 gid, u64 ino, 3 x (u64 sec, u32 nsec)
+ *   attrs: u32 mode, u32 uid, u32 gid, u64 ino, [u64 rdev: character and
+ *          block devices only], 3 x (u64 sec, u32 nsec)
  *          for atime, mtime, ctime, u32 nxattr, nxattr x (blob name,
  *          blob value)
  *   file:  [reference header: the pages] u8 'F', u8 3, attrs, u64 size,
@@ -336,6 +337,8 @@ attr_encode(const struct fsobj_attr *a, struct buf *out)
 	buf_put_u32(out, a->uid);
 	buf_put_u32(out, a->gid);
 	buf_put_u64(out, a->ino);
+	if (S_ISCHR(a->mode) || S_ISBLK(a->mode))
+		buf_put_u64(out, a->rdev);
 	time_encode(out, &a->atime);
 	time_encode(out, &a->mtime);
 	time_encode(out, &a->ctime);
@@ -359,6 +362,8 @@ attr_decode(struct rd *in, struct fsobj_attr *a)
 	    (rc = rd_u32(in, &a->uid)) != 0 ||
 	    (rc = rd_u32(in, &a->gid)) != 0 ||
 	    (rc = rd_u64(in, &a->ino)) != 0 ||
+	    ((S_ISCHR(a->mode) || S_ISBLK(a->mode)) &&
+	     (rc = rd_u64(in, &a->rdev)) != 0) ||
 	    (rc = time_decode(in, &a->atime)) != 0 ||
 	    (rc = time_decode(in, &a->mtime)) != 0 ||
 	    (rc = time_decode(in, &a->ctime)) != 0 ||
@@ -594,7 +599,7 @@ static bool
 mode_is_file(uint32_t mode)
 {
 	return S_ISREG(mode) || S_ISLNK(mode) || S_ISFIFO(mode) ||
-	       S_ISSOCK(mode);
+	       S_ISSOCK(mode) || S_ISCHR(mode) || S_ISBLK(mode);
 }
 
 /* The magic and format version every object starts with. */

@@ -82,6 +82,7 @@ struct fsobj_attr {
 	/* st_ino: drawn when the file or directory is made (1 is the root),
 	 * kept by every version, rename and move, new for a copy. */
 	uint64_t ino;
+	uint64_t rdev; /* st_rdev of a character or block device, else 0 */
 	struct timespec atime;
 	struct timespec mtime;
 	struct timespec ctime;

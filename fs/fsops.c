@@ -1122,16 +1122,18 @@ out:
 	return fskv_errno(rc);
 }
 
-static int make_inline(const char *path, uint32_t mode, const char *data);
+static int make_inline(const char *path, uint32_t mode, const char *data,
+                       uint64_t rdev);
 
 static int
 op_mknod(const char *path, mode_t mode, dev_t dev)
 {
-	(void)dev;
-	if (S_ISFIFO(mode) || S_ISSOCK(mode))
-		return make_inline(path, mode & (S_IFMT | 07777), "");
+	if (S_ISFIFO(mode) || S_ISSOCK(mode) || S_ISCHR(mode) ||
+	    S_ISBLK(mode))
+		return make_inline(path, mode & (S_IFMT | 07777), "",
+		                   S_ISCHR(mode) || S_ISBLK(mode) ? dev : 0);
 	if (!S_ISREG(mode))
-		return -EPERM; /* device nodes: no */
+		return -EINVAL;
 	struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
 	int rc = op_create(path, mode, &fi);
 	if (rc != 0)
@@ -1336,9 +1338,10 @@ out:
 }
 
 /* Make an object that is only its inline bytes, no content: a symlink (its
- * target), a FIFO or a socket (nothing; the kernel serves them locally). */
+ * target), a FIFO, a socket or a device node (nothing but its rdev; the
+ * kernel serves them locally). */
 static int
-make_inline(const char *path, uint32_t mode, const char *data)
+make_inline(const char *path, uint32_t mode, const char *data, uint64_t rdev)
 {
 	struct fs *fs = fs_get();
 	struct fuse_context *cx = fuse_get_context();
@@ -1362,6 +1365,7 @@ make_inline(const char *path, uint32_t mode, const char *data)
 	struct timespec now = now_ts();
 	nf.a.mode = mode;
 	nf.a.ino = fsobj_ino_new();
+	nf.a.rdev = rdev;
 	nf.a.uid = cx->uid;
 	nf.a.gid = cx->gid;
 	nf.a.atime = nf.a.mtime = nf.a.ctime = now;
@@ -1385,7 +1389,7 @@ out:
 static int
 op_symlink(const char *target, const char *path)
 {
-	return make_inline(path, S_IFLNK | 0777, target);
+	return make_inline(path, S_IFLNK | 0777, target, 0);
 }
 
 static int

@@ -89,6 +89,15 @@ if [ "$(id -u)" = 0 ] && command -v runuser > /dev/null; then
 	runuser -u nobody -- mv "$M/wb/own" "$M/wa/own" ||
 		fail "nobody could not move its own file out of a sticky directory"
 	rm -r "$M/wa" "$M/wb"
+	# Device nodes (root only): their type and rdev are kept, through a
+	# chmod too.  (Opening one is the kernel's business, refused on a
+	# nodev mount, libfuse's default.)
+	mknod "$M/null" c 1 3
+	mknod "$M/blk" b 7 200
+	chmod 600 "$M/null"
+	expect_eq "char device" "$(stat -c '%F %t:%T %a' "$M/null")" "character special file 1:3 600"
+	expect_eq "block device" "$(stat -c '%F %t:%T' "$M/blk")" "block special file 7:c8"
+	rm "$M/null" "$M/blk"
 else
 	log "skipped: needs root and runuser"
 fi

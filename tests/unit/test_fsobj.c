@@ -317,6 +317,36 @@ test_file_chunked(void **state)
 
 /* An object of another format version is refused, never misread; the
  * inode number goes through. */
+/* A device node keeps its rdev; other objects have none on the wire. */
+static void
+test_file_device(void **state)
+{
+	struct fsobj_file f, g;
+	struct buf b, r;
+
+	(void)state;
+	fsobj_file_init(&f);
+	fsobj_file_init(&g);
+	buf_init(&b);
+	buf_init(&r);
+	sample_attr(&f.a, S_IFCHR | 0600);
+	f.a.rdev = 0x0103;
+	f.layout = FSOBJ_INLINE;
+	fsobj_file_encode(&f, &b);
+	assert_int_equal(fsobj_file_decode(b.data, b.len, &g), 0);
+	assert_int_equal(g.a.mode, S_IFCHR | 0600);
+	assert_int_equal(g.a.rdev, 0x0103);
+	f.a.mode = S_IFREG | 0600;
+	fsobj_file_encode(&f, &r);
+	assert_int_equal(r.len + 8, b.len); /* no rdev field */
+	assert_int_equal(fsobj_file_decode(r.data, r.len, &g), 0);
+	assert_int_equal(g.a.rdev, 0);
+	buf_fini(&b);
+	buf_fini(&r);
+	fsobj_file_fini(&f);
+	fsobj_file_fini(&g);
+}
+
 static void
 test_file_version(void **state)
 {
@@ -592,6 +622,7 @@ main(void)
 	    T(test_xattrs),
 	    T(test_file_inline),
 	    T(test_file_chunked),
+	    T(test_file_device),
 	    T(test_file_version),
 	    T(test_page),
 	    T(test_file_hostile_counts),

@@ -31,6 +31,7 @@
 #include "client.h"
 #include "keypos.h"
 #include "err.h"
+#include "fsdir.h"
 #include "fsfile.h"
 #include "fskv.h"
 #include "fsobj.h"
@@ -84,14 +85,6 @@ fh_of(const struct fuse_file_info *fi)
 	return fi ? (struct fh *)(uintptr_t)fi->fh : NULL;
 }
 
-static struct timespec
-now_ts(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts;
-}
-
 /* ---- paths ---- */
 
 /* Split path into its parent (a new string) and last component (pointing
@@ -110,19 +103,6 @@ path_split(const char *path, char **parent, const char **name)
 	(*parent)[n] = '\0';
 	*name = s + 1;
 	return 0;
-}
-
-static uint64_t
-ino_of(const char *path)
-{
-	if (path[0] == '/' && path[1] == '\0')
-		return 1;
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = path; *p; p++) {
-		h ^= (uint8_t)*p;
-		h *= 1099511628211ull;
-	}
-	return h < 2 ? h + 2 : h;
 }
 
 /* ---- resolution ---- */
@@ -232,32 +212,12 @@ resolve(struct fs *fs, const char *path, int flags, struct res *r)
 	return rc;
 }
 
-/* Directories report one link: their subdirectories are not counted
- * (that would take a listing), and 1 is what tools such as find take for
- * "unknown" (btrfs does the same). */
-static void
-stat_dir(const struct fskv_dir *d, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = d->d.a.ino;
-	st->st_mode = d->d.a.mode;
-	st->st_nlink = 1;
-	st->st_uid = d->d.a.uid;
-	st->st_gid = d->d.a.gid;
-	st->st_size = 4096;
-	st->st_blocks = 8;
-	st->st_blksize = 4096;
-	st->st_atim = d->d.a.atime;
-	st->st_mtim = d->d.a.mtime;
-	st->st_ctim = d->d.a.ctime;
-}
-
 static void
 stat_res(const struct res *r, const char *path, struct stat *st)
 {
 	switch (r->kind) {
 	case R_DIR:
-		stat_dir(r->dir, st);
+		fsdir_stat(r->dir, st);
 		return;
 	case R_FILE:
 		if (r->f)
@@ -271,7 +231,7 @@ stat_res(const struct res *r, const char *path, struct stat *st)
 		/* A sibling is a view of one version among others that
 		 * share the file's number: its own is its path's. */
 		fsfile_stat_version(r->s, r->vi, st);
-		st->st_ino = ino_of(path);
+		st->st_ino = fsdir_view_ino(path);
 		break;
 	}
 }
@@ -421,7 +381,7 @@ static int
 dir_attr_fn(struct fsobj_dir *d, void *arg)
 {
 	struct dattr_arg *a = arg;
-	struct timespec now = now_ts();
+	struct timespec now = fsdir_now();
 	int rc = 0;
 	switch (a->what) {
 	case 0:
@@ -602,44 +562,6 @@ op_readlink(const char *path, char *buf, size_t size)
 
 /* ---- directories ---- */
 
-#define TOUCH_NS 1000000000ll /* a directory's mtime: at most one write a second */
-
-static long long
-ts_ns(struct timespec t)
-{
-	return (long long)t.tv_sec * 1000000000ll + t.tv_nsec;
-}
-
-static int
-touch_fn(struct fsobj_dir *d, void *arg)
-{
-	(void)arg;
-	struct timespec now = now_ts();
-	long long age = ts_ns(now) - ts_ns(d->a.mtime);
-	if (age >= 0 && age < TOUCH_NS)
-		return 1; /* changed less than a second ago: keep that time */
-	d->a.mtime = d->a.ctime = now;
-	return 0;
-}
-
-/* A child of the directory at dir was made, removed or renamed: its mtime
- * and ctime move, unless they moved less than a second ago (one put a
- * second at most, not one per create in a busy directory: the mtime is
- * then up to a second early).  Under the directory's lock alone, taken
- * here: callers have dropped theirs (locks are never nested).  A failure
- * is logged, not returned: the change itself is done. */
-static void
-dir_touch(struct fs *fs, const char *dir)
-{
-	struct fskv_lock l;
-	const char *p[1] = {dir};
-	fskv_lock(fs->kv, &l, p, 1);
-	int rc = fskv_dir_update(fs->kv, dir, 0, touch_fn, NULL);
-	fskv_unlock(fs->kv, &l);
-	if (rc != 0 && rc != -ENOENT)
-		LOG_WARN("%s: mtime not updated: %s", dir, dyn_strerror(rc));
-}
-
 /* A name this filesystem can hold (before touching anything). */
 static int
 name_check(const char *path)
@@ -705,36 +627,18 @@ op_mkdir(const char *path, mode_t mode)
 {
 	struct fs *fs = fs_get();
 	struct fuse_context *cx = fuse_get_context();
-	struct fskv_dir *old = NULL;
-	struct fsobj_dir nd;
 	char *parent = NULL;
 	const char *name;
 	struct fskv_lock l;
 	bool live, isdir;
 	int rc;
 
-	fsobj_dir_init(&nd);
 	if ((rc = create_begin(fs, path, &parent, &name, &l, &live, &isdir)))
 		return fskv_errno(rc);
-	if (live) {
-		rc = -EEXIST;
-		goto out;
-	}
-	if ((rc = fskv_dir_get_any(fs->kv, path, FSKV_FRESH, &old)) != 0)
-		goto out;
-	struct timespec now = now_ts();
-	nd.a.mode = S_IFDIR | (mode & 07777);
-	nd.a.ino = fsobj_ino_new();
-	nd.a.uid = cx->uid;
-	nd.a.gid = cx->gid;
-	nd.a.atime = nd.a.mtime = nd.a.ctime = now;
-	rc = fskv_dir_put(fs->kv, path, &old->ctx, &nd);
-out:
+	rc = live ? -EEXIST : fsdir_make(fs->kv, path, mode, cx->uid, cx->gid);
 	fskv_unlock(fs->kv, &l);
 	if (rc == 0)
-		dir_touch(fs, parent);
-	fsobj_dir_fini(&nd);
-	fskv_dir_unref(old);
+		fsdir_touch(fs->kv, parent);
 	mem_free(parent);
 	return fskv_errno(rc);
 }
@@ -743,7 +647,6 @@ static int
 op_rmdir(const char *path)
 {
 	struct fs *fs = fs_get();
-	struct fskv_dir *d = NULL;
 	char *parent = NULL;
 	const char *name;
 	struct fskv_lock l;
@@ -759,178 +662,15 @@ op_rmdir(const char *path)
 	}
 	const char *lp[1] = {path};
 	fskv_lock(fs->kv, &l, lp, 1);
-	if ((rc = fskv_dir_get(fs->kv, path, FSKV_FRESH, &d)) != 0) {
-		bool live, isdir;
-		if (rc == -ENOENT && obj_live(fs, path, 0, &live, &isdir) == 0 &&
-		    live)
-			rc = -ENOTDIR;
-		goto out;
-	}
-	if ((rc = fskv_dir_empty(fs->kv, path)) != 0)
-		goto out;
-	rc = fskv_dir_delete(fs->kv, path, &d->ctx);
-out:
+	rc = fsdir_remove(fs->kv, path);
+	bool live, isdir;
+	if (rc == -ENOENT && obj_live(fs, path, 0, &live, &isdir) == 0 && live)
+		rc = -ENOTDIR;
 	fskv_unlock(fs->kv, &l);
 	if (rc == 0)
-		dir_touch(fs, parent);
-	fskv_dir_unref(d);
+		fsdir_touch(fs->kv, parent);
 	mem_free(parent);
 	return fskv_errno(rc);
-}
-
-/*
- * Listing.  readdir hands out entries with offsets (the entry's position
- * in the listing: "." 0, ".." 1, then the children in key order, each
- * conflicted file followed by its name.vK views), so the kernel asks for
- * a buffer's worth at a time and a directory of a million entries is
- * never held whole: an open directory keeps one page of the range read
- * and its cursor.  An offset other than where the last call stopped (a
- * seekdir) lists again from the start up to it.
- */
-#define LIST_PAGE 256
-
-struct ditem {
-	char *name;
-	struct stat st;
-};
-
-struct dh {
-	char *path;
-	uint8_t *cur; /* cursor of the next page (NULL: the first) */
-	size_t clen;
-	bool started; /* a page was read: cur NULL now means the end */
-	bool end;
-	off_t base;   /* offset of items[0] */
-	uint32_t n;
-	struct ditem *items;
-	char lastdir[FSOBJ_NAME_MAX + 1]; /* the last directory listed */
-};
-
-static void
-dh_items_free(struct dh *h)
-{
-	for (uint32_t i = 0; i < h->n; i++)
-		mem_free(h->items[i].name);
-	mem_free(h->items);
-	h->items = NULL;
-	h->base += h->n;
-	h->n = 0;
-}
-
-static void
-dh_reset(struct dh *h)
-{
-	dh_items_free(h);
-	mem_free(h->cur);
-	h->cur = NULL;
-	h->clen = 0;
-	h->started = h->end = false;
-	h->base = 2;
-	h->lastdir[0] = '\0';
-}
-
-static int
-item_add(struct ditem *it, uint32_t *n, const char *name, size_t nl,
-         const struct stat *st)
-{
-	struct ditem *t = &it[*n];
-	if (!(t->name = mem_alloc(nl + 1)))
-		return -ENOMEM;
-	memcpy(t->name, name, nl);
-	t->name[nl] = '\0';
-	t->st = *st;
-	(*n)++;
-	return 0;
-}
-
-/* Is there a real object called name in dir (it wins a sibling's name)? */
-static bool
-real_entry(struct fs *fs, const char *dir, const char *name)
-{
-	bool live = false, isdir;
-	char *p = fskv_path_join(dir, name, strlen(name));
-	if (p)
-		obj_live(fs, p, 0, &live, &isdir);
-	mem_free(p);
-	return live;
-}
-
-/* The items of one entry: itself and, for a file with siblings, its
- * name.vK views (from the store's versions even if the file is open). */
-static int
-entry_items(struct fs *fs, struct dh *h, const struct fskv_ent *e,
-            struct ditem *it, uint32_t *n)
-{
-	struct stat st;
-	if (e->kind == FSOBJ_KEY_DIR) {
-		snprintf(h->lastdir, sizeof(h->lastdir), "%s", e->name);
-		stat_dir(e->dir, &st);
-		return item_add(it, n, e->name, e->nlen, &st);
-	}
-	if (strcmp(h->lastdir, e->name) == 0)
-		return 0; /* a directory has the name */
-	char *cp = fskv_path_join(h->path, e->name, e->nlen);
-	if (!cp)
-		return -ENOMEM;
-	struct fsfile *f = fsfile_find(fs->tab, cp);
-	struct fskv_file *s = e->file;
-	if (f)
-		fsfile_stat(f, &st);
-	else
-		fsfile_stat_version(s, s->newest, &st);
-	if (!f) /* stat_version clears write bits: restore */
-		st.st_mode = s->f[s->newest].a.mode;
-	fsfile_put(f);
-	int rc = item_add(it, n, e->name, e->nlen, &st);
-	for (uint32_t k = 1; rc == 0 && s->nlive > 1 && k <= s->nlive; k++) {
-		char sn[FSOBJ_NAME_MAX + 8];
-		if (fsobj_sibling_name(e->name, e->nlen, k, sn, sizeof(sn)))
-			break;
-		if (real_entry(fs, h->path, sn))
-			continue; /* a real entry of that name wins */
-		char *sp = fskv_path_join(h->path, sn, strlen(sn));
-		if (!sp) {
-			rc = -ENOMEM;
-			break;
-		}
-		fsfile_stat_version(s, fsobj_live_nth(&s->vs, k), &st);
-		st.st_ino = ino_of(sp);
-		mem_free(sp);
-		rc = item_add(it, n, sn, strlen(sn), &st);
-	}
-	mem_free(cp);
-	return rc;
-}
-
-/* Replace the items with the next page's (maybe none: h->end tells). */
-static int
-dh_next_page(struct fs *fs, struct dh *h)
-{
-	struct fskv_list l;
-	dh_items_free(h);
-	if (h->started && !h->cur) {
-		h->end = true;
-		return 0;
-	}
-	int rc = fskv_list(fs->kv, h->path, h->cur, h->clen, LIST_PAGE, &l);
-	if (rc != 0)
-		return rc;
-	h->started = true;
-	mem_free(h->cur);
-	h->cur = l.more ? l.next : NULL;
-	h->clen = l.more ? l.next_len : 0;
-	l.next = NULL;
-	uint32_t cap = 0;
-	for (uint32_t i = 0; i < l.n; i++)
-		cap += l.e[i].kind == FSOBJ_KEY_FILE && l.e[i].file->nlive > 1
-		           ? 1 + l.e[i].file->nlive
-		           : 1;
-	if (cap && !(h->items = mem_calloc(cap, sizeof(*h->items))))
-		rc = -ENOMEM;
-	for (uint32_t i = 0; i < l.n && rc == 0; i++)
-		rc = entry_items(fs, h, &l.e[i], h->items, &h->n);
-	fskv_list_fini(&l);
-	return rc;
 }
 
 static int
@@ -938,17 +678,14 @@ op_opendir(const char *path, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
 	struct fskv_dir *d;
+	struct fsdir_list *l;
 	int rc = fskv_dir_get(fs->kv, path, 0, &d);
 	if (rc != 0)
 		return fskv_errno(rc);
 	fskv_dir_unref(d);
-	struct dh *h = mem_calloc(1, sizeof(*h));
-	if (!h || !(h->path = mem_dup(path, strlen(path) + 1))) {
-		mem_free(h);
-		return -ENOMEM;
-	}
-	dh_reset(h);
-	fi->fh = (uint64_t)(uintptr_t)h;
+	if ((rc = fsdir_list_open(fs->kv, fs->tab, path, &l)) != 0)
+		return fskv_errno(rc);
+	fi->fh = (uint64_t)(uintptr_t)l;
 	return 0;
 }
 
@@ -956,21 +693,20 @@ static int
 op_releasedir(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
-	struct dh *h = (struct dh *)(uintptr_t)fi->fh;
-	if (h) {
-		dh_reset(h);
-		mem_free(h->path);
-		mem_free(h);
-	}
+	fsdir_list_close((struct fsdir_list *)(uintptr_t)fi->fh);
 	return 0;
 }
 
+/* Entries go out with offsets (an entry's position: "." 0, ".." 1, the
+ * children from 2), so the kernel asks for a buffer's worth at a time and
+ * the listing is read a page at a time (fsdir.h). */
 static int
 op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
            struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	struct fs *fs = fs_get();
-	struct dh *h = (struct dh *)(uintptr_t)fi->fh;
+	struct fsdir_list *l = (struct fsdir_list *)(uintptr_t)fi->fh;
+	const struct fsdir_item *it;
 	struct stat st;
 	int rc = 0;
 	(void)flags;
@@ -979,7 +715,7 @@ op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 		struct fskv_dir *d;
 		if ((rc = fskv_dir_get(fs->kv, path, 0, &d)) != 0)
 			return fskv_errno(rc);
-		stat_dir(d, &st);
+		fsdir_stat(d, &st);
 		fskv_dir_unref(d);
 		if (off == 0 && filler(buf, ".", &st, 1, FUSE_FILL_DIR_PLUS))
 			return 0;
@@ -987,21 +723,9 @@ op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 			return 0;
 		off = 2;
 	}
-	if (off < h->base)
-		dh_reset(h); /* a seek back: list again */
-	while (rc == 0) {
-		if (off >= h->base + (off_t)h->n) {
-			if (h->end)
-				break;
-			rc = dh_next_page(fs, h);
-			continue;
-		}
-		struct ditem *it = &h->items[off - h->base];
-		if (filler(buf, it->name, &it->st, off + 1,
-		           FUSE_FILL_DIR_PLUS))
-			break;
+	while ((rc = fsdir_list_at(l, off, &it)) == 0 && it &&
+	       !filler(buf, it->name, &it->st, off + 1, FUSE_FILL_DIR_PLUS))
 		off++;
-	}
 	return fskv_errno(rc);
 }
 
@@ -1117,7 +841,7 @@ op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 out:
 	fskv_unlock(fs->kv, &l);
 	if (made)
-		dir_touch(fs, parent);
+		fsdir_touch(fs->kv, parent);
 	mem_free(parent);
 	return fskv_errno(rc);
 }
@@ -1330,7 +1054,7 @@ op_unlink(const char *path)
 out:
 	fskv_unlock(fs->kv, &l);
 	if (rc == 0)
-		dir_touch(fs, parent);
+		fsdir_touch(fs->kv, parent);
 	res_fini(&r);
 	mem_free(base);
 	mem_free(parent);
@@ -1362,7 +1086,7 @@ make_inline(const char *path, uint32_t mode, const char *data, uint64_t rdev)
 	}
 	if ((rc = fskv_file_get(fs->kv, path, FSKV_FRESH, &s)) != 0)
 		goto out;
-	struct timespec now = now_ts();
+	struct timespec now = fsdir_now();
 	nf.a.mode = mode;
 	nf.a.ino = fsobj_ino_new();
 	nf.a.rdev = rdev;
@@ -1379,7 +1103,7 @@ make_inline(const char *path, uint32_t mode, const char *data, uint64_t rdev)
 out:
 	fskv_unlock(fs->kv, &l);
 	if (rc == 0)
-		dir_touch(fs, parent);
+		fsdir_touch(fs->kv, parent);
 	fsobj_file_fini(&nf);
 	fskv_file_unref(s);
 	mem_free(parent);
@@ -1398,65 +1122,6 @@ op_link(const char *from, const char *to)
 	(void)from;
 	(void)to;
 	return -EPERM; /* no hard links: one path, one object */
-}
-
-/* Move the directory tree at from to to (whose object, if any, is an empty
- * directory): the directory object is copied first (its inode number
- * with it), then every child, a page of the listing at a time, then
- * from's object is deleted.  On failure part of the tree may have moved;
- * nothing is lost (each object lives at one of the two paths). */
-static int
-move_tree(struct fs *fs, const char *from, const char *to)
-{
-	struct fskv_dir *d = NULL, *dt = NULL;
-	struct fsobj_dir nd;
-	uint8_t *cur = NULL;
-	size_t clen = 0;
-	int rc;
-
-	fsobj_dir_init(&nd);
-	if ((rc = fskv_dir_get(fs->kv, from, FSKV_FRESH, &d)) != 0 ||
-	    (rc = fskv_dir_get_any(fs->kv, to, FSKV_FRESH, &dt)) != 0 ||
-	    (rc = fsobj_dir_copy(&nd, &d->d)) != 0)
-		goto out;
-	nd.a.ctime = now_ts();
-	if ((rc = fskv_dir_put(fs->kv, to, &dt->ctx, &nd)) != 0)
-		goto out;
-	do {
-		struct fskv_list l;
-		rc = fskv_list(fs->kv, from, cur, clen, LIST_PAGE, &l);
-		mem_free(cur);
-		cur = NULL;
-		for (uint32_t i = 0; rc == 0 && i < l.n; i++) {
-			const struct fskv_ent *e = &l.e[i];
-			char *cf = fskv_path_join(from, e->name, e->nlen);
-			char *ct = fskv_path_join(to, e->name, e->nlen);
-			if (!cf || !ct)
-				rc = -ENOMEM;
-			else if (e->kind == FSOBJ_KEY_DIR)
-				rc = move_tree(fs, cf, ct);
-			else
-				rc = fsfile_move(fs->tab, cf, ct);
-			if (rc == -ENOENT)
-				rc = 0; /* gone meanwhile */
-			mem_free(cf);
-			mem_free(ct);
-		}
-		if (rc == 0 && l.more) {
-			cur = l.next;
-			clen = l.next_len;
-			l.next = NULL;
-		}
-		fskv_list_fini(&l);
-	} while (rc == 0 && cur);
-	if (rc == 0)
-		rc = fskv_dir_delete(fs->kv, from, &d->ctx);
-out:
-	mem_free(cur);
-	fsobj_dir_fini(&nd);
-	fskv_dir_unref(d);
-	fskv_dir_unref(dt);
-	return rc;
 }
 
 /* Is `to` a descendant of `from` (or from itself)? */
@@ -1528,7 +1193,7 @@ op_rename(const char *from, const char *to, unsigned int flags)
 		}
 		if (texists && (rc = fskv_dir_empty(fs->kv, to)) != 0)
 			goto out;
-		rc = move_tree(fs, from, to);
+		rc = fsdir_move_tree(fs->kv, fs->tab, from, to);
 		fskv_forget_tree(fs->kv, from);
 		fskv_forget_tree(fs->kv, to);
 	}
@@ -1536,9 +1201,9 @@ out:
 	fskv_dir_unref(td);
 	fskv_unlock(fs->kv, &l);
 	if (rc == 0) {
-		dir_touch(fs, fparent);
+		fsdir_touch(fs->kv, fparent);
 		if (strcmp(fparent, tparent) != 0)
-			dir_touch(fs, tparent);
+			fsdir_touch(fs->kv, tparent);
 	}
 out_free:
 	res_fini(&rf);

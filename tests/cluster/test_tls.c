@@ -197,9 +197,14 @@ get_is(struct dyn_client *c, const char *key, const char *want)
 {
 	struct dyn_get_result r;
 	CHECK_RC(dyn_get(c, key, strlen(key), NULL, &r), 0);
-	CHECK(r.versions.n == 1);
-	CHECK(r.versions.v[0].len == strlen(want));
-	CHECK(memcmp(r.versions.v[0].value, want, strlen(want)) == 0);
+	/* One version, or several of the same value: a blind put that timed
+	 * out somewhere (a forward on a loaded machine) and was coordinated
+	 * again is two versions, as Dynamo makes them. */
+	CHECK(r.versions.n >= 1);
+	for (uint32_t i = 0; i < r.versions.n; i++) {
+		CHECK(r.versions.v[i].len == strlen(want));
+		CHECK(memcmp(r.versions.v[i].value, want, strlen(want)) == 0);
+	}
 	dyn_get_result_fini(&r);
 }
 

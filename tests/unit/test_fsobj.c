@@ -1,6 +1,6 @@
-/* Unit tests for fs/fsobj: file and directory encodings (round trips and
- * hostile input), xattrs, the observed-remove directory set and its merge,
- * and sibling naming and order. */
+/* Unit tests for fs/fsobj: keys (a directory's children in its part),
+ * file and directory encodings (round trips and hostile input), xattrs,
+ * the directory winner rule, and sibling naming and order. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

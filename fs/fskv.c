@@ -371,19 +371,22 @@ drop_old_dir(void *val, const char *path, void *arg)
 	return expired(((struct fskv_dir *)val)->born_ms, *(uint64_t *)arg);
 }
 
-/* Keep the tables bounded: sweep expired entries, and if that is not
- * enough, start over. */
+/* Keep the tables bounded: sweep expired entries, and if that leaves
+ * more than half, start over, so a sweep (O(n)) comes at most once per
+ * CACHE_MAX / 2 entries added (a listing of a million entries caches each
+ * one within the TTL: a table that stayed just under the cap swept at
+ * every insert). */
 static void
 cache_trim_locked(struct fskv *kv)
 {
 	if (kv->files.n > CACHE_MAX) {
 		ctable_sweep(&kv->files, drop_old_file, &kv->o.attr_ttl_ms);
-		if (kv->files.n > CACHE_MAX)
+		if (kv->files.n > CACHE_MAX / 2)
 			ctable_clear(&kv->files);
 	}
 	if (kv->dirs.n > CACHE_MAX) {
 		ctable_sweep(&kv->dirs, drop_old_dir, &kv->o.entry_ttl_ms);
-		if (kv->dirs.n > CACHE_MAX)
+		if (kv->dirs.n > CACHE_MAX / 2)
 			ctable_clear(&kv->dirs);
 	}
 }

@@ -360,11 +360,37 @@ if has_phase files; then
 	row "unlink, 100 directories (+ rmdir)" rate tree.unlink
 fi
 
+# settle: wait (at most 120 s) until the nodes are idle (less than a fifth
+# of a core between them over a second): after the fill, anti-entropy and
+# the hints of a burst of 100,000 keys would be measured with the files
+# in the full directory.  Prints how long it took.
+node_ticks() {
+	local p sum=0 f
+	for p in "${NODE_PIDS[@]}"; do
+		[ -r "/proc/$p/stat" ] || continue
+		read -r -a f < "/proc/$p/stat"
+		sum=$((sum + f[13] + f[14]))
+	done
+	echo "$sum"
+}
+settle() {
+	local t0=$SECONDS a b
+	a=$(node_ticks)
+	while [ $((SECONDS - t0)) -lt 120 ]; do
+		sleep 1
+		b=$(node_ticks)
+		[ $((b - a)) -lt $(($(getconf CLK_TCK) / 5)) ] && break
+		a=$b
+	done
+	echo "(nodes idle after $((SECONDS - t0)) s)"
+}
+
 if has_phase big; then
 	big_on() {
 		local t=$1 e b first total lines
 		e=$(on "$t")/big-empty
 		b=$(on "$t")/big-full
+		[ "$t" = plain ] || settle
 		step "big: $FILES_BIG files in an empty directory on $t"
 		mkdir "$e"
 		ns create "$e" "$FILES_BIG" n
@@ -378,6 +404,7 @@ if has_phase big; then
 		mkdir "$b"
 		ns fill "$b" "$BIG" b "$FILL_THREADS"
 		V[fill.$t]="$BIG $NS_OUT"
+		[ "$t" = plain ] || settle
 		step "big: $FILES_BIG files in the directory of $BIG on $t"
 		ns create "$b" "$FILES_BIG" n
 		V[f.create.$t]="$FILES_BIG $NS_OUT"

@@ -920,6 +920,43 @@ fskv_path_join(const char *dir, const char *name, size_t nlen)
 	return p;
 }
 
+/* Snapshots from a range record e (taking over its versions and
+ * contexts), or, with e NULL, of nothing stored there (no version, an
+ * empty context). */
+static int
+file_snap_entry(const char *path, struct dyn_range_entry *e,
+                struct fskv_file **out)
+{
+	struct dyn_get_result g;
+	memset(&g, 0, sizeof(g));
+	vset_init(&g.versions);
+	if (e) {
+		g.versions = e->versions;
+		g.ctx = e->ctx.p;
+		g.ctx_len = e->ctx.len;
+		g.vctx = e->vctx;
+		vset_init(&e->versions);
+		e->ctx.p = NULL;
+		e->vctx = NULL;
+	}
+	int rc = file_snap_from(path, &g, out);
+	dyn_get_result_fini(&g);
+	return rc;
+}
+
+static int
+dir_snap_entry(struct fskv *kv, const char *path, struct dyn_range_entry *e,
+               bool write_back, struct fskv_dir **out)
+{
+	if (e)
+		return dir_snap_build(kv, path, &e->versions, &e->ctx,
+		                      write_back, out);
+	struct vset none;
+	struct dyn_ctx c = {0};
+	vset_init(&none);
+	return dir_snap_build(kv, path, &none, &c, false, out);
+}
+
 /* One record of a page as an entry of out (a snapshot, cached); a record
  * that is not a child's object, or has no live version we can read, is
  * skipped. */
@@ -947,30 +984,17 @@ list_add(struct fskv *kv, const char *dir, struct dyn_range_entry *e,
 	int rc;
 	bool live;
 	if (kind == FSOBJ_KEY_DIR) {
-		rc = dir_snap_build(kv, cp, &e->versions, &e->ctx, false,
-		                    &t->dir);
+		rc = dir_snap_entry(kv, cp, e, false, &t->dir);
 		live = rc == 0 && t->dir->exists;
 	} else {
-		struct dyn_get_result g = {.versions = e->versions,
-		                           .ctx = e->ctx.p,
-		                           .ctx_len = e->ctx.len,
-		                           .vctx = e->vctx};
-		vset_init(&e->versions);
-		e->ctx.p = NULL;
-		e->vctx = NULL;
-		rc = file_snap_from(cp, &g, &t->file);
-		dyn_get_result_fini(&g);
+		rc = file_snap_entry(cp, e, &t->file);
 		live = rc == 0 && t->file->nlive > 0;
 	}
 	/* A file listed without a directory of its name before it: no
 	 * directory is there, which a lookup of it need not ask again. */
 	struct fskv_dir *none = NULL;
-	if (rc == 0 && !t->dir && !(*lastdir && !strcmp(lastdir, t->name))) {
-		struct vset nv;
-		struct dyn_ctx nc = {0};
-		vset_init(&nv);
-		rc = dir_snap_build(kv, cp, &nv, &nc, false, &none);
-	}
+	if (rc == 0 && !t->dir && !(*lastdir && !strcmp(lastdir, t->name)))
+		rc = dir_snap_entry(kv, cp, NULL, false, &none);
 	if (rc == 0) {
 		pthread_mutex_lock(&kv->mu);
 		if (t->dir)
@@ -1040,16 +1064,6 @@ out:
 	return rc;
 }
 
-/* memcmp order of two byte strings of any lengths. */
-static int
-bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-	int c = memcmp(a, b, al < bl ? al : bl);
-	if (c != 0)
-		return c;
-	return al < bl ? -1 : al > bl ? 1 : 0;
-}
-
 /* Cache a lookup's two snapshots (taking the references given). */
 static void
 lookup_cache(struct fskv *kv, const char *path, struct fskv_dir *d,
@@ -1110,8 +1124,6 @@ fskv_lookup(struct fskv *kv, const char *path, int flags,
 	    (rc = key_of(&kf, 'F', path)) != 0)
 		goto out;
 	struct dyn_range_entry *ed = NULL, *ef = NULL;
-	struct dyn_range_page pg;
-	memset(&pg, 0, sizeof(pg));
 	struct dyn_range_page pages[2];
 	int np = 0;
 	if (!(cur = mem_dup(kd.data, kd.len))) {
@@ -1126,55 +1138,33 @@ fskv_lookup(struct fskv *kv, const char *path, int flags,
 		               FSOBJ_PART_LEN, cur, clen, 2, 0, NULL, &pages[np]);
 		if (rc != 0)
 			break;
-		pg = pages[np++];
-		for (uint32_t i = 0; i < pg.n; i++) {
-			struct dyn_range_entry *e = &pg.e[i];
-			if (!bytes_cmp(e->key, e->klen, kd.data, kd.len))
+		const struct dyn_range_page *pg = &pages[np++];
+		for (uint32_t i = 0; i < pg->n; i++) {
+			struct dyn_range_entry *e = &pg->e[i];
+			if (!fsobj_bytes_cmp(e->key, e->klen, kd.data, kd.len))
 				ed = e;
-			else if (!bytes_cmp(e->key, e->klen, kf.data, kf.len))
+			else if (!fsobj_bytes_cmp(e->key, e->klen, kf.data, kf.len))
 				ef = e;
-			else if (bytes_cmp(e->key, e->klen, kf.data, kf.len) > 0)
+			else if (fsobj_bytes_cmp(e->key, e->klen, kf.data, kf.len) > 0)
 				done = true;
 		}
-		done = done || !pg.more || ef ||
-		       bytes_cmp(pg.next, pg.next_len, kf.data, kf.len) >= 0;
+		done = done || !pg->more || ef ||
+		       fsobj_bytes_cmp(pg->next, pg->next_len, kf.data, kf.len) >= 0;
 		if (!done) {
 			mem_free(cur);
-			if (!(cur = mem_dup(pg.next, pg.next_len))) {
+			if (!(cur = mem_dup(pg->next, pg->next_len))) {
 				rc = -ENOMEM;
 				break;
 			}
-			clen = pg.next_len;
+			clen = pg->next_len;
 		}
 	}
 	if (rc == 0 && !done)
 		rc = DYN_EBADMSG; /* two pages that did not get past it */
-	if (rc == 0) {
-		struct vset none;
-		struct dyn_ctx c = {0};
-		vset_init(&none);
-		if (ed)
-			rc = dir_snap_build(kv, path, &ed->versions, &ed->ctx,
-			                    true, &d);
-		else
-			rc = dir_snap_build(kv, path, &none, &c, false, &d);
-	}
-	if (rc == 0) {
-		struct dyn_get_result g;
-		memset(&g, 0, sizeof(g));
-		vset_init(&g.versions);
-		if (ef) {
-			g.versions = ef->versions;
-			g.ctx = ef->ctx.p;
-			g.ctx_len = ef->ctx.len;
-			g.vctx = ef->vctx;
-			vset_init(&ef->versions);
-			ef->ctx.p = NULL;
-			ef->vctx = NULL;
-		}
-		rc = file_snap_from(path, &g, &f);
-		dyn_get_result_fini(&g);
-	}
+	if (rc == 0)
+		rc = dir_snap_entry(kv, path, ed, true, &d);
+	if (rc == 0)
+		rc = file_snap_entry(path, ef, &f);
 	for (int i = 0; i < np; i++)
 		dyn_range_page_fini(&pages[i]);
 	if (rc != 0)

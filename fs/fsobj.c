@@ -801,8 +801,8 @@ fsobj_dir_copy(struct fsobj_dir *dst, const struct fsobj_dir *src)
 	return fsobj_attr_copy(&dst->a, &src->a);
 }
 
-static int
-name_cmp(const char *a, size_t al, const char *b, size_t bl)
+int
+fsobj_bytes_cmp(const void *a, size_t al, const void *b, size_t bl)
 {
 	int c = memcmp(a, b, al < bl ? al : bl);
 	if (c != 0)
@@ -830,8 +830,7 @@ attr_cmp(const struct fsobj_attr *a, const struct fsobj_attr *b)
 	attr_encode(b, &y);
 	int c = 0;
 	if (!buf_err(&x) && !buf_err(&y))
-		c = name_cmp((const char *)x.data, x.len, (const char *)y.data,
-		             y.len);
+		c = fsobj_bytes_cmp(x.data, x.len, y.data, y.len);
 	buf_fini(&x);
 	buf_fini(&y);
 	return c;

@@ -66,6 +66,9 @@ void fsobj_key_part(struct buf *out, const char *dir, size_t dlen);
  * else. */
 int fsobj_key_entry(const uint8_t *key, size_t klen, const char **name,
                     size_t *nlen, uint8_t *kind);
+/* memcmp order of two byte strings of any lengths (the store's key
+ * order): < 0, 0, > 0. */
+int fsobj_bytes_cmp(const void *a, size_t al, const void *b, size_t bl);
 
 /* ---- attributes (shared by files and directories) ---- */
 

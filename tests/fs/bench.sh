@@ -325,6 +325,16 @@ if has_phase dd; then
 	rm -f "$M/big" "$T/src"
 fi
 
+# csu DIR N PREFIX KEY T: create, stat and unlink N files PREFIX* in DIR,
+# one at a time, into V[KEY.create.T], V[KEY.stat.T], V[KEY.unlink.T].
+csu() {
+	local op
+	for op in create stat unlink; do
+		ns "$op" "$1" "$2" "$3"
+		V[$4.$op.$5]="$2 $NS_OUT"
+	done
+}
+
 if has_phase files; then
 	# files_on plain|fs: create, stat, unlink of NFILES files in one
 	# directory (V[flat.*]), then in 100 directories (V[tree.*]).
@@ -333,12 +343,7 @@ if has_phase files; then
 		d=$(on "$t")/files-flat
 		step "files: $NFILES in one directory on $t"
 		mkdir "$d"
-		ns create "$d" "$NFILES" f
-		V[flat.create.$t]="$NFILES $NS_OUT"
-		ns stat "$d" "$NFILES" f
-		V[flat.stat.$t]="$NFILES $NS_OUT"
-		ns unlink "$d" "$NFILES" f
-		V[flat.unlink.$t]="$NFILES $NS_OUT"
+		csu "$d" "$NFILES" f flat "$t"
 		rmdir "$d"
 		d=$(on "$t")/files-tree
 		step "files: $NFILES in 100 directories on $t"
@@ -393,12 +398,7 @@ if has_phase big; then
 		[ "$t" = plain ] || settle
 		step "big: $FILES_BIG files in an empty directory on $t"
 		mkdir "$e"
-		ns create "$e" "$FILES_BIG" n
-		V[e.create.$t]="$FILES_BIG $NS_OUT"
-		ns stat "$e" "$FILES_BIG" n
-		V[e.stat.$t]="$FILES_BIG $NS_OUT"
-		ns unlink "$e" "$FILES_BIG" n
-		V[e.unlink.$t]="$FILES_BIG $NS_OUT"
+		csu "$e" "$FILES_BIG" n e "$t"
 		rmdir "$e"
 		step "big: fill a directory with $BIG entries on $t, $FILL_THREADS threads"
 		mkdir "$b"
@@ -406,12 +406,7 @@ if has_phase big; then
 		V[fill.$t]="$BIG $NS_OUT"
 		[ "$t" = plain ] || settle
 		step "big: $FILES_BIG files in the directory of $BIG on $t"
-		ns create "$b" "$FILES_BIG" n
-		V[f.create.$t]="$FILES_BIG $NS_OUT"
-		ns stat "$b" "$FILES_BIG" n
-		V[f.stat.$t]="$FILES_BIG $NS_OUT"
-		ns unlink "$b" "$FILES_BIG" n
-		V[f.unlink.$t]="$FILES_BIG $NS_OUT"
+		csu "$b" "$FILES_BIG" n f "$t"
 		step "big: ls -f of $BIG entries on $t"
 		ns lsfirst "$b"
 		read -r first total lines <<<"$NS_OUT"
